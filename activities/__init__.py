@@ -1,0 +1,1 @@
+"""Side effects of the run workflow: bookkeeping of runs and logs, and the export itself."""

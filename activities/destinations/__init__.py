@@ -1,0 +1,26 @@
+"""Destinations: where a run writes its interval, one module per destination behind one interface.
+
+A destination writes an interval so that writing it again leaves exactly one copy of each record:
+`commit` makes the whole interval visible at once, replacing what an earlier attempt wrote; `abort`
+leaves the destination as it was.
+"""
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+class DestinationUserError(Exception):
+    """An error only the user can fix (bad credentials, missing bucket, no permission): never retried."""
+
+
+class IntervalWriter(ABC):
+    bytes_written: int = 0
+
+    @abstractmethod
+    async def write(self, batch: list[dict[str, Any]]) -> None: ...
+
+    @abstractmethod
+    async def commit(self) -> None: ...
+
+    @abstractmethod
+    async def abort(self) -> None: ...

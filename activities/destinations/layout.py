@@ -1,0 +1,15 @@
+"""Where an interval's files go: names that depend only on the export and the interval, so a rerun
+of the same interval overwrites the same files."""
+
+from datetime import UTC, datetime
+
+from batch_exports.destination_configs import Compression
+
+_COMPRESSION_SUFFIX = {Compression.GZIP: ".gz"}
+
+
+def interval_file_name(start: datetime, end: datetime, extension: str, compression: Compression | None) -> str:
+    """`{start}-{end}.{extension}[.gz]`, both bounds as `%Y-%m-%dT%H:%M:%SZ`."""
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    suffix = _COMPRESSION_SUFFIX[compression] if compression else ""
+    return f"{start.astimezone(UTC):{stamp}}-{end.astimezone(UTC):{stamp}}.{extension}{suffix}"

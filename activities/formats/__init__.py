@@ -1,0 +1,1 @@
+"""File formats a destination can write: how a record batch becomes bytes."""

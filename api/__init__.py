@@ -1,0 +1,1 @@
+"""The HTTP gateway: PostHog's batch-export API (and its capture endpoints) over aiohttp."""

@@ -1,0 +1,44 @@
+"""Who may call what: a personal API key (`Authorization: Bearer`), its scopes and its projects."""
+
+from aiohttp import web
+
+from api.errors import ApiError, not_found
+from api.keys import POOL
+from batch_exports import api_keys
+
+
+async def authorize(request: web.Request, scope: str) -> int:
+    """The project the route names, once the caller's key may use `scope` on it.
+
+    401 without a valid key; 404 for a project the key may not touch (its existence is not revealed);
+    403 for a key that lacks the scope.
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "Authentication credentials were not provided: send 'Authorization: Bearer <personal API key>'.",
+            type="authentication_error",
+            code="not_authenticated",
+        )
+    pool = request.app[POOL]
+    key = await api_keys.find(pool, token.strip())
+    if key is None:
+        raise ApiError(
+            401,
+            "The personal API key is not valid or has been revoked.",
+            type="authentication_error",
+            code="authentication_failed",
+        )
+    try:
+        project_id = int(request.match_info["project_id"])
+    except ValueError:
+        raise not_found("Project not found.") from None
+    if not key.may_access(project_id) or not await pool.fetchval("SELECT 1 FROM projects WHERE id = $1", project_id):
+        raise not_found("Project not found.")
+    if scope not in key.scopes:
+        raise ApiError(
+            403, f"This API key lacks the scope '{scope}'.", type="authentication_error", code="permission_denied"
+        )
+    return project_id

@@ -1,0 +1,76 @@
+"""Errors as PostHog's API renders them: `{type, code, detail, attr}`, never a bare 500 page."""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, detail: str, *, type: str = "invalid_request", code: str = "invalid", attr: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.type, self.code, self.attr = status, detail, type, code, attr
+
+    def response(self) -> web.Response:
+        body = {"type": self.type, "code": self.code, "detail": self.detail, "attr": self.attr}
+        return web.json_response(body, status=self.status)
+
+
+def not_found(what: str = "Not found.") -> ApiError:
+    return ApiError(404, what, code="not_found")
+
+
+def validation_error(detail: str, attr: str | None = None, code: str = "invalid_input") -> ApiError:
+    return ApiError(400, detail, type="validation_error", code=code, attr=attr)
+
+
+def from_pydantic(error: ValidationError) -> ApiError:
+    """The first problem of a pydantic error, with the field path as PostHog writes it (`a__b`)."""
+    first = error.errors(include_url=False)[0]
+    loc = [str(part) for part in first["loc"]]
+    attr = "__".join(loc) or None
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "This field is required."
+    elif first["type"] == "extra_forbidden":
+        message = f"Unknown field '{loc[-1]}'."
+    return validation_error(message, attr, code="required" if first["type"] == "missing" else "invalid_input")
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"The body is not valid JSON: {error}", code="parse_error") from None
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error.response()
+    except ValidationError as error:
+        return from_pydantic(error).response()
+    except web.HTTPRequestEntityTooLarge as error:
+        return ApiError(413, f"The body is too large: {error.text}", code="too_large").response()
+    except web.HTTPNotFound:
+        return not_found().response()
+    except web.HTTPMethodNotAllowed as error:
+        return ApiError(405, f"Method {error.method} is not allowed here.", code="method_not_allowed").response()
+    except web.HTTPException:
+        raise
+    except Exception:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return ApiError(
+            500, "Something went wrong on our side; it has been logged.", type="server_error", code="error"
+        ).response()

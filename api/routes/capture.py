@@ -1,0 +1,56 @@
+"""PostHog's capture endpoints (`/batch/`, `/capture/`, `/e/`, `/i/v0/e/`): events into the source.
+
+A payload is authenticated by its project token and written whole or not at all.
+"""
+
+import json
+import zlib
+
+from aiohttp import web
+
+from api.errors import ApiError
+from api.keys import POOL, SETTINGS
+from api.routes import Route
+from batch_exports import ingestion
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _decompress(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise ApiError(400, f"The body is not valid gzip: {error}", code="invalid_payload") from None
+    if len(data) > limit:
+        raise ApiError(413, f"The decompressed body exceeds {limit // 2**20} MiB.", code="too_large")
+    return data
+
+
+async def capture(request: web.Request) -> web.Response:
+    limit = request.app[SETTINGS].max_body_mb * 2**20
+    body = await request.read()
+    # aiohttp already inflates `Content-Encoding: gzip`; PostHog's SDKs may instead send gzip with
+    # `?compression=gzip-js`, so the body itself says whether it is compressed.
+    if body.startswith(_GZIP_MAGIC):
+        body = _decompress(body, limit)
+    try:
+        payload = ingestion.parse(json.loads(body))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"The body is not valid JSON: {error}", code="invalid_payload") from None
+    except ingestion.CaptureError as error:
+        raise ApiError(400, f"Invalid payload: {error}.", code="invalid_payload") from None
+    pool = request.app[POOL]
+    team_id = await ingestion.project_for_token(pool, payload.token) if payload.token else None
+    if team_id is None:
+        raise ApiError(
+            401,
+            "The project API token is missing or not valid: send it as 'api_key'.",
+            type="authentication_error",
+            code="invalid_api_key",
+        )
+    await ingestion.write(pool, team_id, payload.events)
+    return web.json_response({"status": 1})
+
+
+ROUTES: list[Route] = [("POST", path, capture) for path in ("/batch", "/capture", "/e", "/i/v0/e")]

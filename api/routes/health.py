@@ -1,0 +1,32 @@
+"""`/_health`: whether the gateway can reach its database and Temporal."""
+
+import asyncio
+
+from aiohttp import web
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+
+from api.keys import POOL, TEMPORAL
+from api.routes import Route
+
+CHECK_TIMEOUT_SECONDS = 3
+
+
+async def health(request: web.Request) -> web.Response:
+    async def database() -> None:
+        await request.app[POOL].fetchval("SELECT 1")
+
+    async def temporal() -> None:
+        await request.app[TEMPORAL].workflow_service.get_system_info(GetSystemInfoRequest())
+
+    state = {}
+    for name, check in (("database", database), ("temporal", temporal)):
+        try:
+            await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+            state[name] = "ok"
+        except Exception as error:
+            state[name] = f"unavailable: {type(error).__name__}: {error}"
+    healthy = all(value == "ok" for value in state.values())
+    return web.json_response({"status": "ok" if healthy else "unavailable", **state}, status=200 if healthy else 503)
+
+
+ROUTES: list[Route] = [("GET", "/_health", health)]

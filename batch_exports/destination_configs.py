@@ -1,0 +1,77 @@
+"""What each destination type accepts as config, validated when an export is saved.
+
+Fields listed in a config's `secret_fields` are write-only: they are stored (encrypted, like the rest
+of the config) but never returned by the API or written to a log.
+"""
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class DestinationType(StrEnum):
+    FILE = "File"
+    NOOP = "NoOp"
+
+
+class FileFormat(StrEnum):
+    JSONLINES = "JSONLines"
+
+
+class Compression(StrEnum):
+    GZIP = "gzip"
+
+
+class DestinationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def public(self) -> dict[str, Any]:
+        """The config as the API shows it: every field but the secret ones."""
+        return self.model_dump(mode="json", exclude=set(self.secret_fields))
+
+
+class FileConfig(DestinationConfig):
+    path: str = Field(
+        min_length=1,
+        description="Directory under the worker's file-destination root (relative) or inside it (absolute).",
+    )
+    prefix: str = Field("", description="Sub-directory for this export's files.")
+    file_format: FileFormat = FileFormat.JSONLINES
+    compression: Compression | None = None
+
+    @field_validator("path", "prefix")
+    @classmethod
+    def _no_parent_segments(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError("must not contain '..' segments")
+        return value
+
+
+class NoOpConfig(DestinationConfig):
+    pass
+
+
+CONFIG_TYPES: dict[DestinationType, type[DestinationConfig]] = {
+    DestinationType.FILE: FileConfig,
+    DestinationType.NOOP: NoOpConfig,
+}
+
+
+def parse_config(destination_type: DestinationType, config: dict[str, Any]) -> DestinationConfig:
+    """Validate `config` for `destination_type`; raises pydantic's ValidationError."""
+    return CONFIG_TYPES[destination_type].model_validate(config)
+
+
+__all__ = [
+    "CONFIG_TYPES",
+    "Compression",
+    "DestinationConfig",
+    "DestinationType",
+    "FileConfig",
+    "FileFormat",
+    "NoOpConfig",
+    "ValidationError",
+    "parse_config",
+]

@@ -1,0 +1,98 @@
+"""The batch export as the API receives it: pydantic models that validate a request body in full."""
+
+from datetime import datetime
+from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from batch_exports.destination_configs import DestinationConfig, DestinationType, parse_config
+from workflows.intervals import Interval
+
+
+class DestinationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: DestinationType
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    def parsed(self) -> DestinationConfig:
+        return parse_config(self.type, self.config)
+
+    @model_validator(mode="after")
+    def _config_fits_type(self) -> Self:
+        try:
+            self.parsed()
+        except ValidationError as error:  # report each problem at destination.config.<field>
+            raise ValidationError.from_exception_data(
+                "DestinationIn",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(e["type"], e["msg"].replace("{", "{{").replace("}", "}}")),
+                        loc=("config", *e["loc"]),
+                        input=e["input"],
+                    )
+                    for e in error.errors(include_url=False)
+                ],
+            ) from None
+        return self
+
+
+class BatchExportIn(BaseModel):
+    """A create body. Read-only fields a client echoes back (id, created_at, ...) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=400)
+    model: Literal["events"] = "events"
+    destination: DestinationIn
+    interval: Interval
+    paused: bool = False
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    timezone: str = "UTC"
+    offset_day: int | None = Field(None, ge=0, le=6)
+    offset_hour: int | None = Field(None, ge=0, le=23)
+    hogql_query: None = Field(None, description="Not supported yet: must be null or absent.")
+    filters: None = Field(None, description="Not supported yet: must be null or absent.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone name (for example 'Europe/Berlin')") from None
+        return value
+
+    @field_validator("start_at", "end_at")
+    @classmethod
+    def _aware(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a UTC offset (for example 2024-01-01T00:00:00Z)")
+        return value
+
+    @model_validator(mode="after")
+    def _offsets_fit_interval(self) -> Self:
+        if self.offset_day is not None and self.interval is not Interval.WEEK:
+            raise field_error("offset_day", self.offset_day, "offset_day applies to weekly exports only")
+        if self.offset_hour is not None and not self.interval.is_calendar:
+            raise field_error("offset_hour", self.offset_hour, "offset_hour applies to daily and weekly exports only")
+        if self.start_at and self.end_at and self.start_at >= self.end_at:
+            raise field_error("end_at", self.end_at, "end_at must be after start_at")
+        return self
+
+
+def field_error(field: str, value: Any, message: str) -> ValidationError:
+    """A validation error that names `field`, for checks that span several fields."""
+    detail = InitErrorDetails(type=PydanticCustomError("invalid", message), loc=(field,), input=value)
+    return ValidationError.from_exception_data("BatchExportIn", [detail])

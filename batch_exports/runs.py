@@ -1,0 +1,157 @@
+"""Run rows: one per workflow execution of the run workflow (workflow id + run id)."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import asyncpg
+from pydantic import BaseModel
+
+
+class RunStatus(StrEnum):
+    STARTING = "Starting"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    FAILED_RETRYABLE = "FailedRetryable"
+    CANCELLED = "Cancelled"
+    TERMINATED = "Terminated"
+    TIMED_OUT = "TimedOut"
+    CONTINUED_AS_NEW = "ContinuedAsNew"
+
+
+OPEN_STATUSES = (RunStatus.STARTING, RunStatus.RUNNING)
+
+
+class Run(BaseModel):
+    id: uuid.UUID
+    batch_export_id: uuid.UUID
+    backfill_id: uuid.UUID | None
+    workflow_id: str
+    workflow_run_id: str
+    status: RunStatus
+    records_completed: int
+    records_failed: int
+    records_total_count: int | None
+    bytes_exported: int
+    latest_error: str | None
+    data_interval_start: datetime | None
+    data_interval_end: datetime
+    cursor: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    last_updated_at: datetime
+
+
+async def start(
+    conn: asyncpg.Pool,
+    *,
+    batch_export_id: uuid.UUID,
+    workflow_id: str,
+    workflow_run_id: str,
+    data_interval_start: datetime,
+    data_interval_end: datetime,
+    backfill_id: uuid.UUID | None,
+) -> uuid.UUID:
+    """Record an execution as `Starting`; recording the same execution again returns the same row."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """
+        INSERT INTO batch_export_runs (id, batch_export_id, workflow_id, workflow_run_id, status,
+                                       data_interval_start, data_interval_end, backfill_id)
+        VALUES ($1, $2, $3, $4, 'Starting', $5, $6, $7)
+        ON CONFLICT (workflow_id, workflow_run_id) DO UPDATE SET last_updated_at = now()
+        RETURNING id
+        """,
+        uuid.uuid4(),
+        batch_export_id,
+        workflow_id,
+        workflow_run_id,
+        data_interval_start,
+        data_interval_end,
+        backfill_id,
+    )
+
+
+async def update_progress(
+    conn: asyncpg.Pool,
+    run_id: uuid.UUID,
+    *,
+    status: RunStatus = RunStatus.RUNNING,
+    records_completed: int | None = None,
+    bytes_exported: int | None = None,
+    latest_error: str | None = None,
+) -> None:
+    """Move an open run forward; never touches a run that has already finished."""
+    await conn.execute(
+        """
+        UPDATE batch_export_runs
+        SET status = $2, records_completed = coalesce($3, records_completed),
+            bytes_exported = coalesce($4, bytes_exported), latest_error = coalesce($5, latest_error),
+            last_updated_at = now()
+        WHERE id = $1 AND status IN ('Starting', 'Running')
+        """,
+        run_id,
+        status.value,
+        records_completed,
+        bytes_exported,
+        latest_error,
+    )
+
+
+async def finish(
+    conn: asyncpg.Pool,
+    run_id: uuid.UUID,
+    *,
+    status: RunStatus,
+    records_completed: int | None = None,
+    bytes_exported: int | None = None,
+    latest_error: str | None = None,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE batch_export_runs
+        SET status = $2, records_completed = coalesce($3, records_completed),
+            bytes_exported = coalesce($4, bytes_exported), latest_error = $5,
+            finished_at = now(), last_updated_at = now()
+        WHERE id = $1
+        """,
+        run_id,
+        status.value,
+        records_completed,
+        bytes_exported,
+        latest_error,
+    )
+
+
+async def get(conn: asyncpg.Pool, run_id: uuid.UUID, batch_export_id: uuid.UUID) -> Run | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM batch_export_runs WHERE id = $1 AND batch_export_id = $2", run_id, batch_export_id
+    )
+    return Run(**dict(row)) if row else None
+
+
+async def latest(conn: asyncpg.Pool, batch_export_id: uuid.UUID, limit: int = 10) -> list[Run]:
+    rows = await conn.fetch(
+        "SELECT * FROM batch_export_runs WHERE batch_export_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        batch_export_id,
+        limit,
+    )
+    return [Run(**dict(row)) for row in rows]
+
+
+async def page_newest_first(
+    conn: asyncpg.Pool, batch_export_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None
+) -> list[Run]:
+    """Keyset page by `(created_at, id)` descending, starting after `before` when given."""
+    rows = await conn.fetch(
+        """
+        SELECT * FROM batch_export_runs
+        WHERE batch_export_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+        ORDER BY created_at DESC, id DESC LIMIT $4
+        """,
+        batch_export_id,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
+    return [Run(**dict(row)) for row in rows]

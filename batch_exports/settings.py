@@ -1,0 +1,61 @@
+"""Every setting of the service, read from environment variables (documented in the README).
+
+The Temporal client itself follows Temporal's conventions (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+`TEMPORAL_PROFILE`, ...) through `temporalio.envconfig`; see `batch_exports.temporal`.
+"""
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BATCH_EXPORTS_", extra="ignore")
+
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/batch_exports",
+        description="PostgreSQL holding the service's metadata (and, by default, the event source).",
+    )
+    source_database_url: str | None = Field(
+        None, description="PostgreSQL holding events and persons; defaults to `database_url`."
+    )
+    task_queue: str = Field("batch-exports", description="Temporal task queue of the workers.")
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="Fernet key(s), comma-separated, newest first, encrypting destination configs at rest.",
+    )
+
+    api_host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
+    api_port: int = Field(8000, description="Port of the HTTP gateway.")
+    max_body_mb: int = Field(20, description="Largest request body the gateway accepts, in MiB.")
+
+    settle_delay_seconds: float = Field(
+        30, ge=0, description="How long a run waits after its interval ends before it reads the source."
+    )
+    jitter_enabled: bool = Field(True, description="Spread scheduled runs by a jitter that grows with interval.")
+    file_destination_root: Path | None = Field(
+        None, description="Directory `File` destinations write under; defaults to `{data_dir}/exports`."
+    )
+
+    # The embedded stack of `make dev`.
+    data_dir: Path = Field(Path(".data"), description="Where `make dev` keeps PostgreSQL and Temporal data.")
+    temporal_port: int = Field(7233, description="gRPC port of the embedded Temporal dev server.")
+    temporal_ui_port: int = Field(8233, description="Port of the embedded Temporal UI.")
+    postgres_port: int = Field(5433, description="Port of the embedded PostgreSQL.")
+    dev_project_token: str = Field("phc_dev_local", description="Token of the project `make dev` creates.")
+    dev_api_key: SecretStr = Field(SecretStr("phx_dev_local"), description="Personal API key `make dev` creates.")
+
+    @property
+    def source_dsn(self) -> str:
+        return self.source_database_url or self.database_url
+
+    @property
+    def exports_root(self) -> Path:
+        return (self.file_destination_root or self.data_dir / "exports").resolve()
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,26 @@
+"""The Temporal client, configured the way Temporal users expect, and the service's search attributes."""
+
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.envconfig import ClientConfig
+
+BATCH_EXPORT_ID = SearchAttributeKey.for_keyword("BatchExportId")
+TEAM_ID = SearchAttributeKey.for_int("TeamId")
+DATA_INTERVAL_START = SearchAttributeKey.for_datetime("DataIntervalStart")
+DATA_INTERVAL_END = SearchAttributeKey.for_datetime("DataIntervalEnd")
+DESTINATION_TYPE = SearchAttributeKey.for_keyword("DestinationType")
+BACKFILL_ID = SearchAttributeKey.for_keyword("BackfillId")
+SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+
+SEARCH_ATTRIBUTES = (BATCH_EXPORT_ID, TEAM_ID, DATA_INTERVAL_START, DATA_INTERVAL_END, DESTINATION_TYPE, BACKFILL_ID)
+"""The custom search attributes every run and backfill carries; a cluster must register them."""
+
+
+async def connect(*, lazy: bool = False) -> Client:
+    """Connect with `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_PROFILE`, ... (temporalio.envconfig).
+
+    A lazy client connects on first use, so a gateway can start (and report) while Temporal is down.
+    """
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", "localhost:7233")
+    return await Client.connect(**config, lazy=lazy)

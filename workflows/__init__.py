@@ -1,0 +1,1 @@
+"""Deterministic workflow code: the run workflow, and the interval arithmetic schedules and runs share."""
