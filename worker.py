@@ -12,24 +12,39 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.backfill_bookkeeping import BackfillBookkeeping
 from activities.bookkeeping import Bookkeeping
 from activities.export import Exporter
+from activities.reconcile import Reconciler, ensure_reconcile_schedule
 from batch_exports import db, temporal
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings, get_settings
+from workflows.backfill import BackfillWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.run import RunBatchExportWorkflow
 
 
 def build_worker(client: Client, settings: Settings, pool: asyncpg.Pool, source_pool: asyncpg.Pool) -> Worker:
     if settings.encryption_key is None:
         raise RuntimeError("BATCH_EXPORTS_ENCRYPTION_KEY is not set: the worker cannot read destination configs")
-    bookkeeping = Bookkeeping(pool, settings)
-    exporter = Exporter(pool, source_pool, ConfigCipher(settings.encryption_key.get_secret_value()), settings)
+    cipher = ConfigCipher(settings.encryption_key.get_secret_value())
+    bookkeeping = Bookkeeping(pool, client, settings)
+    backfills = BackfillBookkeeping(pool, client)
+    exporter = Exporter(pool, source_pool, cipher, settings)
+    reconciler = Reconciler(pool, client, settings, cipher)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RunBatchExportWorkflow],
-        activities=[bookkeeping.start_run, bookkeeping.finish_run, exporter.export_interval],
+        workflows=[RunBatchExportWorkflow, BackfillWorkflow, ReconcileWorkflow],
+        activities=[
+            bookkeeping.start_run,
+            bookkeeping.finish_run,
+            exporter.export_interval,
+            backfills.start_backfill,
+            backfills.finish_backfill,
+            backfills.wait_for_workflow,
+            reconciler.reconcile,
+        ],
     )
 
 
@@ -47,6 +62,7 @@ async def pools(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg
 async def main() -> None:
     settings = get_settings()
     client = await temporal.connect()
+    await ensure_reconcile_schedule(client, settings)
     async with pools(settings) as (pool, source_pool):
         await build_worker(client, settings, pool, source_pool).run()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import SecretStr
 
+from activities.reconcile import ensure_reconcile_schedule
 from api.app import create_app
 from batch_exports import bootstrap, db, temporal
 from batch_exports.crypto import generate_key
@@ -41,6 +42,7 @@ async def serve(settings: Settings, ui_url: str | None) -> None:
             pool, settings.dev_project_token, settings.dev_api_key.get_secret_value()
         )
         client = await temporal.connect()
+        await ensure_reconcile_schedule(client, settings)
         worker = build_worker(client, settings, pool, source_pool)
         runner = web.AppRunner(create_app(settings), access_log=None)
         await runner.setup()

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from batch_exports.crypto import ConfigCipher
 from batch_exports.destination_configs import DestinationConfig, DestinationType, parse_config
 from batch_exports.models import BatchExportIn
-from workflows.intervals import Interval
+from workflows.intervals import Interval, IntervalSpec
 
 
 class BatchExport(BaseModel):
@@ -35,6 +35,10 @@ class BatchExport(BaseModel):
     created_at: datetime
     last_updated_at: datetime
     last_paused_at: datetime | None
+
+    @property
+    def interval_spec(self) -> IntervalSpec:
+        return IntervalSpec(self.interval, self.timezone, self.offset_day, self.offset_hour)
 
 
 _SELECT = """
@@ -81,6 +85,68 @@ async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, ci
     export = await get(conn, export_id, cipher, team_id=team_id)
     assert export is not None
     return export
+
+
+async def update(
+    conn: asyncpg.Connection, export: BatchExport, body: BatchExportIn, cipher: ConfigCipher
+) -> BatchExport:
+    """Store `body` (a complete, validated export) over `export`; returns the stored result."""
+    await conn.execute(
+        "UPDATE batch_export_destinations SET config_encrypted = $2, last_updated_at = now() WHERE id = $1",
+        export.destination_id,
+        cipher.encrypt(body.destination.parsed().model_dump(mode="json")),
+    )
+    await conn.execute(
+        """
+        UPDATE batch_exports
+        SET name = $2, model = $3, interval = $4, paused = $5, start_at = $6, end_at = $7, timezone = $8,
+            offset_day = $9, offset_hour = $10, last_updated_at = now(),
+            last_paused_at = CASE WHEN $5 AND NOT paused THEN now() ELSE last_paused_at END
+        WHERE id = $1
+        """,
+        export.id,
+        body.name,
+        body.model,
+        body.interval.value,
+        body.paused,
+        body.start_at,
+        body.end_at,
+        body.timezone,
+        body.offset_day,
+        body.offset_hour,
+    )
+    updated = await get(conn, export.id, cipher)
+    assert updated is not None
+    return updated
+
+
+async def set_paused(conn: asyncpg.Connection, export_id: uuid.UUID, paused: bool) -> None:
+    await conn.execute(
+        """
+        UPDATE batch_exports
+        SET paused = $2, last_updated_at = now(),
+            last_paused_at = CASE WHEN $2 AND NOT paused THEN now() ELSE last_paused_at END
+        WHERE id = $1
+        """,
+        export_id,
+        paused,
+    )
+
+
+def as_input(export: BatchExport) -> dict[str, Any]:
+    """The export as a create body, with its full config (secrets included): the base a PATCH merges into."""
+    return {
+        "name": export.name,
+        "model": export.model,
+        "destination": {"type": export.destination_type.value, "config": export.destination_config.model_dump()},
+        "interval": export.interval.value,
+        "paused": export.paused,
+        "start_at": export.start_at,
+        "end_at": export.end_at,
+        "timezone": export.timezone,
+        "offset_day": export.offset_day,
+        "offset_hour": export.offset_hour,
+    }
 
 
 async def get(

@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from batch_exports.destination_configs import DestinationConfig, DestinationType, parse_config
-from workflows.intervals import Interval
+from workflows.intervals import Interval, IntervalSpec, dst_conflict
 
 
 class DestinationIn(BaseModel):
@@ -87,6 +87,9 @@ class BatchExportIn(BaseModel):
             raise field_error("offset_day", self.offset_day, "offset_day applies to weekly exports only")
         if self.offset_hour is not None and not self.interval.is_calendar:
             raise field_error("offset_hour", self.offset_hour, "offset_hour applies to daily and weekly exports only")
+        conflict = dst_conflict(IntervalSpec(self.interval, self.timezone, self.offset_day, self.offset_hour))
+        if conflict:
+            raise field_error("offset_hour", self.offset_hour, conflict)
         if self.start_at and self.end_at and self.start_at >= self.end_at:
             raise field_error("end_at", self.end_at, "end_at must be after start_at")
         return self

@@ -106,21 +106,28 @@ async def finish(
     records_completed: int | None = None,
     bytes_exported: int | None = None,
     latest_error: str | None = None,
-) -> None:
-    await conn.execute(
+    cursor: str | None = None,
+    only_if_open: bool = False,
+) -> bool:
+    """Record how a run ended; with `only_if_open`, leave a run alone that has already ended."""
+    status_text = await conn.fetchval(
         """
         UPDATE batch_export_runs
         SET status = $2, records_completed = coalesce($3, records_completed),
-            bytes_exported = coalesce($4, bytes_exported), latest_error = $5,
+            bytes_exported = coalesce($4, bytes_exported), latest_error = $5, cursor = coalesce($6, cursor),
             finished_at = now(), last_updated_at = now()
-        WHERE id = $1
+        WHERE id = $1 AND (NOT $7 OR status IN ('Starting', 'Running'))
+        RETURNING status
         """,
         run_id,
         status.value,
         records_completed,
         bytes_exported,
         latest_error,
+        cursor,
+        only_if_open,
     )
+    return status_text is not None
 
 
 async def get(conn: asyncpg.Pool, run_id: uuid.UUID, batch_export_id: uuid.UUID) -> Run | None:
@@ -153,5 +160,13 @@ async def page_newest_first(
         before[0] if before else None,
         before[1] if before else None,
         limit,
+    )
+    return [Run(**dict(row)) for row in rows]
+
+
+async def open_for_export(conn: asyncpg.Pool | asyncpg.Connection, batch_export_id: uuid.UUID) -> list[Run]:
+    rows = await conn.fetch(
+        "SELECT * FROM batch_export_runs WHERE batch_export_id = $1 AND status IN ('Starting', 'Running')",
+        batch_export_id,
     )
     return [Run(**dict(row)) for row in rows]

@@ -1,15 +1,20 @@
 """The Temporal Schedule of a batch export: its id is the export's id, its action the run workflow.
 
-Calendar specs in the export's timezone make day and week boundaries follow local midnight and DST.
+Days and weeks are calendar specs in the export's timezone, so their boundaries follow local midnight
+and DST; sub-day intervals are fixed steps aligned to the timezone (see `workflows.intervals`). Where
+one interval ends and the next begins is whatever the schedule says: `matching_times` asks it.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
 from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleCalendarSpec,
+    ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleRange,
@@ -21,30 +26,27 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from batch_exports.exports import BatchExport
 from batch_exports.settings import Settings
 from batch_exports.temporal import BATCH_EXPORT_ID, DESTINATION_TYPE, TEAM_ID
-from workflows.inputs import RunInputs
-from workflows.intervals import Interval
-from workflows.run import RunBatchExportWorkflow
+from workflows.inputs import RUN_WORKFLOW, RunInputs
+from workflows.intervals import Interval, phase
 
 CATCHUP_WINDOW = timedelta(days=1)
 """Runs missed while the cluster was down for less than this are still started when it returns."""
 
-_EVERY_HOUR = (ScheduleRange(0, 23),)
 
-
-def calendar_for(export: BatchExport) -> ScheduleCalendarSpec:
-    match export.interval:
-        case Interval.EVERY_5_MINUTES | Interval.EVERY_15_MINUTES:
-            step = int(export.interval.nominal.total_seconds() // 60)
-            return ScheduleCalendarSpec(minute=(ScheduleRange(0, 59, step),), hour=_EVERY_HOUR)
-        case Interval.HOUR:
-            return ScheduleCalendarSpec(hour=_EVERY_HOUR)
-        case Interval.DAY:
-            return ScheduleCalendarSpec(hour=(ScheduleRange(export.offset_hour or 0),))
-        case Interval.WEEK:
-            return ScheduleCalendarSpec(
-                hour=(ScheduleRange(export.offset_hour or 0),),
-                day_of_week=(ScheduleRange(export.offset_day or 0),),
-            )
+def spec_for(export: BatchExport, settings: Settings) -> ScheduleSpec:
+    jitter = export.interval.jitter if settings.jitter_enabled else None
+    if not export.interval.is_calendar:
+        step = ScheduleIntervalSpec(every=export.interval.nominal, offset=phase(export.interval_spec))
+        return ScheduleSpec(intervals=[step], start_at=export.start_at, end_at=export.end_at, jitter=jitter)
+    weekdays = (ScheduleRange(export.offset_day or 0),) if export.interval is Interval.WEEK else (ScheduleRange(0, 6),)
+    calendar = ScheduleCalendarSpec(hour=(ScheduleRange(export.offset_hour or 0),), day_of_week=weekdays)
+    return ScheduleSpec(
+        calendars=[calendar],
+        time_zone_name=export.timezone,
+        start_at=export.start_at,
+        end_at=export.end_at,
+        jitter=jitter,
+    )
 
 
 def summary(export: BatchExport) -> str:
@@ -55,12 +57,14 @@ def summary(export: BatchExport) -> str:
 def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            RunBatchExportWorkflow.run,
+            RUN_WORKFLOW,
             RunInputs(
                 batch_export_id=str(export.id),
                 team_id=export.team_id,
                 interval=export.interval.value,
                 timezone=export.timezone,
+                offset_day=export.offset_day,
+                offset_hour=export.offset_hour,
             ),
             id=str(export.id),
             task_queue=settings.task_queue,
@@ -73,13 +77,7 @@ def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
             ),
             static_summary=summary(export),
         ),
-        spec=ScheduleSpec(
-            calendars=[calendar_for(export)],
-            time_zone_name=export.timezone,
-            start_at=export.start_at,
-            end_at=export.end_at,
-            jitter=export.interval.jitter if settings.jitter_enabled else None,
-        ),
+        spec=spec_for(export, settings),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=CATCHUP_WINDOW),
         state=ScheduleState(paused=export.paused, note="paused through the API" if export.paused else None),
     )
@@ -87,3 +85,16 @@ def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
 
 async def create(client: Client, export: BatchExport, settings: Settings) -> None:
     await client.create_schedule(str(export.id), schedule_for(export, settings))
+
+
+async def matching_times(client: Client, schedule_id: str, start: datetime, end: datetime) -> list[datetime]:
+    """The times in `[start, end]` at which the schedule starts a run (its nominal times, before jitter)."""
+    start_ts, end_ts = Timestamp(), Timestamp()
+    start_ts.FromDatetime(start.astimezone(UTC))
+    end_ts.FromDatetime(end.astimezone(UTC))
+    response = await client.workflow_service.list_schedule_matching_times(
+        ListScheduleMatchingTimesRequest(
+            namespace=client.namespace, schedule_id=schedule_id, start_time=start_ts, end_time=end_ts
+        )
+    )
+    return [t.ToDatetime(tzinfo=UTC) for t in response.start_time]

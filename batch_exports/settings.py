@@ -35,6 +35,23 @@ class Settings(BaseSettings):
         30, ge=0, description="How long a run waits after its interval ends before it reads the source."
     )
     jitter_enabled: bool = Field(True, description="Spread scheduled runs by a jitter that grows with interval.")
+    run_max_attempts: int = Field(
+        3, ge=1, description="Executions of a run before it is `Failed`; the ones before end `FailedRetryable`."
+    )
+    run_retry_initial_seconds: float = Field(60, gt=0, description="Wait before a run's first re-execution.")
+    export_max_attempts: int = Field(10, ge=1, description="Attempts of the export activity within one execution.")
+    export_retry_initial_seconds: float = Field(10, gt=0, description="Wait before the export's first retry.")
+    max_records_per_execution: int = Field(
+        0, ge=0, description="Records one execution exports before it continues as new (0: no limit)."
+    )
+    auto_pause_after_failures: int = Field(
+        10, ge=0, description="Pause an export whose this many latest runs all `Failed` (0: never)."
+    )
+    backfill_concurrency: int = Field(10, ge=1, description="Runs a backfill keeps going at once.")
+    max_running_backfills_per_project: int = Field(
+        10, ge=1, description="Backfills one project may have running; more are refused with 429."
+    )
+    reconcile_every_seconds: int = Field(60, ge=5, description="How often reconciliation runs.")
     file_destination_root: Path | None = Field(
         None, description="Directory `File` destinations write under; defaults to `{data_dir}/exports`."
     )

@@ -1,14 +1,14 @@
 """The calendar specs a batch export's schedule is made of."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 from temporalio.client import ScheduleOverlapPolicy, ScheduleRange
 
 from batch_exports.destination_configs import DestinationType, NoOpConfig
 from batch_exports.exports import BatchExport
-from batch_exports.schedules import calendar_for, schedule_for
+from batch_exports.schedules import schedule_for, spec_for
 from batch_exports.settings import Settings
 from workflows.inputs import RunInputs
 from workflows.intervals import Interval
@@ -27,18 +27,23 @@ def export(interval: Interval, **fields: object) -> BatchExport:
     return BatchExport.model_validate(values)
 
 
-def test_hourly_runs_at_minute_zero_of_every_hour() -> None:
-    spec = calendar_for(export(Interval.HOUR))
-    assert spec.hour == (ScheduleRange(0, 23),) and spec.minute == (ScheduleRange(0),)
+SETTINGS = Settings(encryption_key=SecretStr("unused"), jitter_enabled=False)
 
 
-def test_every_five_minutes_steps_through_the_hour() -> None:
-    spec = calendar_for(export(Interval.EVERY_5_MINUTES))
-    assert spec.minute == (ScheduleRange(0, 59, 5),) and spec.hour == (ScheduleRange(0, 23),)
+def test_hourly_steps_whole_hours_aligned_to_the_timezone() -> None:
+    (utc,) = spec_for(export(Interval.HOUR), SETTINGS).intervals
+    assert (utc.every, utc.offset) == (timedelta(hours=1), timedelta(0))
+    (kolkata,) = spec_for(export(Interval.HOUR, timezone="Asia/Kolkata"), SETTINGS).intervals
+    assert kolkata.offset == timedelta(minutes=30)
+
+
+def test_every_five_minutes_is_a_fixed_step() -> None:
+    spec = spec_for(export(Interval.EVERY_5_MINUTES, timezone="Europe/Berlin"), SETTINGS)
+    assert spec.calendars == [] and spec.intervals[0].every == timedelta(minutes=5)
 
 
 def test_weekly_uses_offset_day_and_hour() -> None:
-    spec = calendar_for(export(Interval.WEEK, offset_day=1, offset_hour=6))
+    (spec,) = spec_for(export(Interval.WEEK, offset_day=1, offset_hour=6), SETTINGS).calendars
     assert spec.day_of_week == (ScheduleRange(1),) and spec.hour == (ScheduleRange(6),)
 
 

@@ -1,4 +1,4 @@
-"""The typed inputs and results of the run workflow and its activities.
+"""The typed inputs and results of the workflows and their activities.
 
 They carry ids, intervals and counts only: a destination's config (and its secrets) is loaded by the
 activity that needs it, from the database, at run time.
@@ -6,6 +6,10 @@ activity that needs it, from the database, at run time.
 
 from dataclasses import dataclass
 from datetime import datetime
+
+RUN_WORKFLOW = "batch-export-run"
+BACKFILL_WORKFLOW = "batch-export-backfill"
+RECONCILE_WORKFLOW = "batch-exports-reconcile"
 
 
 @dataclass(frozen=True)
@@ -16,9 +20,17 @@ class RunInputs:
     team_id: int
     interval: str
     timezone: str = "UTC"
+    offset_day: int | None = None
+    offset_hour: int | None = None
+    data_interval_start: datetime | None = None
+    """Set by backfills; a scheduled run starts at the previous boundary (`workflows.intervals`)."""
     data_interval_end: datetime | None = None
-    """Set by backfills; a scheduled run takes its interval end from `TemporalScheduledStartTime`."""
+    """Set by backfills; a scheduled run takes it from `TemporalScheduledStartTime`."""
     backfill_id: str | None = None
+    cursor: str | None = None
+    """Where the previous execution of a continued-as-new chain stopped."""
+    segment: int = 0
+    """The execution's place in a continued-as-new chain (0 for the first)."""
 
 
 @dataclass(frozen=True)
@@ -29,13 +41,17 @@ class StartRunInputs:
     data_interval_start: datetime
     data_interval_end: datetime
     backfill_id: str | None = None
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
 class StartedRun:
     run_id: str
+    # Worker settings, handed to the workflow through history so that replays see the same values.
     settle_delay_seconds: float
-    """How long after its interval's end the run waits before reading (a worker setting)."""
+    export_max_attempts: int
+    export_retry_initial_seconds: float
+    max_records_per_execution: int
 
 
 @dataclass(frozen=True)
@@ -44,12 +60,17 @@ class ExportInputs:
     batch_export_id: str
     data_interval_start: datetime
     data_interval_end: datetime
+    cursor: str | None = None
+    segment: int = 0
+    max_records: int = 0
 
 
 @dataclass(frozen=True)
 class ExportResult:
     records_completed: int
     bytes_exported: int
+    cursor: str | None = None
+    """Set when the execution stopped at its record limit: where the next one resumes."""
 
 
 @dataclass(frozen=True)
@@ -61,3 +82,46 @@ class FinishRunInputs:
     records_completed: int | None = None
     bytes_exported: int | None = None
     latest_error: str | None = None
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class BackfillInputs:
+    backfill_id: str
+    batch_export_id: str
+    team_id: int
+    interval: str
+    timezone: str
+    offset_day: int | None
+    offset_hour: int | None
+    destination_type: str
+    start_at: datetime
+    end_at: datetime
+    concurrency: int
+    run_max_attempts: int
+    run_retry_initial_seconds: float
+    resume_from: datetime | None = None
+    """Set by continue-as-new: the end of the last interval the previous execution started."""
+    failed_runs: int = 0
+
+
+@dataclass(frozen=True)
+class StartBackfillInputs:
+    backfill_id: str
+    total_runs: int
+
+
+@dataclass(frozen=True)
+class FinishBackfillInputs:
+    backfill_id: str
+    status: str
+    failed_runs: int
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    runs: int
+    backfills: int
+    paused: int
+    unpaused: int
+    recreated: int

@@ -1,10 +1,19 @@
-"""The run workflow: one execution exports one data interval of one batch export.
+"""The run workflow: one execution exports one data interval (or one segment of it) of one batch export.
 
 It records itself (`Starting`), waits for its interval to settle, has the export activity move the
-data (`Running`), and records how it ended (`Completed`, `Failed` or `Cancelled`).
+data (`Running`), and records how it ended:
+
+- `Completed`: the interval (or the rest of it) is in the destination;
+- `ContinuedAsNew`: it reached its record limit; the next execution resumes from `cursor`;
+- `Cancelled`: cancelled through the API, the CLI or the UI;
+- `FailedRetryable`: it failed and Temporal will execute the run again (the schedule's retry policy);
+- `Failed`: it failed and nothing will retry it (a user's error, or the last attempt).
+
+`Terminated` and `TimedOut` end an execution without letting it speak; reconciliation records them.
 """
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
@@ -16,15 +25,20 @@ with workflow.unsafe.imports_passed_through():
     from activities.export import Exporter
     from batch_exports.runs import RunStatus
     from batch_exports.temporal import DATA_INTERVAL_END, DATA_INTERVAL_START, SCHEDULED_START_TIME
-    from workflows.inputs import ExportInputs, ExportResult, FinishRunInputs, RunInputs, StartRunInputs
-    from workflows.intervals import Interval, interval_ending_at
+    from workflows.inputs import (
+        RUN_WORKFLOW,
+        ExportInputs,
+        ExportResult,
+        FinishRunInputs,
+        RunInputs,
+        StartedRun,
+        StartRunInputs,
+    )
+    from workflows.intervals import Interval, IntervalSpec, previous_boundary
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 EXPORT_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
-EXPORT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=10), maximum_interval=timedelta(minutes=2), maximum_attempts=10
-)
 
 
 def export_timeout(interval: Interval) -> timedelta:
@@ -32,67 +46,91 @@ def export_timeout(interval: Interval) -> timedelta:
     return min(max(interval.nominal, timedelta(minutes=10)), timedelta(days=1))
 
 
-@workflow.defn(name="batch-export-run")
+def execution_timeout(interval: Interval) -> timedelta:
+    """How long a run may take in all, retries and continued executions included: six intervals,
+    at least an hour, at most two weeks. Past it Temporal ends the run as `TimedOut`."""
+    return min(max(interval.nominal * 6, timedelta(hours=1)), timedelta(weeks=2))
+
+
+@workflow.defn(name=RUN_WORKFLOW)
 class RunBatchExportWorkflow:
     @workflow.run
-    async def run(self, inputs: RunInputs) -> ExportResult:
-        interval_kind = Interval(inputs.interval)
+    async def run(self, inputs: RunInputs) -> ExportResult | None:
         end = inputs.data_interval_end or workflow.info().typed_search_attributes.get(SCHEDULED_START_TIME)
         if end is None:
-            raise ApplicationError(
-                "a run needs data_interval_end when it is not started by a schedule", non_retryable=True
-            )
-        interval = interval_ending_at(end, interval_kind, inputs.timezone)
-        workflow.upsert_search_attributes(
-            [DATA_INTERVAL_START.value_set(interval.start), DATA_INTERVAL_END.value_set(interval.end)]
+            raise ApplicationError("a run needs data_interval_end when no schedule starts it", non_retryable=True)
+        start = inputs.data_interval_start or previous_boundary(
+            IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour), end
         )
+        workflow.upsert_search_attributes([DATA_INTERVAL_START.value_set(start), DATA_INTERVAL_END.value_set(end)])
         info = workflow.info()
-        started = await workflow.execute_activity_method(
+        started: StartedRun = await workflow.execute_local_activity_method(
             Bookkeeping.start_run,
             StartRunInputs(
                 batch_export_id=inputs.batch_export_id,
                 workflow_id=info.workflow_id,
                 workflow_run_id=info.run_id,
-                data_interval_start=interval.start,
-                data_interval_end=interval.end,
+                data_interval_start=start,
+                data_interval_end=end,
                 backfill_id=inputs.backfill_id,
+                cursor=inputs.cursor,
             ),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )
+        finish = FinishRunInputs(
+            run_id=started.run_id, batch_export_id=inputs.batch_export_id, team_id=inputs.team_id, status=""
+        )
         try:
-            settle_until = interval.end + timedelta(seconds=started.settle_delay_seconds)
-            if (wait := settle_until - workflow.now()) > timedelta(0):
+            if (wait := end + timedelta(seconds=started.settle_delay_seconds) - workflow.now()) > timedelta(0):
                 await workflow.sleep(wait)
             result = await workflow.execute_activity_method(
                 Exporter.export_interval,
                 ExportInputs(
                     run_id=started.run_id,
                     batch_export_id=inputs.batch_export_id,
-                    data_interval_start=interval.start,
-                    data_interval_end=interval.end,
+                    data_interval_start=start,
+                    data_interval_end=end,
+                    cursor=inputs.cursor,
+                    segment=inputs.segment,
+                    max_records=started.max_records_per_execution,
                 ),
-                start_to_close_timeout=export_timeout(interval_kind),
+                start_to_close_timeout=export_timeout(Interval(inputs.interval)),
                 heartbeat_timeout=EXPORT_HEARTBEAT_TIMEOUT,
-                retry_policy=EXPORT_RETRY,
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=started.export_retry_initial_seconds),
+                    maximum_interval=timedelta(minutes=2),
+                    maximum_attempts=started.export_max_attempts,
+                ),
             )
         except (Exception, asyncio.CancelledError) as error:
-            cancelled = is_cancelled_exception(error)
+            status = _failure_status(error)
+            await self._finish(replace(finish, status=status, latest_error=_describe(error)))
+            if status is RunStatus.FAILED and not is_cancelled_exception(error):
+                raise ApplicationError(_describe(error), type="RunFailed", non_retryable=True) from error
+            raise
+        if result.cursor is not None:
             await self._finish(
-                FinishRunInputs(
-                    run_id=started.run_id,
-                    batch_export_id=inputs.batch_export_id,
-                    team_id=inputs.team_id,
-                    status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
-                    latest_error="Cancelled" if cancelled else _describe(error),
+                replace(
+                    finish,
+                    status=RunStatus.CONTINUED_AS_NEW,
+                    records_completed=result.records_completed,
+                    bytes_exported=result.bytes_exported,
+                    cursor=result.cursor,
                 )
             )
-            raise
+            workflow.continue_as_new(
+                replace(
+                    inputs,
+                    data_interval_start=start,
+                    data_interval_end=end,
+                    cursor=result.cursor,
+                    segment=inputs.segment + 1,
+                )
+            )
         await self._finish(
-            FinishRunInputs(
-                run_id=started.run_id,
-                batch_export_id=inputs.batch_export_id,
-                team_id=inputs.team_id,
+            replace(
+                finish,
                 status=RunStatus.COMPLETED,
                 records_completed=result.records_completed,
                 bytes_exported=result.bytes_exported,
@@ -101,13 +139,27 @@ class RunBatchExportWorkflow:
         return result
 
     async def _finish(self, inputs: FinishRunInputs) -> None:
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             Bookkeeping.finish_run, inputs, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY
         )
 
 
+def _failure_status(error: BaseException) -> RunStatus:
+    """Cancelled, FailedRetryable while the run's retry policy will execute it again, else Failed."""
+    if is_cancelled_exception(error):
+        return RunStatus.CANCELLED
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        return RunStatus.FAILED
+    info = workflow.info()
+    maximum = info.retry_policy.maximum_attempts if info.retry_policy else 1
+    return RunStatus.FAILED_RETRYABLE if maximum == 0 or info.attempt < maximum else RunStatus.FAILED
+
+
 def _describe(error: BaseException) -> str:
     """The message a person can act on: the activity's own error, not Temporal's wrapper."""
+    if is_cancelled_exception(error):
+        return "Cancelled"
     while isinstance(error, ActivityError) and error.cause is not None:
         error = error.cause
     return str(error) or type(error).__name__

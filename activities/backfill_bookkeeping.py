@@ -1,0 +1,52 @@
+"""Bookkeeping of backfills: their row moves from `Starting` to `Running` to how they ended."""
+
+import asyncio
+import uuid
+
+import asyncpg
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from batch_exports import backfills
+from workflows.inputs import FinishBackfillInputs, StartBackfillInputs
+
+WAIT_POLL_SECONDS = 2.0
+
+
+class BackfillBookkeeping:
+    def __init__(self, pool: asyncpg.Pool, client: Client) -> None:
+        self.pool = pool
+        self.client = client
+
+    @activity.defn(name="start-backfill")
+    async def start_backfill(self, inputs: StartBackfillInputs) -> None:
+        await self.pool.execute(
+            """
+            UPDATE batch_export_backfills SET status = 'Running', total_runs = $2, last_updated_at = now()
+            WHERE id = $1 AND status = 'Starting'
+            """,
+            uuid.UUID(inputs.backfill_id),
+            inputs.total_runs,
+        )
+
+    @activity.defn(name="finish-backfill")
+    async def finish_backfill(self, inputs: FinishBackfillInputs) -> None:
+        backfill_id = uuid.UUID(inputs.backfill_id)
+        await self.pool.execute(
+            """
+            UPDATE batch_export_backfills
+            SET status = $2, finished_runs = $3, finished_at = now(), last_updated_at = now()
+            WHERE id = $1
+            """,
+            backfill_id,
+            inputs.status,
+            await backfills.finished_runs(self.pool, backfill_id),
+        )
+
+    @activity.defn(name="wait-for-workflow")
+    async def wait_for_workflow(self, workflow_id: str) -> None:
+        """Return once the running execution of `workflow_id` has closed, however it closed."""
+        handle = self.client.get_workflow_handle(workflow_id)
+        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            activity.heartbeat()
+            await asyncio.sleep(WAIT_POLL_SECONDS)

@@ -1,0 +1,140 @@
+"""Backfills: a backfill workflow that runs every interval of a range, and its row in PostgreSQL."""
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+from pydantic import BaseModel
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from batch_exports.exports import BatchExport
+from batch_exports.settings import Settings
+from batch_exports.temporal import BACKFILL_ID, BATCH_EXPORT_ID, DESTINATION_TYPE, TEAM_ID
+from workflows.inputs import BACKFILL_WORKFLOW, BackfillInputs
+
+OPEN_STATUSES = ("Starting", "Running")
+
+
+class Backfill(BaseModel):
+    id: uuid.UUID
+    team_id: int
+    batch_export_id: uuid.UUID
+    start_at: datetime | None
+    end_at: datetime | None
+    status: str
+    total_runs: int | None
+    finished_runs: int
+    workflow_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    last_updated_at: datetime
+
+
+class TooManyBackfills(Exception):
+    pass
+
+
+def workflow_id_for(backfill_id: uuid.UUID) -> str:
+    return f"backfill-{backfill_id}"
+
+
+async def start(
+    conn: asyncpg.Connection,
+    client: Client,
+    settings: Settings,
+    export: BatchExport,
+    start_at: datetime,
+    end_at: datetime,
+) -> Backfill:
+    """Record a backfill and start its workflow; call inside a transaction, which Temporal's refusal rolls back."""
+    running = await conn.fetchval(
+        "SELECT count(*) FROM batch_export_backfills WHERE team_id = $1 AND status = ANY($2)",
+        export.team_id,
+        list(OPEN_STATUSES),
+    )
+    if running >= settings.max_running_backfills_per_project:
+        raise TooManyBackfills(
+            f"this project already has {running} backfills running (the limit is "
+            f"{settings.max_running_backfills_per_project}); wait for one to finish or cancel one"
+        )
+    backfill_id = uuid.uuid4()
+    workflow_id = workflow_id_for(backfill_id)
+    await conn.execute(
+        """
+        INSERT INTO batch_export_backfills (id, team_id, batch_export_id, start_at, end_at, status, workflow_id)
+        VALUES ($1, $2, $3, $4, $5, 'Starting', $6)
+        """,
+        backfill_id,
+        export.team_id,
+        export.id,
+        start_at,
+        end_at,
+        workflow_id,
+    )
+    await client.start_workflow(
+        BACKFILL_WORKFLOW,
+        BackfillInputs(
+            backfill_id=str(backfill_id),
+            batch_export_id=str(export.id),
+            team_id=export.team_id,
+            interval=export.interval.value,
+            timezone=export.timezone,
+            offset_day=export.offset_day,
+            offset_hour=export.offset_hour,
+            destination_type=export.destination_type.value,
+            start_at=start_at,
+            end_at=end_at,
+            concurrency=settings.backfill_concurrency,
+            run_max_attempts=settings.run_max_attempts,
+            run_retry_initial_seconds=settings.run_retry_initial_seconds,
+        ),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(BATCH_EXPORT_ID, str(export.id)),
+                SearchAttributePair(TEAM_ID, export.team_id),
+                SearchAttributePair(DESTINATION_TYPE, export.destination_type.value),
+                SearchAttributePair(BACKFILL_ID, str(backfill_id)),
+            ]
+        ),
+        static_summary=f"Backfill of {export.name} ({export.destination_type.value}), "
+        f"{start_at.isoformat()} to {end_at.isoformat()}",
+    )
+    stored = await get(conn, backfill_id, export.id)
+    assert stored is not None
+    return stored
+
+
+async def get(conn: asyncpg.Pool | asyncpg.Connection, backfill_id: uuid.UUID, export_id: uuid.UUID) -> Backfill | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM batch_export_backfills WHERE id = $1 AND batch_export_id = $2", backfill_id, export_id
+    )
+    return Backfill(**dict(row)) if row else None
+
+
+async def open_for_export(conn: asyncpg.Pool | asyncpg.Connection, export_id: uuid.UUID) -> list[Backfill]:
+    rows = await conn.fetch(
+        "SELECT * FROM batch_export_backfills WHERE batch_export_id = $1 AND status = ANY($2)",
+        export_id,
+        list(OPEN_STATUSES),
+    )
+    return [Backfill(**dict(row)) for row in rows]
+
+
+async def cancel(client: Client, backfill: Backfill) -> None:
+    """Ask the backfill workflow to stop; it cancels its runs and records `Cancelled` itself."""
+    if backfill.workflow_id:
+        await client.get_workflow_handle(backfill.workflow_id).cancel()
+
+
+async def finished_runs(conn: asyncpg.Pool | asyncpg.Connection, backfill_id: uuid.UUID) -> int:
+    """Intervals of the backfill whose run has ended for good (a retried or continued run has not)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """
+        SELECT count(DISTINCT data_interval_end) FROM batch_export_runs
+        WHERE backfill_id = $1 AND status IN ('Completed', 'Failed', 'Cancelled', 'Terminated', 'TimedOut')
+        """,
+        backfill_id,
+    )

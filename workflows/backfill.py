@@ -1,0 +1,141 @@
+"""The backfill workflow: run every interval of `[start_at, end_at)` once, oldest first, a few at a time.
+
+Each interval runs as a child run workflow with the id its scheduled run has, so an interval never
+runs twice at once: when that id is already running (the schedule got there first, or another
+backfill), the backfill waits for it instead of starting a twin. Cancelling the backfill cancels
+its runs. It continues as new every few hundred intervals to keep its history short.
+"""
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+from itertools import pairwise
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.backfill_bookkeeping import BackfillBookkeeping
+    from batch_exports.temporal import (
+        BACKFILL_ID,
+        BATCH_EXPORT_ID,
+        DATA_INTERVAL_END,
+        DATA_INTERVAL_START,
+        DESTINATION_TYPE,
+        TEAM_ID,
+    )
+    from workflows.inputs import (
+        BACKFILL_WORKFLOW,
+        RUN_WORKFLOW,
+        BackfillInputs,
+        FinishBackfillInputs,
+        RunInputs,
+        StartBackfillInputs,
+    )
+    from workflows.intervals import DataInterval, Interval, IntervalSpec, boundaries, run_workflow_id
+    from workflows.run import execution_timeout
+
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+RUNS_PER_EXECUTION = 500
+"""Intervals one execution starts before it continues as new."""
+
+
+@workflow.defn(name=BACKFILL_WORKFLOW)
+class BackfillWorkflow:
+    def __init__(self) -> None:
+        self.failed = 0
+
+    @workflow.run
+    async def run(self, inputs: BackfillInputs) -> int:
+        spec = IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
+        self.failed = inputs.failed_runs
+        if inputs.resume_from is None:
+            total = sum(1 for _ in pairwise(boundaries(spec, inputs.start_at, inputs.end_at)))
+            await workflow.execute_local_activity_method(
+                BackfillBookkeeping.start_backfill,
+                StartBackfillInputs(backfill_id=inputs.backfill_id, total_runs=total),
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            )
+        running: set[asyncio.Task[None]] = set()
+        try:
+            intervals = pairwise(boundaries(spec, inputs.resume_from or inputs.start_at, inputs.end_at))
+            for started, (start, end) in enumerate(intervals, start=1):
+                while len(running) >= inputs.concurrency:
+                    done, _ = await workflow.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        running.discard(task)
+                        task.result()
+                running.add(asyncio.create_task(self._run_interval(inputs, DataInterval(start, end))))
+                if started >= RUNS_PER_EXECUTION or workflow.info().is_continue_as_new_suggested():
+                    await self._drain(running)
+                    workflow.continue_as_new(replace(inputs, resume_from=end, failed_runs=self.failed))
+            await self._drain(running)
+        except asyncio.CancelledError:
+            for task in running:
+                task.cancel()
+            await self._finish(inputs, "Cancelled")
+            raise
+        await self._finish(inputs, "Failed" if self.failed else "Completed")
+        return self.failed
+
+    async def _run_interval(self, inputs: BackfillInputs, interval: DataInterval) -> None:
+        workflow_id = run_workflow_id(inputs.batch_export_id, interval.end)
+        try:
+            await workflow.execute_child_workflow(
+                RUN_WORKFLOW,
+                RunInputs(
+                    batch_export_id=inputs.batch_export_id,
+                    team_id=inputs.team_id,
+                    interval=inputs.interval,
+                    timezone=inputs.timezone,
+                    offset_day=inputs.offset_day,
+                    offset_hour=inputs.offset_hour,
+                    data_interval_start=interval.start,
+                    data_interval_end=interval.end,
+                    backfill_id=inputs.backfill_id,
+                ),
+                id=workflow_id,
+                execution_timeout=execution_timeout(Interval(inputs.interval)),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=inputs.run_retry_initial_seconds),
+                    maximum_attempts=inputs.run_max_attempts,
+                ),
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(BATCH_EXPORT_ID, inputs.batch_export_id),
+                        SearchAttributePair(TEAM_ID, inputs.team_id),
+                        SearchAttributePair(DESTINATION_TYPE, inputs.destination_type),
+                        SearchAttributePair(BACKFILL_ID, inputs.backfill_id),
+                        SearchAttributePair(DATA_INTERVAL_START, interval.start),
+                        SearchAttributePair(DATA_INTERVAL_END, interval.end),
+                    ]
+                ),
+                static_summary=f"Backfill run {interval.start.isoformat()} to {interval.end.isoformat()}",
+            )
+        except WorkflowAlreadyStartedError:
+            # The interval is running already: wait for it rather than start a twin.
+            await workflow.execute_activity_method(
+                BackfillBookkeeping.wait_for_workflow,
+                workflow_id,
+                start_to_close_timeout=execution_timeout(Interval(inputs.interval)),
+                heartbeat_timeout=timedelta(seconds=30),
+            )
+        except ChildWorkflowError:
+            self.failed += 1
+
+    async def _drain(self, running: set[asyncio.Task[None]]) -> None:
+        if running:
+            await workflow.wait(running)
+            for task in running:
+                task.result()
+            running.clear()
+
+    async def _finish(self, inputs: BackfillInputs, status: str) -> None:
+        await workflow.execute_local_activity_method(
+            BackfillBookkeeping.finish_backfill,
+            FinishBackfillInputs(backfill_id=inputs.backfill_id, status=status, failed_runs=self.failed),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+        )
