@@ -8,6 +8,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from batch_exports.backfills import TooManyBackfills
+from batch_exports.export_lifecycle import TemporalUnavailable
+from batch_exports.models import InvalidField
+
 logger = logging.getLogger(__name__)
 
 
@@ -61,6 +65,12 @@ async def error_middleware(
         return error.response()
     except ValidationError as error:
         return from_pydantic(error).response()
+    except InvalidField as error:
+        return validation_error(str(error), error.attr).response()
+    except TemporalUnavailable as error:
+        return ApiError(503, str(error), type="server_error", code="temporal_unavailable").response()
+    except TooManyBackfills as error:
+        return ApiError(429, f"Too many backfills: {error}.", code="throttled").response()
     except web.HTTPRequestEntityTooLarge as error:
         return ApiError(413, f"The body is too large: {error.text}", code="too_large").response()
     except web.HTTPNotFound:

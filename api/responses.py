@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from batch_exports.backfills import Backfill
 from batch_exports.exports import BatchExport
 from batch_exports.runs import Run
 
@@ -74,3 +75,24 @@ def export_body(export: BatchExport, latest_runs: list[Run] | None = None) -> di
     if latest_runs is not None:
         body["latest_runs"] = [run_body(run) for run in latest_runs]
     return body
+
+
+def backfill_body(backfill: Backfill, finished_runs: int) -> dict[str, Any]:
+    total = backfill.total_runs
+    return {
+        "id": backfill.id,
+        "status": backfill.status,
+        "start_at": backfill.start_at,
+        "end_at": backfill.end_at,
+        "created_at": backfill.created_at,
+        "finished_at": backfill.finished_at,
+        "last_updated_at": backfill.last_updated_at,
+        "team_id": backfill.team_id,
+        "batch_export": backfill.batch_export_id,
+        "total_records_count": backfill.total_records_count,
+        "progress": {
+            "total_runs": total,
+            "finished_runs": finished_runs,
+            "progress": round(finished_runs / total, 4) if total else None,
+        },
+    }

@@ -1,7 +1,8 @@
 """Backfills: a backfill workflow that runs every interval of a range, and its row in PostgreSQL."""
 
+import itertools
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 from pydantic import BaseModel
@@ -9,9 +10,11 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from batch_exports.exports import BatchExport
+from batch_exports.models import InvalidField
 from batch_exports.settings import Settings
 from batch_exports.temporal import BACKFILL_ID, BATCH_EXPORT_ID, DESTINATION_TYPE, TEAM_ID
 from workflows.inputs import BACKFILL_WORKFLOW, BackfillInputs
+from workflows.intervals import Interval, IntervalSpec, boundaries
 
 OPEN_STATUSES = ("Starting", "Running")
 
@@ -25,6 +28,7 @@ class Backfill(BaseModel):
     status: str
     total_runs: int | None
     finished_runs: int
+    total_records_count: int | None
     workflow_id: str | None
     created_at: datetime
     finished_at: datetime | None
@@ -46,6 +50,8 @@ async def start(
     export: BatchExport,
     start_at: datetime,
     end_at: datetime,
+    *,
+    single_interval: bool = False,
 ) -> Backfill:
     """Record a backfill and start its workflow; call inside a transaction, which Temporal's refusal rolls back."""
     running = await conn.fetchval(
@@ -88,6 +94,7 @@ async def start(
             concurrency=settings.backfill_concurrency,
             run_max_attempts=settings.run_max_attempts,
             run_retry_initial_seconds=settings.run_retry_initial_seconds,
+            single_interval=single_interval,
         ),
         id=workflow_id,
         task_queue=settings.task_queue,
@@ -138,3 +145,63 @@ async def finished_runs(conn: asyncpg.Pool | asyncpg.Connection, backfill_id: uu
         """,
         backfill_id,
     )
+
+
+def _parse_bound(raw: object, name: str, spec: IntervalSpec) -> datetime:
+    """A bound as a datetime with an offset, or, for daily and weekly exports, a date (its boundary hour)."""
+    if not isinstance(raw, str) or not raw:
+        raise InvalidField(name, f"{name} is required: an ISO 8601 date-time with an offset (or a date)")
+    try:
+        if len(raw) == 10:
+            if not spec.interval.is_calendar:
+                raise InvalidField(
+                    name,
+                    f"{name} must be a date-time for a{'n' * (spec.interval is Interval.HOUR)} "
+                    f"{spec.interval.value} export; dates are for daily and weekly exports",
+                )
+            day = date.fromisoformat(raw)
+            return datetime(day.year, day.month, day.day, spec.offset_hour or 0, tzinfo=spec.zone).astimezone(UTC)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidField(name, f"{name} is not an ISO 8601 date-time: {raw!r}") from None
+    if value.tzinfo is None:
+        raise InvalidField(name, f"{name} must carry a UTC offset (for example 2024-01-01T00:00:00Z)")
+    return value.astimezone(UTC)
+
+
+def bounds(export: BatchExport, start_raw: object, end_raw: object, now: datetime) -> tuple[datetime, datetime]:
+    """Validated backfill bounds: ordered, not in the future, holding at least one whole interval."""
+    spec = export.interval_spec
+    start_at, end_at = _parse_bound(start_raw, "start_at", spec), _parse_bound(end_raw, "end_at", spec)
+    if start_at >= end_at:
+        raise InvalidField("end_at", "end_at must be after start_at")
+    if end_at > now:
+        raise InvalidField("end_at", "end_at is in the future: a backfill exports intervals that have ended")
+    ends = list(itertools.islice(boundaries(spec, start_at, end_at), 2))
+    if len(ends) < 2:
+        raise InvalidField("start_at", f"no whole {export.interval.value} interval lies between start_at and end_at")
+    return start_at, end_at
+
+
+async def page(
+    conn: asyncpg.Pool,
+    export_id: uuid.UUID,
+    *,
+    limit: int,
+    position: tuple[datetime, uuid.UUID] | None,
+    backwards: bool,
+) -> list[Backfill]:
+    """A keyset page of an export's backfills, newest first (oldest first when paging `backwards`)."""
+    compare, direction = (">", "ASC") if backwards else ("<", "DESC")
+    rows = await conn.fetch(
+        f"""
+        SELECT * FROM batch_export_backfills
+        WHERE batch_export_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) {compare} ($2, $3))
+        ORDER BY created_at {direction}, id {direction} LIMIT $4
+        """,
+        export_id,
+        position[0] if position else None,
+        position[1] if position else None,
+        limit,
+    )
+    return [Backfill(**dict(row)) for row in rows]

@@ -99,3 +99,11 @@ def field_error(field: str, value: Any, message: str) -> ValidationError:
     """A validation error that names `field`, for checks that span several fields."""
     detail = InitErrorDetails(type=PydanticCustomError("invalid", message), loc=(field,), input=value)
     return ValidationError.from_exception_data("BatchExportIn", [detail])
+
+
+class InvalidField(ValueError):
+    """A request value that is well-formed but not acceptable; `attr` names it."""
+
+    def __init__(self, attr: str, message: str) -> None:
+        super().__init__(message)
+        self.attr = attr

@@ -1,6 +1,7 @@
 """Run rows: one per workflow execution of the run workflow (workflow id + run id)."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -35,7 +36,7 @@ class Run(BaseModel):
     records_total_count: int | None
     bytes_exported: int
     latest_error: str | None
-    data_interval_start: datetime | None
+    data_interval_start: datetime
     data_interval_end: datetime
     cursor: str | None
     created_at: datetime
@@ -146,19 +147,52 @@ async def latest(conn: asyncpg.Pool, batch_export_id: uuid.UUID, limit: int = 10
     return [Run(**dict(row)) for row in rows]
 
 
-async def page_newest_first(
-    conn: asyncpg.Pool, batch_export_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None
+ORDERINGS = {"created_at", "-created_at", "data_interval_start", "-data_interval_start"}
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    statuses: tuple[RunStatus, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    interval_start: datetime | None = None
+    interval_end: datetime | None = None
+
+
+async def page(
+    conn: asyncpg.Pool,
+    batch_export_id: uuid.UUID,
+    *,
+    ordering: str,
+    limit: int,
+    position: tuple[datetime, uuid.UUID] | None,
+    backwards: bool,
+    where: RunFilter,
 ) -> list[Run]:
-    """Keyset page by `(created_at, id)` descending, starting after `before` when given."""
+    """A keyset page: up to `limit` runs after `position` in `ordering` (before it when `backwards`)."""
+    field = ordering.lstrip("-")
+    assert ordering in ORDERINGS
+    descending = ordering.startswith("-") != backwards
+    direction, compare = ("DESC", "<") if descending else ("ASC", ">")
     rows = await conn.fetch(
-        """
+        f"""
         SELECT * FROM batch_export_runs
-        WHERE batch_export_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-        ORDER BY created_at DESC, id DESC LIMIT $4
+        WHERE batch_export_id = $1
+          AND ($2::timestamptz IS NULL OR ({field}, id) {compare} ($2, $3))
+          AND (cardinality($4::text[]) = 0 OR status = ANY($4))
+          AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
+          AND ($7::timestamptz IS NULL OR data_interval_start >= $7)
+          AND ($8::timestamptz IS NULL OR data_interval_end <= $8)
+        ORDER BY {field} {direction}, id {direction} LIMIT $9
         """,
         batch_export_id,
-        before[0] if before else None,
-        before[1] if before else None,
+        position[0] if position else None,
+        position[1] if position else None,
+        [s.value for s in where.statuses],
+        where.created_after,
+        where.created_before,
+        where.interval_start,
+        where.interval_end,
         limit,
     )
     return [Run(**dict(row)) for row in rows]

@@ -34,8 +34,7 @@ def test_weekly_interval_ends_on_offset_day_and_hour() -> None:
         utc(2024, 1, 8, 6),
         utc(2024, 1, 15, 6),
     ]
-    got = interval_ending_at(utc(2024, 1, 10), spec)  # a time between boundaries closes from the last one
-    assert got.start == utc(2024, 1, 8, 6)
+    assert interval_ending_at(utc(2024, 1, 15, 6), spec).start == utc(2024, 1, 8, 6)
 
 
 def test_daily_interval_across_spring_forward_lasts_23_hours() -> None:
@@ -101,3 +100,11 @@ def test_jitter_grows_with_the_interval() -> None:
     assert Interval.DAY.jitter == timedelta(minutes=20)
     assert Interval.WEEK.jitter == timedelta(minutes=30)
     assert Interval.EVERY_5_MINUTES.jitter == timedelta(minutes=1)
+
+
+def test_a_run_triggered_between_boundaries_exports_one_whole_interval() -> None:
+    got = interval_ending_at(utc(2024, 1, 1, 6, 24), IntervalSpec(Interval.HOUR))
+    assert (got.start, got.end) == (utc(2024, 1, 1, 5, 24), utc(2024, 1, 1, 6, 24))
+    berlin = ZoneInfo("Europe/Berlin")
+    got = interval_ending_at(datetime(2024, 4, 1, 12, tzinfo=berlin), IntervalSpec(Interval.DAY, "Europe/Berlin"))
+    assert got.start == datetime(2024, 3, 31, 12, tzinfo=berlin)

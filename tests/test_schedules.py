@@ -49,7 +49,7 @@ def test_weekly_uses_offset_day_and_hour() -> None:
 
 def test_schedule_runs_in_the_export_timezone_with_ids_only_in_its_input() -> None:
     settings = Settings(encryption_key=SecretStr("unused"), jitter_enabled=True)
-    item = export(Interval.DAY, timezone="Europe/Berlin", offset_hour=2, paused=True)
+    item = export(Interval.DAY, timezone="Europe/Berlin", offset_hour=4, paused=True)
     schedule = schedule_for(item, settings)
     assert schedule.spec.time_zone_name == "Europe/Berlin"
     assert schedule.spec.jitter == Interval.DAY.jitter
@@ -58,5 +58,5 @@ def test_schedule_runs_in_the_export_timezone_with_ids_only_in_its_input() -> No
     action = schedule.action
     assert action.id == str(item.id)  # type: ignore[attr-defined]
     assert action.args == [  # type: ignore[attr-defined]
-        RunInputs(batch_export_id=str(item.id), team_id=7, interval="day", timezone="Europe/Berlin")
+        RunInputs(batch_export_id=str(item.id), team_id=7, interval="day", timezone="Europe/Berlin", offset_hour=4)
     ]

@@ -50,8 +50,9 @@ class BackfillWorkflow:
     async def run(self, inputs: BackfillInputs) -> int:
         spec = IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
         self.failed = inputs.failed_runs
+        ends = [inputs.start_at, inputs.end_at] if inputs.single_interval else None
         if inputs.resume_from is None:
-            total = sum(1 for _ in pairwise(boundaries(spec, inputs.start_at, inputs.end_at)))
+            total = 1 if ends else sum(1 for _ in pairwise(boundaries(spec, inputs.start_at, inputs.end_at)))
             await workflow.execute_local_activity_method(
                 BackfillBookkeeping.start_backfill,
                 StartBackfillInputs(backfill_id=inputs.backfill_id, total_runs=total),
@@ -59,7 +60,7 @@ class BackfillWorkflow:
             )
         running: set[asyncio.Task[None]] = set()
         try:
-            intervals = pairwise(boundaries(spec, inputs.resume_from or inputs.start_at, inputs.end_at))
+            intervals = pairwise(ends or boundaries(spec, inputs.resume_from or inputs.start_at, inputs.end_at))
             for started, (start, end) in enumerate(intervals, start=1):
                 while len(running) >= inputs.concurrency:
                     done, _ = await workflow.wait(running, return_when=asyncio.FIRST_COMPLETED)

@@ -100,6 +100,8 @@ class BackfillInputs:
     concurrency: int
     run_max_attempts: int
     run_retry_initial_seconds: float
+    single_interval: bool = False
+    """Run exactly `[start_at, end_at)` as one interval (a retry of a run), boundaries or not."""
     resume_from: datetime | None = None
     """Set by continue-as-new: the end of the last interval the previous execution started."""
     failed_runs: int = 0

@@ -118,7 +118,20 @@ def previous_boundary(spec: IntervalSpec, end: datetime) -> datetime:
 
 
 def interval_ending_at(end: datetime, spec: IntervalSpec) -> DataInterval:
-    return DataInterval(previous_boundary(spec, end), _utc(end))
+    """The data interval a run that ends at `end` exports.
+
+    At a boundary (every scheduled run) it starts at the previous boundary. Elsewhere (a run
+    triggered by hand) it is one whole interval long: the same local time a day or a week earlier
+    for calendar intervals, one step earlier otherwise.
+    """
+    end = _utc(end)
+    if next(boundaries(spec, end, end), None) == end:
+        return DataInterval(previous_boundary(spec, end), end)
+    if not spec.interval.is_calendar:
+        return DataInterval(end - spec.interval.nominal, end)
+    days = 7 if spec.interval is Interval.WEEK else 1
+    local = end.astimezone(spec.zone).replace(tzinfo=None) - timedelta(days=days)
+    return DataInterval(local.replace(tzinfo=spec.zone).astimezone(UTC), end)
 
 
 def dst_conflict(spec: IntervalSpec, years: int = 30) -> str | None:

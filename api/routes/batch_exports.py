@@ -1,17 +1,20 @@
-"""`batch_exports/`: list, create and retrieve exports; creating one creates its Temporal Schedule."""
+"""`batch_exports/`: exports and their schedules, changed together in one request."""
 
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from temporalio.service import RPCError
 
 from api.auth import authorize
-from api.errors import ApiError, not_found, read_json
+from api.errors import read_json, validation_error
 from api.keys import CIPHER, POOL, SETTINGS, TEMPORAL
-from api.params import path_uuid, query_int
+from api.lookups import export_for
+from api.params import query_int
 from api.responses import export_body, json_response
 from api.routes import Route
-from batch_exports import api_keys, exports, runs, schedules
+from api.routes.backfills import create_backfill_for
+from batch_exports import api_keys, backfills, export_lifecycle, exports, runs
 from batch_exports.models import BatchExportIn
 
 
@@ -40,31 +43,92 @@ async def create_export(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.WRITE)
     body = BatchExportIn.model_validate(await read_json(request))
     app = request.app
-    async with app[POOL].acquire() as conn, conn.transaction():
-        export = await exports.insert(conn, project_id, body, app[CIPHER])
-        try:
-            await schedules.create(app[TEMPORAL], export, app[SETTINGS])
-        except (RPCError, RuntimeError) as error:
-            # The transaction rolls back: no export without its schedule.
-            raise ApiError(
-                503,
-                f"Temporal could not create the export's schedule, so nothing was saved; try again: {error}",
-                type="server_error",
-                code="temporal_unavailable",
-            ) from error
+    export = await export_lifecycle.create(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], project_id, body)
     return json_response(export_body(export, latest_runs=[]), status=201)
 
 
 async def retrieve_export(request: web.Request) -> web.Response:
-    project_id = await authorize(request, api_keys.READ)
-    export = await exports.get(request.app[POOL], path_uuid(request, "id"), request.app[CIPHER], team_id=project_id)
-    if export is None:
-        raise not_found()
+    export = await export_for(request, api_keys.READ, name="id")
     return json_response(export_body(export, latest_runs=await runs.latest(request.app[POOL], export.id)))
+
+
+async def update_export(request: web.Request) -> web.Response:
+    """PUT and PATCH: fields given replace the stored ones; a destination config is merged into the stored one."""
+    export = await export_for(request, api_keys.WRITE, name="id")
+    patch = await read_json(request)
+    if not isinstance(patch, dict):
+        raise validation_error("The body must be a JSON object.")
+    merged = exports.as_input(export)
+    for field, value in patch.items():
+        if field != "destination":
+            merged[field] = value
+            continue
+        if not isinstance(value, dict):
+            raise validation_error("destination must be an object.", "destination")
+        if value.get("type", export.destination_type.value) != export.destination_type.value:
+            raise validation_error(
+                f"A batch export's destination type cannot change (it is {export.destination_type.value}); "
+                "create a new export instead.",
+                "destination__type",
+            )
+        config = value.get("config") or {}
+        if not isinstance(config, dict):
+            raise validation_error("destination.config must be an object.", "destination__config")
+        merged["destination"] = {**merged["destination"], "config": {**merged["destination"]["config"], **config}}
+    body = BatchExportIn.model_validate(merged)
+    app = request.app
+    updated = await export_lifecycle.update(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, body)
+    return json_response(export_body(updated, latest_runs=await runs.latest(app[POOL], updated.id)))
+
+
+async def delete_export(request: web.Request) -> web.Response:
+    export = await export_for(request, api_keys.WRITE, name="id")
+    await export_lifecycle.delete(request.app[POOL], request.app[TEMPORAL], export)
+    return web.Response(status=204)
+
+
+async def pause_export(request: web.Request) -> web.Response:
+    export = await export_for(request, api_keys.WRITE, name="id")
+    app = request.app
+    await export_lifecycle.set_paused(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, True)
+    return json_response({"paused": True})
+
+
+async def unpause_export(request: web.Request) -> web.Response:
+    """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused."""
+    export = await export_for(request, api_keys.WRITE, name="id")
+    options: Any = await read_json(request) if request.can_read_body else {}
+    backfill = bool(options.get("backfill")) if isinstance(options, dict) else False
+    app = request.app
+    now = datetime.now(UTC)
+    unpaused = await export_lifecycle.set_paused(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, False)
+    body: dict[str, Any] = {"paused": False}
+    if backfill and export.paused and unpaused.last_paused_at and unpaused.last_paused_at < now:
+        try:
+            start_at, end_at = backfills.bounds(unpaused, unpaused.last_paused_at.isoformat(), now.isoformat(), now)
+        except ValueError:
+            return json_response(body)  # paused for less than an interval: nothing was missed
+        async with app[POOL].acquire() as conn, conn.transaction():
+            started = await backfills.start(conn, app[TEMPORAL], app[SETTINGS], unpaused, start_at, end_at)
+        body["backfill_id"] = str(started.id)
+    return json_response(body)
+
+
+async def deprecated_backfill(request: web.Request) -> web.Response:
+    """`POST batch_exports/{id}/backfill/`: the older spelling of creating a backfill."""
+    export = await export_for(request, api_keys.WRITE, name="id")
+    backfill = await create_backfill_for(request, export)
+    return json_response({"backfill_id": str(backfill.id)})
 
 
 ROUTES: list[Route] = [
     ("GET", "/batch_exports/", list_exports),
     ("POST", "/batch_exports/", create_export),
     ("GET", "/batch_exports/{id}/", retrieve_export),
+    ("PUT", "/batch_exports/{id}/", update_export),
+    ("PATCH", "/batch_exports/{id}/", update_export),
+    ("DELETE", "/batch_exports/{id}/", delete_export),
+    ("POST", "/batch_exports/{id}/pause/", pause_export),
+    ("POST", "/batch_exports/{id}/unpause/", unpause_export),
+    ("POST", "/batch_exports/{id}/backfill/", deprecated_backfill),
 ]

@@ -1,74 +1,129 @@
-"""`batch_exports/{id}/runs/`: a run per workflow execution, newest first, in cursor pages."""
+"""`batch_exports/{id}/runs/`: one run per workflow execution, in cursor pages of 100; cancel and retry."""
 
-import base64
-import binascii
-import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from api.auth import authorize
-from api.errors import not_found, validation_error
-from api.keys import POOL
+from api.errors import ApiError, not_found, validation_error
+from api.keys import POOL, SETTINGS, TEMPORAL
+from api.lookups import export_for
+from api.pagination import decode, page_body
 from api.params import path_uuid
 from api.responses import json_response, run_body
 from api.routes import Route
-from batch_exports import api_keys, runs
+from batch_exports import api_keys, backfills, reconciliation, runs
+from batch_exports.exports import BatchExport
+from batch_exports.runs import Run, RunFilter, RunStatus
 
 PAGE_SIZE = 100
+RECONCILE_ON_READ_AFTER = timedelta(seconds=5)
 
 
-def _encode_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{run_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _query_datetime(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
     try:
-        created_at, _, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(run_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise validation_error("'cursor' is not a cursor this API gave out.", "cursor") from None
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise validation_error(f"'{name}' must be an ISO 8601 date-time.", name) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def _export_id(request: web.Request, project_id: int) -> uuid.UUID:
-    export_id = path_uuid(request, "batch_export_id")
-    owned = await request.app[POOL].fetchval(
-        "SELECT 1 FROM batch_exports WHERE id = $1 AND team_id = $2 AND NOT deleted", export_id, project_id
+def _filter(request: web.Request) -> RunFilter:
+    statuses = []
+    for raw in request.query.getall("status", []):
+        try:
+            statuses.append(RunStatus(raw))
+        except ValueError:
+            choices = ", ".join(s.value for s in RunStatus)
+            raise validation_error(f"'{raw}' is not a run status; use one of {choices}.", "status") from None
+    return RunFilter(
+        statuses=tuple(statuses),
+        created_after=_query_datetime(request, "after"),
+        created_before=_query_datetime(request, "before"),
+        interval_start=_query_datetime(request, "start"),
+        interval_end=_query_datetime(request, "end"),
     )
-    if not owned:
-        raise not_found()
-    return export_id
 
 
 async def list_runs(request: web.Request) -> web.Response:
-    project_id = await authorize(request, api_keys.READ)
-    export_id = await _export_id(request, project_id)
+    export = await export_for(request, api_keys.READ)
     ordering = request.query.get("ordering", "-created_at")
-    if ordering != "-created_at":
-        raise validation_error("'ordering' must be '-created_at'.", "ordering")
+    if ordering not in runs.ORDERINGS:
+        raise validation_error(f"'ordering' must be one of {', '.join(sorted(runs.ORDERINGS))}.", "ordering")
     cursor = request.query.get("cursor")
-    page = await runs.page_newest_first(
-        request.app[POOL], export_id, limit=PAGE_SIZE + 1, before=_decode_cursor(cursor) if cursor else None
+    position = decode(cursor) if cursor else None
+    backwards = bool(position and position[2])
+    page = await runs.page(
+        request.app[POOL],
+        export.id,
+        ordering=ordering,
+        limit=PAGE_SIZE + 1,
+        position=position[:2] if position else None,
+        backwards=backwards,
+        where=_filter(request),
     )
-    has_next = len(page) > PAGE_SIZE
-    page = page[:PAGE_SIZE]
-    next_url = None
-    if has_next:
-        last = page[-1]
-        next_url = str(request.url.update_query(cursor=_encode_cursor(last.created_at, last.id)))
-    return json_response({"next": next_url, "previous": None, "results": [run_body(run) for run in page]})
+    field = ordering.lstrip("-")
+    body = page_body(
+        request,
+        page,
+        size=PAGE_SIZE,
+        backwards=backwards,
+        had_cursor=position is not None,
+        key=lambda run: (getattr(run, field), run.id),
+        render=run_body,
+    )
+    return json_response(body)
+
+
+async def _run(request: web.Request, scope: str) -> tuple[BatchExport, Run]:
+    export = await export_for(request, scope)
+    run = await runs.get(request.app[POOL], path_uuid(request, "id"), export.id)
+    if run is None:
+        raise not_found("Run not found.")
+    return export, run
 
 
 async def retrieve_run(request: web.Request) -> web.Response:
-    project_id = await authorize(request, api_keys.READ)
-    export_id = await _export_id(request, project_id)
-    run = await runs.get(request.app[POOL], path_uuid(request, "id"), export_id)
-    if run is None:
-        raise not_found()
+    """The run; an open one whose execution has closed unseen is reconciled on the spot."""
+    export, run = await _run(request, api_keys.READ)
+    stale = run.status in runs.OPEN_STATUSES and datetime.now(UTC) - run.last_updated_at > RECONCILE_ON_READ_AFTER
+    if stale and await reconciliation.reconcile_run(request.app[POOL], request.app[TEMPORAL], run):
+        run = await runs.get(request.app[POOL], run.id, export.id) or run
     return json_response(run_body(run))
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    _, run = await _run(request, api_keys.WRITE)
+    if run.status not in runs.OPEN_STATUSES:
+        raise ApiError(
+            400, f"Only a Starting or Running run can be cancelled; this one is {run.status.value}.", code="not_running"
+        )
+    await request.app[TEMPORAL].get_workflow_handle(run.workflow_id, run_id=run.workflow_run_id).cancel()
+    return json_response({"cancelled": True})
+
+
+async def retry_run(request: web.Request) -> web.Response:
+    """Run the run's interval again, as a one-interval backfill."""
+    export, run = await _run(request, api_keys.WRITE)
+    app = request.app
+    async with app[POOL].acquire() as conn, conn.transaction():
+        backfill = await backfills.start(
+            conn,
+            app[TEMPORAL],
+            app[SETTINGS],
+            export,
+            run.data_interval_start,
+            run.data_interval_end,
+            single_interval=True,
+        )
+    return json_response({"backfill_id": str(backfill.id)})
 
 
 ROUTES: list[Route] = [
     ("GET", "/batch_exports/{batch_export_id}/runs/", list_runs),
     ("GET", "/batch_exports/{batch_export_id}/runs/{id}/", retrieve_run),
+    ("POST", "/batch_exports/{batch_export_id}/runs/{id}/cancel/", cancel_run),
+    ("POST", "/batch_exports/{batch_export_id}/runs/{id}/retry/", retry_run),
 ]
