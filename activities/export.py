@@ -9,6 +9,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from temporalio import activity
@@ -50,19 +51,30 @@ class Exporter:
             )
         await runs.update_progress(self.pool, run_id, status=runs.RunStatus.RUNNING)
         progress = Progress()
+        last: dict[str, Any] | None = None
         try:
             async with self._reporting(run_id, progress):
                 writer = open_writer(
-                    export.destination_config, self.settings, inputs.data_interval_start, inputs.data_interval_end
+                    export.destination_config,
+                    self.settings,
+                    inputs.data_interval_start,
+                    inputs.data_interval_end,
+                    inputs.segment,
                 )
                 try:
                     source = source_for(export.model, self.source_pool)
-                    async for batch in source.read(
-                        export.team_id, inputs.data_interval_start, inputs.data_interval_end
-                    ):
+                    batches = source.read(
+                        export.team_id,
+                        inputs.data_interval_start,
+                        inputs.data_interval_end,
+                        after=inputs.cursor,
+                        limit=inputs.max_records,
+                    )
+                    async for batch in batches:
                         await writer.write(batch)
                         progress.records += len(batch)
                         progress.bytes = writer.bytes_written
+                        last = batch[-1]
                     await writer.commit()
                 except BaseException:
                     await asyncio.shield(writer.abort())
@@ -73,7 +85,10 @@ class Exporter:
             # Temporal retries it; the run stays Running and shows what went wrong this attempt.
             await runs.update_progress(self.pool, run_id, latest_error=f"{type(error).__name__}: {error}")
             raise
-        return ExportResult(records_completed=progress.records, bytes_exported=progress.bytes)
+        # At the record limit the execution stops here; the next one resumes after the last record.
+        at_limit = last is not None and inputs.max_records and progress.records >= inputs.max_records
+        cursor = source.position(last) if at_limit and last is not None else None
+        return ExportResult(records_completed=progress.records, bytes_exported=progress.bytes, cursor=cursor)
 
     @contextlib.asynccontextmanager
     async def _reporting(self, run_id: uuid.UUID, progress: Progress) -> AsyncIterator[None]:

@@ -33,10 +33,7 @@ class DestinationConfig(BaseModel):
 
 
 class FileConfig(DestinationConfig):
-    path: str = Field(
-        min_length=1,
-        description="Directory under the worker's file-destination root (relative) or inside it (absolute).",
-    )
+    path: str = Field(min_length=1, description="Directory, relative to the workers' file-destination root.")
     prefix: str = Field("", description="Sub-directory for this export's files.")
     file_format: FileFormat = FileFormat.JSONLINES
     compression: Compression | None = None
@@ -46,6 +43,8 @@ class FileConfig(DestinationConfig):
     def _no_parent_segments(cls, value: str) -> str:
         if ".." in value.split("/"):
             raise ValueError("must not contain '..' segments")
+        if value.startswith("/"):
+            raise ValueError("must be relative to the directory this service writes files under")
         return value
 
 

@@ -28,7 +28,7 @@ CLOSE_STATUSES = {
     WorkflowExecutionStatus.TIMED_OUT: RunStatus.TIMED_OUT,
     WorkflowExecutionStatus.CONTINUED_AS_NEW: RunStatus.CONTINUED_AS_NEW,
 }
-SETTLING = timedelta(seconds=5)
+SETTLING = timedelta(seconds=1)
 """Rows younger than this are left alone: their execution may be about to record itself."""
 
 

@@ -3,10 +3,20 @@
 import asyncio
 import subprocess
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from temporalio.client import WorkflowHandle
+from temporalio.common import RetryPolicy
 
 from batch_exports.embedded import temporal_cli
+from workflows.inputs import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileResult, RunInputs
+from workflows.intervals import run_workflow_id
+
+if TYPE_CHECKING:
+    from tests.conftest import Project, Stack
 
 T = TypeVar("T")
 
@@ -34,3 +44,75 @@ def temporal_cli_run(*args: str, address: str) -> str:
 
 def event(name: str, distinct_id: str, **properties: Any) -> dict[str, Any]:
     return {"event": name, "distinct_id": distinct_id, "properties": properties}
+
+
+async def start_run(
+    stack: "Stack",
+    export: dict[str, Any],
+    *,
+    end: datetime,
+    start: datetime | None = None,
+    execution_timeout: timedelta | None = None,
+) -> WorkflowHandle[Any, Any]:
+    """Start a run the way the export's schedule would (same id, inputs and retry policy)."""
+    settings = stack.settings
+    return await stack.client.start_workflow(
+        RUN_WORKFLOW,
+        RunInputs(
+            batch_export_id=export["id"],
+            team_id=export["team_id"],
+            interval=export["interval"],
+            timezone=export["timezone"],
+            data_interval_start=start,
+            data_interval_end=end,
+        ),
+        id=run_workflow_id(export["id"], end),
+        task_queue=settings.task_queue,
+        execution_timeout=execution_timeout,
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(seconds=settings.run_retry_initial_seconds),
+            maximum_attempts=settings.run_max_attempts,
+        ),
+    )
+
+
+async def reconcile(stack: "Stack") -> ReconcileResult:
+    """Run the reconciliation workflow once, as its schedule would."""
+    result: ReconcileResult = await stack.client.execute_workflow(
+        RECONCILE_WORKFLOW,
+        id=f"reconcile-{uuid.uuid4()}",
+        task_queue=stack.settings.task_queue,
+        result_type=ReconcileResult,
+    )
+    return result
+
+
+async def runs_of(project: "Project", export_id: str, **query: str) -> list[dict[str, Any]]:
+    status, page = await project.request("GET", f"batch_exports/{export_id}/runs/", params=query)
+    assert status == 200, page
+    return page["results"]  # type: ignore[no-any-return]
+
+
+async def runs_until(
+    project: "Project", export_id: str, done: Callable[[list[dict[str, Any]]], bool], within: float = 30
+) -> list[dict[str, Any]]:
+    """The export's runs (oldest first) once `done` holds for them."""
+
+    async def probe() -> list[dict[str, Any]] | None:
+        found = await runs_of(project, export_id, ordering="created_at")
+        return found if done(found) else None
+
+    return await eventually(probe, within=within)
+
+
+async def insert_events(stack: "Stack", team_id: int, inserted_at: list[datetime]) -> set[str]:
+    """Events as an earlier ingestion left them (an `inserted_at` in the past); returns their uuids."""
+    rows = [(uuid.uuid4(), team_id, f"user-{i}", at) for i, at in enumerate(inserted_at)]
+    await stack.pool.executemany(
+        """
+        INSERT INTO events (uuid, team_id, event, distinct_id, timestamp, created_at, inserted_at)
+        VALUES ($1, $2, 'historical', $3, $4, $4, $4)
+        """,
+        rows,
+    )
+    return {str(row[0]) for row in rows}

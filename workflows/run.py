@@ -59,9 +59,12 @@ class RunBatchExportWorkflow:
         end = inputs.data_interval_end or workflow.info().typed_search_attributes.get(SCHEDULED_START_TIME)
         if end is None:
             raise ApplicationError("a run needs data_interval_end when no schedule starts it", non_retryable=True)
-        start = inputs.data_interval_start or interval_ending_at(
-            end, IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
-        ).start
+        start = (
+            inputs.data_interval_start
+            or interval_ending_at(
+                end, IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
+            ).start
+        )
         workflow.upsert_search_attributes([DATA_INTERVAL_START.value_set(start), DATA_INTERVAL_END.value_set(end)])
         info = workflow.info()
         started: StartedRun = await workflow.execute_local_activity_method(

@@ -5,6 +5,7 @@ commit, so a reader sees the previous copy or the complete new one, never half o
 """
 
 import asyncio
+import contextlib
 import gzip
 import os
 import uuid
@@ -30,9 +31,9 @@ def resolve_directory(config: FileConfig, root: Path) -> Path:
 
 
 class FileWriter(IntervalWriter):
-    def __init__(self, config: FileConfig, root: Path, start: datetime, end: datetime) -> None:
+    def __init__(self, config: FileConfig, root: Path, start: datetime, end: datetime, segment: int = 0) -> None:
         directory = resolve_directory(config, root)
-        name = interval_file_name(start, end, jsonlines.EXTENSION, config.compression)
+        name = interval_file_name(start, end, jsonlines.EXTENSION, config.compression, segment)
         self.target = directory / name
         self._partial = directory / f".{name}.{uuid.uuid4().hex}.partial"
         self._compression = config.compression
@@ -84,4 +85,5 @@ class FileWriter(IntervalWriter):
             if stream is not None:
                 stream.close()
         self._stream = self._raw = None
-        self._partial.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # never written: nothing to remove
+            self._partial.unlink()

@@ -8,8 +8,11 @@ from batch_exports.destination_configs import Compression
 _COMPRESSION_SUFFIX = {Compression.GZIP: ".gz"}
 
 
-def interval_file_name(start: datetime, end: datetime, extension: str, compression: Compression | None) -> str:
-    """`{start}-{end}.{extension}[.gz]`, both bounds as `%Y-%m-%dT%H:%M:%SZ`."""
+def interval_file_name(
+    start: datetime, end: datetime, extension: str, compression: Compression | None, number: int = 0
+) -> str:
+    """`{start}-{end}[-{number}].{extension}[.gz]`, both bounds as `%Y-%m-%dT%H:%M:%SZ`; file 0 has no number."""
     stamp = "%Y-%m-%dT%H:%M:%SZ"
     suffix = _COMPRESSION_SUFFIX[compression] if compression else ""
-    return f"{start.astimezone(UTC):{stamp}}-{end.astimezone(UTC):{stamp}}.{extension}{suffix}"
+    numbered = f"-{number}" if number else ""
+    return f"{start.astimezone(UTC):{stamp}}-{end.astimezone(UTC):{stamp}}{numbered}.{extension}{suffix}"

@@ -16,7 +16,7 @@ from batch_exports.exports import BatchExport
 from batch_exports.runs import Run, RunFilter, RunStatus
 
 PAGE_SIZE = 100
-RECONCILE_ON_READ_AFTER = timedelta(seconds=5)
+RECONCILE_ON_READ_AFTER = timedelta(seconds=1)
 
 
 def _query_datetime(request: web.Request, name: str) -> datetime | None:

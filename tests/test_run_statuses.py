@@ -1,0 +1,171 @@
+"""Every run status, reached the way SPEC section 2 says, against the real Temporal and PostgreSQL."""
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus
+
+from tests.conftest import Project
+from tests.helpers import event, eventually, reconcile, runs_until, start_run, temporal_cli_run
+
+NOOP = {"name": "noop", "interval": "hour", "destination": {"type": "NoOp"}}
+
+
+async def create(project: Project, body: dict[str, Any]) -> dict[str, Any]:
+    status, export = await project.request("POST", "batch_exports/", json=body)
+    assert status == 201, export
+    return export  # type: ignore[no-any-return]
+
+
+def statuses(found: list[dict[str, Any]]) -> list[str]:
+    return [run["status"] for run in found]
+
+
+def hour_ago() -> tuple[datetime, datetime]:
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    return end - timedelta(hours=1), end
+
+
+async def test_cancel_through_the_api(project: Project) -> None:
+    export = await create(project, NOOP)
+    # A run whose interval has not ended yet waits for it: it stays Starting until cancelled.
+    handle = await start_run(project.stack, export, end=datetime.now(UTC) + timedelta(hours=1))
+    (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
+    status, body = await project.request("POST", f"batch_exports/{export['id']}/runs/{run['id']}/cancel/")
+    assert (status, body) == (200, {"cancelled": True})
+    (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Cancelled"])
+    assert run["finished_at"] is not None
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    status, body = await project.request("POST", f"batch_exports/{export['id']}/runs/{run['id']}/cancel/")
+    assert status == 400 and "Cancelled" in body["detail"]
+
+
+async def test_cancel_through_the_cli(project: Project) -> None:
+    export = await create(project, NOOP)
+    handle = await start_run(project.stack, export, end=datetime.now(UTC) + timedelta(hours=1))
+    await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
+    temporal_cli_run("workflow", "cancel", "--workflow-id", handle.id, address=os.environ["TEMPORAL_ADDRESS"])
+    await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Cancelled"])
+
+
+async def test_terminate_is_recorded_when_the_run_is_read(project: Project) -> None:
+    export = await create(project, NOOP)
+    handle = await start_run(project.stack, export, end=datetime.now(UTC) + timedelta(hours=1))
+    (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
+    temporal_cli_run(
+        "workflow", "terminate", "--workflow-id", handle.id, "--reason", "test", address=os.environ["TEMPORAL_ADDRESS"]
+    )
+
+    async def reconciled_on_read() -> dict[str, Any] | None:
+        _, body = await project.request("GET", f"batch_exports/{export['id']}/runs/{run['id']}/")
+        return body if body["status"] == "Terminated" else None  # type: ignore[no-any-return]
+
+    body = await eventually(reconciled_on_read)
+    assert "reconciliation" in body["latest_error"]
+
+
+async def test_execution_timeout_is_recorded_by_reconciliation(project: Project) -> None:
+    export = await create(project, NOOP)
+    handle = await start_run(
+        project.stack, export, end=datetime.now(UTC) + timedelta(hours=1), execution_timeout=timedelta(seconds=2)
+    )
+    await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
+
+    async def timed_out() -> bool:
+        return (await handle.describe()).status == WorkflowExecutionStatus.TIMED_OUT
+
+    await eventually(timed_out)
+
+    async def reconciled() -> list[dict[str, Any]] | None:
+        await reconcile(project.stack)
+        found = await runs_until(project, export["id"], lambda rs: True)
+        return found if statuses(found) == ["TimedOut"] else None
+
+    await eventually(reconciled)
+
+
+async def test_a_failing_destination_is_retried_then_fails(project: Project) -> None:
+    stack = project.stack
+    export = await create(
+        project, {**NOOP, "destination": {"type": "File", "config": {"path": f"broken-{project.id}"}}}
+    )
+    start, end = hour_ago()
+    # The interval's file name is taken by a directory: writing it fails until someone removes it.
+    target = (
+        stack.settings.exports_root
+        / f"broken-{project.id}"
+        / f"{start:%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}.jsonl"
+    )
+    target.mkdir(parents=True)
+    handle = await start_run(stack, export, start=start, end=end)
+    found = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["FailedRetryable", "Failed"])
+    assert all("directory" in run["latest_error"].lower() for run in found), found
+    assert len({run["workflow_run_id"] for run in found}) == 2  # two executions, one row each
+    assert {run["workflow_id"] for run in found} == {handle.id}
+
+
+async def test_a_user_error_fails_at_once_without_retries(project: Project) -> None:
+    stack = project.stack
+    (stack.settings.exports_root / f"blocker-{project.id}").parent.mkdir(parents=True, exist_ok=True)
+    (stack.settings.exports_root / f"blocker-{project.id}").write_text("a file where a directory should be")
+    export = await create(
+        project, {**NOOP, "destination": {"type": "File", "config": {"path": f"blocker-{project.id}/out"}}}
+    )
+    start, end = hour_ago()
+    handle = await start_run(stack, export, start=start, end=end)
+    (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Failed"])
+    assert "cannot write to" in run["latest_error"]
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+    history = await handle.fetch_history()
+    attempts = [e for e in history.events if e.HasField("activity_task_started_event_attributes")]
+    assert len(attempts) == 1
+
+
+async def test_a_long_interval_continues_as_new_from_its_cursor(project: Project) -> None:
+    stack = project.stack
+    export = await create(project, {**NOOP, "destination": {"type": "File", "config": {"path": f"can-{project.id}"}}})
+    batch = [event("e", f"user-{i}") for i in range(250)]
+    status, _ = await project.request("POST", "/batch/", key=None, json={"api_key": project.token, "batch": batch})
+    assert status == 200
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    await start_run(stack, export, start=end - timedelta(hours=1), end=end)
+    found = await runs_until(
+        project, export["id"], lambda rs: statuses(rs) == ["ContinuedAsNew", "ContinuedAsNew", "Completed"]
+    )
+    assert [run["records_completed"] for run in found] == [100, 100, 50]  # the limit in tests is 100
+    assert found[0]["cursor"] and found[1]["cursor"] and found[0]["cursor"] != found[1]["cursor"]
+    directory = stack.settings.exports_root / f"can-{project.id}"
+    files = sorted(directory.iterdir())
+    stem = f"{end - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}"
+    assert {f.name for f in files} == {f"{stem}.jsonl", f"{stem}-1.jsonl", f"{stem}-2.jsonl"}
+    exported = [json.loads(line)["uuid"] for f in files for line in f.read_text().splitlines()]
+    stored = {str(r["uuid"]) for r in await stack.pool.fetch("SELECT uuid FROM events WHERE team_id = $1", project.id)}
+    assert len(exported) == 250 and set(exported) == stored  # nothing skipped, nothing twice
+
+
+async def test_repeated_failures_pause_the_export(project: Project) -> None:
+    stack = project.stack
+    (stack.settings.exports_root / f"pauser-{project.id}").write_text("not a directory")
+    export = await create(
+        project, {**NOOP, "destination": {"type": "File", "config": {"path": f"pauser-{project.id}/x"}}}
+    )
+    _, end = hour_ago()
+    for hours in (3, 2, 1):
+        await start_run(stack, export, start=end - timedelta(hours=hours), end=end - timedelta(hours=hours - 1))
+        await runs_until(project, export["id"], lambda rs, n=4 - hours: statuses(rs) == ["Failed"] * n)
+
+    async def paused() -> dict[str, Any] | None:
+        _, body = await project.request("GET", f"batch_exports/{export['id']}/")
+        return body if body["paused"] else None  # type: ignore[no-any-return]
+
+    body = await eventually(paused)
+    assert body["last_paused_at"] is not None
+    described = await stack.client.get_schedule_handle(export["id"]).describe()
+    assert described.schedule.state.paused and "auto-paused" in (described.schedule.state.note or "")
+    message = await stack.pool.fetchval(
+        "SELECT message FROM batch_export_logs WHERE batch_export_id = $1 AND level = 'WARNING'",
+        __import__("uuid").UUID(export["id"]),
+    )
+    assert "Paused automatically" in message
