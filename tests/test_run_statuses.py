@@ -2,6 +2,7 @@
 
 import json
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -152,9 +153,10 @@ async def test_repeated_failures_pause_the_export(project: Project) -> None:
         project, {**NOOP, "destination": {"type": "File", "config": {"path": f"pauser-{project.id}/x"}}}
     )
     _, end = hour_ago()
-    for hours in (3, 2, 1):
+    for failed, hours in enumerate((3, 2, 1), start=1):
         await start_run(stack, export, start=end - timedelta(hours=hours), end=end - timedelta(hours=hours - 1))
-        await runs_until(project, export["id"], lambda rs, n=4 - hours: statuses(rs) == ["Failed"] * n)
+        expected = ["Failed"] * failed
+        await runs_until(project, export["id"], lambda rs, expected=expected: statuses(rs) == expected)
 
     async def paused() -> dict[str, Any] | None:
         _, body = await project.request("GET", f"batch_exports/{export['id']}/")
@@ -166,6 +168,6 @@ async def test_repeated_failures_pause_the_export(project: Project) -> None:
     assert described.schedule.state.paused and "auto-paused" in (described.schedule.state.note or "")
     message = await stack.pool.fetchval(
         "SELECT message FROM batch_export_logs WHERE batch_export_id = $1 AND level = 'WARNING'",
-        __import__("uuid").UUID(export["id"]),
+        uuid.UUID(export["id"]),
     )
     assert "Paused automatically" in message
