@@ -3,6 +3,7 @@
 import json
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,10 @@ async def create(project: Project, body: dict[str, Any]) -> dict[str, Any]:
 
 def statuses(found: list[dict[str, Any]]) -> list[str]:
     return [run["status"] for run in found]
+
+
+def has_failed(count: int) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda found: statuses(found) == ["Failed"] * count
 
 
 def hour_ago() -> tuple[datetime, datetime]:
@@ -155,8 +160,7 @@ async def test_repeated_failures_pause_the_export(project: Project) -> None:
     _, end = hour_ago()
     for failed, hours in enumerate((3, 2, 1), start=1):
         await start_run(stack, export, start=end - timedelta(hours=hours), end=end - timedelta(hours=hours - 1))
-        expected = ["Failed"] * failed
-        await runs_until(project, export["id"], lambda rs, expected=expected: statuses(rs) == expected)
+        await runs_until(project, export["id"], has_failed(failed))
 
     async def paused() -> dict[str, Any] | None:
         _, body = await project.request("GET", f"batch_exports/{export['id']}/")
