@@ -14,7 +14,7 @@ from batch_exports.models import InvalidField
 from batch_exports.settings import Settings
 from batch_exports.temporal import BACKFILL_ID, BATCH_EXPORT_ID, DESTINATION_TYPE, TEAM_ID
 from workflows.inputs import BACKFILL_WORKFLOW, BackfillInputs
-from workflows.intervals import Interval, IntervalSpec, boundaries
+from workflows.intervals import IntervalSpec, boundaries
 
 OPEN_STATUSES = ("Starting", "Running")
 
@@ -151,22 +151,18 @@ def _parse_bound(raw: object, name: str, spec: IntervalSpec) -> datetime:
     """A bound as a datetime with an offset, or, for daily and weekly exports, a date (its boundary hour)."""
     if not isinstance(raw, str) or not raw:
         raise InvalidField(name, f"{name} is required: an ISO 8601 date-time with an offset (or a date)")
+    is_date = len(raw) == 10
+    if is_date and not spec.interval.is_calendar:
+        raise InvalidField(name, f"{name} must be a date-time; dates are for daily and weekly exports")
     try:
-        if len(raw) == 10:
-            if not spec.interval.is_calendar:
-                raise InvalidField(
-                    name,
-                    f"{name} must be a date-time for a{'n' * (spec.interval is Interval.HOUR)} "
-                    f"{spec.interval.value} export; dates are for daily and weekly exports",
-                )
-            day = date.fromisoformat(raw)
-            return datetime(day.year, day.month, day.day, spec.offset_hour or 0, tzinfo=spec.zone).astimezone(UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        value = date.fromisoformat(raw) if is_date else datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidField(name, f"{name} is not an ISO 8601 date-time: {raw!r}") from None
-    if value.tzinfo is None:
-        raise InvalidField(name, f"{name} must carry a UTC offset (for example 2024-01-01T00:00:00Z)")
-    return value.astimezone(UTC)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidField(name, f"{name} must carry a UTC offset (for example 2024-01-01T00:00:00Z)")
+        return value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, spec.offset_hour or 0, tzinfo=spec.zone).astimezone(UTC)
 
 
 def bounds(export: BatchExport, start_raw: object, end_raw: object, now: datetime) -> tuple[datetime, datetime]:

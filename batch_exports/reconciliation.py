@@ -6,7 +6,10 @@
   reflected in its export's `paused`; a missing schedule of a live export is created again.
 """
 
+import contextlib
+import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +22,8 @@ from batch_exports.crypto import ConfigCipher
 from batch_exports.export_lifecycle import sync_schedule
 from batch_exports.runs import Run, RunStatus
 from batch_exports.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 CLOSE_STATUSES = {
     WorkflowExecutionStatus.COMPLETED: RunStatus.COMPLETED,
@@ -82,26 +87,43 @@ async def reconcile(pool: asyncpg.Pool, client: Client, settings: Settings, ciph
         SETTLING,
     )
     for row in rows:
-        if await reconcile_run(pool, client, Run(**dict(row))):
-            done.runs += 1
+        with _each("run", row["id"]):
+            if await reconcile_run(pool, client, Run(**dict(row))):
+                done.runs += 1
     backfill_rows = await pool.fetch(
         "SELECT id, workflow_id FROM batch_export_backfills WHERE status IN ('Starting', 'Running') "
-        "AND last_updated_at < now() - $1::interval",
+        "AND workflow_id IS NOT NULL AND last_updated_at < now() - $1::interval",
         SETTLING,
     )
     for row in backfill_rows:
-        status = await _close_status(client, row["workflow_id"], None)
-        if status is not None:
-            closed = await pool.execute(
-                "UPDATE batch_export_backfills SET status = $2, finished_at = now(), last_updated_at = now() "
-                "WHERE id = $1 AND status IN ('Starting', 'Running')",
-                row["id"],
-                status.value,
-            )
-            done.backfills += closed.endswith(" 1")
+        with _each("backfill", row["id"]):
+            done.backfills += await _reconcile_backfill(pool, client, row["id"], row["workflow_id"])
     for export_id in await pool.fetch("SELECT id FROM batch_exports WHERE NOT deleted"):
-        await _reconcile_schedule(pool, client, settings, cipher, export_id["id"], done)
+        with _each("schedule of export", export_id["id"]):
+            await _reconcile_schedule(pool, client, settings, cipher, export_id["id"], done)
     return done
+
+
+@contextlib.contextmanager
+def _each(what: str, item: uuid.UUID) -> Iterator[None]:
+    """One item's trouble is logged and skipped; the others are still reconciled."""
+    try:
+        yield
+    except (RPCError, ValueError) as error:
+        logger.warning("could not reconcile %s %s: %s", what, item, error)
+
+
+async def _reconcile_backfill(pool: asyncpg.Pool, client: Client, backfill_id: uuid.UUID, workflow_id: str) -> bool:
+    status = await _close_status(client, workflow_id, None)
+    if status is None:
+        return False
+    closed = await pool.execute(
+        "UPDATE batch_export_backfills SET status = $2, finished_at = now(), last_updated_at = now() "
+        "WHERE id = $1 AND status IN ('Starting', 'Running')",
+        backfill_id,
+        status.value,
+    )
+    return closed.endswith(" 1")
 
 
 async def _reconcile_schedule(

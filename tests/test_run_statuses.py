@@ -43,7 +43,11 @@ async def test_cancel_through_the_api(project: Project) -> None:
     assert (status, body) == (200, {"cancelled": True})
     (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Cancelled"])
     assert run["finished_at"] is not None
-    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+    async def closed_as_cancelled() -> bool:  # the row is written just before the execution closes
+        return (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+    await eventually(closed_as_cancelled)
     status, body = await project.request("POST", f"batch_exports/{export['id']}/runs/{run['id']}/cancel/")
     assert status == 400 and "Cancelled" in body["detail"]
 
@@ -123,7 +127,11 @@ async def test_a_user_error_fails_at_once_without_retries(project: Project) -> N
     handle = await start_run(stack, export, start=start, end=end)
     (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Failed"])
     assert "cannot write to" in run["latest_error"]
-    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+
+    async def closed_as_failed() -> bool:
+        return (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+
+    await eventually(closed_as_failed)
     history = await handle.fetch_history()
     attempts = [e for e in history.events if e.HasField("activity_task_started_event_attributes")]
     assert len(attempts) == 1

@@ -43,8 +43,10 @@ async def test_capture_export_trigger_and_complete(project: Project) -> None:
     assert status == 200 and export["id"] in [e["id"] for e in listed["results"]]
 
     # The schedule exists, as an operator sees it, with the export's search attributes.
-    listing = temporal_cli_run("schedule", "list", address=os.environ["TEMPORAL_ADDRESS"])
-    assert export["id"] in listing
+    described = temporal_cli_run(
+        "schedule", "describe", "--schedule-id", export["id"], address=os.environ["TEMPORAL_ADDRESS"]
+    )
+    assert "batch-export-run" in described
     description = await stack.client.get_schedule_handle(export["id"]).describe()
     attributes = description.schedule.action.typed_search_attributes  # type: ignore[attr-defined]
     assert attributes.get(BATCH_EXPORT_ID) == export["id"]
@@ -83,7 +85,10 @@ async def test_capture_export_trigger_and_complete(project: Project) -> None:
     assert [r["id"] for r in seen["latest_runs"]] == [run["id"]]
 
     # The run workflow carries the interval as search attributes an operator can query.
-    listing = temporal_cli_run(
-        "workflow", "list", "--query", f"BatchExportId='{export['id']}'", address=os.environ["TEMPORAL_ADDRESS"]
-    )
-    assert run["workflow_id"] in listing
+    async def listed() -> bool:  # visibility is eventually consistent
+        query = f"BatchExportId='{export['id']}'"
+        return run["workflow_id"] in temporal_cli_run(
+            "workflow", "list", "--query", query, address=os.environ["TEMPORAL_ADDRESS"]
+        )
+
+    await eventually(listed)

@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.backfill_bookkeeping import BackfillBookkeeping
@@ -51,15 +51,15 @@ class BackfillWorkflow:
         spec = IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
         self.failed = inputs.failed_runs
         ends = [inputs.start_at, inputs.end_at] if inputs.single_interval else None
-        if inputs.resume_from is None:
-            total = 1 if ends else sum(1 for _ in pairwise(boundaries(spec, inputs.start_at, inputs.end_at)))
-            await workflow.execute_local_activity_method(
-                BackfillBookkeeping.start_backfill,
-                StartBackfillInputs(backfill_id=inputs.backfill_id, total_runs=total),
-                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            )
         running: set[asyncio.Task[None]] = set()
         try:
+            if inputs.resume_from is None:
+                total = 1 if ends else sum(1 for _ in pairwise(boundaries(spec, inputs.start_at, inputs.end_at)))
+                await workflow.execute_local_activity_method(
+                    BackfillBookkeeping.start_backfill,
+                    StartBackfillInputs(backfill_id=inputs.backfill_id, total_runs=total),
+                    start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                )
             intervals = pairwise(ends or boundaries(spec, inputs.resume_from or inputs.start_at, inputs.end_at))
             for started, (start, end) in enumerate(intervals, start=1):
                 while len(running) >= inputs.concurrency:
@@ -72,10 +72,12 @@ class BackfillWorkflow:
                     await self._drain(running)
                     workflow.continue_as_new(replace(inputs, resume_from=end, failed_runs=self.failed))
             await self._drain(running)
-        except asyncio.CancelledError:
-            for task in running:
-                task.cancel()
-            await self._finish(inputs, "Cancelled")
+        except (Exception, asyncio.CancelledError) as error:
+            cancelled = is_cancelled_exception(error)
+            if cancelled:
+                for task in running:
+                    task.cancel()
+            await self._finish(inputs, "Cancelled" if cancelled else "Failed")
             raise
         await self._finish(inputs, "Failed" if self.failed else "Completed")
         return self.failed
