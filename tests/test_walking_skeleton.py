@@ -85,10 +85,10 @@ async def test_capture_export_trigger_and_complete(project: Project) -> None:
     assert [r["id"] for r in seen["latest_runs"]] == [run["id"]]
 
     # The run workflow carries the interval as search attributes an operator can query.
-    async def listed() -> bool:  # visibility is eventually consistent
+    async def in_visibility() -> bool:  # visibility is eventually consistent
         query = f"BatchExportId='{export['id']}'"
         return run["workflow_id"] in temporal_cli_run(
             "workflow", "list", "--query", query, address=os.environ["TEMPORAL_ADDRESS"]
         )
 
-    await eventually(listed)
+    await eventually(in_visibility)
