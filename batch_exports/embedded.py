@@ -216,7 +216,10 @@ class TemporalDevServer(_ChildProcess):
         args += search_attribute_flags()
         if self.db_file:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
+            # A write-ahead log without a sync per commit: several times the throughput of the default,
+            # and a crash loses at most the last moments of history, never the file.
             args += ["--db-filename", str(self.db_file)]
+            args += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
         if self.ui_port:
             args += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
         else:

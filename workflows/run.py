@@ -59,13 +59,11 @@ class RunBatchExportWorkflow:
         end = inputs.data_interval_end or workflow.info().typed_search_attributes.get(SCHEDULED_START_TIME)
         if end is None:
             raise ApplicationError("a run needs data_interval_end when no schedule starts it", non_retryable=True)
-        start = (
-            inputs.data_interval_start
-            or interval_ending_at(
-                end, IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
-            ).start
-        )
-        workflow.upsert_search_attributes([DATA_INTERVAL_START.value_set(start), DATA_INTERVAL_END.value_set(end)])
+        start = inputs.data_interval_start
+        if start is None:  # started by the schedule: find the interval, and show it to operators
+            spec = IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
+            start = interval_ending_at(end, spec).start
+            workflow.upsert_search_attributes([DATA_INTERVAL_START.value_set(start), DATA_INTERVAL_END.value_set(end)])
         info = workflow.info()
         started: StartedRun = await workflow.execute_local_activity_method(
             Bookkeeping.start_run,
