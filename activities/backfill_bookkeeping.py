@@ -7,6 +7,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from activities.sources import source_for
 from batch_exports import backfills
 from workflows.inputs import FinishBackfillInputs, StartBackfillInputs
 
@@ -14,19 +15,36 @@ WAIT_POLL_SECONDS = 2.0
 
 
 class BackfillBookkeeping:
-    def __init__(self, pool: asyncpg.Pool, client: Client) -> None:
+    def __init__(self, pool: asyncpg.Pool, source_pool: asyncpg.Pool, client: Client) -> None:
         self.pool = pool
+        self.source_pool = source_pool
         self.client = client
 
     @activity.defn(name="start-backfill")
     async def start_backfill(self, inputs: StartBackfillInputs) -> None:
+        """Mark the backfill Running, with how many runs and (an estimate of) how many records it has."""
+        backfill_id = uuid.UUID(inputs.backfill_id)
+        row = await self.pool.fetchrow(
+            """
+            SELECT b.team_id, b.start_at, b.end_at, e.model FROM batch_export_backfills b
+            JOIN batch_exports e ON e.id = b.batch_export_id WHERE b.id = $1
+            """,
+            backfill_id,
+        )
+        records = None
+        if row is not None:
+            records = await source_for(row["model"], self.source_pool).count(
+                row["team_id"], row["start_at"], row["end_at"]
+            )
         await self.pool.execute(
             """
-            UPDATE batch_export_backfills SET status = 'Running', total_runs = $2, last_updated_at = now()
+            UPDATE batch_export_backfills
+            SET status = 'Running', total_runs = $2, total_records_count = $3, last_updated_at = now()
             WHERE id = $1 AND status = 'Starting'
             """,
-            uuid.UUID(inputs.backfill_id),
+            backfill_id,
             inputs.total_runs,
+            records,
         )
 
     @activity.defn(name="finish-backfill")

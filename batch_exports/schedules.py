@@ -21,13 +21,14 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleState,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 
 from batch_exports.exports import BatchExport
 from batch_exports.settings import Settings
 from batch_exports.temporal import BATCH_EXPORT_ID, DESTINATION_TYPE, TEAM_ID
 from workflows.inputs import RUN_WORKFLOW, RunInputs
 from workflows.intervals import Interval, phase
+from workflows.timeouts import execution_timeout
 
 CATCHUP_WINDOW = timedelta(days=1)
 """Runs missed while the cluster was down for less than this are still started when it returns."""
@@ -46,6 +47,14 @@ def spec_for(export: BatchExport, settings: Settings) -> ScheduleSpec:
         start_at=export.start_at,
         end_at=export.end_at,
         jitter=jitter,
+    )
+
+
+def run_retry_policy(settings: Settings) -> RetryPolicy:
+    """How often Temporal executes a failed run again (each failed execution is `FailedRetryable`)."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=settings.run_retry_initial_seconds),
+        maximum_attempts=settings.run_max_attempts,
     )
 
 
@@ -76,6 +85,8 @@ def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
                 ]
             ),
             static_summary=summary(export),
+            execution_timeout=execution_timeout(export.interval),
+            retry_policy=run_retry_policy(settings),
         ),
         spec=spec_for(export, settings),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=CATCHUP_WINDOW),

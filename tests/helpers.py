@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.client import WorkflowHandle
-from temporalio.common import RetryPolicy
 
 from batch_exports.embedded import temporal_cli
+from batch_exports.schedules import run_retry_policy
 from workflows.inputs import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileResult, RunInputs
 from workflows.intervals import run_workflow_id
 
@@ -69,10 +69,7 @@ async def start_run(
         id=run_workflow_id(export["id"], end),
         task_queue=settings.task_queue,
         execution_timeout=execution_timeout,
-        retry_policy=RetryPolicy(
-            initial_interval=timedelta(seconds=settings.run_retry_initial_seconds),
-            maximum_attempts=settings.run_max_attempts,
-        ),
+        retry_policy=run_retry_policy(settings),
     )
 
 

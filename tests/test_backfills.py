@@ -52,6 +52,7 @@ async def test_backfill_exports_each_interval_once_and_retry_rewrites_it(project
     backfill = await backfill_until_done(project, export["id"], body["backfill_id"])
     assert backfill["status"] == "Completed"
     assert backfill["progress"] == {"total_runs": 3, "finished_runs": 3, "progress": 1.0}
+    assert backfill["total_records_count"] == sum(counts)
 
     found = await runs_until(project, export["id"], lambda rs: len(rs) == 3, within=5)
     found.sort(key=lambda run: run["data_interval_start"])
@@ -207,3 +208,16 @@ async def test_too_many_running_backfills_is_429(project: Project) -> None:
         json={"start_at": (end - timedelta(hours=1)).isoformat(), "end_at": end.isoformat()},
     )
     assert status == 429 and "cancel one" in body["detail"]
+
+
+async def test_the_deprecated_backfill_route_still_works(project: Project) -> None:
+    export = await file_export(project, f"deprecated-{project.id}")
+    end = whole_hour(1)
+    status, body = await project.request(
+        "POST",
+        f"batch_exports/{export['id']}/backfill/",
+        json={"start_at": (end - timedelta(hours=2)).isoformat(), "end_at": end.isoformat()},
+    )
+    assert status == 200 and set(body) == {"backfill_id"}
+    backfill = await backfill_until_done(project, export["id"], body["backfill_id"])
+    assert (backfill["status"], backfill["progress"]["total_runs"]) == ("Completed", 2)

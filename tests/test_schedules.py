@@ -57,6 +57,8 @@ def test_schedule_runs_in_the_export_timezone_with_ids_only_in_its_input() -> No
     assert schedule.state.paused
     action = schedule.action
     assert action.id == str(item.id)  # type: ignore[attr-defined]
+    assert action.execution_timeout == timedelta(days=6)  # type: ignore[attr-defined]
+    assert action.retry_policy.maximum_attempts == settings.run_max_attempts  # type: ignore[attr-defined]
     assert action.args == [  # type: ignore[attr-defined]
         RunInputs(batch_export_id=str(item.id), team_id=7, interval="day", timezone="Europe/Berlin", offset_hour=4)
     ]

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         StartBackfillInputs,
     )
     from workflows.intervals import DataInterval, Interval, IntervalSpec, boundaries, run_workflow_id
-    from workflows.run import execution_timeout
+    from workflows.timeouts import execution_timeout
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 RUNS_PER_EXECUTION = 500

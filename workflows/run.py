@@ -35,21 +35,11 @@ with workflow.unsafe.imports_passed_through():
         StartRunInputs,
     )
     from workflows.intervals import Interval, IntervalSpec, interval_ending_at
+    from workflows.timeouts import export_timeout
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 EXPORT_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
-
-
-def export_timeout(interval: Interval) -> timedelta:
-    """How long one export attempt may take: the interval's length, at least ten minutes, at most a day."""
-    return min(max(interval.nominal, timedelta(minutes=10)), timedelta(days=1))
-
-
-def execution_timeout(interval: Interval) -> timedelta:
-    """How long a run may take in all, retries and continued executions included: six intervals,
-    at least an hour, at most two weeks. Past it Temporal ends the run as `TimedOut`."""
-    return min(max(interval.nominal * 6, timedelta(hours=1)), timedelta(weeks=2))
 
 
 @workflow.defn(name=RUN_WORKFLOW)

@@ -25,6 +25,8 @@ class Source(Protocol):
 
     def position(self, row: dict[str, Any]) -> str: ...
 
+    async def count(self, team_id: int, start: datetime, end: datetime) -> int: ...
+
 
 def source_for(model: str, pool: asyncpg.Pool) -> Source:
     if model == "events":

@@ -48,6 +48,14 @@ class EventsSource:
             while rows := await cursor.fetch(self.batch_size):
                 yield [dict(row) for row in rows]
 
+    async def count(self, team_id: int, start: datetime, end: datetime) -> int:
+        return await self.pool.fetchval(  # type: ignore[no-any-return]
+            "SELECT count(*) FROM events WHERE team_id = $1 AND inserted_at >= $2 AND inserted_at < $3",
+            team_id,
+            start,
+            end,
+        )
+
     @staticmethod
     def position(row: dict[str, Any]) -> str:
         """Where a read that resumes after `row` starts (the run's `cursor`)."""
