@@ -9,6 +9,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -33,17 +34,33 @@ def decode(cursor: str) -> tuple[datetime, uuid.UUID, bool]:
         raise validation_error("'cursor' is not a cursor this API gave out.", "cursor", code="invalid_cursor") from None
 
 
+@dataclass(frozen=True)
+class PageRequest:
+    """Where the requested page starts: after `position` (before it when `backwards`), or at the top."""
+
+    position: tuple[datetime, uuid.UUID] | None
+    backwards: bool
+
+    @classmethod
+    def of(cls, request: web.Request) -> "PageRequest":
+        cursor = request.query.get("cursor")
+        if not cursor:
+            return cls(None, False)
+        value, row_id, backwards = decode(cursor)
+        return cls((value, row_id), backwards)
+
+
 def page_body(
     request: web.Request,
     rows: list[T],
     *,
     size: int,
-    backwards: bool,
-    had_cursor: bool,
+    asked: PageRequest,
     key: Callable[[T], tuple[datetime, uuid.UUID]],
     render: Callable[[T], dict[str, Any]],
 ) -> dict[str, Any]:
     """`{next, previous, results}` from up to `size + 1` rows fetched in the page's direction."""
+    backwards, had_cursor = asked.backwards, asked.position is not None
     more = len(rows) > size
     rows = rows[:size]
     if backwards:

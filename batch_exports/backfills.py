@@ -7,12 +7,11 @@ from datetime import UTC, date, datetime
 import asyncpg
 from pydantic import BaseModel
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from batch_exports.exports import BatchExport
 from batch_exports.models import InvalidField
 from batch_exports.settings import Settings
-from batch_exports.temporal import BACKFILL_ID, BATCH_EXPORT_ID, DESTINATION_TYPE, TEAM_ID
+from batch_exports.temporal import search_attributes
 from workflows.inputs import BACKFILL_WORKFLOW, BackfillInputs
 from workflows.intervals import IntervalSpec, boundaries
 
@@ -98,13 +97,8 @@ async def start(
         ),
         id=workflow_id,
         task_queue=settings.task_queue,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(BATCH_EXPORT_ID, str(export.id)),
-                SearchAttributePair(TEAM_ID, export.team_id),
-                SearchAttributePair(DESTINATION_TYPE, export.destination_type.value),
-                SearchAttributePair(BACKFILL_ID, str(backfill_id)),
-            ]
+        search_attributes=search_attributes(
+            str(export.id), export.team_id, export.destination_type.value, backfill_id=str(backfill_id)
         ),
         static_summary=f"Backfill of {export.name} ({export.destination_type.value}), "
         f"{start_at.isoformat()} to {end_at.isoformat()}",

@@ -21,11 +21,11 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleState,
 )
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy
 
 from batch_exports.exports import BatchExport
 from batch_exports.settings import Settings
-from batch_exports.temporal import BATCH_EXPORT_ID, DESTINATION_TYPE, TEAM_ID
+from batch_exports.temporal import search_attributes
 from workflows.inputs import RUN_WORKFLOW, RunInputs
 from workflows.intervals import Interval, phase
 from workflows.timeouts import execution_timeout
@@ -77,13 +77,7 @@ def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
             ),
             id=str(export.id),
             task_queue=settings.task_queue,
-            typed_search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(BATCH_EXPORT_ID, str(export.id)),
-                    SearchAttributePair(TEAM_ID, export.team_id),
-                    SearchAttributePair(DESTINATION_TYPE, export.destination_type.value),
-                ]
-            ),
+            typed_search_attributes=search_attributes(str(export.id), export.team_id, export.destination_type.value),
             static_summary=summary(export),
             execution_timeout=execution_timeout(export.interval),
             retry_policy=run_retry_policy(settings),

@@ -1,7 +1,10 @@
 """The Temporal client, configured the way Temporal users expect, and the service's search attributes."""
 
+from datetime import datetime
+from typing import Any
+
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.envconfig import ClientConfig
 
 BATCH_EXPORT_ID = SearchAttributeKey.for_keyword("BatchExportId")
@@ -14,6 +17,30 @@ SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTi
 
 SEARCH_ATTRIBUTES = (BATCH_EXPORT_ID, TEAM_ID, DATA_INTERVAL_START, DATA_INTERVAL_END, DESTINATION_TYPE, BACKFILL_ID)
 """The custom search attributes every run and backfill carries; a cluster must register them."""
+
+
+def search_attributes(
+    batch_export_id: str,
+    team_id: int,
+    destination_type: str,
+    *,
+    backfill_id: str | None = None,
+    interval: tuple[datetime, datetime] | None = None,
+) -> TypedSearchAttributes:
+    """The search attributes of a run or backfill workflow, so operators can find it by export."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(BATCH_EXPORT_ID, batch_export_id),
+        SearchAttributePair(TEAM_ID, team_id),
+        SearchAttributePair(DESTINATION_TYPE, destination_type),
+    ]
+    if backfill_id:
+        pairs.append(SearchAttributePair(BACKFILL_ID, backfill_id))
+    if interval:
+        pairs += [
+            SearchAttributePair(DATA_INTERVAL_START, interval[0]),
+            SearchAttributePair(DATA_INTERVAL_END, interval[1]),
+        ]
+    return TypedSearchAttributes(pairs)
 
 
 async def connect(*, lazy: bool = False) -> Client:

@@ -2,16 +2,10 @@
 
 import gzip
 import json
-import os
 import uuid
 
-import aiohttp
-from aiohttp import web
-
-from api.app import create_app
 from batch_exports import api_keys
-from batch_exports.embedded import LOOPBACK, free_port
-from tests.conftest import API_KEY, Project, Stack
+from tests.conftest import Project, Stack
 from tests.helpers import event
 
 NOOP_EXPORT = {"name": "n", "interval": "hour", "destination": {"type": "NoOp"}}
@@ -121,26 +115,3 @@ async def test_capture_accepts_gzip_and_single_events(project: Project) -> None:
         status, _ = await project.request("POST", path, key=None, json=single)
         assert status == 200, path
     assert await count(project.stack, "events", project.id) == 4
-
-
-async def test_create_fails_cleanly_when_temporal_is_unreachable(project: Project) -> None:
-    """A 503 that says so, and no export left behind without its schedule."""
-    stack = project.stack
-    address = os.environ["TEMPORAL_ADDRESS"]
-    os.environ["TEMPORAL_ADDRESS"] = f"{LOOPBACK}:{free_port()}"  # nothing listens there
-    try:
-        runner = web.AppRunner(create_app(stack.settings), access_log=None)
-        await runner.setup()
-    finally:
-        os.environ["TEMPORAL_ADDRESS"] = address
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
-    try:
-        url = f"http://{LOOPBACK}:{port}/api/projects/{project.id}/batch_exports/"
-        headers = {"Authorization": f"Bearer {API_KEY}"}
-        async with aiohttp.ClientSession() as http, http.post(url, json=NOOP_EXPORT, headers=headers) as response:
-            body = await response.json()
-        assert response.status == 503 and body["code"] == "temporal_unavailable", body
-        assert await count(stack, "batch_exports", project.id) == 0
-    finally:
-        await runner.cleanup()

@@ -5,9 +5,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from temporalio.client import WorkflowHandle
+
 from tests.conftest import Project
 from tests.helpers import eventually, insert_events, runs_until
-from workflows.inputs import RunInputs
+from workflows.inputs import RUN_WORKFLOW, RunInputs
 from workflows.intervals import run_workflow_id
 
 
@@ -20,6 +22,29 @@ async def file_export(project: Project, path: str, **fields: Any) -> dict[str, A
     status, export = await project.request("POST", "batch_exports/", json=body)
     assert status == 201, export
     return export  # type: ignore[no-any-return]
+
+
+async def hold_interval(project: Project, export: dict[str, Any], end: datetime) -> WorkflowHandle[Any, Any]:
+    """A run holding the id of the interval that ends at `end`, kept running (it waits for a later end)."""
+    return await project.stack.client.start_workflow(
+        RUN_WORKFLOW,
+        RunInputs(
+            batch_export_id=export["id"], team_id=project.id, interval="hour",
+            data_interval_end=datetime.now(UTC) + timedelta(hours=1),
+        ),
+        id=run_workflow_id(export["id"], end),
+        task_queue=project.stack.settings.task_queue,
+    )  # fmt: skip
+
+
+async def backfill_last_hour(project: Project, export: dict[str, Any], end: datetime) -> dict[str, Any]:
+    status, body = await project.request(
+        "POST",
+        f"batch_exports/{export['id']}/backfills/",
+        json={"start_at": (end - timedelta(hours=1)).isoformat(), "end_at": end.isoformat()},
+    )
+    assert status == 201, body
+    return body  # type: ignore[no-any-return]
 
 
 async def backfill_until_done(project: Project, export_id: str, backfill_id: str, within: float = 60) -> dict[str, Any]:
@@ -86,21 +111,8 @@ async def test_a_backfill_waits_for_an_interval_that_is_already_running(project:
     export = await file_export(project, f"waits-{project.id}")
     end = whole_hour(1)
     # A run holding the id of the interval ending at `end`, still running (it waits for a later end).
-    holder = await project.stack.client.start_workflow(
-        "batch-export-run",
-        id=run_workflow_id(export["id"], end),
-        task_queue=project.stack.settings.task_queue,
-        arg=RunInputs(
-            batch_export_id=export["id"], team_id=project.id, interval="hour",
-            data_interval_end=datetime.now(UTC) + timedelta(hours=1),
-        ),
-    )  # fmt: skip
-    status, body = await project.request(
-        "POST",
-        f"batch_exports/{export['id']}/backfills/",
-        json={"start_at": (end - timedelta(hours=1)).isoformat(), "end_at": end.isoformat()},
-    )
-    assert status == 201
+    holder = await hold_interval(project, export, end)
+    body = await backfill_last_hour(project, export, end)
     backfill_path = f"batch_exports/{export['id']}/backfills/{body['backfill_id']}/"
 
     async def running() -> bool:
@@ -120,21 +132,8 @@ async def test_cancelling_a_backfill(project: Project) -> None:
     export = await file_export(project, f"cancel-backfill-{project.id}")
     end = whole_hour(1)
     # The backfill's only interval is already running, so the backfill keeps waiting until cancelled.
-    holder = await project.stack.client.start_workflow(
-        "batch-export-run",
-        id=run_workflow_id(export["id"], end),
-        task_queue=project.stack.settings.task_queue,
-        arg=RunInputs(
-            batch_export_id=export["id"], team_id=project.id, interval="hour",
-            data_interval_end=datetime.now(UTC) + timedelta(hours=1),
-        ),
-    )  # fmt: skip
-    status, body = await project.request(
-        "POST",
-        f"batch_exports/{export['id']}/backfills/",
-        json={"start_at": (end - timedelta(hours=1)).isoformat(), "end_at": end.isoformat()},
-    )
-    assert status == 201
+    holder = await hold_interval(project, export, end)
+    body = await backfill_last_hour(project, export, end)
     path = f"batch_exports/{export['id']}/backfills/{body['backfill_id']}/"
     status, cancelled = await project.request("POST", path + "cancel/")
     assert (status, cancelled) == (200, {"cancelled": True})

@@ -12,19 +12,12 @@ from datetime import timedelta
 from itertools import pairwise
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.backfill_bookkeeping import BackfillBookkeeping
-    from batch_exports.temporal import (
-        BACKFILL_ID,
-        BATCH_EXPORT_ID,
-        DATA_INTERVAL_END,
-        DATA_INTERVAL_START,
-        DESTINATION_TYPE,
-        TEAM_ID,
-    )
+    from batch_exports.temporal import search_attributes
     from workflows.inputs import (
         BACKFILL_WORKFLOW,
         RUN_WORKFLOW,
@@ -106,15 +99,12 @@ class BackfillWorkflow:
                 ),
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(BATCH_EXPORT_ID, inputs.batch_export_id),
-                        SearchAttributePair(TEAM_ID, inputs.team_id),
-                        SearchAttributePair(DESTINATION_TYPE, inputs.destination_type),
-                        SearchAttributePair(BACKFILL_ID, inputs.backfill_id),
-                        SearchAttributePair(DATA_INTERVAL_START, interval.start),
-                        SearchAttributePair(DATA_INTERVAL_END, interval.end),
-                    ]
+                search_attributes=search_attributes(
+                    inputs.batch_export_id,
+                    inputs.team_id,
+                    inputs.destination_type,
+                    backfill_id=inputs.backfill_id,
+                    interval=(interval.start, interval.end),
                 ),
                 static_summary=f"Backfill run {interval.start.isoformat()} to {interval.end.isoformat()}",
             )

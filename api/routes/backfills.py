@@ -7,7 +7,7 @@ from aiohttp import web
 from api.errors import ApiError, not_found, read_json, validation_error
 from api.keys import POOL, SETTINGS, TEMPORAL
 from api.lookups import export_for
-from api.pagination import decode, page_body
+from api.pagination import PageRequest, page_body
 from api.params import path_uuid
 from api.responses import backfill_body, json_response
 from api.routes import Route
@@ -38,23 +38,16 @@ async def _render(request: web.Request, backfill: Backfill) -> dict[str, object]
 
 async def list_backfills(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ)
-    cursor = request.query.get("cursor")
-    position = decode(cursor) if cursor else None
-    backwards = bool(position and position[2])
+    asked = PageRequest.of(request)
     page = await backfills.page(
-        request.app[POOL],
-        export.id,
-        limit=PAGE_SIZE + 1,
-        position=position[:2] if position else None,
-        backwards=backwards,
+        request.app[POOL], export.id, limit=PAGE_SIZE + 1, position=asked.position, backwards=asked.backwards
     )
     rendered = {b.id: await _render(request, b) for b in page[:PAGE_SIZE]}
     body = page_body(
         request,
         page,
         size=PAGE_SIZE,
-        backwards=backwards,
-        had_cursor=position is not None,
+        asked=asked,
         key=lambda b: (b.created_at, b.id),
         render=lambda b: rendered[b.id],
     )

@@ -7,7 +7,7 @@ from aiohttp import web
 from api.errors import ApiError, not_found, validation_error
 from api.keys import POOL, SETTINGS, TEMPORAL
 from api.lookups import export_for
-from api.pagination import decode, page_body
+from api.pagination import PageRequest, page_body
 from api.params import path_uuid
 from api.responses import json_response, run_body
 from api.routes import Route
@@ -52,16 +52,14 @@ async def list_runs(request: web.Request) -> web.Response:
     ordering = request.query.get("ordering", "-created_at")
     if ordering not in runs.ORDERINGS:
         raise validation_error(f"'ordering' must be one of {', '.join(sorted(runs.ORDERINGS))}.", "ordering")
-    cursor = request.query.get("cursor")
-    position = decode(cursor) if cursor else None
-    backwards = bool(position and position[2])
+    asked = PageRequest.of(request)
     page = await runs.page(
         request.app[POOL],
         export.id,
         ordering=ordering,
         limit=PAGE_SIZE + 1,
-        position=position[:2] if position else None,
-        backwards=backwards,
+        position=asked.position,
+        backwards=asked.backwards,
         where=_filter(request),
     )
     field = ordering.lstrip("-")
@@ -69,8 +67,7 @@ async def list_runs(request: web.Request) -> web.Response:
         request,
         page,
         size=PAGE_SIZE,
-        backwards=backwards,
-        had_cursor=position is not None,
+        asked=asked,
         key=lambda run: (getattr(run, field), run.id),
         render=run_body,
     )
