@@ -1,13 +1,14 @@
 """Every run status, reached the way SPEC section 2 says, against the real Temporal and PostgreSQL."""
 
+import asyncio
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from tests.conftest import Project
 from tests.helpers import event, eventually, reconcile, runs_until, start_run, temporal_cli_run
@@ -29,6 +30,15 @@ def has_failed(count: int) -> Callable[[list[dict[str, Any]]], bool]:
     return lambda found: statuses(found) == ["Failed"] * count
 
 
+def closed_as(handle: WorkflowHandle[Any, Any], status: WorkflowExecutionStatus) -> Callable[[], Awaitable[bool]]:
+    """A probe: has the execution closed with `status`? (Its row is written just before it closes.)"""
+
+    async def probe() -> bool:
+        return (await handle.describe()).status == status
+
+    return probe
+
+
 def hour_ago() -> tuple[datetime, datetime]:
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     return end - timedelta(hours=1), end
@@ -43,11 +53,7 @@ async def test_cancel_through_the_api(project: Project) -> None:
     assert (status, body) == (200, {"cancelled": True})
     (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Cancelled"])
     assert run["finished_at"] is not None
-
-    async def closed_as_cancelled() -> bool:  # the row is written just before the execution closes
-        return (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
-
-    await eventually(closed_as_cancelled)
+    await eventually(closed_as(handle, WorkflowExecutionStatus.CANCELED))
     status, body = await project.request("POST", f"batch_exports/{export['id']}/runs/{run['id']}/cancel/")
     assert status == 400 and "Cancelled" in body["detail"]
 
@@ -82,11 +88,7 @@ async def test_execution_timeout_is_recorded_by_reconciliation(project: Project)
         project.stack, export, end=datetime.now(UTC) + timedelta(hours=1), execution_timeout=timedelta(seconds=2)
     )
     await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
-
-    async def timed_out() -> bool:
-        return (await handle.describe()).status == WorkflowExecutionStatus.TIMED_OUT
-
-    await eventually(timed_out)
+    await eventually(closed_as(handle, WorkflowExecutionStatus.TIMED_OUT))
 
     async def reconciled() -> list[dict[str, Any]] | None:
         await reconcile(project.stack)
@@ -127,11 +129,7 @@ async def test_a_user_error_fails_at_once_without_retries(project: Project) -> N
     handle = await start_run(stack, export, start=start, end=end)
     (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Failed"])
     assert "cannot write to" in run["latest_error"]
-
-    async def closed_as_failed() -> bool:
-        return (await handle.describe()).status == WorkflowExecutionStatus.FAILED
-
-    await eventually(closed_as_failed)
+    await eventually(closed_as(handle, WorkflowExecutionStatus.FAILED))
     history = await handle.fetch_history()
     attempts = [e for e in history.events if e.HasField("activity_task_started_event_attributes")]
     assert len(attempts) == 1
@@ -183,3 +181,20 @@ async def test_repeated_failures_pause_the_export(project: Project) -> None:
         uuid.UUID(export["id"]),
     )
     assert "Paused automatically" in message
+
+
+async def test_cancel_reaches_an_export_that_is_blocked_mid_read(project: Project) -> None:
+    """The export heartbeats while it waits on its source, so a cancel stops it within seconds."""
+    stack = project.stack
+    export = await create(project, NOOP)
+    start, end = hour_ago()
+    async with stack.pool.acquire() as conn, conn.transaction():
+        await conn.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # the source read now waits
+        handle = await start_run(stack, export, start=start, end=end)
+        (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Running"])
+        cancelled_at = asyncio.get_running_loop().time()
+        status, _ = await project.request("POST", f"batch_exports/{export['id']}/runs/{run['id']}/cancel/")
+        assert status == 200
+        (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Cancelled"], within=15)
+        assert asyncio.get_running_loop().time() - cancelled_at < 10
+    await eventually(closed_as(handle, WorkflowExecutionStatus.CANCELED))
