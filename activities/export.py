@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.destinations import DestinationUserError
 from activities.destinations.registry import open_writer
 from activities.sources import source_for
-from batch_exports import exports, runs
+from batch_exports import exports, logs, runs
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings
 from workflows.inputs import ExportInputs, ExportResult
@@ -83,7 +83,18 @@ class Exporter:
             raise ApplicationError(str(error), type="DestinationUserError", non_retryable=True) from error
         except Exception as error:
             # Temporal retries it; the run stays Running and shows what went wrong this attempt.
-            await runs.update_progress(self.pool, run_id, latest_error=f"{type(error).__name__}: {error}")
+            message = f"{type(error).__name__}: {error}"
+            await runs.update_progress(self.pool, run_id, latest_error=message)
+            info = activity.info()
+            await logs.write(
+                self.pool,
+                team_id=export.team_id,
+                batch_export_id=export.id,
+                run_id=run_id,
+                workflow_run_id=info.workflow_run_id,
+                level=logs.Level.WARNING,
+                message=f"Export attempt {info.attempt} failed: {message}",
+            )
             raise
         # At the record limit the execution stops here; the next one resumes after the last record.
         at_limit = last is not None and inputs.max_records and progress.records >= inputs.max_records

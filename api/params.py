@@ -1,6 +1,7 @@
 """Reading path and query parameters into typed values, with a 4xx that names the parameter."""
 
 import uuid
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -26,3 +27,15 @@ def query_int(request: web.Request, name: str, default: int, *, minimum: int = 0
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise validation_error(f"'{name}' must be {bound}.", name)
     return value
+
+
+def query_datetime(request: web.Request, name: str) -> datetime | None:
+    """An ISO 8601 date-time parameter (UTC when it names no offset)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise validation_error(f"'{name}' must be an ISO 8601 date-time.", name) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

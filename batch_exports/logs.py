@@ -1,9 +1,11 @@
 """Log entries of exports and runs, written by the activities and served by the logs routes."""
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
 import asyncpg
+from pydantic import BaseModel
 
 
 class Level(StrEnum):
@@ -35,3 +37,49 @@ async def write(
         level.value,
         message,
     )
+
+
+class Entry(BaseModel):
+    timestamp: datetime
+    level: Level
+    message: str
+    instance_id: str | None
+    log_source_id: uuid.UUID
+
+
+async def search(
+    conn: asyncpg.Pool,
+    *,
+    batch_export_id: uuid.UUID,
+    run_id: uuid.UUID | None = None,
+    limit: int = 100,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    levels: tuple[Level, ...] = (),
+    text: str | None = None,
+) -> list[Entry]:
+    """An export's (or one run's) log entries, newest first."""
+    rows = await conn.fetch(
+        """
+        SELECT timestamp, level, message, workflow_run_id AS instance_id, batch_export_id AS log_source_id
+        FROM batch_export_logs
+        WHERE batch_export_id = $1 AND ($2::uuid IS NULL OR run_id = $2)
+          AND ($3::timestamptz IS NULL OR timestamp > $3) AND ($4::timestamptz IS NULL OR timestamp < $4)
+          AND (cardinality($5::text[]) = 0 OR level = ANY($5))
+          AND ($6::text IS NULL OR message ILIKE $6)
+        ORDER BY timestamp DESC, id DESC LIMIT $7
+        """,
+        batch_export_id,
+        run_id,
+        after,
+        before,
+        [level.value for level in levels],
+        _containing(text) if text else None,
+        limit,
+    )
+    return [Entry(**dict(row)) for row in rows]
+
+
+def _containing(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own wildcards taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

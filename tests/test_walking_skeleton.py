@@ -92,3 +92,16 @@ async def test_capture_export_trigger_and_complete(project: Project) -> None:
         )
 
     await eventually(in_visibility)
+
+    # What the run did is in its logs, newest first.
+    status, entries = await project.request("GET", f"batch_exports/{export['id']}/runs/{run['id']}/logs/")
+    assert status == 200
+    messages = [entry["message"] for entry in entries["results"]]
+    assert messages[0] == "Run Completed: 25 records exported" and messages[-1].startswith("Run started")
+    assert {entry["instance_id"] for entry in entries["results"]} == {run["workflow_run_id"]}
+    status, found = await project.request("GET", f"batch_exports/{export['id']}/logs/", params={"search": "25 rec"})
+    assert [entry["message"] for entry in found["results"]] == [messages[0]]
+    status, found = await project.request("GET", f"batch_exports/{export['id']}/logs/", params={"level": "ERROR"})
+    assert (status, found["results"]) == (200, [])
+    status, error = await project.request("GET", f"batch_exports/{export['id']}/logs/", params={"level": "LOUD"})
+    assert (status, error["attr"]) == (400, "level")

@@ -8,7 +8,7 @@ from api.errors import ApiError, not_found, validation_error
 from api.keys import POOL, SETTINGS, TEMPORAL
 from api.lookups import export_for
 from api.pagination import PageRequest, page_body
-from api.params import path_uuid
+from api.params import path_uuid, query_datetime
 from api.responses import json_response, run_body
 from api.routes import Route
 from batch_exports import api_keys, backfills, reconciliation, runs
@@ -17,17 +17,6 @@ from batch_exports.runs import Run, RunFilter, RunStatus
 
 PAGE_SIZE = 100
 RECONCILE_ON_READ_AFTER = timedelta(seconds=1)
-
-
-def _query_datetime(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise validation_error(f"'{name}' must be an ISO 8601 date-time.", name) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _filter(request: web.Request) -> RunFilter:
@@ -40,10 +29,10 @@ def _filter(request: web.Request) -> RunFilter:
             raise validation_error(f"'{raw}' is not a run status; use one of {choices}.", "status") from None
     return RunFilter(
         statuses=tuple(statuses),
-        created_after=_query_datetime(request, "after"),
-        created_before=_query_datetime(request, "before"),
-        interval_start=_query_datetime(request, "start"),
-        interval_end=_query_datetime(request, "end"),
+        created_after=query_datetime(request, "after"),
+        created_before=query_datetime(request, "before"),
+        interval_start=query_datetime(request, "start"),
+        interval_end=query_datetime(request, "end"),
     )
 
 

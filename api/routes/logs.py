@@ -1,0 +1,57 @@
+"""`batch_exports/{id}/logs/` and `runs/{run_id}/logs/`: log entries, newest first."""
+
+from aiohttp import web
+
+from api.errors import not_found, validation_error
+from api.keys import POOL
+from api.lookups import export_for
+from api.params import path_uuid, query_datetime, query_int
+from api.responses import json_response
+from api.routes import Route
+from batch_exports import api_keys, logs, runs
+
+
+def _levels(request: web.Request) -> tuple[logs.Level, ...]:
+    levels = []
+    for raw in request.query.getall("level", []):
+        for part in raw.split(","):
+            try:
+                levels.append(logs.Level(part.strip().upper()))
+            except ValueError:
+                choices = ", ".join(level.value for level in logs.Level)
+                raise validation_error(f"'{part}' is not a log level; use one of {choices}.", "level") from None
+    return tuple(levels)
+
+
+async def _entries(request: web.Request, run_id_name: str | None) -> web.Response:
+    export = await export_for(request, api_keys.READ)
+    run_id = None
+    if run_id_name:
+        run_id = path_uuid(request, run_id_name)
+        if await runs.get(request.app[POOL], run_id, export.id) is None:
+            raise not_found("Run not found.")
+    entries = await logs.search(
+        request.app[POOL],
+        batch_export_id=export.id,
+        run_id=run_id,
+        limit=query_int(request, "limit", 100, minimum=1, maximum=1000),
+        after=query_datetime(request, "after"),
+        before=query_datetime(request, "before"),
+        levels=_levels(request),
+        text=request.query.get("search") or None,
+    )
+    return json_response({"results": [entry.model_dump(mode="json") for entry in entries]})
+
+
+async def export_logs(request: web.Request) -> web.Response:
+    return await _entries(request, None)
+
+
+async def run_logs(request: web.Request) -> web.Response:
+    return await _entries(request, "id")
+
+
+ROUTES: list[Route] = [
+    ("GET", "/batch_exports/{batch_export_id}/logs/", export_logs),
+    ("GET", "/batch_exports/{batch_export_id}/runs/{id}/logs/", run_logs),
+]
