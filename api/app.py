@@ -6,7 +6,7 @@ from aiohttp import web
 
 from api.errors import error_middleware
 from api.keys import CIPHER, POOL, SETTINGS, SOURCE_POOL, TEMPORAL
-from api.routes import PROJECT_PREFIXES, backfills, batch_exports, capture, health, logs, runs
+from api.routes import PROJECT_PREFIXES, backfills, batch_exports, capture, destination_tests, health, logs, runs
 from batch_exports import db, temporal
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings
@@ -39,6 +39,12 @@ def create_app(settings: Settings) -> web.Application:
         if path != "/_health":
             app.router.add_route(method, path + "/", handler)
     for prefix in PROJECT_PREFIXES:
-        for method, path, handler in [*batch_exports.ROUTES, *runs.ROUTES, *backfills.ROUTES, *logs.ROUTES]:
+        for method, path, handler in [
+            *destination_tests.ROUTES,
+            *batch_exports.ROUTES,
+            *runs.ROUTES,
+            *backfills.ROUTES,
+            *logs.ROUTES,
+        ]:
             app.router.add_route(method, prefix + path, handler)
     return app

@@ -115,3 +115,31 @@ async def test_capture_accepts_gzip_and_single_events(project: Project) -> None:
         status, _ = await project.request("POST", path, key=None, json=single)
         assert status == 200, path
     assert await count(project.stack, "events", project.id) == 4
+
+
+async def test_destination_checks_before_and_after_saving(project: Project) -> None:
+    status, body = await project.request("GET", "batch_exports/test/", params={"destination": "File"})
+    assert status == 200 and body["steps"][0]["name"] == "Write to the directory"
+    status, body = await project.request("GET", "batch_exports/test/", params={"destination": "Carrier pigeon"})
+    assert (status, body["attr"]) == (400, "destination")
+
+    good = {"type": "File", "config": {"path": f"checked-{project.id}"}}
+    status, body = await project.request(
+        "POST", "batch_exports/run_test_step_new/", json={"step": 0, "destination": good}
+    )
+    assert (status, body) == (200, {"result": {"status": "Passed", "message": None}})
+    (project.stack.settings.exports_root / f"a-file-{project.id}").write_text("x")
+    bad = {"type": "File", "config": {"path": f"a-file-{project.id}/below"}}
+    status, body = await project.request(
+        "POST", "batch_exports/run_test_step_new/", json={"step": 0, "destination": bad}
+    )
+    assert status == 200 and body["result"]["status"] == "Failed" and "cannot write to" in body["result"]["message"]
+    status, body = await project.request(
+        "POST", "batch_exports/run_test_step_new/", json={"step": 7, "destination": good}
+    )
+    assert (status, body["attr"]) == (400, "step")
+
+    status, export = await project.request("POST", "batch_exports/", json={**NOOP_EXPORT, "destination": good})
+    assert status == 201
+    status, body = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": 0})
+    assert (status, body["result"]["status"]) == (200, "Passed")

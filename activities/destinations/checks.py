@@ -1,0 +1,61 @@
+"""Checks a person can run against a destination before trusting it with an export (the test routes).
+
+Each destination lists its steps; a step passes, or fails with a message saying what to fix.
+"""
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from activities.destinations import DestinationUserError
+from activities.destinations.file import resolve_directory
+from batch_exports.destination_configs import DestinationConfig, DestinationType, FileConfig
+from batch_exports.settings import Settings
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    description: str
+    run: Callable[[DestinationConfig, Settings], Awaitable[None]]
+
+
+def _write_probe(config: FileConfig, settings: Settings) -> None:
+    directory = resolve_directory(config, settings.exports_root)
+    probe = directory / f".batch-exports-check-{uuid.uuid4().hex}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise DestinationUserError(f"cannot write to {directory}: {error.strerror}") from error
+
+
+async def _file_writable(config: DestinationConfig, settings: Settings) -> None:
+    assert isinstance(config, FileConfig)
+    await asyncio.to_thread(_write_probe, config, settings)
+
+
+async def _nothing(config: DestinationConfig, settings: Settings) -> None:
+    return None
+
+
+STEPS: dict[DestinationType, list[Step]] = {
+    DestinationType.FILE: [
+        Step("Write to the directory", "Create the directory if needed and write (then remove) a file in it.",
+             _file_writable),
+    ],
+    DestinationType.NOOP: [Step("Nothing to check", "The NoOp destination writes nothing.", _nothing)],
+}  # fmt: skip
+
+
+async def run_step(
+    destination_type: DestinationType, config: DestinationConfig, settings: Settings, index: int
+) -> str | None:
+    """Run step `index`; None when it passes, else what went wrong."""
+    try:
+        await STEPS[destination_type][index].run(config, settings)
+    except DestinationUserError as error:
+        return str(error)
+    return None

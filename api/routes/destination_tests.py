@@ -1,0 +1,71 @@
+"""Destination checks a person runs before saving or trusting an export (PostHog's test-step routes)."""
+
+from typing import Any
+
+from aiohttp import web
+
+from activities.destinations.checks import STEPS, run_step
+from api.auth import authorize
+from api.errors import read_json, validation_error
+from api.keys import SETTINGS
+from api.lookups import export_for
+from api.responses import json_response
+from api.routes import Route
+from batch_exports import api_keys
+from batch_exports.destination_configs import DestinationConfig, DestinationType
+from batch_exports.models import DestinationIn
+
+
+def _destination_type(raw: str | None, attr: str) -> DestinationType:
+    try:
+        return DestinationType(raw or "")
+    except ValueError:
+        choices = ", ".join(t.value for t in DestinationType)
+        raise validation_error(f"'{raw}' is not a destination type; use one of {choices}.", attr) from None
+
+
+def _step_index(body: Any, destination_type: DestinationType) -> int:
+    step = body.get("step", 0) if isinstance(body, dict) else None
+    count = len(STEPS[destination_type])
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < count:
+        raise validation_error(f"'step' must be an integer from 0 to {count - 1}.", "step")
+    return step
+
+
+async def _result(request: web.Request, kind: DestinationType, config: DestinationConfig, step: int) -> web.Response:
+    problem = await run_step(kind, config, request.app[SETTINGS], step)
+    status = "Passed" if problem is None else "Failed"
+    return json_response({"result": {"status": status, "message": problem}})
+
+
+async def list_steps(request: web.Request) -> web.Response:
+    """`GET batch_exports/test/?destination=TYPE`: the checks that destination has."""
+    await authorize(request, api_keys.READ)
+    kind = _destination_type(request.query.get("destination"), "destination")
+    steps = [{"name": step.name, "description": step.description} for step in STEPS[kind]]
+    return json_response({"steps": steps})
+
+
+async def run_step_saved(request: web.Request) -> web.Response:
+    """`POST batch_exports/{id}/run_test_step/` `{"step": n}`: a check against a saved export's destination."""
+    export = await export_for(request, api_keys.WRITE, name="id")
+    step = _step_index(await read_json(request), export.destination_type)
+    return await _result(request, export.destination_type, export.destination_config, step)
+
+
+async def run_step_unsaved(request: web.Request) -> web.Response:
+    """`POST batch_exports/run_test_step_new/` `{"step": n, "destination": {...}}`: before saving."""
+    await authorize(request, api_keys.WRITE)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise validation_error("The body must be a JSON object with 'step' and 'destination'.")
+    destination = DestinationIn.model_validate(body.get("destination"))
+    step = _step_index(body, destination.type)
+    return await _result(request, destination.type, destination.parsed(), step)
+
+
+ROUTES: list[Route] = [
+    ("GET", "/batch_exports/test/", list_steps),
+    ("POST", "/batch_exports/run_test_step_new/", run_step_unsaved),
+    ("POST", "/batch_exports/{id}/run_test_step/", run_step_saved),
+]
