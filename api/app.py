@@ -6,7 +6,17 @@ from aiohttp import web
 
 from api.errors import error_middleware
 from api.keys import CIPHER, POOL, SETTINGS, SOURCE_POOL, TEMPORAL
-from api.routes import PROJECT_PREFIXES, backfills, batch_exports, capture, destination_tests, health, logs, runs
+from api.routes import (
+    PROJECT_PREFIXES,
+    backfills,
+    batch_exports,
+    capture,
+    destination_tests,
+    health,
+    logs,
+    runs,
+    schema,
+)
 from batch_exports import db, temporal
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings
@@ -34,10 +44,12 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[CIPHER] = ConfigCipher(settings.encryption_key.get_secret_value())
     app.cleanup_ctx.append(_resources)
-    for method, path, handler in [*health.ROUTES, *capture.ROUTES]:
+    app.on_startup.append(schema.build_document)
+    for method, path, handler in [*health.ROUTES, *schema.ROUTES]:
         app.router.add_route(method, path, handler)
-        if path != "/_health":
-            app.router.add_route(method, path + "/", handler)
+    for method, path, handler in capture.ROUTES:  # PostHog's SDKs post with and without the slash
+        app.router.add_route(method, path, handler)
+        app.router.add_route(method, path + "/", handler)
     for prefix in PROJECT_PREFIXES:
         for method, path, handler in [
             *destination_tests.ROUTES,

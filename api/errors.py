@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from batch_exports.backfills import TooManyBackfills
 from batch_exports.export_lifecycle import TemporalUnavailable
+from batch_exports.exports import ExportNotFound
 from batch_exports.models import InvalidField
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ async def error_middleware(
         return validation_error(str(error), error.attr).response()
     except TemporalUnavailable as error:
         return ApiError(503, str(error), type="server_error", code="temporal_unavailable").response()
+    except ExportNotFound:
+        return not_found("Batch export not found.").response()
     except TooManyBackfills as error:
         return ApiError(429, f"Too many backfills: {error}.", code="throttled").response()
     except web.HTTPRequestEntityTooLarge as error:

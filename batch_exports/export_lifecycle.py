@@ -84,7 +84,8 @@ async def set_paused(
     async with pool.acquire() as conn, conn.transaction():
         await exports.set_paused(conn, export.id, paused)
         changed = await exports.get(conn, export.id, cipher)
-        assert changed is not None
+        if changed is None:
+            raise exports.ExportNotFound(export.id)
         async with _calling_temporal("pause the export's schedule" if paused else "unpause the export's schedule"):
             await sync_schedule(client, changed, settings)
     return changed

@@ -87,10 +87,16 @@ async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, ci
     return export
 
 
+class ExportNotFound(LookupError):
+    """The export is gone (deleted meanwhile, or never there)."""
+
+
 async def update(
     conn: asyncpg.Connection, export: BatchExport, body: BatchExportIn, cipher: ConfigCipher
 ) -> BatchExport:
     """Store `body` (a complete, validated export) over `export`; returns the stored result."""
+    if not await conn.fetchval("SELECT 1 FROM batch_exports WHERE id = $1 AND NOT deleted FOR UPDATE", export.id):
+        raise ExportNotFound(export.id)
     await conn.execute(
         "UPDATE batch_export_destinations SET config_encrypted = $2, last_updated_at = now() WHERE id = $1",
         export.destination_id,
@@ -116,7 +122,8 @@ async def update(
         body.offset_hour,
     )
     updated = await get(conn, export.id, cipher)
-    assert updated is not None
+    if updated is None:
+        raise ExportNotFound(export.id)
     return updated
 
 

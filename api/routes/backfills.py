@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from api import openapi as oa
 from api.errors import ApiError, not_found, read_json, validation_error
 from api.keys import POOL, SETTINGS, TEMPORAL
 from api.lookups import export_for
+from api.openapi import operation
 from api.pagination import PageRequest, page_body
 from api.params import path_uuid
 from api.responses import backfill_body, json_response
@@ -36,6 +38,7 @@ async def _render(request: web.Request, backfill: Backfill) -> dict[str, object]
     return backfill_body(backfill, finished)
 
 
+@operation("List backfills, newest first", {200: oa.BackfillPage}, query=(oa.CURSOR,))
 async def list_backfills(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ)
     asked = PageRequest.of(request)
@@ -54,6 +57,9 @@ async def list_backfills(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+@operation(
+    "Backfill every interval of a range", {201: oa.BackfillCreated, 429: oa.Error, 503: oa.Error}, body=oa.BackfillIn
+)
 async def create_backfill(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.WRITE)
     backfill = await create_backfill_for(request, export)
@@ -68,10 +74,12 @@ async def _backfill(request: web.Request, scope: str) -> Backfill:
     return backfill
 
 
+@operation("Retrieve a backfill with its progress", {200: oa.Backfill})
 async def retrieve_backfill(request: web.Request) -> web.Response:
     return json_response(await _render(request, await _backfill(request, api_keys.READ)))
 
 
+@operation("Cancel a running backfill and its runs", {200: oa.Cancelled, 503: oa.Error})
 async def cancel_backfill(request: web.Request) -> web.Response:
     backfill = await _backfill(request, api_keys.WRITE)
     if backfill.status not in backfills.OPEN_STATUSES:

@@ -6,10 +6,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from api import openapi as oa
 from api.auth import authorize
 from api.errors import read_json, validation_error
 from api.keys import CIPHER, POOL, SETTINGS, TEMPORAL
 from api.lookups import export_for
+from api.openapi import operation
 from api.params import query_int
 from api.responses import export_body, json_response
 from api.routes import Route
@@ -17,11 +19,18 @@ from api.routes.backfills import create_backfill_for
 from batch_exports import api_keys, backfills, export_lifecycle, exports, runs
 from batch_exports.models import BatchExportIn
 
+PATCH_BODY = {"type": "object", "description": "Any fields of a batch export; a destination config is merged."}
 
+
+@operation(
+    "List batch exports, newest first",
+    {200: oa.ExportPage},
+    query=(oa.LIMIT, oa.Query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9})),
+)
 async def list_exports(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.READ)
     limit = query_int(request, "limit", 100, minimum=1, maximum=1000)
-    offset = query_int(request, "offset", 0)
+    offset = query_int(request, "offset", 0, maximum=10**9)
     count, page = await exports.list_page(
         request.app[POOL], project_id, request.app[CIPHER], limit=limit, offset=offset
     )
@@ -39,6 +48,9 @@ async def list_exports(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "Create a batch export and its schedule", {201: oa.BatchExport, 429: oa.Error, 503: oa.Error}, body=BatchExportIn
+)
 async def create_export(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.WRITE)
     body = BatchExportIn.model_validate(await read_json(request))
@@ -47,11 +59,15 @@ async def create_export(request: web.Request) -> web.Response:
     return json_response(export_body(export, latest_runs=[]), status=201)
 
 
+@operation("Retrieve a batch export with its latest runs", {200: oa.BatchExport})
 async def retrieve_export(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ, name="id")
     return json_response(export_body(export, latest_runs=await runs.latest(request.app[POOL], export.id)))
 
 
+@operation(
+    "Update a batch export (config merged) and its schedule", {200: oa.BatchExport, 503: oa.Error}, body=PATCH_BODY
+)
 async def update_export(request: web.Request) -> web.Response:
     """PUT and PATCH: fields given replace the stored ones; a destination config is merged into the stored one."""
     export = await export_for(request, api_keys.WRITE, name="id")
@@ -81,12 +97,14 @@ async def update_export(request: web.Request) -> web.Response:
     return json_response(export_body(updated, latest_runs=await runs.latest(app[POOL], updated.id)))
 
 
+@operation("Delete a batch export, its schedule, and cancel its runs", {204: None, 503: oa.Error})
 async def delete_export(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.WRITE, name="id")
     await export_lifecycle.delete(request.app[POOL], request.app[TEMPORAL], export)
     return web.Response(status=204)
 
 
+@operation("Pause a batch export", {200: oa.Paused, 503: oa.Error})
 async def pause_export(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.WRITE, name="id")
     app = request.app
@@ -94,6 +112,11 @@ async def pause_export(request: web.Request) -> web.Response:
     return json_response({"paused": True})
 
 
+@operation(
+    "Unpause a batch export, optionally backfilling the paused gap",
+    {200: oa.Paused, 429: oa.Error, 503: oa.Error},
+    body=oa.UnpauseIn,
+)
 async def unpause_export(request: web.Request) -> web.Response:
     """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused."""
     export = await export_for(request, api_keys.WRITE, name="id")
@@ -114,6 +137,11 @@ async def unpause_export(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+@operation(
+    "Backfill a range (deprecated: use backfills/)",
+    {200: oa.BackfillCreated, 429: oa.Error, 503: oa.Error},
+    body=oa.BackfillIn,
+)
 async def deprecated_backfill(request: web.Request) -> web.Response:
     """`POST batch_exports/{id}/backfill/`: the older spelling of creating a backfill."""
     export = await export_for(request, api_keys.WRITE, name="id")

@@ -8,8 +8,10 @@ import zlib
 
 from aiohttp import web
 
+from api import openapi as oa
 from api.errors import ApiError
 from api.keys import POOL, SETTINGS
+from api.openapi import operation
 from api.routes import Route
 from batch_exports import ingestion
 
@@ -27,6 +29,12 @@ def _decompress(body: bytes, limit: int) -> bytes:
     return data
 
 
+@operation(
+    "Capture events (PostHog's capture format; the project token authenticates)",
+    {200: oa.Captured, 400: oa.Error, 401: oa.Error, 413: oa.Error},
+    body={"type": "object"},
+    auth="token",
+)
 async def capture(request: web.Request) -> web.Response:
     limit = request.app[SETTINGS].max_body_mb * 2**20
     body = await request.read()

@@ -5,10 +5,12 @@ from typing import Any
 from aiohttp import web
 
 from activities.destinations.checks import STEPS, run_step
+from api import openapi as oa
 from api.auth import authorize
 from api.errors import read_json, validation_error
 from api.keys import SETTINGS
 from api.lookups import export_for
+from api.openapi import operation
 from api.responses import json_response
 from api.routes import Route
 from batch_exports import api_keys
@@ -38,6 +40,11 @@ async def _result(request: web.Request, kind: DestinationType, config: Destinati
     return json_response({"result": {"status": status, "message": problem}})
 
 
+@operation(
+    "The checks a destination type has",
+    {200: oa.Steps},
+    query=(oa.Query("destination", {"type": "string", "enum": [t.value for t in DestinationType]}),),
+)
 async def list_steps(request: web.Request) -> web.Response:
     """`GET batch_exports/test/?destination=TYPE`: the checks that destination has."""
     await authorize(request, api_keys.READ)
@@ -46,6 +53,7 @@ async def list_steps(request: web.Request) -> web.Response:
     return json_response({"steps": steps})
 
 
+@operation("Run one check against a saved export's destination", {200: oa.StepResult}, body=oa.StepIn)
 async def run_step_saved(request: web.Request) -> web.Response:
     """`POST batch_exports/{id}/run_test_step/` `{"step": n}`: a check against a saved export's destination."""
     export = await export_for(request, api_keys.WRITE, name="id")
@@ -53,6 +61,7 @@ async def run_step_saved(request: web.Request) -> web.Response:
     return await _result(request, export.destination_type, export.destination_config, step)
 
 
+@operation("Run one check against a destination before saving it", {200: oa.StepResult}, body=oa.UnsavedStepIn)
 async def run_step_unsaved(request: web.Request) -> web.Response:
     """`POST batch_exports/run_test_step_new/` `{"step": n, "destination": {...}}`: before saving."""
     await authorize(request, api_keys.WRITE)

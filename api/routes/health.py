@@ -5,12 +5,15 @@ import asyncio
 from aiohttp import web
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
+from api import openapi as oa
 from api.keys import POOL, TEMPORAL
+from api.openapi import operation
 from api.routes import Route
 
 CHECK_TIMEOUT_SECONDS = 3
 
 
+@operation("Whether the database and Temporal answer", {200: oa.Health, 503: oa.Health}, auth="none")
 async def health(request: web.Request) -> web.Response:
     async def database() -> None:
         await request.app[POOL].fetchval("SELECT 1")

@@ -2,9 +2,11 @@
 
 from aiohttp import web
 
+from api import openapi as oa
 from api.errors import not_found, validation_error
 from api.keys import POOL
 from api.lookups import export_for
+from api.openapi import operation
 from api.params import path_uuid, query_datetime, query_int
 from api.responses import json_response
 from api.routes import Route
@@ -43,10 +45,32 @@ async def _entries(request: web.Request, run_id_name: str | None) -> web.Respons
     return json_response({"results": [entry.model_dump(mode="json") for entry in entries]})
 
 
+@operation(
+    "Log entries of a batch export, newest first",
+    {200: oa.Logs},
+    query=(
+        oa.LIMIT,
+        oa.Query("after", oa.DATETIME),
+        oa.Query("before", oa.DATETIME),
+        oa.Query("level", {"type": "string", "enum": [level.value for level in logs.Level]}, repeatable=True),
+        oa.Query("search", {"type": "string"}),
+    ),
+)
 async def export_logs(request: web.Request) -> web.Response:
     return await _entries(request, None)
 
 
+@operation(
+    "Log entries of a run, newest first",
+    {200: oa.Logs},
+    query=(
+        oa.LIMIT,
+        oa.Query("after", oa.DATETIME),
+        oa.Query("before", oa.DATETIME),
+        oa.Query("level", {"type": "string", "enum": [level.value for level in logs.Level]}, repeatable=True),
+        oa.Query("search", {"type": "string"}),
+    ),
+)
 async def run_logs(request: web.Request) -> web.Response:
     return await _entries(request, "id")
 

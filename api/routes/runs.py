@@ -4,9 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from api import openapi as oa
 from api.errors import ApiError, not_found, validation_error
 from api.keys import POOL, SETTINGS, TEMPORAL
 from api.lookups import export_for
+from api.openapi import operation
 from api.pagination import PageRequest, page_body
 from api.params import path_uuid, query_datetime
 from api.responses import json_response, run_body
@@ -36,6 +38,19 @@ def _filter(request: web.Request) -> RunFilter:
     )
 
 
+@operation(
+    "List runs, one per workflow execution",
+    {200: oa.RunPage},
+    query=(
+        oa.CURSOR,
+        oa.Query("ordering", {"type": "string", "enum": sorted(runs.ORDERINGS)}),
+        oa.Query("status", {"type": "string", "enum": [s.value for s in RunStatus]}, repeatable=True),
+        oa.Query("after", oa.DATETIME, "Created at or after."),
+        oa.Query("before", oa.DATETIME, "Created before."),
+        oa.Query("start", oa.DATETIME, "Data interval starting at or after."),
+        oa.Query("end", oa.DATETIME, "Data interval ending at or before."),
+    ),
+)
 async def list_runs(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ)
     ordering = request.query.get("ordering", "-created_at")
@@ -71,6 +86,7 @@ async def _run(request: web.Request, scope: str) -> tuple[BatchExport, Run]:
     return export, run
 
 
+@operation("Retrieve a run (reconciled with Temporal if it closed unseen)", {200: oa.Run})
 async def retrieve_run(request: web.Request) -> web.Response:
     """The run; an open one whose execution has closed unseen is reconciled on the spot."""
     export, run = await _run(request, api_keys.READ)
@@ -80,6 +96,7 @@ async def retrieve_run(request: web.Request) -> web.Response:
     return json_response(run_body(run))
 
 
+@operation("Cancel a Starting or Running run", {200: oa.Cancelled, 503: oa.Error})
 async def cancel_run(request: web.Request) -> web.Response:
     _, run = await _run(request, api_keys.WRITE)
     if run.status not in runs.OPEN_STATUSES:
@@ -90,6 +107,7 @@ async def cancel_run(request: web.Request) -> web.Response:
     return json_response({"cancelled": True})
 
 
+@operation("Retry a run: a backfill of exactly its interval", {200: oa.BackfillCreated, 429: oa.Error, 503: oa.Error})
 async def retry_run(request: web.Request) -> web.Response:
     """Run the run's interval again, as a one-interval backfill."""
     export, run = await _run(request, api_keys.WRITE)

@@ -1,0 +1,305 @@
+"""The OpenAPI 3 document of the gateway, served at `/api/schema/`, built from the routes themselves.
+
+Each handler is decorated with `@operation(...)`, naming its query parameters, its body model and its
+responses; `document(app)` walks the router, so every route is in the document.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+from uuid import UUID
+
+from aiohttp import web
+from pydantic import BaseModel, Field, TypeAdapter
+
+from batch_exports.destination_configs import DestinationType
+from batch_exports.logs import Level
+from batch_exports.runs import RunStatus
+from workflows.intervals import Interval
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+# Response shapes (what the handlers return; kept beside the document that promises them).
+class Error(BaseModel):
+    type: Literal["validation_error", "authentication_error", "invalid_request", "server_error"]
+    code: str
+    detail: str
+    attr: str | None
+
+
+class Destination(BaseModel):
+    type: DestinationType
+    config: dict[str, Any] = Field(description="The config, without its secret fields.")
+
+
+class Run(BaseModel):
+    id: UUID
+    status: RunStatus
+    records_completed: int
+    records_failed: int
+    records_total_count: int | None
+    bytes_exported: int
+    latest_error: str | None
+    data_interval_start: datetime
+    data_interval_end: datetime
+    cursor: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    last_updated_at: datetime
+    batch_export: UUID
+    backfill: UUID | None
+    workflow_id: str
+    workflow_run_id: str
+
+
+class BatchExport(BaseModel):
+    id: UUID
+    team_id: int
+    name: str
+    model: str
+    destination: Destination
+    interval: Interval
+    paused: bool
+    created_at: datetime
+    last_updated_at: datetime
+    last_paused_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+    hogql_query: str | None
+    filters: list[dict[str, Any]] | None
+    schema_: dict[str, Any] | None = Field(alias="schema")
+    timezone: str
+    offset_day: int | None
+    offset_hour: int | None
+    latest_runs: list[Run] = Field(default_factory=list, description="The 10 newest runs (single export only).")
+
+
+class ExportPage(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[BatchExport]
+
+
+class RunPage(BaseModel):
+    next: str | None
+    previous: str | None
+    results: list[Run]
+
+
+class Progress(BaseModel):
+    total_runs: int | None
+    finished_runs: int
+    progress: float | None
+
+
+class Backfill(BaseModel):
+    id: UUID
+    status: str
+    start_at: datetime | None
+    end_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    last_updated_at: datetime
+    team_id: int
+    batch_export: UUID
+    total_records_count: int | None
+    progress: Progress
+
+
+class BackfillPage(BaseModel):
+    next: str | None
+    previous: str | None
+    results: list[Backfill]
+
+
+class LogEntry(BaseModel):
+    timestamp: datetime
+    level: Level
+    message: str
+    instance_id: str | None
+    log_source_id: UUID
+
+
+class Logs(BaseModel):
+    results: list[LogEntry]
+
+
+class Paused(BaseModel):
+    paused: bool
+    backfill_id: UUID | None = None
+
+
+class BackfillCreated(BaseModel):
+    backfill_id: UUID
+
+
+class Cancelled(BaseModel):
+    cancelled: bool
+
+
+class StepInfo(BaseModel):
+    name: str
+    description: str
+
+
+class Steps(BaseModel):
+    steps: list[StepInfo]
+
+
+class StepOutcome(BaseModel):
+    status: Literal["Passed", "Failed"]
+    message: str | None
+
+
+class StepResult(BaseModel):
+    result: StepOutcome
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: str
+    temporal: str
+
+
+class Captured(BaseModel):
+    status: int
+
+
+# Request shapes that are not the export body itself.
+class BackfillIn(BaseModel):
+    start_at: str = Field(description="ISO 8601 date-time with offset, or a date for daily and weekly exports.")
+    end_at: str = Field(description="As start_at; not in the future.")
+
+
+class UnpauseIn(BaseModel):
+    backfill: bool = Field(False, description="Also backfill the intervals missed while paused.")
+
+
+class StepIn(BaseModel):
+    step: int = Field(0, ge=0)
+
+
+class UnsavedStepIn(StepIn):
+    destination: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    repeatable: bool = False
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    responses: dict[int, type[BaseModel] | None]
+    query: tuple[Query, ...] = ()
+    body: type[BaseModel] | dict[str, Any] | None = None
+    auth: Literal["key", "token", "none"] = "key"
+    tags: tuple[str, ...] = field(default=())
+
+
+def operation(
+    summary: str,
+    responses: dict[int, type[BaseModel] | None],
+    *,
+    query: tuple[Query, ...] = (),
+    body: type[BaseModel] | dict[str, Any] | None = None,
+    auth: Literal["key", "token", "none"] = "key",
+) -> Callable[[H], H]:
+    def mark(handler: H) -> H:
+        handler.__openapi__ = Operation(summary, responses, query, body, auth)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+DATETIME = {"type": "string", "format": "date-time"}
+LIMIT = Query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})
+CURSOR = Query("cursor", {"type": "string"}, "An opaque cursor from a `next` or `previous` URL.")
+
+_STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Bad request", 401: "Unauthenticated",
+                403: "Missing scope", 404: "Not found", 405: "Method not allowed", 413: "Too large",
+                429: "Too many", 503: "Temporal or the database is unavailable"}  # fmt: skip
+
+
+def _schema_of(model: type[BaseModel] | dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(model, dict):
+        return model
+    schema = TypeAdapter(model).json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+    components.update(schema.pop("$defs", {}))
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation_id(method: str, path: str) -> str:
+    words = path.strip("/").replace("{", "").replace("}", "").replace("/", "_")
+    return f"{method.lower()}_{words}"
+
+
+def document(app: web.Application) -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    error_ref = _schema_of(Error, components)
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter")
+        op: Operation | None = getattr(route.handler, "__openapi__", None)
+        if path is None or op is None or route.method == "HEAD":
+            continue
+        parameters: list[dict[str, Any]] = []
+        for name in ("project_id", "batch_export_id", "id"):
+            if "{" + name + "}" in path:
+                path_schema = {"type": "integer"} if name == "project_id" else {"type": "string", "format": "uuid"}
+                parameters.append({"name": name, "in": "path", "required": True, "schema": path_schema})
+        for q in op.query:
+            schema = {"type": "array", "items": q.schema} if q.repeatable else q.schema
+            parameter: dict[str, Any] = {"name": q.name, "in": "query", "schema": schema}
+            parameter["description"] = q.description
+            if q.repeatable:
+                parameter["explode"] = True
+            parameters.append(parameter)
+        responses: dict[str, Any] = {}
+        for status, model in op.responses.items():
+            described: dict[str, Any] = {"description": _STATUS_TEXT.get(status, "")}
+            if model is not None:
+                described["content"] = {"application/json": {"schema": _schema_of(model, components)}}
+            responses[str(status)] = described
+        errors = [400, 404, 405, 413] if op.auth != "none" else []
+        if op.auth == "key":
+            errors += [401, 403]
+        for status in errors:
+            responses.setdefault(str(status), {"description": _STATUS_TEXT[status],
+                                               "content": {"application/json": {"schema": error_ref}}})  # fmt: skip
+        entry: dict[str, Any] = {
+            "operationId": _operation_id(route.method, path),
+            "summary": op.summary,
+            "parameters": parameters,
+            "responses": responses,
+        }
+        if op.auth == "key":
+            entry["security"] = [{"PersonalApiKey": []}]
+        if op.body is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _schema_of(op.body, components)}},
+            }
+        paths.setdefault(path, {})[route.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Batch exports on Temporal",
+            "version": "1.0.0",
+            "description": "PostHog's batch-export API, on Temporal.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"PersonalApiKey": {"type": "http", "scheme": "bearer"}},
+        },
+    }
