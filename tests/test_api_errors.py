@@ -143,3 +143,15 @@ async def test_destination_checks_before_and_after_saving(project: Project) -> N
     assert status == 201
     status, body = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": 0})
     assert (status, body["result"]["status"]) == (200, "Passed")
+
+
+async def test_a_huge_body_is_413_and_writes_nothing(project: Project) -> None:
+    limit = project.stack.settings.max_body_mb * 2**20
+    huge = b'{"name": "' + b"x" * (limit + 1) + b'"}'
+    status, body = await project.request("POST", "batch_exports/", data=huge)
+    assert status == 413 and body["code"] == "too_large"
+    batch = json.dumps({"api_key": project.token, "batch": [event("x", "y", pad="p" * (limit + 1))]}).encode()
+    status, body = await project.request("POST", "/batch/", key=None, data=batch)
+    assert status == 413
+    assert await count(project.stack, "events", project.id) == 0
+    assert await count(project.stack, "batch_exports", project.id) == 0
