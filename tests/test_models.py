@@ -56,3 +56,19 @@ def test_each_problem_names_its_field(raw: dict[str, Any], attr: str, says: str)
     got_attr, detail = problem(raw)
     assert got_attr == attr
     assert says in detail
+
+
+def test_secret_fields_are_write_only() -> None:
+    """A destination's secret fields are stored but never shown (S3 keys, passwords, tokens)."""
+    from typing import ClassVar
+
+    from batch_exports.destination_configs import DestinationConfig
+
+    class WithSecret(DestinationConfig):
+        secret_fields: ClassVar[frozenset[str]] = frozenset({"token"})
+        url: str
+        token: str
+
+    config = WithSecret(url="https://example.com", token="s3cr3t")
+    assert config.public() == {"url": "https://example.com"}
+    assert config.model_dump()["token"] == "s3cr3t"  # what is encrypted and stored
