@@ -75,6 +75,8 @@ class BatchExport(BaseModel):
     offset_hour: int | None
     latest_runs: list[Run] = Field(default_factory=list, description="The 10 newest runs (single export only).")
 
+    model_config = {"populate_by_name": True}
+
 
 class ExportPage(BaseModel):
     count: int

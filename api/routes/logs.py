@@ -12,6 +12,14 @@ from api.responses import json_response
 from api.routes import Route
 from batch_exports import api_keys, logs, runs
 
+LOG_QUERY = (
+    oa.LIMIT,
+    oa.Query("after", oa.DATETIME),
+    oa.Query("before", oa.DATETIME),
+    oa.Query("level", {"type": "string", "enum": [level.value for level in logs.Level]}, repeatable=True),
+    oa.Query("search", {"type": "string"}, "Text the message contains."),
+)
+
 
 def _levels(request: web.Request) -> tuple[logs.Level, ...]:
     levels = []
@@ -48,13 +56,7 @@ async def _entries(request: web.Request, run_id_name: str | None) -> web.Respons
 @operation(
     "Log entries of a batch export, newest first",
     {200: oa.Logs},
-    query=(
-        oa.LIMIT,
-        oa.Query("after", oa.DATETIME),
-        oa.Query("before", oa.DATETIME),
-        oa.Query("level", {"type": "string", "enum": [level.value for level in logs.Level]}, repeatable=True),
-        oa.Query("search", {"type": "string"}),
-    ),
+    query=LOG_QUERY,
 )
 async def export_logs(request: web.Request) -> web.Response:
     return await _entries(request, None)
@@ -63,13 +65,7 @@ async def export_logs(request: web.Request) -> web.Response:
 @operation(
     "Log entries of a run, newest first",
     {200: oa.Logs},
-    query=(
-        oa.LIMIT,
-        oa.Query("after", oa.DATETIME),
-        oa.Query("before", oa.DATETIME),
-        oa.Query("level", {"type": "string", "enum": [level.value for level in logs.Level]}, repeatable=True),
-        oa.Query("search", {"type": "string"}),
-    ),
+    query=LOG_QUERY,
 )
 async def run_logs(request: web.Request) -> web.Response:
     return await _entries(request, "id")
