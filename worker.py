@@ -7,6 +7,7 @@ Run it with `python worker.py` against the Temporal cluster and PostgreSQL the e
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 from temporalio.client import Client
@@ -36,6 +37,8 @@ def build_worker(client: Client, settings: Settings, pool: asyncpg.Pool, source_
         client,
         task_queue=settings.task_queue,
         workflows=[RunBatchExportWorkflow, BackfillWorkflow, ReconcileWorkflow],
+        # Heartbeats reach the server at least every 2 s, so a cancel reaches an export within seconds.
+        max_heartbeat_throttle_interval=timedelta(seconds=2),
         activities=[
             bookkeeping.start_run,
             bookkeeping.finish_run,

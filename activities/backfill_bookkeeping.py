@@ -6,6 +6,7 @@ import uuid
 import asyncpg
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
 
 from activities.sources import source_for
 from batch_exports import backfills
@@ -31,11 +32,9 @@ class BackfillBookkeeping:
             """,
             backfill_id,
         )
-        records = None
-        if row is not None:
-            records = await source_for(row["model"], self.source_pool).count(
-                row["team_id"], row["start_at"], row["end_at"]
-            )
+        if row is None:  # the request that started this backfill has not committed its row yet
+            raise ApplicationError(f"backfill {backfill_id} is not recorded yet", type="BackfillNotRecorded")
+        records = await source_for(row["model"], self.source_pool).count(row["team_id"], row["start_at"], row["end_at"])
         await self.pool.execute(
             """
             UPDATE batch_export_backfills

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from batch_exports import export_lifecycle, logs, runs
 from batch_exports.settings import Settings
+from batch_exports.temporal import TemporalUnavailable
 from workflows.inputs import FinishRunInputs, StartedRun, StartRunInputs
 
 
@@ -90,6 +91,9 @@ class Bookkeeping:
             message=message,
         )
         if status is runs.RunStatus.FAILED:
-            await export_lifecycle.pause_if_failing(
-                self.pool, self.client, self.settings, export_id, self.settings.auto_pause_after_failures
-            )
+            try:
+                await export_lifecycle.pause_if_failing(
+                    self.pool, self.client, self.settings, export_id, self.settings.auto_pause_after_failures
+                )
+            except TemporalUnavailable as error:  # the run's own books are written; the next failure tries again
+                activity.logger.warning("could not auto-pause export %s: %s", export_id, error)

@@ -9,9 +9,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from batch_exports.backfills import TooManyBackfills
-from batch_exports.export_lifecycle import TemporalUnavailable
 from batch_exports.exports import ExportNotFound
 from batch_exports.models import InvalidField
+from batch_exports.temporal import TemporalUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from temporalio.client import Client
 from batch_exports.exports import BatchExport
 from batch_exports.models import InvalidField
 from batch_exports.settings import Settings
-from batch_exports.temporal import search_attributes
+from batch_exports.temporal import calling_temporal, cancel_workflow, search_attributes
 from workflows.inputs import BACKFILL_WORKFLOW, BackfillInputs
 from workflows.intervals import IntervalSpec, boundaries
 
@@ -53,6 +53,8 @@ async def start(
     single_interval: bool = False,
 ) -> Backfill:
     """Record a backfill and start its workflow; call inside a transaction, which Temporal's refusal rolls back."""
+    # One project's backfills are started one at a time, so two requests cannot both pass the limit.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('backfills', $1))", export.team_id)
     running = await conn.fetchval(
         "SELECT count(*) FROM batch_export_backfills WHERE team_id = $1 AND status = ANY($2)",
         export.team_id,
@@ -77,6 +79,23 @@ async def start(
         end_at,
         workflow_id,
     )
+    async with calling_temporal("start the backfill"):
+        await _start_workflow(client, settings, export, backfill_id, workflow_id, start_at, end_at, single_interval)
+    stored = await get(conn, backfill_id, export.id)
+    assert stored is not None
+    return stored
+
+
+async def _start_workflow(
+    client: Client,
+    settings: Settings,
+    export: BatchExport,
+    backfill_id: uuid.UUID,
+    workflow_id: str,
+    start_at: datetime,
+    end_at: datetime,
+    single_interval: bool,
+) -> None:
     await client.start_workflow(
         BACKFILL_WORKFLOW,
         BackfillInputs(
@@ -103,9 +122,6 @@ async def start(
         static_summary=f"Backfill of {export.name} ({export.destination_type.value}), "
         f"{start_at.isoformat()} to {end_at.isoformat()}",
     )
-    stored = await get(conn, backfill_id, export.id)
-    assert stored is not None
-    return stored
 
 
 async def get(conn: asyncpg.Pool | asyncpg.Connection, backfill_id: uuid.UUID, export_id: uuid.UUID) -> Backfill | None:
@@ -124,10 +140,12 @@ async def open_for_export(conn: asyncpg.Pool | asyncpg.Connection, export_id: uu
     return [Backfill(**dict(row)) for row in rows]
 
 
-async def cancel(client: Client, backfill: Backfill) -> None:
-    """Ask the backfill workflow to stop; it cancels its runs and records `Cancelled` itself."""
-    if backfill.workflow_id:
-        await client.get_workflow_handle(backfill.workflow_id).cancel()
+async def cancel(client: Client, backfill: Backfill) -> bool:
+    """Ask the backfill workflow to stop (it cancels its runs and records `Cancelled` itself).
+
+    False when it has already ended.
+    """
+    return bool(backfill.workflow_id) and await cancel_workflow(client, backfill.workflow_id or "")
 
 
 async def finished_runs(conn: asyncpg.Pool | asyncpg.Connection, backfill_id: uuid.UUID) -> int:

@@ -137,7 +137,12 @@ async def _reconcile_schedule(
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
-        await sync_schedule(client, export, settings)
+        async with pool.acquire() as conn, conn.transaction():
+            # A delete in flight holds this row: wait for it, and recreate nothing for a deleted export.
+            live = await conn.fetchval("SELECT NOT deleted FROM batch_exports WHERE id = $1 FOR UPDATE", export_id)
+            if not live:
+                return
+            await sync_schedule(client, export, settings)
         done.recreated += 1
         await logs.write(
             pool,

@@ -61,7 +61,10 @@ async def test_pause_and_unpause_move_the_schedule(project: Project) -> None:
 async def test_unpause_with_backfill_exports_the_paused_gap(project: Project) -> None:
     export = await create(project)
     await project.request("POST", f"batch_exports/{export['id']}/pause/")
-    paused_at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    # Paused 20 minutes into an hour: that hour was under way, and is owed too.
+    paused_at = (
+        datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3) + timedelta(minutes=20)
+    )
     await project.stack.pool.execute(
         "UPDATE batch_exports SET last_paused_at = $2 WHERE id = $1", uuid.UUID(export["id"]), paused_at
     )
@@ -110,6 +113,8 @@ async def test_changes_fail_cleanly_when_temporal_is_unreachable(project: Projec
     port = free_port()
     await web.TCPSite(runner, LOOPBACK, port).start()
     base = f"http://{LOOPBACK}:{port}/api/projects/{project.id}/batch_exports/"
+    step = timedelta(hours=1)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 2 * step
     headers = {"Authorization": f"Bearer {API_KEY}"}
     try:
         async with aiohttp.ClientSession(headers=headers) as http:
@@ -117,6 +122,11 @@ async def test_changes_fail_cleanly_when_temporal_is_unreachable(project: Projec
                 ("POST", "", {"name": "n", "interval": "hour", "destination": {"type": "NoOp"}}),
                 ("PATCH", f"{export['id']}/", {"name": "renamed"}),
                 ("POST", f"{export['id']}/pause/", None),
+                (
+                    "POST",
+                    f"{export['id']}/backfills/",
+                    {"start_at": hour.isoformat(), "end_at": (hour + step).isoformat()},
+                ),
                 ("DELETE", f"{export['id']}/", None),
             ]:
                 async with http.request(method, base + path, json=body) as response:
@@ -125,6 +135,9 @@ async def test_changes_fail_cleanly_when_temporal_is_unreachable(project: Projec
         _, seen = await project.request("GET", f"batch_exports/{export['id']}/")
         assert (seen["name"], seen["paused"]) == (export["name"], False)
         assert await stack.pool.fetchval("SELECT count(*) FROM batch_exports WHERE team_id = $1", project.id) == 1
+        assert (
+            await stack.pool.fetchval("SELECT count(*) FROM batch_export_backfills WHERE team_id = $1", project.id) == 0
+        )
     finally:
         await runner.cleanup()
 

@@ -73,6 +73,9 @@ async def test_terminate_is_recorded_when_the_run_is_read(project: Project) -> N
     temporal_cli_run(
         "workflow", "terminate", "--workflow-id", handle.id, "--reason", "test", address=os.environ["TEMPORAL_ADDRESS"]
     )
+    # Cancelling it now says it has ended, and how, rather than failing.
+    status, body = await project.request("POST", f"batch_exports/{export['id']}/runs/{run['id']}/cancel/")
+    assert status == 400 and "Terminated" in body["detail"], body
 
     async def reconciled_on_read() -> dict[str, Any] | None:
         _, body = await project.request("GET", f"batch_exports/{export['id']}/runs/{run['id']}/")

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.timeouts import execution_timeout
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=20)
 RUNS_PER_EXECUTION = 500
 """Intervals one execution starts before it continues as new."""
 
@@ -44,7 +45,7 @@ class BackfillWorkflow:
         spec = IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
         self.failed = inputs.failed_runs
         ends = [inputs.start_at, inputs.end_at] if inputs.single_interval else None
-        running: set[asyncio.Task[None]] = set()
+        running: list[asyncio.Task[None]] = []  # a list: a replay must see the same order
         try:
             if inputs.resume_from is None:
                 total = 1 if ends else sum(1 for _ in pairwise(boundaries(spec, inputs.start_at, inputs.end_at)))
@@ -52,15 +53,16 @@ class BackfillWorkflow:
                     BackfillBookkeeping.start_backfill,
                     StartBackfillInputs(backfill_id=inputs.backfill_id, total_runs=total),
                     start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                    retry_policy=BOOKKEEPING_RETRY,
                 )
             intervals = pairwise(ends or boundaries(spec, inputs.resume_from or inputs.start_at, inputs.end_at))
             for started, (start, end) in enumerate(intervals, start=1):
                 while len(running) >= inputs.concurrency:
                     done, _ = await workflow.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        running.discard(task)
+                    for task in [t for t in running if t in done]:
+                        running.remove(task)
                         task.result()
-                running.add(asyncio.create_task(self._run_interval(inputs, DataInterval(start, end))))
+                running.append(asyncio.create_task(self._run_interval(inputs, DataInterval(start, end))))
                 if started >= RUNS_PER_EXECUTION or workflow.info().is_continue_as_new_suggested():
                     await self._drain(running)
                     workflow.continue_as_new(replace(inputs, resume_from=end, failed_runs=self.failed))
@@ -119,7 +121,7 @@ class BackfillWorkflow:
         except ChildWorkflowError:
             self.failed += 1
 
-    async def _drain(self, running: set[asyncio.Task[None]]) -> None:
+    async def _drain(self, running: list[asyncio.Task[None]]) -> None:
         if running:
             await workflow.wait(running)
             for task in running:

@@ -88,6 +88,8 @@ class RunBatchExportWorkflow:
                 ),
                 start_to_close_timeout=export_timeout(Interval(inputs.interval)),
                 heartbeat_timeout=EXPORT_HEARTBEAT_TIMEOUT,
+                # The run is recorded Cancelled only once the export has stopped writing.
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=started.export_retry_initial_seconds),
                     maximum_interval=timedelta(minutes=2),

@@ -88,7 +88,8 @@ async def cancel_backfill(request: web.Request) -> web.Response:
             f"The backfill has already ended ({backfill.status}); only a running one can be cancelled.",
             code="not_running",
         )
-    await backfills.cancel(request.app[TEMPORAL], backfill)
+    if not await backfills.cancel(request.app[TEMPORAL], backfill):
+        raise ApiError(400, "The backfill has already ended; reconciliation records how.", code="not_running")
     return json_response({"cancelled": True})
 
 

@@ -16,7 +16,7 @@ from api.params import query_int
 from api.responses import export_body, json_response
 from api.routes import Route
 from api.routes.backfills import create_backfill_for
-from batch_exports import api_keys, backfills, export_lifecycle, exports, runs
+from batch_exports import api_keys, export_lifecycle, exports, runs
 from batch_exports.models import BatchExportIn
 
 PATCH_BODY = {"type": "object", "description": "Any fields of a batch export; a destination config is merged."}
@@ -123,16 +123,11 @@ async def unpause_export(request: web.Request) -> web.Response:
     options: Any = await read_json(request) if request.can_read_body else {}
     backfill = bool(options.get("backfill")) if isinstance(options, dict) else False
     app = request.app
-    now = datetime.now(UTC)
-    unpaused = await export_lifecycle.set_paused(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, False)
+    started = await export_lifecycle.unpause(
+        app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, backfill=backfill, now=datetime.now(UTC)
+    )
     body: dict[str, Any] = {"paused": False}
-    if backfill and export.paused and unpaused.last_paused_at and unpaused.last_paused_at < now:
-        try:
-            start_at, end_at = backfills.bounds(unpaused, unpaused.last_paused_at.isoformat(), now.isoformat(), now)
-        except ValueError:
-            return json_response(body)  # paused for less than an interval: nothing was missed
-        async with app[POOL].acquire() as conn, conn.transaction():
-            started = await backfills.start(conn, app[TEMPORAL], app[SETTINGS], unpaused, start_at, end_at)
+    if started is not None:
         body["backfill_id"] = str(started.id)
     return json_response(body)
 

@@ -1,8 +1,10 @@
 """`batch_exports/{id}/runs/`: one run per workflow execution, in cursor pages of 100; cancel and retry."""
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
+from temporalio.service import RPCError
 
 from api import openapi as oa
 from api.errors import ApiError, not_found, validation_error
@@ -16,6 +18,7 @@ from api.routes import Route
 from batch_exports import api_keys, backfills, reconciliation, runs
 from batch_exports.exports import BatchExport
 from batch_exports.runs import Run, RunFilter, RunStatus
+from batch_exports.temporal import calling_temporal, cancel_workflow
 
 PAGE_SIZE = 100
 RECONCILE_ON_READ_AFTER = timedelta(seconds=1)
@@ -91,8 +94,10 @@ async def retrieve_run(request: web.Request) -> web.Response:
     """The run; an open one whose execution has closed unseen is reconciled on the spot."""
     export, run = await _run(request, api_keys.READ)
     stale = run.status in runs.OPEN_STATUSES and datetime.now(UTC) - run.last_updated_at > RECONCILE_ON_READ_AFTER
-    if stale and await reconciliation.reconcile_run(request.app[POOL], request.app[TEMPORAL], run):
-        run = await runs.get(request.app[POOL], run.id, export.id) or run
+    if stale:
+        with contextlib.suppress(RPCError, RuntimeError):  # Temporal down: the books as they stand
+            if await reconciliation.reconcile_run(request.app[POOL], request.app[TEMPORAL], run):
+                run = await runs.get(request.app[POOL], run.id, export.id) or run
     return json_response(run_body(run))
 
 
@@ -103,7 +108,17 @@ async def cancel_run(request: web.Request) -> web.Response:
         raise ApiError(
             400, f"Only a Starting or Running run can be cancelled; this one is {run.status.value}.", code="not_running"
         )
-    await request.app[TEMPORAL].get_workflow_handle(run.workflow_id, run_id=run.workflow_run_id).cancel()
+    client = request.app[TEMPORAL]
+    async with calling_temporal("look up the run"):
+        # Its execution may have closed unseen (terminated, timed out): then record how, and say so.
+        ended = await reconciliation.reconcile_run(request.app[POOL], client, run)
+    if ended is not None or not await cancel_workflow(client, run.workflow_id, run.workflow_run_id):
+        ended = ended or await reconciliation.reconcile_run(request.app[POOL], client, run)
+        raise ApiError(
+            400,
+            f"The run has already ended ({ended.value if ended else 'closed'}); it cannot be cancelled.",
+            code="not_running",
+        )
     return json_response({"cancelled": True})
 
 
