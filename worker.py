@@ -30,7 +30,7 @@ def build_worker(client: Client, settings: Settings, pool: asyncpg.Pool, source_
         raise RuntimeError("BATCH_EXPORTS_ENCRYPTION_KEY is not set: the worker cannot read destination configs")
     cipher = ConfigCipher(settings.encryption_key.get_secret_value())
     bookkeeping = Bookkeeping(pool, client, settings)
-    backfills = BackfillBookkeeping(pool, source_pool, client)
+    backfills = BackfillBookkeeping(pool, source_pool, client, cipher)
     exporter = Exporter(pool, source_pool, cipher, settings)
     reconciler = Reconciler(pool, client, settings, cipher)
     return Worker(

@@ -9,32 +9,33 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 
 from activities.sources import source_for
-from batch_exports import backfills
+from batch_exports import backfills, exports
+from batch_exports.crypto import ConfigCipher
 from workflows.inputs import FinishBackfillInputs, StartBackfillInputs
 
 WAIT_POLL_SECONDS = 2.0
 
 
 class BackfillBookkeeping:
-    def __init__(self, pool: asyncpg.Pool, source_pool: asyncpg.Pool, client: Client) -> None:
+    def __init__(self, pool: asyncpg.Pool, source_pool: asyncpg.Pool, client: Client, cipher: ConfigCipher) -> None:
         self.pool = pool
         self.source_pool = source_pool
         self.client = client
+        self.cipher = cipher
 
     @activity.defn(name="start-backfill")
     async def start_backfill(self, inputs: StartBackfillInputs) -> None:
         """Mark the backfill Running, with how many runs and (an estimate of) how many records it has."""
         backfill_id = uuid.UUID(inputs.backfill_id)
         row = await self.pool.fetchrow(
-            """
-            SELECT b.team_id, b.start_at, b.end_at, e.model FROM batch_export_backfills b
-            JOIN batch_exports e ON e.id = b.batch_export_id WHERE b.id = $1
-            """,
-            backfill_id,
+            "SELECT batch_export_id, start_at, end_at FROM batch_export_backfills WHERE id = $1", backfill_id
         )
         if row is None:  # the request that started this backfill has not committed its row yet
             raise ApplicationError(f"backfill {backfill_id} is not recorded yet", type="BackfillNotRecorded")
-        records = await source_for(row["model"], self.source_pool).count(row["team_id"], row["start_at"], row["end_at"])
+        export = await exports.get(self.pool, row["batch_export_id"], self.cipher, include_deleted=True)
+        records = None
+        if export is not None:
+            records = await source_for(export, self.source_pool).count(row["start_at"], row["end_at"])
         await self.pool.execute(
             """
             UPDATE batch_export_backfills

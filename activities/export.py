@@ -62,9 +62,8 @@ class Exporter:
                     inputs.segment,
                 )
                 try:
-                    source = source_for(export.model, self.source_pool)
+                    source = source_for(export, self.source_pool)
                     batches = source.read(
-                        export.team_id,
                         inputs.data_interval_start,
                         inputs.data_interval_end,
                         after=inputs.cursor,

@@ -27,6 +27,9 @@ class DestinationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     secret_fields: ClassVar[frozenset[str]] = frozenset()
 
+    include_events: list[str] | None = Field(None, description="Export only these events (events model).")
+    exclude_events: list[str] | None = Field(None, description="Export all events but these (events model).")
+
     def public(self) -> dict[str, Any]:
         """The config as the API shows it: every field but the secret ones."""
         return self.model_dump(mode="json", exclude=set(self.secret_fields))

@@ -53,7 +53,7 @@ class BatchExportIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(min_length=1, max_length=400)
-    model: Literal["events"] = "events"
+    model: Literal["events", "persons", "sessions"] = "events"
     destination: DestinationIn
     interval: Interval
     paused: bool = False

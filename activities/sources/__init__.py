@@ -1,7 +1,8 @@
-"""Sources: where a run reads its interval from, one module per model.
+"""Sources: where a run reads its interval from, one module per model (events, persons, sessions).
 
 A source streams an interval as record batches (bounded lists of rows), in an order a checkpoint can
-resume from, so an export's memory does not grow with its interval.
+resume from (`position`), so an export's memory does not grow with its interval. The export activity
+only ever sees this interface.
 """
 
 from collections.abc import AsyncIterator
@@ -10,25 +11,33 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from activities.sources.events import EventsSource
+from activities.sources.events import EventSelection, EventsSource
+from activities.sources.persons import PersonsSource
+from activities.sources.sessions import SessionsSource
+from batch_exports.exports import BatchExport
 
 RecordBatch = list[dict[str, Any]]
 
 
 class Source(Protocol):
-    @property
-    def columns(self) -> tuple[str, ...]: ...
-
     def read(
-        self, team_id: int, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
     ) -> AsyncIterator[RecordBatch]: ...
 
     def position(self, row: dict[str, Any]) -> str: ...
 
-    async def count(self, team_id: int, start: datetime, end: datetime) -> int: ...
+    async def count(self, start: datetime, end: datetime) -> int: ...
 
 
-def source_for(model: str, pool: asyncpg.Pool) -> Source:
-    if model == "events":
-        return EventsSource(pool)
-    raise ValueError(f"model '{model}' has no source")
+def source_for(export: BatchExport, pool: asyncpg.Pool) -> Source:
+    """The source of the export's model, narrowed by what the export selects."""
+    match export.model:
+        case "events":
+            config = export.destination_config
+            selection = EventSelection(tuple(config.include_events or ()), tuple(config.exclude_events or ()))
+            return EventsSource(pool, export.team_id, selection)
+        case "persons":
+            return PersonsSource(pool, export.team_id)
+        case "sessions":
+            return SessionsSource(pool, export.team_id)
+    raise ValueError(f"model '{export.model}' has no source")
