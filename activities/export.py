@@ -9,7 +9,6 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 from temporalio import activity
@@ -51,7 +50,7 @@ class Exporter:
             )
         await runs.update_progress(self.pool, run_id, status=runs.RunStatus.RUNNING)
         progress = Progress()
-        last: dict[str, Any] | None = None
+        last: str | None = None
         try:
             async with self._reporting(run_id, progress):
                 writer = open_writer(
@@ -70,10 +69,10 @@ class Exporter:
                         limit=inputs.max_records,
                     )
                     async for batch in batches:
-                        await writer.write(batch)
-                        progress.records += len(batch)
+                        await writer.write(batch.rows)
+                        progress.records += len(batch.rows)
                         progress.bytes = writer.bytes_written
-                        last = batch[-1]
+                        last = batch.position
                     await writer.commit()
                 except BaseException:
                     await asyncio.shield(writer.abort())
@@ -96,8 +95,8 @@ class Exporter:
             )
             raise
         # At the record limit the execution stops here; the next one resumes after the last record.
-        at_limit = last is not None and inputs.max_records and progress.records >= inputs.max_records
-        cursor = source.position(last) if at_limit and last is not None else None
+        at_limit = inputs.max_records and progress.records >= inputs.max_records
+        cursor = last if at_limit else None
         return ExportResult(records_completed=progress.records, bytes_exported=progress.bytes, cursor=cursor)
 
     @contextlib.asynccontextmanager

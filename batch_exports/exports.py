@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from batch_exports.crypto import ConfigCipher
 from batch_exports.destination_configs import DestinationConfig, DestinationType, parse_config
+from batch_exports.filters import PropertyFilter
 from batch_exports.models import BatchExportIn
 from workflows.intervals import Interval, IntervalSpec
 
@@ -30,7 +31,7 @@ class BatchExport(BaseModel):
     offset_day: int | None
     offset_hour: int | None
     hogql_query: str | None
-    filters: list[dict[str, Any]] | None
+    filters: list[PropertyFilter] | None
     schema_: dict[str, Any] | None
     created_at: datetime
     last_updated_at: datetime
@@ -54,6 +55,12 @@ def _from_row(row: asyncpg.Record, cipher: ConfigCipher) -> BatchExport:
     return BatchExport(**values, destination_type=destination_type, destination_config=config)
 
 
+def _selection(body: BatchExportIn) -> tuple[str | None, list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """hogql_query, filters and the schema they make, as stored."""
+    filters = [f.model_dump(mode="json") for f in body.filters] if body.filters is not None else None
+    return body.hogql_query, filters, body.exported_schema()
+
+
 async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, cipher: ConfigCipher) -> BatchExport:
     destination_id, export_id = uuid.uuid4(), uuid.uuid4()
     config = body.destination.parsed()
@@ -66,8 +73,8 @@ async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, ci
     await conn.execute(
         """
         INSERT INTO batch_exports (id, team_id, name, model, destination_id, interval, paused, start_at, end_at,
-                                   timezone, offset_day, offset_hour, last_paused_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CASE WHEN $7 THEN now() END)
+                                   timezone, offset_day, offset_hour, hogql_query, filters, schema, last_paused_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, CASE WHEN $7 THEN now() END)
         """,
         export_id,
         team_id,
@@ -81,6 +88,7 @@ async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, ci
         body.timezone,
         body.offset_day,
         body.offset_hour,
+        *_selection(body),
     )
     export = await get(conn, export_id, cipher, team_id=team_id)
     assert export is not None
@@ -106,7 +114,8 @@ async def update(
         """
         UPDATE batch_exports
         SET name = $2, model = $3, interval = $4, paused = $5, start_at = $6, end_at = $7, timezone = $8,
-            offset_day = $9, offset_hour = $10, last_updated_at = now(),
+            offset_day = $9, offset_hour = $10, hogql_query = $11, filters = $12, schema = $13,
+            last_updated_at = now(),
             last_paused_at = CASE WHEN $5 AND NOT paused THEN now() ELSE last_paused_at END
         WHERE id = $1
         """,
@@ -120,6 +129,7 @@ async def update(
         body.timezone,
         body.offset_day,
         body.offset_hour,
+        *_selection(body),
     )
     updated = await get(conn, export.id, cipher)
     if updated is None:
@@ -153,6 +163,8 @@ def as_input(export: BatchExport) -> dict[str, Any]:
         "timezone": export.timezone,
         "offset_day": export.offset_day,
         "offset_hour": export.offset_hour,
+        "hogql_query": export.hogql_query,
+        "filters": [f.model_dump(mode="json") for f in export.filters] if export.filters is not None else None,
     }
 
 

@@ -7,6 +7,8 @@ from enum import StrEnum
 import asyncpg
 from pydantic import BaseModel
 
+from batch_exports.sql import like_containing
+
 
 class Level(StrEnum):
     DEBUG = "DEBUG"
@@ -74,12 +76,7 @@ async def search(
         after,
         before,
         [level.value for level in levels],
-        _containing(text) if text else None,
+        like_containing(text) if text else None,
         limit,
     )
     return [Entry(**dict(row)) for row in rows]
-
-
-def _containing(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, its own wildcards taken literally."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -16,6 +16,8 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from batch_exports.destination_configs import DestinationConfig, DestinationType, parse_config
+from batch_exports.filters import PropertyFilter
+from batch_exports.hogql import HogQLError, parse_query, schema_of
 from workflows.intervals import Interval, IntervalSpec, dst_conflict
 
 
@@ -62,8 +64,24 @@ class BatchExportIn(BaseModel):
     timezone: str = "UTC"
     offset_day: int | None = Field(None, ge=0, le=6)
     offset_hour: int | None = Field(None, ge=0, le=23)
-    hogql_query: None = Field(None, description="Not supported yet: must be null or absent.")
-    filters: None = Field(None, description="Not supported yet: must be null or absent.")
+    hogql_query: str | None = Field(
+        None, description="SELECT <expressions> FROM events: picks and names the exported columns (events model)."
+    )
+    filters: list[PropertyFilter] | None = Field(None, description="Property filters, all of which must hold.")
+
+    @field_validator("hogql_query")
+    @classmethod
+    def _allowed_query(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            try:
+                parse_query(value)
+            except HogQLError as error:
+                raise ValueError(f"hogql_query is not allowed: {error}") from None
+        return value or None
+
+    def exported_schema(self) -> dict[str, Any] | None:
+        """The exported columns, when a hogql_query picks them."""
+        return schema_of(parse_query(self.hogql_query), self.hogql_query) if self.hogql_query else None
 
     @field_validator("timezone")
     @classmethod
@@ -90,6 +108,8 @@ class BatchExportIn(BaseModel):
         conflict = dst_conflict(IntervalSpec(self.interval, self.timezone, self.offset_day, self.offset_hour))
         if conflict:
             raise field_error("offset_hour", self.offset_hour, conflict)
+        if (self.hogql_query or self.filters) and self.model != "events":
+            raise field_error("model", self.model, "hogql_query and filters apply to the events model only")
         if self.start_at and self.end_at and self.start_at >= self.end_at:
             raise field_error("end_at", self.end_at, "end_at must be after start_at")
         return self

@@ -7,24 +7,22 @@ only ever sees this interface.
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 
 from activities.sources.events import EventSelection, EventsSource
 from activities.sources.persons import PersonsSource
+from activities.sources.reading import RecordBatch
 from activities.sources.sessions import SessionsSource
 from batch_exports.exports import BatchExport
-
-RecordBatch = list[dict[str, Any]]
+from batch_exports.hogql import parse_query
 
 
 class Source(Protocol):
     def read(
         self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
     ) -> AsyncIterator[RecordBatch]: ...
-
-    def position(self, row: dict[str, Any]) -> str: ...
 
     async def count(self, start: datetime, end: datetime) -> int: ...
 
@@ -34,7 +32,12 @@ def source_for(export: BatchExport, pool: asyncpg.Pool) -> Source:
     match export.model:
         case "events":
             config = export.destination_config
-            selection = EventSelection(tuple(config.include_events or ()), tuple(config.exclude_events or ()))
+            selection = EventSelection(
+                include_events=tuple(config.include_events or ()),
+                exclude_events=tuple(config.exclude_events or ()),
+                filters=tuple(export.filters or ()),
+                query=parse_query(export.hogql_query) if export.hogql_query else None,
+            )
             return EventsSource(pool, export.team_id, selection)
         case "persons":
             return PersonsSource(pool, export.team_id)

@@ -1,17 +1,19 @@
 """The `events` model: one team's events whose ingestion time (`inserted_at`) falls in the interval.
 
-The destination config's `include_events` / `exclude_events` narrow it by event name.
+What an export selects narrows it: the destination config's `include_events` / `exclude_events`, the
+export's property `filters` (ANDed) and its `hogql_query`, which picks and names the columns.
 """
 
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from activities.sources.reading import Params, stream
+from activities.sources.reading import Params, RecordBatch, Shape, stream
+from batch_exports.filters import PropertyFilter
+from batch_exports.hogql import Query
 
 COLUMNS = (
     "uuid",
@@ -26,19 +28,24 @@ COLUMNS = (
     "_inserted_at",
 )
 
-_SELECT = """uuid, event, properties, distinct_id, person_id, person_properties, timestamp, created_at,
-             elements_chain, inserted_at AS _inserted_at"""
+_DEFAULT_SELECT = """uuid, event, properties, distinct_id, person_id, person_properties, timestamp, created_at,
+                     elements_chain, inserted_at AS _inserted_at"""
+_CURSOR = "inserted_at AS __cursor_at, uuid AS __cursor_uuid"
 
 
 @dataclass(frozen=True)
 class EventSelection:
     include_events: tuple[str, ...] = ()
     exclude_events: tuple[str, ...] = ()
+    filters: tuple[PropertyFilter, ...] = ()
+    query: Query | None = None
+
+
+def _position(row: asyncpg.Record) -> str:
+    return f"{row['__cursor_at'].isoformat()}|{row['__cursor_uuid']}"
 
 
 class EventsSource:
-    columns = COLUMNS
-
     def __init__(self, pool: asyncpg.Pool, team_id: int, selection: EventSelection = EventSelection()) -> None:
         self.pool = pool
         self.team_id = team_id
@@ -47,28 +54,41 @@ class EventsSource:
     def _where(self, p: Params, start: datetime, end: datetime, after: str | None) -> str:
         where = [f"team_id = {p(self.team_id)}", f"inserted_at >= {p(start)}", f"inserted_at < {p(end)}"]
         if self.selection.include_events:
-            where.append(f"event = ANY({p(list(self.selection.include_events))}::text[])")
+            where.append(f"event = ANY({p(list(self.selection.include_events), '::text[]')})")
         if self.selection.exclude_events:
-            where.append(f"NOT (event = ANY({p(list(self.selection.exclude_events))}::text[]))")
+            where.append(f"NOT (event = ANY({p(list(self.selection.exclude_events), '::text[]')}))")
+        where += [f.to_sql(p) for f in self.selection.filters]
         if after:
             inserted_at, _, row_uuid = after.partition("|")
             where.append(f"(inserted_at, uuid) > ({p(datetime.fromisoformat(inserted_at))}, {p(uuid.UUID(row_uuid))})")
         return " AND ".join(where)
 
+    def _select(self, p: Params) -> tuple[str, Shape]:
+        """The select list, and how a row becomes what is exported (the cursor columns stay behind)."""
+        query = self.selection.query
+        columns: tuple[str, ...]
+        if query is None:
+            columns = COLUMNS
+            select = _DEFAULT_SELECT
+        else:
+            columns = tuple(query.names)
+            select = ", ".join(f"{e.to_sql(p)} AS c{i}" for i, e in enumerate(query.expressions))
+
+        def shape(row: asyncpg.Record) -> dict[str, object]:
+            return dict(zip(columns, row.values(), strict=False))  # zip stops before the cursor columns
+
+        return f"{select}, {_CURSOR}", shape
+
     def read(
         self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[RecordBatch]:
         """The interval's events in `(inserted_at, uuid)` order, after the `after` position, at most `limit`."""
         p = Params()
-        query = f"SELECT {_SELECT} FROM events WHERE {self._where(p, start, end, after)} ORDER BY inserted_at, uuid"
+        select, shape = self._select(p)
+        query = f"SELECT {select} FROM events WHERE {self._where(p, start, end, after)} ORDER BY inserted_at, uuid"
         if limit:
             query += f" LIMIT {p(limit)}"
-        return stream(self.pool, query, p.values)
-
-    @staticmethod
-    def position(row: dict[str, Any]) -> str:
-        """Where a read that resumes after `row` starts (the run's `cursor`)."""
-        return f"{row['_inserted_at'].isoformat()}|{row['uuid']}"
+        return stream(self.pool, query, p.values, position=_position, shape=shape)
 
     async def count(self, start: datetime, end: datetime) -> int:
         p = Params()

@@ -5,11 +5,10 @@ One row per distinct id, with the person's latest properties and versions.
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from activities.sources.reading import Params, stream
+from activities.sources.reading import Params, RecordBatch, stream
 
 COLUMNS = (
     "team_id",
@@ -55,15 +54,15 @@ class PersonsSource:
 
     def read(
         self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[RecordBatch]:
         select = f"""d.team_id, d.distinct_id, p.id AS person_id, p.properties, p.version AS person_version,
                      d.version AS person_distinct_id_version, p.created_at, p.is_deleted, {_CHANGED} AS _inserted_at"""
-        return stream(self.pool, *self._query(start, end, after, limit, select))
-
-    @staticmethod
-    def position(row: dict[str, Any]) -> str:
-        return f"{row['_inserted_at'].isoformat()}|{row['distinct_id']}"
+        return stream(self.pool, *self._query(start, end, after, limit, select), position=_position)
 
     async def count(self, start: datetime, end: datetime) -> int:
         query, args = self._query(start, end, None, 0, "count(*)")
         return await self.pool.fetchval(query, *args)  # type: ignore[no-any-return]
+
+
+def _position(row: asyncpg.Record) -> str:
+    return f"{row['_inserted_at'].isoformat()}|{row['distinct_id']}"

@@ -1,11 +1,22 @@
 """Streaming a query's rows in bounded batches, from one consistent snapshot."""
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from batch_exports.sql import Params
+
 BATCH_SIZE = 5_000
+Shape = Callable[[asyncpg.Record], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    rows: list[dict[str, Any]]
+    position: str
+    """Where a read that resumes after this batch starts (a run's `cursor`)."""
 
 
 async def stream(
@@ -13,22 +24,15 @@ async def stream(
     query: str,
     args: Sequence[Any],
     *,
-    shape: Callable[[asyncpg.Record], dict[str, Any]] = dict,
+    position: Callable[[asyncpg.Record], str],
+    shape: Shape = dict,
     batch_size: int = BATCH_SIZE,
-) -> AsyncIterator[list[dict[str, Any]]]:
+) -> AsyncIterator[RecordBatch]:
     """Batches of at most `batch_size` rows through a server-side cursor: memory stays flat however many."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         cursor = await conn.cursor(query, *args)
-        while rows := await cursor.fetch(batch_size):
-            yield [shape(row) for row in rows]
+        while records := await cursor.fetch(batch_size):
+            yield RecordBatch([shape(record) for record in records], position(records[-1]))
 
 
-class Params:
-    """Bound parameters of a query being built: each value becomes `$n`, never text in the SQL."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any, cast: str = "") -> str:
-        self.values.append(value)
-        return f"${len(self.values)}{cast}"
+__all__ = ["BATCH_SIZE", "Params", "RecordBatch", "Shape", "stream"]

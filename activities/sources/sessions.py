@@ -6,11 +6,10 @@ touches it again exports its updated summary.
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from activities.sources.reading import Params, stream
+from activities.sources.reading import Params, RecordBatch, stream
 
 COLUMNS = (
     "session_id",
@@ -61,7 +60,7 @@ class SessionsSource:
 
     def read(
         self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[RecordBatch]:
         p = Params()
         touched = self._touched(p, start, end, after)
         query = f"""
@@ -71,11 +70,7 @@ class SessionsSource:
             WHERE e.team_id = {p(self.team_id)} AND e.properties ? '$session_id'
             GROUP BY 1 ORDER BY 1
         """
-        return stream(self.pool, query, p.values)
-
-    @staticmethod
-    def position(row: dict[str, Any]) -> str:
-        return str(row["session_id"])
+        return stream(self.pool, query, p.values, position=lambda row: str(row["session_id"]))
 
     async def count(self, start: datetime, end: datetime) -> int:
         p = Params()

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 from aiohttp import web
 
 from api import openapi as oa
@@ -17,7 +18,18 @@ from api.responses import export_body, json_response
 from api.routes import Route
 from api.routes.backfills import create_backfill_for
 from batch_exports import api_keys, export_lifecycle, exports, runs
+from batch_exports.filters import regex_values
 from batch_exports.models import BatchExportIn
+
+
+async def check_regexes(pool: asyncpg.Pool, body: BatchExportIn) -> None:
+    """Regular expressions in filters must be ones PostgreSQL, which runs them, accepts."""
+    for index, pattern in regex_values(body.filters or []):
+        try:
+            await pool.fetchval("SELECT '' ~ $1::text", pattern)
+        except asyncpg.InvalidRegularExpressionError as error:
+            raise validation_error(f"Not a valid regular expression: {error}", f"filters__{index}__value") from None
+
 
 PATCH_BODY = {"type": "object", "description": "Any fields of a batch export; a destination config is merged."}
 
@@ -55,6 +67,7 @@ async def create_export(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.WRITE)
     body = BatchExportIn.model_validate(await read_json(request))
     app = request.app
+    await check_regexes(app[POOL], body)
     export = await export_lifecycle.create(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], project_id, body)
     return json_response(export_body(export, latest_runs=[]), status=201)
 
@@ -93,6 +106,7 @@ async def update_export(request: web.Request) -> web.Response:
         merged["destination"] = {**merged["destination"], "config": {**merged["destination"]["config"], **config}}
     body = BatchExportIn.model_validate(merged)
     app = request.app
+    await check_regexes(app[POOL], body)
     updated = await export_lifecycle.update(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, body)
     return json_response(export_body(updated, latest_runs=await runs.latest(app[POOL], updated.id)))
 
