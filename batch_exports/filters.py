@@ -51,12 +51,12 @@ class PropertyFilter(BaseModel):
         if self.type == "hogql":
             return f"coalesce(({parse_expression(self.key).to_sql(p)})::boolean, false)"
         column = _COLUMN[self.type]
-        text = f"({column} ->> {p(self.key, '::text')})"
+        if self.operator == "is_set":
+            return f"({column} ? {p(self.key, '::text')})"
+        if self.operator == "is_not_set":
+            return f"(NOT ({column} ? {p(self.key, '::text')}))"
+        text = f"({column} ->> {p(self.key, '::text')})"  # every parameter allocated must be used
         match self.operator:
-            case "is_set":
-                return f"({column} ? {p(self.key, '::text')})"
-            case "is_not_set":
-                return f"(NOT ({column} ? {p(self.key, '::text')}))"
             case "exact" | "is_not":
                 values: list[Scalar] = self.value if isinstance(self.value, list) else [self.value or ""]
                 test = f"coalesce({text} = ANY({p([_as_text(v) for v in values], '::text[]')}), false)"

@@ -148,7 +148,7 @@ def _parse(text: str) -> exp.Expression:
         raise HogQLError(f"it does not parse: {str(error).splitlines()[0][:200]}") from None
     except (RecursionError, ValueError):
         raise HogQLError("it does not parse") from None
-    present = [s for s in statements if s is not None]
+    present = [s for s in statements if isinstance(s, exp.Expression)]
     if len(statements) != 1 or len(present) != 1:
         raise HogQLError("it must be a single SELECT statement")
     return present[0]
@@ -185,8 +185,10 @@ def parse_expression(text: str) -> Expression:
     """Check one HogQL expression (a `hogql` filter); raises HogQLError."""
     if len(text or "") > MAX_LENGTH:
         raise HogQLError(f"the expression is longer than {MAX_LENGTH} characters")
-    query = parse_query(f"SELECT ({text}) AS expression FROM events") if isinstance(text, str) and text.strip() else None
-    if query is None or len(query.expressions) != 1:
+    if not isinstance(text, str) or not text.strip():
+        raise HogQLError("the expression is empty")
+    query = parse_query(f"SELECT ({text}) AS expression FROM events")
+    if len(query.expressions) != 1:
         raise HogQLError("it must be one expression")
     return query.expressions[0]
 
