@@ -55,41 +55,42 @@ def _from_row(row: asyncpg.Record, cipher: ConfigCipher) -> BatchExport:
     return BatchExport(**values, destination_type=destination_type, destination_config=config)
 
 
-def _selection(body: BatchExportIn) -> tuple[str | None, list[dict[str, Any]] | None, dict[str, Any] | None]:
-    """hogql_query, filters and the schema they make, as stored."""
-    filters = [f.model_dump(mode="json") for f in body.filters] if body.filters is not None else None
-    return body.hogql_query, filters, body.exported_schema()
+def _columns(body: BatchExportIn) -> dict[str, Any]:
+    """The export's own columns as `body` sets them (names are the code's, values are bound)."""
+    return {
+        "name": body.name,
+        "model": body.model,
+        "interval": body.interval.value,
+        "paused": body.paused,
+        "start_at": body.start_at,
+        "end_at": body.end_at,
+        "timezone": body.timezone,
+        "offset_day": body.offset_day,
+        "offset_hour": body.offset_hour,
+        "hogql_query": body.hogql_query,
+        "filters": [f.model_dump(mode="json") for f in body.filters] if body.filters is not None else None,
+        "schema": body.exported_schema(),
+    }
+
+
+def _encrypted_config(body: BatchExportIn, cipher: ConfigCipher) -> bytes:
+    return cipher.encrypt(body.destination.parsed().model_dump(mode="json"))
 
 
 async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, cipher: ConfigCipher) -> BatchExport:
     destination_id, export_id = uuid.uuid4(), uuid.uuid4()
-    config = body.destination.parsed()
     await conn.execute(
         "INSERT INTO batch_export_destinations (id, type, config_encrypted) VALUES ($1, $2, $3)",
         destination_id,
         body.destination.type.value,
-        cipher.encrypt(config.model_dump(mode="json")),
+        _encrypted_config(body, cipher),
     )
-    await conn.execute(
-        """
-        INSERT INTO batch_exports (id, team_id, name, model, destination_id, interval, paused, start_at, end_at,
-                                   timezone, offset_day, offset_hour, hogql_query, filters, schema, last_paused_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, CASE WHEN $7 THEN now() END)
-        """,
-        export_id,
-        team_id,
-        body.name,
-        body.model,
-        destination_id,
-        body.interval.value,
-        body.paused,
-        body.start_at,
-        body.end_at,
-        body.timezone,
-        body.offset_day,
-        body.offset_hour,
-        *_selection(body),
-    )
+    columns = {"id": export_id, "team_id": team_id, "destination_id": destination_id, **_columns(body)}
+    names = ", ".join(columns)
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    await conn.execute(f"INSERT INTO batch_exports ({names}) VALUES ({values})", *columns.values())
+    if body.paused:
+        await conn.execute("UPDATE batch_exports SET last_paused_at = now() WHERE id = $1", export_id)
     export = await get(conn, export_id, cipher, team_id=team_id)
     assert export is not None
     return export
@@ -108,28 +109,14 @@ async def update(
     await conn.execute(
         "UPDATE batch_export_destinations SET config_encrypted = $2, last_updated_at = now() WHERE id = $1",
         export.destination_id,
-        cipher.encrypt(body.destination.parsed().model_dump(mode="json")),
+        _encrypted_config(body, cipher),
     )
+    if body.paused and not export.paused:
+        await conn.execute("UPDATE batch_exports SET last_paused_at = now() WHERE id = $1", export.id)
+    columns = _columns(body)
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=2))
     await conn.execute(
-        """
-        UPDATE batch_exports
-        SET name = $2, model = $3, interval = $4, paused = $5, start_at = $6, end_at = $7, timezone = $8,
-            offset_day = $9, offset_hour = $10, hogql_query = $11, filters = $12, schema = $13,
-            last_updated_at = now(),
-            last_paused_at = CASE WHEN $5 AND NOT paused THEN now() ELSE last_paused_at END
-        WHERE id = $1
-        """,
-        export.id,
-        body.name,
-        body.model,
-        body.interval.value,
-        body.paused,
-        body.start_at,
-        body.end_at,
-        body.timezone,
-        body.offset_day,
-        body.offset_hour,
-        *_selection(body),
+        f"UPDATE batch_exports SET {assignments}, last_updated_at = now() WHERE id = $1", export.id, *columns.values()
     )
     updated = await get(conn, export.id, cipher)
     if updated is None:
