@@ -81,7 +81,6 @@ FUNCTIONS: dict[str, Callable[[list[str]], str]] = {
     "tostring": _single("({})::text"),
     "toint": lambda args: f"trunc({_to_number(args)})",
     "tofloat": _to_number,
-    "todate": _single("({})::date"),
 }
 """Function name (lower case) -> how its compiled arguments become SQL."""
 

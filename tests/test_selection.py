@@ -58,6 +58,8 @@ async def test_bad_selections_are_400s_that_say_why(project: Project) -> None:
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"hogql_query": "SELECT event FROM events WHERE 1 = 1"}, "hogql_query", "WHERE is not allowed"),
         ({"hogql_query": "SELECT pg_sleep(1) AS s FROM events"}, "hogql_query", "pg_sleep"),
+        ({"hogql_query": "SELECT round(properties.x) AS r FROM events"}, "hogql_query", "does not fit"),
+        ({"filters": [{"type": "hogql", "key": "lower(timestamp) = 'x'"}]}, "filters", "does not fit"),
         ({"filters": [{"key": "x", "value": "(", "operator": "regex"}]}, "filters__0__value", "regular expression"),
         ({"filters": [{"key": "x", "operator": "gt", "value": "many"}]}, "filters__0", "compares numbers"),
         ({"filters": [{"key": "x", "operator": "almost"}]}, "filters__0__operator", "exact"),

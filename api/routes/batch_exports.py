@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 import asyncpg
 from aiohttp import web
 
+from activities.sources.events import EventSelection, EventsSource
 from api import openapi as oa
 from api.auth import authorize
 from api.errors import read_json, validation_error
@@ -19,16 +20,23 @@ from api.routes import Route
 from api.routes.backfills import create_backfill_for
 from batch_exports import api_keys, export_lifecycle, exports, runs
 from batch_exports.filters import regex_values
+from batch_exports.hogql import parse_query
 from batch_exports.models import BatchExportIn
 
 
-async def check_regexes(pool: asyncpg.Pool, body: BatchExportIn) -> None:
-    """Regular expressions in filters must be ones PostgreSQL, which runs them, accepts."""
+async def check_with_postgres(pool: asyncpg.Pool, body: BatchExportIn) -> None:
+    """What only PostgreSQL, which runs the export's query, can say: its regular expressions and its types."""
     for index, pattern in regex_values(body.filters or []):
         try:
             await pool.fetchval("SELECT '' ~ $1::text", pattern)
         except asyncpg.InvalidRegularExpressionError as error:
             raise validation_error(f"Not a valid regular expression: {error}", f"filters__{index}__value") from None
+    if body.hogql_query or body.filters:
+        query = parse_query(body.hogql_query) if body.hogql_query else None
+        selection = EventSelection(filters=tuple(body.filters or ()), query=query)
+        if problem := await EventsSource(pool, 0, selection).type_check():
+            attr = "hogql_query" if body.hogql_query else "filters"
+            raise validation_error(f"The {attr} does not fit the event columns' types: {problem}", attr)
 
 
 PATCH_BODY = {"type": "object", "description": "Any fields of a batch export; a destination config is merged."}
@@ -67,7 +75,7 @@ async def create_export(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.WRITE)
     body = BatchExportIn.model_validate(await read_json(request))
     app = request.app
-    await check_regexes(app[POOL], body)
+    await check_with_postgres(app[POOL], body)
     export = await export_lifecycle.create(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], project_id, body)
     return json_response(export_body(export, latest_runs=[]), status=201)
 
@@ -106,7 +114,7 @@ async def update_export(request: web.Request) -> web.Response:
         merged["destination"] = {**merged["destination"], "config": {**merged["destination"]["config"], **config}}
     body = BatchExportIn.model_validate(merged)
     app = request.app
-    await check_regexes(app[POOL], body)
+    await check_with_postgres(app[POOL], body)
     updated = await export_lifecycle.update(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, body)
     return json_response(export_body(updated, latest_runs=await runs.latest(app[POOL], updated.id)))
 
