@@ -54,7 +54,7 @@ class Exporter:
         try:
             async with self._reporting(run_id, progress):
                 writer = open_writer(
-                    export.destination_config,
+                    export,
                     self.settings,
                     inputs.data_interval_start,
                     inputs.data_interval_end,

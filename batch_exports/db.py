@@ -10,7 +10,7 @@ from yoyo import get_backend, read_migrations
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
@@ -19,7 +19,7 @@ async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     """A pool whose connections read and write json/jsonb as Python objects."""
     kwargs.setdefault("min_size", 1)
     kwargs.setdefault("max_size", 10)
-    pool = await asyncpg.create_pool(dsn, init=_init_connection, **kwargs)
+    pool = await asyncpg.create_pool(dsn, init=init_connection, **kwargs)
     assert pool is not None
     return pool
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 class DestinationType(StrEnum):
     FILE = "File"
+    POSTGRES = "Postgres"
     NOOP = "NoOp"
 
 
@@ -55,8 +56,30 @@ class NoOpConfig(DestinationConfig):
     pass
 
 
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+class PostgresConfig(DestinationConfig):
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"user", "password"})
+
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(5432, ge=1, le=65535)
+    database: str = Field(min_length=1, max_length=63)
+    schema_name: str = Field("public", alias="schema", pattern=_IDENTIFIER)
+    table_name: str = Field(pattern=_IDENTIFIER, description="Created if missing.")
+    user: str = Field(min_length=1, max_length=63)
+    password: str = Field("", max_length=1000)
+    has_self_signed_cert: bool = False
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude=set(self.secret_fields))
+
+
 CONFIG_TYPES: dict[DestinationType, type[DestinationConfig]] = {
     DestinationType.FILE: FileConfig,
+    DestinationType.POSTGRES: PostgresConfig,
     DestinationType.NOOP: NoOpConfig,
 }
 

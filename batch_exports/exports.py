@@ -74,7 +74,7 @@ def _columns(body: BatchExportIn) -> dict[str, Any]:
 
 
 def _encrypted_config(body: BatchExportIn, cipher: ConfigCipher) -> bytes:
-    return cipher.encrypt(body.destination.parsed().model_dump(mode="json"))
+    return cipher.encrypt(body.destination.parsed().model_dump(mode="json", by_alias=True))
 
 
 async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, cipher: ConfigCipher) -> BatchExport:
@@ -142,7 +142,10 @@ def as_input(export: BatchExport) -> dict[str, Any]:
     return {
         "name": export.name,
         "model": export.model,
-        "destination": {"type": export.destination_type.value, "config": export.destination_config.model_dump()},
+        "destination": {
+            "type": export.destination_type.value,
+            "config": export.destination_config.model_dump(by_alias=True),
+        },
         "interval": export.interval.value,
         "paused": export.paused,
         "start_at": export.start_at,

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from activities.destinations import DestinationUserError
+from activities.destinations import DestinationUserError, postgres
 from activities.destinations.file import resolve_directory
-from batch_exports.destination_configs import DestinationConfig, DestinationType, FileConfig
+from batch_exports.destination_configs import DestinationConfig, DestinationType, FileConfig, PostgresConfig
 from batch_exports.settings import Settings
 
 
@@ -41,10 +41,38 @@ async def _nothing(config: DestinationConfig, settings: Settings) -> None:
     return None
 
 
+async def _postgres_connects(config: DestinationConfig, settings: Settings) -> None:
+    assert isinstance(config, PostgresConfig)
+    conn = await postgres.connect(config)
+    await conn.close()
+
+
+async def _postgres_table_writable(config: DestinationConfig, settings: Settings) -> None:
+    assert isinstance(config, PostgresConfig)
+    conn = await postgres.connect(config)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass($1)", f"{config.schema_name}.{config.table_name}")
+        if exists:
+            allowed = await conn.fetchval("SELECT has_table_privilege($1, 'INSERT, DELETE')", exists)
+        else:
+            allowed = await conn.fetchval("SELECT has_schema_privilege($1, 'CREATE')", config.schema_name)
+        if not allowed:
+            what = "insert into and delete from the table" if exists else "create the table in the schema"
+            raise DestinationUserError(f"user {config.user} may not {what} {config.schema_name}.{config.table_name}")
+    except postgres.USER_ERRORS as error:
+        raise DestinationUserError(str(error)) from error
+    finally:
+        await conn.close()
+
+
 STEPS: dict[DestinationType, list[Step]] = {
     DestinationType.FILE: [
         Step("Write to the directory", "Create the directory if needed and write (then remove) a file in it.",
              _file_writable),
+    ],
+    DestinationType.POSTGRES: [
+        Step("Connect", "Connect to the database with the credentials given.", _postgres_connects),
+        Step("Table is writable", "The table can be created, or written and rewritten.", _postgres_table_writable),
     ],
     DestinationType.NOOP: [Step("Nothing to check", "The NoOp destination writes nothing.", _nothing)],
 }  # fmt: skip

@@ -5,17 +5,21 @@ from datetime import datetime
 from activities.destinations import IntervalWriter
 from activities.destinations.file import FileWriter
 from activities.destinations.noop import NoOpWriter
-from batch_exports.destination_configs import DestinationConfig, FileConfig, NoOpConfig
+from activities.destinations.postgres import PostgresWriter
+from batch_exports.destination_configs import FileConfig, NoOpConfig, PostgresConfig
+from batch_exports.exports import BatchExport
 from batch_exports.settings import Settings
 
 
 def open_writer(
-    config: DestinationConfig, settings: Settings, start: datetime, end: datetime, segment: int = 0
+    export: BatchExport, settings: Settings, start: datetime, end: datetime, segment: int = 0
 ) -> IntervalWriter:
     """A writer of one interval, or of segment `segment` of it when a run continued as new."""
-    match config:
+    match config := export.destination_config:
         case FileConfig():
             return FileWriter(config, settings.exports_root, start, end, segment)
+        case PostgresConfig():
+            return PostgresWriter(config, export.model, start, end)
         case NoOpConfig():
             return NoOpWriter()
-    raise ValueError(f"no writer for {type(config).__name__}")
+    raise ValueError(f"no writer for {type(export.destination_config).__name__}")

@@ -1,0 +1,136 @@
+"""`Postgres`: rows into a table of the user's PostgreSQL, exactly once per record.
+
+The interval is copied (binary COPY) into a temporary staging table inside one transaction; commit
+deletes the target rows with the same keys and inserts the staged ones, then commits: a rerun of the
+interval (or of a continued segment) replaces what it wrote before, and a failure leaves nothing.
+The table is created when missing, with the model's column types.
+"""
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from activities.destinations import DestinationUserError, IntervalWriter
+from batch_exports.destination_configs import PostgresConfig
+
+# Column types per model, and the key a rerun replaces rows by.
+TABLES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "events": (
+        {"uuid": "uuid", "event": "text", "properties": "jsonb", "distinct_id": "text", "person_id": "uuid",
+         "person_properties": "jsonb", "timestamp": "timestamptz", "created_at": "timestamptz",
+         "elements_chain": "text", "_inserted_at": "timestamptz"},
+        ("uuid",),
+    ),
+    "persons": (
+        {"team_id": "bigint", "distinct_id": "text", "person_id": "uuid", "properties": "jsonb",
+         "person_version": "bigint", "person_distinct_id_version": "bigint", "created_at": "timestamptz",
+         "is_deleted": "boolean", "_inserted_at": "timestamptz"},
+        ("team_id", "distinct_id"),
+    ),
+    "sessions": (
+        {"session_id": "text", "distinct_id": "text", "start_timestamp": "timestamptz",
+         "end_timestamp": "timestamptz", "duration_seconds": "float8", "entry_url": "text", "exit_url": "text",
+         "pageview_count": "bigint", "event_count": "bigint", "_inserted_at": "timestamptz"},
+        ("session_id",),
+    ),
+}  # fmt: skip
+
+USER_ERRORS = (
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InsufficientPrivilegeError,
+    asyncpg.InvalidSchemaNameError,
+    asyncpg.DatatypeMismatchError,
+    asyncpg.UndefinedColumnError,
+)
+"""What only the user can fix: credentials, a missing database or schema, permissions, a table of another shape."""
+
+
+def quote(identifier: str) -> str:
+    """A validated identifier (see PostgresConfig), quoted."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+async def connect(config: PostgresConfig) -> asyncpg.Connection:
+    try:
+        conn = await asyncpg.connect(
+            host=config.host,
+            port=config.port,
+            user=config.user,
+            password=config.password or None,
+            database=config.database,
+            ssl="require" if config.has_self_signed_cert else "prefer",
+            timeout=30,
+        )
+    except USER_ERRORS as error:
+        raise DestinationUserError(f"cannot connect to PostgreSQL at {config.host}:{config.port}: {error}") from error
+    # Binary COPY needs binary codecs: jsonb's binary form is a version byte, then the JSON text.
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary",
+        encoder=lambda value: b"\x01" + json.dumps(value).encode(), decoder=lambda data: json.loads(data[1:]),
+    )  # fmt: skip
+    return conn
+
+
+class PostgresWriter(IntervalWriter):
+    def __init__(self, config: PostgresConfig, model: str, start: datetime, end: datetime) -> None:
+        if model not in TABLES:
+            raise DestinationUserError(f"the Postgres destination does not export the {model} model")
+        self.config = config
+        self.types, self.key = TABLES[model]
+        self.columns = tuple(self.types)
+        self.target = f"{quote(config.schema_name)}.{quote(config.table_name)}"
+        self._conn: asyncpg.Connection | None = None
+        self._transaction: Any = None
+
+    async def _open(self) -> asyncpg.Connection:
+        if self._conn is not None:
+            return self._conn
+        conn = await connect(self.config)
+        try:
+            definition = ", ".join(f"{quote(c)} {t}" for c, t in self.types.items())
+            await conn.execute(f"CREATE TABLE IF NOT EXISTS {self.target} ({definition})")
+            self._transaction = conn.transaction()
+            await self._transaction.start()
+            await conn.execute(f"CREATE TEMPORARY TABLE staging ({definition}) ON COMMIT DROP")
+        except USER_ERRORS as error:
+            await conn.close()
+            raise DestinationUserError(
+                f"cannot write to {self.config.schema_name}.{self.config.table_name}: {error}"
+            ) from error
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    async def write(self, batch: list[dict[str, Any]]) -> None:
+        conn = await self._open()
+        records = [tuple(row.get(column) for column in self.columns) for row in batch]
+        await conn.copy_records_to_table("staging", records=records, columns=self.columns)
+
+    async def commit(self) -> None:
+        conn = await self._open()
+        key = ", ".join(quote(c) for c in self.key)
+        columns = ", ".join(quote(c) for c in self.columns)
+        try:
+            await conn.execute(f"DELETE FROM {self.target} WHERE ({key}) IN (SELECT {key} FROM staging)")
+            await conn.execute(f"INSERT INTO {self.target} ({columns}) SELECT {columns} FROM staging")
+            await self._transaction.commit()
+        except USER_ERRORS as error:
+            raise DestinationUserError(
+                f"cannot write to {self.config.schema_name}.{self.config.table_name}: {error}"
+            ) from error
+        finally:
+            await self._close()
+
+    async def abort(self) -> None:
+        await self._close()  # closing the connection rolls the transaction back
+
+    async def _close(self) -> None:
+        conn, self._conn, self._transaction = self._conn, None, None
+        if conn is not None and not conn.is_closed():
+            await conn.close()

@@ -1,0 +1,81 @@
+"""The Postgres destination: each record of an interval exactly once, however often it is written."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import asyncpg
+
+from tests.conftest import Project
+from tests.helpers import event, runs_until, start_run
+from tests.test_source_models import capture
+
+
+async def destination(project: Project) -> tuple[dict[str, Any], str]:
+    """A database of its own for this test, and the config that reaches it."""
+    name = f"destination_{project.id}"
+    await project.stack.pool.execute(f'CREATE DATABASE "{name}"')
+    url = urlparse(project.stack.settings.database_url)
+    config = {"host": url.hostname, "port": url.port, "database": name, "schema": "public", "table_name": "events",
+              "user": "postgres", "password": "s3cr3t-password"}  # fmt: skip
+    return config, url._replace(path=f"/{name}").geturl()
+
+
+async def run_hour(project: Project, export: dict[str, Any], end: datetime, count: int) -> list[dict[str, Any]]:
+    await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
+    return await runs_until(
+        project, export["id"], lambda rs: len(rs) == count and rs[-1]["status"] not in ("Starting", "Running")
+    )
+
+
+async def test_exactly_once_across_reruns_and_segments(project: Project) -> None:
+    config, dsn = await destination(project)
+    status, export = await project.request(
+        "POST",
+        "batch_exports/",
+        json={"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": config}},
+    )
+    assert status == 201, export
+    shown = export["destination"]["config"]
+    assert "password" not in shown and "user" not in shown and shown["table_name"] == "events"  # write-only
+
+    await capture(project, [event("e", f"user-{i}", n=i) for i in range(250)])  # 250 > the limit of 100 in tests
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    found = await run_hour(project, export, end, 3)
+    assert [r["status"] for r in found] == ["ContinuedAsNew", "ContinuedAsNew", "Completed"]
+    found = await run_hour(project, export, end, 6)  # the same interval again: it replaces, never adds
+    assert found[-1]["status"] == "Completed"
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        stored = await conn.fetch("SELECT uuid, properties::text AS properties FROM events")
+    finally:
+        await conn.close()
+    sent = {r["uuid"] for r in await project.stack.pool.fetch("SELECT uuid FROM events WHERE team_id = $1", project.id)}
+    assert len(stored) == 250 and {r["uuid"] for r in stored} == sent
+    assert '"n":' in stored[0]["properties"].replace(" ", "")
+
+    # PATCH merges: a new table name keeps the stored credentials.
+    status, patched = await project.request(
+        "PATCH", f"batch_exports/{export['id']}/", json={"destination": {"config": {"table_name": "events_v2"}}}
+    )
+    assert status == 200 and patched["destination"]["config"]["table_name"] == "events_v2"
+    status, check = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": 1})
+    assert (status, check["result"]["status"]) == (200, "Passed"), check
+
+
+async def test_a_missing_database_fails_at_once(project: Project) -> None:
+    config, _ = await destination(project)
+    config = {**config, "database": f"missing_{uuid.uuid4().hex}"}
+    status, export = await project.request(
+        "POST",
+        "batch_exports/",
+        json={"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": config}},
+    )
+    assert status == 201
+    status, check = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": 0})
+    assert check["result"]["status"] == "Failed" and "does not exist" in check["result"]["message"]
+    (run,) = await run_hour(project, export, datetime.now(UTC).replace(minute=0, second=0, microsecond=0), 1)
+    assert run["status"] == "Failed" and "cannot connect to PostgreSQL" in run["latest_error"]
+    assert "s3cr3t-password" not in run["latest_error"]
