@@ -1,8 +1,6 @@
 """How stored objects look in API responses, and the JSON encoding they share."""
 
 import json
-import uuid
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -11,18 +9,10 @@ from aiohttp import web
 from api import openapi as oa
 from batch_exports.backfills import Backfill
 from batch_exports.exports import BatchExport
+from batch_exports.json_encoding import default
 from batch_exports.runs import Run
 
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-dumps = partial(json.dumps, default=_default)
+dumps = partial(json.dumps, default=default)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 class DestinationType(StrEnum):
     FILE = "File"
     POSTGRES = "Postgres"
+    HTTP = "HTTP"
     NOOP = "NoOp"
 
 
@@ -56,6 +57,15 @@ class NoOpConfig(DestinationConfig):
     pass
 
 
+class HttpConfig(DestinationConfig):
+    """PostHog's capture batch format, POSTed to `url` with `token` as the batch's api_key."""
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"token"})
+
+    url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://[^\s/$.?#][^\s]*$")
+    token: str = Field(min_length=1, max_length=1000)
+
+
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
 
@@ -80,6 +90,7 @@ class PostgresConfig(DestinationConfig):
 CONFIG_TYPES: dict[DestinationType, type[DestinationConfig]] = {
     DestinationType.FILE: FileConfig,
     DestinationType.POSTGRES: PostgresConfig,
+    DestinationType.HTTP: HttpConfig,
     DestinationType.NOOP: NoOpConfig,
 }
 

@@ -108,6 +108,8 @@ class BatchExportIn(BaseModel):
         conflict = dst_conflict(IntervalSpec(self.interval, self.timezone, self.offset_day, self.offset_hour))
         if conflict:
             raise field_error("offset_hour", self.offset_hour, conflict)
+        if self.destination.type is DestinationType.HTTP and self.model != "events":
+            raise field_error("model", self.model, "the HTTP destination sends events only")
         if self.hogql_query and self.destination.type is DestinationType.POSTGRES:
             raise field_error("hogql_query", self.hogql_query, "the Postgres destination exports the model's columns")
         if (self.hogql_query or self.filters) and self.model != "events":

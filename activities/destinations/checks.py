@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from activities.destinations import DestinationUserError, postgres
 from activities.destinations.file import resolve_directory
-from batch_exports.destination_configs import DestinationConfig, DestinationType, FileConfig, PostgresConfig
+from activities.destinations.http import DestinationUnavailable, HttpWriter
+from batch_exports.destination_configs import (
+    DestinationConfig,
+    DestinationType,
+    FileConfig,
+    HttpConfig,
+    PostgresConfig,
+)
 from batch_exports.settings import Settings
 
 
@@ -39,6 +46,17 @@ async def _file_writable(config: DestinationConfig, settings: Settings) -> None:
 
 async def _nothing(config: DestinationConfig, settings: Settings) -> None:
     return None
+
+
+async def _http_answers(config: DestinationConfig, settings: Settings) -> None:
+    assert isinstance(config, HttpConfig)
+    writer = HttpWriter(config, "events")
+    try:
+        await writer.send([])
+    except DestinationUnavailable as error:
+        raise DestinationUserError(str(error)) from error
+    finally:
+        await writer.abort()
 
 
 async def _postgres_connects(config: DestinationConfig, settings: Settings) -> None:
@@ -73,6 +91,9 @@ STEPS: dict[DestinationType, list[Step]] = {
     DestinationType.POSTGRES: [
         Step("Connect", "Connect to the database with the credentials given.", _postgres_connects),
         Step("Table is writable", "The table can be created, or written and rewritten.", _postgres_table_writable),
+    ],
+    DestinationType.HTTP: [
+        Step("Send an empty batch", "POST an empty capture batch: the URL and the token answer.", _http_answers),
     ],
     DestinationType.NOOP: [Step("Nothing to check", "The NoOp destination writes nothing.", _nothing)],
 }  # fmt: skip

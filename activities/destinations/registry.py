@@ -4,9 +4,10 @@ from datetime import datetime
 
 from activities.destinations import IntervalWriter
 from activities.destinations.file import FileWriter
+from activities.destinations.http import HttpWriter
 from activities.destinations.noop import NoOpWriter
 from activities.destinations.postgres import PostgresWriter
-from batch_exports.destination_configs import FileConfig, NoOpConfig, PostgresConfig
+from batch_exports.destination_configs import FileConfig, HttpConfig, NoOpConfig, PostgresConfig
 from batch_exports.exports import BatchExport
 from batch_exports.settings import Settings
 
@@ -20,6 +21,8 @@ def open_writer(
             return FileWriter(config, settings.exports_root, start, end, segment)
         case PostgresConfig():
             return PostgresWriter(config, export.model, start, end)
+        case HttpConfig():
+            return HttpWriter(config, export.model)
         case NoOpConfig():
             return NoOpWriter()
     raise ValueError(f"no writer for {type(export.destination_config).__name__}")

@@ -1,0 +1,87 @@
+"""`HTTP`: events in PostHog's capture batch format (`{"api_key", "batch"}`) POSTed to `url`.
+
+Each event keeps its `uuid`, so a receiver that deduplicates by it (PostHog, and this service's own
+capture endpoint) holds each record once however often the interval is sent. 429 and 5xx answers are
+retried with backoff; any other 4xx fails the run with the answer in `latest_error`.
+"""
+
+import asyncio
+import gzip
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from activities.destinations import DestinationUserError, IntervalWriter
+from batch_exports.destination_configs import HttpConfig
+from batch_exports.json_encoding import default
+
+BATCH_EVENTS = 500
+ATTEMPTS = 5
+FIRST_BACKOFF_SECONDS = 0.5
+
+
+class DestinationUnavailable(Exception):
+    """The receiver kept answering 429 or 5xx (or did not answer): Temporal retries the attempt."""
+
+
+def capture_event(row: dict[str, Any]) -> dict[str, Any]:
+    timestamp = row.get("timestamp")
+    return {
+        "uuid": str(row["uuid"]),
+        "event": row["event"],
+        "distinct_id": row["distinct_id"],
+        "properties": row.get("properties") or {},
+        "timestamp": timestamp.astimezone(UTC).isoformat() if isinstance(timestamp, datetime) else timestamp,
+    }
+
+
+class HttpWriter(IntervalWriter):
+    def __init__(self, config: HttpConfig, model: str) -> None:
+        if model != "events":
+            raise DestinationUserError(f"the HTTP destination sends events, not {model}")
+        self.config = config
+        self._session: aiohttp.ClientSession | None = None
+
+    async def write(self, batch: list[dict[str, Any]]) -> None:
+        for start in range(0, len(batch), BATCH_EVENTS):
+            await self.send([capture_event(row) for row in batch[start : start + BATCH_EVENTS]])
+
+    async def send(self, events: list[dict[str, Any]]) -> None:
+        """POST one capture batch (gzip), retrying 429 and 5xx answers."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        body = json.dumps({"api_key": self.config.token, "batch": events}, default=default).encode()
+        await self._post(gzip.compress(body, compresslevel=5))
+        self.bytes_written += len(body)
+
+    async def _post(self, body: bytes) -> None:
+        assert self._session is not None
+        headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        problem = ""
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            try:
+                async with self._session.post(self.config.url, data=body, headers=headers) as response:
+                    if response.status < 300:
+                        return
+                    answer = (await response.text())[:300]
+                    if response.status != 429 and response.status < 500:
+                        raise DestinationUserError(f"{self.config.url} answered {response.status}: {answer}")
+                    problem = f"{response.status}: {answer}"
+            except (aiohttp.ClientError, TimeoutError) as error:
+                problem = f"{type(error).__name__}: {error}"
+        raise DestinationUnavailable(f"{self.config.url} did not take the batch after {ATTEMPTS} tries ({problem})")
+
+    async def commit(self) -> None:
+        await self._close()
+
+    async def abort(self) -> None:
+        await self._close()  # what was sent stays sent: uuids make sending it again harmless
+
+    async def _close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
