@@ -14,7 +14,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.destinations import DestinationUserError
+from activities.destinations import DestinationUserError, ensure_allowed_host
 from activities.destinations.registry import open_writer
 from activities.sources import source_for
 from batch_exports import exports, logs, runs
@@ -53,6 +53,7 @@ class Exporter:
         last: str | None = None
         try:
             async with self._reporting(run_id, progress):
+                await ensure_allowed_host(export.destination_config, self.settings.allow_private_destinations)
                 writer = open_writer(
                     export,
                     self.settings,

@@ -6,6 +6,7 @@ of the config) but never returned by the API or written to a log.
 
 from enum import StrEnum
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -36,6 +37,10 @@ class DestinationConfig(BaseModel):
         """The config as the API shows it: every field but the secret ones."""
         return self.model_dump(mode="json", exclude=set(self.secret_fields))
 
+    def remote_host(self) -> tuple[str, str] | None:
+        """The host this destination connects to, and the field naming it; None for local ones."""
+        return None
+
 
 class FileConfig(DestinationConfig):
     path: str = Field(min_length=1, description="Directory, relative to the workers' file-destination root.")
@@ -65,6 +70,9 @@ class HttpConfig(DestinationConfig):
     url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://[^\s/$.?#][^\s]*$")
     token: str = Field(min_length=1, max_length=1000)
 
+    def remote_host(self) -> tuple[str, str] | None:
+        return urlparse(self.url).hostname or "", "url"
+
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
@@ -80,6 +88,9 @@ class PostgresConfig(DestinationConfig):
     user: str = Field(min_length=1, max_length=63)
     password: str = Field("", max_length=1000)
     has_self_signed_cert: bool = False
+
+    def remote_host(self) -> tuple[str, str] | None:
+        return self.host, "host"
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -74,6 +74,8 @@ def main() -> None:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     updates: dict[str, object] = {"data_dir": data_dir}
+    if "BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS" not in os.environ:
+        updates["allow_private_destinations"] = True  # on one machine, everything is local
     if settings.encryption_key is None:
         updates["encryption_key"] = SecretStr(_encryption_key(data_dir))
     with contextlib.ExitStack() as stack:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         10, ge=1, description="Backfills one project may have running; more are refused with 429."
     )
     reconcile_every_seconds: int = Field(60, ge=5, description="How often reconciliation runs.")
+    allow_private_destinations: bool = Field(
+        False, description="Let destinations reach loopback and private addresses (`make dev` and the tests do)."
+    )
     file_destination_root: Path | None = Field(
         None, description="Directory `File` destinations write under; defaults to `{data_dir}/exports`."
     )

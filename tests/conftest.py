@@ -55,6 +55,7 @@ def settings(services: Services, work_dir: Path) -> Settings:
         task_queue=f"batch-exports-tests-{uuid.uuid4().hex[:8]}",
         settle_delay_seconds=0,
         jitter_enabled=False,
+        allow_private_destinations=True,
         run_max_attempts=2,
         run_retry_initial_seconds=1,
         export_max_attempts=1,

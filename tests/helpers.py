@@ -1,16 +1,20 @@
 """Small helpers the end-to-end tests share."""
 
 import asyncio
+import contextlib
+import os
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from aiohttp import web
 from temporalio.client import WorkflowHandle
 
-from batch_exports.embedded import temporal_cli
+from api.app import create_app
+from batch_exports.embedded import LOOPBACK, free_port, temporal_cli
 from batch_exports.schedules import run_retry_policy
 from workflows.inputs import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileResult, RunInputs
 from workflows.intervals import run_workflow_id
@@ -113,3 +117,23 @@ async def insert_events(stack: "Stack", team_id: int, inserted_at: list[datetime
         rows,
     )
     return {str(row[0]) for row in rows}
+
+
+@contextlib.asynccontextmanager
+async def another_gateway(
+    stack: "Stack", *, temporal_address: str | None = None, **settings: Any
+) -> AsyncIterator[str]:
+    """A second gateway on its own port, with other settings or another Temporal address; yields its URL."""
+    address = os.environ["TEMPORAL_ADDRESS"]
+    os.environ["TEMPORAL_ADDRESS"] = temporal_address or address
+    try:
+        runner = web.AppRunner(create_app(stack.settings.model_copy(update=settings)), access_log=None)
+        await runner.setup()
+    finally:
+        os.environ["TEMPORAL_ADDRESS"] = address
+    port = free_port()
+    await web.TCPSite(runner, LOOPBACK, port).start()
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        await runner.cleanup()

@@ -6,14 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from temporalio.client import ScheduleRange
 from temporalio.service import RPCError
 
-from api.app import create_app
 from batch_exports.embedded import LOOPBACK, free_port
 from tests.conftest import API_KEY, Project
-from tests.helpers import eventually, reconcile, runs_until, start_run, temporal_cli_run
+from tests.helpers import another_gateway, eventually, reconcile, runs_until, start_run, temporal_cli_run
 
 FILE_EXPORT = {"name": "f", "interval": "hour", "destination": {"type": "File", "config": {"path": "changes"}}}
 
@@ -103,43 +101,51 @@ async def test_delete_cancels_runs_and_removes_the_schedule(project: Project) ->
 async def test_changes_fail_cleanly_when_temporal_is_unreachable(project: Project) -> None:
     stack = project.stack
     export = await create(project)
-    address = os.environ["TEMPORAL_ADDRESS"]
-    os.environ["TEMPORAL_ADDRESS"] = f"{LOOPBACK}:{free_port()}"  # nothing listens there
-    try:
-        runner = web.AppRunner(create_app(stack.settings), access_log=None)
-        await runner.setup()
-    finally:
-        os.environ["TEMPORAL_ADDRESS"] = address
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
-    base = f"http://{LOOPBACK}:{port}/api/projects/{project.id}/batch_exports/"
+    dead = f"{LOOPBACK}:{free_port()}"  # nothing listens there
     step = timedelta(hours=1)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 2 * step
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    try:
-        async with aiohttp.ClientSession(headers=headers) as http:
-            for method, path, body in [
-                ("POST", "", {"name": "n", "interval": "hour", "destination": {"type": "NoOp"}}),
-                ("PATCH", f"{export['id']}/", {"name": "renamed"}),
-                ("POST", f"{export['id']}/pause/", None),
-                (
-                    "POST",
-                    f"{export['id']}/backfills/",
-                    {"start_at": hour.isoformat(), "end_at": (hour + step).isoformat()},
-                ),
-                ("DELETE", f"{export['id']}/", None),
-            ]:
-                async with http.request(method, base + path, json=body) as response:
-                    error = await response.json()
-                assert (response.status, error["code"]) == (503, "temporal_unavailable"), (method, path, error)
-        _, seen = await project.request("GET", f"batch_exports/{export['id']}/")
-        assert (seen["name"], seen["paused"]) == (export["name"], False)
-        assert await stack.pool.fetchval("SELECT count(*) FROM batch_exports WHERE team_id = $1", project.id) == 1
-        assert (
-            await stack.pool.fetchval("SELECT count(*) FROM batch_export_backfills WHERE team_id = $1", project.id) == 0
-        )
-    finally:
-        await runner.cleanup()
+    changes = [
+        ("POST", "", {"name": "n", "interval": "hour", "destination": {"type": "NoOp"}}),
+        ("PATCH", f"{export['id']}/", {"name": "renamed"}),
+        ("POST", f"{export['id']}/pause/", None),
+        ("POST", f"{export['id']}/backfills/", {"start_at": hour.isoformat(), "end_at": (hour + step).isoformat()}),
+        ("DELETE", f"{export['id']}/", None),
+    ]
+    async with (
+        another_gateway(stack, temporal_address=dead) as gateway,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+    ):
+        for method, path, body in changes:
+            url = f"{gateway}/api/projects/{project.id}/batch_exports/{path}"
+            async with http.request(method, url, json=body) as response:
+                error = await response.json()
+            assert (response.status, error["code"]) == (503, "temporal_unavailable"), (method, path, error)
+    _, seen = await project.request("GET", f"batch_exports/{export['id']}/")
+    assert (seen["name"], seen["paused"]) == (export["name"], False)
+    assert await stack.pool.fetchval("SELECT count(*) FROM batch_exports WHERE team_id = $1", project.id) == 1
+    assert await stack.pool.fetchval("SELECT count(*) FROM batch_export_backfills WHERE team_id = $1", project.id) == 0
+
+
+async def test_internal_hosts_are_refused_unless_allowed(project: Project) -> None:
+    async with (
+        another_gateway(project.stack, allow_private_destinations=False) as gateway,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+    ):
+        url = f"{gateway}/api/projects/{project.id}/batch_exports/"
+        postgres = {"host": "127.0.0.1", "database": "d", "table_name": "t", "user": "u", "password": "p"}
+        for destination, attr in [
+            ({"type": "Postgres", "config": postgres}, "destination__config__host"),
+            ({"type": "Postgres", "config": {**postgres, "host": "10.1.2.3"}}, "destination__config__host"),
+            (
+                {"type": "HTTP", "config": {"url": "http://localhost:8000/batch/", "token": "t"}},
+                "destination__config__url",
+            ),
+        ]:
+            body = {"name": "inside", "interval": "hour", "destination": destination}
+            async with http.post(url, json=body) as response:
+                error = await response.json()
+            assert (response.status, error["attr"]) == (400, attr), error
+            assert "BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS" in error["detail"]
 
 
 async def test_reconciliation_brings_back_outside_pauses_and_missing_schedules(project: Project) -> None:

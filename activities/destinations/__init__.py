@@ -8,6 +8,9 @@ leaves the destination as it was.
 from abc import ABC, abstractmethod
 from typing import Any
 
+from batch_exports import hosts
+from batch_exports.destination_configs import DestinationConfig
+
 
 class DestinationUserError(Exception):
     """An error only the user can fix (bad credentials, missing bucket, no permission): never retried."""
@@ -24,3 +27,10 @@ class IntervalWriter(ABC):
 
     @abstractmethod
     async def abort(self) -> None: ...
+
+
+async def ensure_allowed_host(config: DestinationConfig, allow_private: bool) -> None:
+    """Refuse (as the user's error) a destination host this service may not reach."""
+    remote = config.remote_host()
+    if remote and (problem := await hosts.refused(remote[0], allow_private)):
+        raise DestinationUserError(problem)

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from activities.destinations import DestinationUserError, postgres
+from activities.destinations import DestinationUserError, ensure_allowed_host, postgres
 from activities.destinations.file import resolve_directory
 from activities.destinations.http import DestinationUnavailable, HttpWriter
 from batch_exports.destination_configs import (
@@ -104,6 +104,7 @@ async def run_step(
 ) -> str | None:
     """Run step `index`; None when it passes, else what went wrong."""
     try:
+        await ensure_allowed_host(config, settings.allow_private_destinations)
         await STEPS[destination_type][index].run(config, settings)
     except DestinationUserError as error:
         return str(error)

@@ -18,10 +18,18 @@ from api.params import query_int
 from api.responses import export_body, json_response
 from api.routes import Route
 from api.routes.backfills import create_backfill_for
-from batch_exports import api_keys, export_lifecycle, exports, runs
+from batch_exports import api_keys, export_lifecycle, exports, hosts, runs
 from batch_exports.filters import regex_values
 from batch_exports.hogql import parse_query
 from batch_exports.models import BatchExportIn
+from batch_exports.settings import Settings
+
+
+async def check_host(settings: Settings, body: BatchExportIn) -> None:
+    """A destination may not reach this network's own addresses unless the settings allow it."""
+    remote = body.destination.parsed().remote_host()
+    if remote and (problem := await hosts.refused(remote[0], settings.allow_private_destinations)):
+        raise validation_error(problem, f"destination__config__{remote[1]}")
 
 
 async def check_with_postgres(pool: asyncpg.Pool, body: BatchExportIn) -> None:
@@ -75,6 +83,7 @@ async def create_export(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.WRITE)
     body = BatchExportIn.model_validate(await read_json(request))
     app = request.app
+    await check_host(app[SETTINGS], body)
     await check_with_postgres(app[POOL], body)
     export = await export_lifecycle.create(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], project_id, body)
     return json_response(export_body(export, latest_runs=[]), status=201)
@@ -114,6 +123,7 @@ async def update_export(request: web.Request) -> web.Response:
         merged["destination"] = {**merged["destination"], "config": {**merged["destination"]["config"], **config}}
     body = BatchExportIn.model_validate(merged)
     app = request.app
+    await check_host(app[SETTINGS], body)
     await check_with_postgres(app[POOL], body)
     updated = await export_lifecycle.update(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, body)
     return json_response(export_body(updated, latest_runs=await runs.latest(app[POOL], updated.id)))
