@@ -4,17 +4,21 @@ Fields listed in a config's `secret_fields` are write-only: they are stored (enc
 of the config) but never returned by the API or written to a log.
 """
 
+import string
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class DestinationType(StrEnum):
     FILE = "File"
     POSTGRES = "Postgres"
     HTTP = "HTTP"
+    S3 = "S3"
+    AWS_S3 = "AwsS3"
+    S3_COMPATIBLE = "S3Compatible"
     NOOP = "NoOp"
 
 
@@ -74,6 +78,53 @@ class HttpConfig(DestinationConfig):
         return urlparse(self.url).hostname or "", "url"
 
 
+PREFIX_FIELDS = frozenset(
+    {"year", "month", "day", "hour", "minute", "table", "data_interval_start", "data_interval_end"}
+)
+
+
+class S3Config(DestinationConfig):
+    """Objects in a bucket, one per interval (and per continued segment), overwritten as a whole."""
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
+
+    bucket_name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
+    region: str = Field("us-east-1", min_length=1, max_length=40)
+    prefix: str = Field("", max_length=500, description="May use {year} {month} {day} {hour} {minute} {table} "
+                        "{data_interval_start} {data_interval_end}.")  # fmt: skip
+    endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/$.?#][^\s]*$")
+    aws_access_key_id: str = Field(min_length=1, max_length=200)
+    aws_secret_access_key: str = Field(min_length=1, max_length=200)
+    file_format: FileFormat = FileFormat.JSONLINES
+    compression: Compression | None = None
+    encryption: Literal["AES256", "aws:kms"] | None = None
+    kms_key_id: str | None = Field(None, max_length=2048)
+
+    @field_validator("prefix")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as error:
+            raise ValueError(f"the prefix template is malformed: {error}") from None
+        if unknown := sorted(names - PREFIX_FIELDS):
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use {', '.join(sorted(PREFIX_FIELDS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _kms_needs_key(self) -> Self:
+        if self.encryption == "aws:kms" and not self.kms_key_id:
+            raise ValueError("encryption aws:kms needs kms_key_id")
+        return self
+
+    def remote_host(self) -> tuple[str, str] | None:
+        return (urlparse(self.endpoint_url).hostname or "", "endpoint_url") if self.endpoint_url else None
+
+
+class S3CompatibleConfig(S3Config):
+    endpoint_url: str = Field(pattern=r"^https?://[^\s/$.?#][^\s]*$")  # type: ignore[assignment]
+
+
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
 
@@ -102,6 +153,9 @@ CONFIG_TYPES: dict[DestinationType, type[DestinationConfig]] = {
     DestinationType.FILE: FileConfig,
     DestinationType.POSTGRES: PostgresConfig,
     DestinationType.HTTP: HttpConfig,
+    DestinationType.S3: S3Config,
+    DestinationType.AWS_S3: S3Config,
+    DestinationType.S3_COMPATIBLE: S3CompatibleConfig,
     DestinationType.NOOP: NoOpConfig,
 }
 

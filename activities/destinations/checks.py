@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from activities.destinations import DestinationUserError, ensure_allowed_host, postgres
+from botocore.exceptions import BotoCoreError, ClientError
+
+from activities.destinations import DestinationUserError, ensure_allowed_host, postgres, s3
 from activities.destinations.file import resolve_directory
 from activities.destinations.http import DestinationUnavailable, HttpWriter
 from batch_exports.destination_configs import (
@@ -17,6 +19,7 @@ from batch_exports.destination_configs import (
     FileConfig,
     HttpConfig,
     PostgresConfig,
+    S3Config,
 )
 from batch_exports.settings import Settings
 
@@ -59,6 +62,19 @@ async def _http_answers(config: DestinationConfig, settings: Settings) -> None:
         await writer.abort()
 
 
+async def _s3_writable(config: DestinationConfig, settings: Settings) -> None:
+    assert isinstance(config, S3Config)
+    key = f"{config.prefix.split('{')[0].strip('/')}/.batch-exports-check-{uuid.uuid4().hex}".lstrip("/")
+    try:
+        async with s3.client(config) as client:
+            await client.put_object(Bucket=config.bucket_name, Key=key, Body=b"")
+            await client.delete_object(Bucket=config.bucket_name, Key=key)
+    except ClientError as error:
+        raise s3.user_error(error, config) or DestinationUserError(str(error)) from error
+    except BotoCoreError as error:
+        raise DestinationUserError(f"cannot reach S3: {error}") from error
+
+
 async def _postgres_connects(config: DestinationConfig, settings: Settings) -> None:
     assert isinstance(config, PostgresConfig)
     conn = await postgres.connect(config)
@@ -95,6 +111,10 @@ STEPS: dict[DestinationType, list[Step]] = {
     DestinationType.HTTP: [
         Step("Send an empty batch", "POST an empty capture batch: the URL and the token answer.", _http_answers),
     ],
+    **{
+        kind: [Step("Write to the bucket", "Put (then delete) an empty object under the prefix.", _s3_writable)]
+        for kind in (DestinationType.S3, DestinationType.AWS_S3, DestinationType.S3_COMPATIBLE)
+    },
     DestinationType.NOOP: [Step("Nothing to check", "The NoOp destination writes nothing.", _nothing)],
 }  # fmt: skip
 

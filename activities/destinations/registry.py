@@ -7,7 +7,8 @@ from activities.destinations.file import FileWriter
 from activities.destinations.http import HttpWriter
 from activities.destinations.noop import NoOpWriter
 from activities.destinations.postgres import PostgresWriter
-from batch_exports.destination_configs import FileConfig, HttpConfig, NoOpConfig, PostgresConfig
+from activities.destinations.s3 import S3Writer
+from batch_exports.destination_configs import FileConfig, HttpConfig, NoOpConfig, PostgresConfig, S3Config
 from batch_exports.exports import BatchExport
 from batch_exports.settings import Settings
 
@@ -23,6 +24,8 @@ def open_writer(
             return PostgresWriter(config, export.model, start, end)
         case HttpConfig():
             return HttpWriter(config, export.model)
+        case S3Config():
+            return S3Writer(config, export.model, start, end, segment)
         case NoOpConfig():
             return NoOpWriter()
     raise ValueError(f"no writer for {type(export.destination_config).__name__}")

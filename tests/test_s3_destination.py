@@ -1,0 +1,139 @@
+"""The S3 destinations against a real S3 API (SeaweedFS): one object per interval and segment, each
+record once however often the interval is written, multipart for large intervals, user errors at once."""
+
+import gzip
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+
+from tests.conftest import Project
+from tests.helpers import event, eventually
+from tests.services.seaweed import S3Service, seaweed_s3
+from tests.test_postgres_destination import run_hour
+from tests.test_source_models import capture
+
+
+@pytest.fixture(scope="session")
+def s3_service(work_dir: Path) -> Iterator[S3Service]:
+    with seaweed_s3(work_dir / "seaweed") as service:
+        yield service
+
+
+@pytest.fixture
+async def s3(s3_service: S3Service) -> AsyncIterator[Any]:
+    session = get_session()
+    async with session.create_client(
+        "s3", endpoint_url=s3_service.endpoint_url, region_name="us-east-1",
+        aws_access_key_id=s3_service.access_key_id, aws_secret_access_key=s3_service.secret_access_key,
+    ) as client:  # fmt: skip
+        yield client
+
+
+async def bucket(s3: Any, project: Project) -> str:
+    name = f"exports-{project.id}-{uuid.uuid4().hex[:6]}"
+
+    async def created() -> bool:
+        try:
+            await s3.create_bucket(Bucket=name)
+            return True
+        except Exception:  # the gateway may still be starting
+            return False
+
+    await eventually(created, within=30, every=0.5)
+    return name
+
+
+def config(service: S3Service, bucket_name: str, **fields: Any) -> dict[str, Any]:
+    credentials = {"aws_access_key_id": service.access_key_id, "aws_secret_access_key": service.secret_access_key}
+    return {"bucket_name": bucket_name, "endpoint_url": service.endpoint_url, **credentials, **fields}
+
+
+async def objects(s3: Any, bucket_name: str) -> dict[str, bytes]:
+    listed = await s3.list_objects_v2(Bucket=bucket_name)
+    found = {}
+    for item in listed.get("Contents", []):
+        response = await s3.get_object(Bucket=bucket_name, Key=item["Key"])
+        async with response["Body"] as body:
+            found[item["Key"]] = await body.read()
+    return found
+
+
+async def create(project: Project, destination_config: dict[str, Any]) -> dict[str, Any]:
+    body = {"name": "s3", "interval": "hour", "destination": {"type": "S3Compatible", "config": destination_config}}
+    status, export = await project.request("POST", "batch_exports/", json=body)
+    assert status == 201, export
+    shown = export["destination"]["config"]
+    assert "aws_secret_access_key" not in shown and "aws_access_key_id" not in shown
+    return export  # type: ignore[no-any-return]
+
+
+async def test_each_record_once_across_segments_and_reruns(project: Project, s3: Any, s3_service: S3Service) -> None:
+    name = await bucket(s3, project)
+    export = await create(project, config(s3_service, name, prefix="{table}/{year}", compression="gzip"))
+    await capture(project, [event("e", f"user-{i}", n=i) for i in range(250)])  # three segments of <= 100
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    found = await run_hour(project, export, end, 3)
+    assert [r["status"] for r in found] == ["ContinuedAsNew", "ContinuedAsNew", "Completed"]
+    await run_hour(project, export, end, 6)  # the same interval again overwrites the same keys
+    status, check = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": 0})
+    assert (status, check["result"]["status"]) == (200, "Passed"), check
+
+    stored = await objects(s3, name)
+    stem = f"events/{end:%Y}/{end - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}"
+    assert set(stored) == {f"{stem}.jsonl.gz", f"{stem}-1.jsonl.gz", f"{stem}-2.jsonl.gz"}
+    uuids = [json.loads(line)["uuid"] for data in stored.values() for line in gzip.decompress(data).splitlines()]
+    sent = {
+        str(r["uuid"]) for r in await project.stack.pool.fetch("SELECT uuid FROM events WHERE team_id = $1", project.id)
+    }
+    assert len(uuids) == 250 and set(uuids) == sent
+
+
+async def test_a_large_interval_goes_up_in_parts(project: Project, s3: Any, s3_service: S3Service) -> None:
+    name = await bucket(s3, project)
+    export = await create(project, config(s3_service, name))
+    now = datetime.now(UTC)
+    await project.stack.pool.executemany(  # 90 events of 100 KB: about 9 MiB, two parts
+        "INSERT INTO events (uuid, team_id, event, distinct_id, properties, timestamp, created_at, inserted_at) "
+        "VALUES ($1, $2, 'big', 'someone', $3, $4, $4, $4)",
+        [(uuid.uuid4(), project.id, {"blob": "x" * 100_000, "i": i}, now - timedelta(minutes=5)) for i in range(90)],
+    )
+    end = now.replace(microsecond=0) + timedelta(seconds=1)
+    (run,) = await run_hour(project, export, end, 1)
+    assert (run["status"], run["records_completed"]) == ("Completed", 90), run
+    (data,) = (await objects(s3, name)).values()
+    assert len(data) > 9_000_000 and len(data.splitlines()) == 90
+
+
+async def test_user_errors_fail_the_run_at_once(project: Project, s3: Any, s3_service: S3Service) -> None:
+    name = await bucket(s3, project)
+    await capture(project, [event("e", "someone")])
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    for broken, says in [
+        (config(s3_service, name, aws_secret_access_key="wrong-secret"), "SignatureDoesNotMatch"),
+        (config(s3_service, f"{name}-missing"), "NoSuchBucket"),
+    ]:
+        export = await create(project, broken)
+        status, check = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": 0})
+        assert status == 200 and says in check["result"]["message"], check
+        (run,) = await run_hour(project, export, end, 1)
+        assert run["status"] == "Failed" and says in run["latest_error"], run
+        assert "wrong-secret" not in run["latest_error"]
+
+
+async def test_bad_s3_configs_are_400s(project: Project) -> None:
+    base = {"bucket_name": "b-ok", "aws_access_key_id": "k", "aws_secret_access_key": "s"}
+    for fields, attr in [
+        ({"prefix": "{nope}/x"}, "destination__config__prefix"),
+        ({"bucket_name": "Not_A_Bucket"}, "destination__config__bucket_name"),
+        ({"encryption": "aws:kms"}, "destination__config"),
+        ({"file_format": "CSV"}, "destination__config__file_format"),
+    ]:
+        body = {"name": "s3", "interval": "hour", "destination": {"type": "S3", "config": {**base, **fields}}}
+        status, error = await project.request("POST", "batch_exports/", json=body)
+        assert (status, error["attr"]) == (400, attr), error
