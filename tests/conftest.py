@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from aiobotocore.session import get_session
 from aiohttp import web
 from pydantic import SecretStr
 from temporalio.client import Client
@@ -26,6 +27,7 @@ from batch_exports.crypto import generate_key
 from batch_exports.embedded import LOOPBACK, free_port
 from batch_exports.settings import Settings
 from tests.services import Services, start_services
+from tests.services.seaweed import S3Service, seaweed_s3
 from worker import build_worker, pools
 
 API_KEY = "phx_test_key_0123456789"
@@ -112,6 +114,22 @@ async def _connect_with_retry(attempts: int = 60) -> Client:
         except RuntimeError:
             await asyncio.sleep(0.5)
     return await temporal.connect()
+
+
+@pytest.fixture(scope="session")
+def s3_service(work_dir: Path) -> Iterator[S3Service]:
+    with seaweed_s3(work_dir / "seaweed") as service:
+        yield service
+
+
+@pytest.fixture
+async def s3(s3_service: S3Service) -> AsyncIterator[Any]:
+    session = get_session()
+    async with session.create_client(
+        "s3", endpoint_url=s3_service.endpoint_url, region_name="us-east-1",
+        aws_access_key_id=s3_service.access_key_id, aws_secret_access_key=s3_service.secret_access_key,
+    ) as client:  # fmt: skip
+        yield client
 
 
 @pytest.fixture

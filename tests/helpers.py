@@ -57,6 +57,7 @@ async def start_run(
     end: datetime,
     start: datetime | None = None,
     execution_timeout: timedelta | None = None,
+    task_queue: str | None = None,
 ) -> WorkflowHandle[Any, Any]:
     """Start a run the way the export's schedule would (same id, inputs and retry policy)."""
     settings = stack.settings
@@ -71,7 +72,7 @@ async def start_run(
             data_interval_end=end,
         ),
         id=run_workflow_id(export["id"], end),
-        task_queue=settings.task_queue,
+        task_queue=task_queue or settings.task_queue,
         execution_timeout=execution_timeout,
         retry_policy=run_retry_policy(settings),
     )

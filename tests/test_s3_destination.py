@@ -4,35 +4,14 @@ record once however often the interval is written, multipart for large intervals
 import gzip
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
-from aiobotocore.session import get_session
 
 from tests.conftest import Project
 from tests.helpers import event, eventually
-from tests.services.seaweed import S3Service, seaweed_s3
+from tests.services.seaweed import S3Service
 from tests.test_postgres_destination import run_hour
 from tests.test_source_models import capture
-
-
-@pytest.fixture(scope="session")
-def s3_service(work_dir: Path) -> Iterator[S3Service]:
-    with seaweed_s3(work_dir / "seaweed") as service:
-        yield service
-
-
-@pytest.fixture
-async def s3(s3_service: S3Service) -> AsyncIterator[Any]:
-    session = get_session()
-    async with session.create_client(
-        "s3", endpoint_url=s3_service.endpoint_url, region_name="us-east-1",
-        aws_access_key_id=s3_service.access_key_id, aws_secret_access_key=s3_service.secret_access_key,
-    ) as client:  # fmt: skip
-        yield client
 
 
 async def bucket(s3: Any, project: Project) -> str:
