@@ -28,6 +28,8 @@ class FileFormat(StrEnum):
 
 class Compression(StrEnum):
     GZIP = "gzip"
+    BROTLI = "brotli"
+    ZSTD = "zstd"
 
 
 class DestinationConfig(BaseModel):

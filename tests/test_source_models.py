@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import Project
@@ -13,8 +14,8 @@ async def capture(project: Project, batch: list[dict[str, Any]]) -> None:
     assert status == 200, body
 
 
-async def export_now(project: Project, path: str, **fields: Any) -> list[dict[str, Any]]:
-    """Create a File export, run the hour that ends now, and return what it wrote."""
+async def export_file_now(project: Project, path: str, **fields: Any) -> tuple[Path, dict[str, Any]]:
+    """Create a File export, run the hour that ends now, and return the file it wrote and its run."""
     config = {"path": path, **fields.pop("config", {})}
     body = {"name": path, "interval": "hour", "destination": {"type": "File", "config": config}, **fields}
     status, export = await project.request("POST", "batch_exports/", json=body)
@@ -23,6 +24,12 @@ async def export_now(project: Project, path: str, **fields: Any) -> list[dict[st
     await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
     (run,) = await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"])
     (file,) = (project.stack.settings.exports_root / path).iterdir()
+    return file, run
+
+
+async def export_now(project: Project, path: str, **fields: Any) -> list[dict[str, Any]]:
+    """Create a File export, run the hour that ends now, and return the rows it wrote."""
+    file, run = await export_file_now(project, path, **fields)
     rows = [json.loads(line) for line in file.read_text().splitlines()]
     assert run["records_completed"] == len(rows)
     return rows

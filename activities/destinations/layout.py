@@ -3,9 +3,8 @@ of the same interval overwrites the same files."""
 
 from datetime import UTC, datetime
 
+from activities.formats.compression import SUFFIXES
 from batch_exports.destination_configs import Compression
-
-_COMPRESSION_SUFFIX = {Compression.GZIP: ".gz"}
 
 
 def interval_file_name(
@@ -13,6 +12,6 @@ def interval_file_name(
 ) -> str:
     """`{start}-{end}[-{number}].{extension}[.gz]`, both bounds as `%Y-%m-%dT%H:%M:%SZ`; file 0 has no number."""
     stamp = "%Y-%m-%dT%H:%M:%SZ"
-    suffix = _COMPRESSION_SUFFIX[compression] if compression else ""
+    suffix = SUFFIXES[compression] if compression else ""
     numbered = f"-{number}" if number else ""
     return f"{start.astimezone(UTC):{stamp}}-{end.astimezone(UTC):{stamp}}{numbered}.{extension}{suffix}"

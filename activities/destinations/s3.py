@@ -8,7 +8,6 @@ a few at a time; an aborted write abandons its upload and leaves the previous ob
 
 import asyncio
 import contextlib
-import gzip
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from activities.destinations import DestinationUserError, IntervalWriter
 from activities.destinations.layout import interval_file_name
 from activities.formats import jsonlines
-from batch_exports.destination_configs import Compression, S3Config
+from activities.formats.compression import compressor
+from batch_exports.destination_configs import S3Config
 
 PART_BYTES = 8 * 2**20
 """Every part but the last must be at least 5 MiB."""
@@ -69,11 +69,7 @@ class S3Writer(IntervalWriter):
         self._parts: list[asyncio.Task[dict[str, Any]]] = []
         self._slots = asyncio.Semaphore(PARTS_IN_FLIGHT)
         self._buffer = bytearray()
-        self._gzip = (
-            gzip.GzipFile(fileobj=_Sink(self._buffer), mode="wb", compresslevel=6)
-            if config.compression is Compression.GZIP
-            else None
-        )
+        self._compressor = compressor(config.compression)
 
     def _extra(self) -> dict[str, str]:
         extra: dict[str, str] = {}
@@ -92,10 +88,7 @@ class S3Writer(IntervalWriter):
     async def write(self, batch: list[dict[str, Any]]) -> None:
         data = jsonlines.encode(batch)
         self.bytes_written += len(data)
-        if self._gzip is not None:
-            self._gzip.write(data)
-        else:
-            self._buffer += data
+        self._buffer += self._compressor.compress(data)
         while len(self._buffer) >= PART_BYTES:
             await self._send_part(bytes(self._buffer[:PART_BYTES]))
             del self._buffer[:PART_BYTES]
@@ -129,8 +122,7 @@ class S3Writer(IntervalWriter):
 
     async def commit(self) -> None:
         try:
-            if self._gzip is not None:
-                self._gzip.close()
+            self._buffer += self._compressor.flush()
             s3 = await self._s3()
             if self._upload_id is None:  # small enough for one request
                 await self._call(
@@ -177,17 +169,3 @@ class S3Writer(IntervalWriter):
         context, self._client_context, self._client = self._client_context, None, None
         if context is not None:
             await context.__aexit__(None, None, None)
-
-
-class _Sink:
-    """A write-only file object that appends to a bytearray (where gzip writes its output)."""
-
-    def __init__(self, buffer: bytearray) -> None:
-        self.buffer = buffer
-
-    def write(self, data: bytes) -> int:
-        self.buffer += data
-        return len(data)
-
-    def flush(self) -> None:
-        return None

@@ -1,0 +1,51 @@
+"""Streaming compression of a file's bytes: gzip, brotli or zstd, or none.
+
+`compressor(kind)` returns an object with `compress(data) -> bytes` and `flush() -> bytes`, so a writer
+can compress as it goes and hold only what is waiting to be written.
+"""
+
+import zlib
+from typing import Protocol
+
+import brotli
+import zstandard
+
+from batch_exports.destination_configs import Compression
+
+SUFFIXES = {Compression.GZIP: ".gz", Compression.BROTLI: ".br", Compression.ZSTD: ".zst"}
+
+
+class Compressor(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class _Identity:
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+
+class _Brotli:
+    def __init__(self) -> None:
+        self._compressor = brotli.Compressor(quality=5)
+
+    def compress(self, data: bytes) -> bytes:
+        return self._compressor.process(data)  # type: ignore[no-any-return]
+
+    def flush(self) -> bytes:
+        return self._compressor.finish()  # type: ignore[no-any-return]
+
+
+def compressor(kind: Compression | None) -> Compressor:
+    match kind:
+        case Compression.GZIP:
+            return zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # a gzip stream
+        case Compression.BROTLI:
+            return _Brotli()
+        case Compression.ZSTD:
+            return zstandard.ZstdCompressor(level=3).compressobj()  # type: ignore[no-any-return]
+    return _Identity()
