@@ -24,12 +24,27 @@ class DestinationType(StrEnum):
 
 class FileFormat(StrEnum):
     JSONLINES = "JSONLines"
+    PARQUET = "Parquet"
 
 
 class Compression(StrEnum):
     GZIP = "gzip"
     BROTLI = "brotli"
     ZSTD = "zstd"
+    SNAPPY = "snappy"
+    LZ4 = "lz4"
+
+
+COMPRESSIONS = {
+    FileFormat.JSONLINES: {Compression.GZIP, Compression.BROTLI, Compression.ZSTD},
+    FileFormat.PARQUET: {Compression.ZSTD, Compression.SNAPPY, Compression.GZIP, Compression.LZ4, Compression.BROTLI},
+}
+
+
+def check_compression(file_format: FileFormat, compression: "Compression | None") -> None:
+    if compression is not None and compression not in COMPRESSIONS[file_format]:
+        allowed = ", ".join(sorted(c.value for c in COMPRESSIONS[file_format]))
+        raise ValueError(f"{file_format.value} files take compression {allowed} (or none), not {compression.value}")
 
 
 class DestinationConfig(BaseModel):
@@ -53,6 +68,11 @@ class FileConfig(DestinationConfig):
     prefix: str = Field("", description="Sub-directory for this export's files.")
     file_format: FileFormat = FileFormat.JSONLINES
     compression: Compression | None = None
+
+    @model_validator(mode="after")
+    def _compression_fits_format(self) -> Self:
+        check_compression(self.file_format, self.compression)
+        return self
 
     @field_validator("path", "prefix")
     @classmethod
@@ -115,6 +135,7 @@ class S3Config(DestinationConfig):
 
     @model_validator(mode="after")
     def _kms_needs_key(self) -> Self:
+        check_compression(self.file_format, self.compression)
         if self.encryption == "aws:kms" and not self.kms_key_id:
             raise ValueError("encryption aws:kms needs kms_key_id")
         return self

@@ -14,8 +14,7 @@ from typing import IO, Any
 
 from activities.destinations import DestinationUserError, IntervalWriter
 from activities.destinations.layout import interval_file_name
-from activities.formats import jsonlines
-from activities.formats.compression import compressor
+from activities.formats import Encoder
 from batch_exports.destination_configs import FileConfig
 
 
@@ -31,21 +30,25 @@ def resolve_directory(config: FileConfig, root: Path) -> Path:
 
 
 class FileWriter(IntervalWriter):
-    def __init__(self, config: FileConfig, root: Path, start: datetime, end: datetime, segment: int = 0) -> None:
+    def __init__(
+        self, config: FileConfig, root: Path, encoder: Encoder, start: datetime, end: datetime, segment: int = 0
+    ) -> None:
         directory = resolve_directory(config, root)
-        name = interval_file_name(start, end, jsonlines.EXTENSION, config.compression, segment)
+        name = interval_file_name(start, end, encoder.suffix, segment)
         self.target = directory / name
         self._partial = directory / f".{name}.{uuid.uuid4().hex}.partial"
-        self._compressor = compressor(config.compression)
+        self._encoder = encoder
         self._file: IO[bytes] | None = None
 
     async def write(self, batch: list[dict[str, Any]]) -> None:
-        data = jsonlines.encode(batch)
-        await asyncio.to_thread(self._write, self._compressor.compress(data))
+        data = self._encoder.encode(batch)
+        await asyncio.to_thread(self._write, data)
         self.bytes_written += len(data)
 
     async def commit(self) -> None:
-        await asyncio.to_thread(self._commit, self._compressor.flush())
+        tail = self._encoder.finish()
+        self.bytes_written += len(tail)
+        await asyncio.to_thread(self._commit, tail)
 
     async def abort(self) -> None:
         await asyncio.to_thread(self._abort)

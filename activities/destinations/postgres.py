@@ -14,28 +14,10 @@ import asyncpg
 
 from activities.destinations import DestinationUserError, IntervalWriter
 from batch_exports.destination_configs import PostgresConfig
+from batch_exports.model_schemas import KEYS, SCHEMAS
 
-# Column types per model, and the key a rerun replaces rows by.
-TABLES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
-    "events": (
-        {"uuid": "uuid", "event": "text", "properties": "jsonb", "distinct_id": "text", "person_id": "uuid",
-         "person_properties": "jsonb", "timestamp": "timestamptz", "created_at": "timestamptz",
-         "elements_chain": "text", "_inserted_at": "timestamptz"},
-        ("uuid",),
-    ),
-    "persons": (
-        {"team_id": "bigint", "distinct_id": "text", "person_id": "uuid", "properties": "jsonb",
-         "person_version": "bigint", "person_distinct_id_version": "bigint", "created_at": "timestamptz",
-         "is_deleted": "boolean", "_inserted_at": "timestamptz"},
-        ("team_id", "distinct_id"),
-    ),
-    "sessions": (
-        {"session_id": "text", "distinct_id": "text", "start_timestamp": "timestamptz",
-         "end_timestamp": "timestamptz", "duration_seconds": "float8", "entry_url": "text", "exit_url": "text",
-         "pageview_count": "bigint", "event_count": "bigint", "_inserted_at": "timestamptz"},
-        ("session_id",),
-    ),
-}  # fmt: skip
+SQL_TYPES = {"uuid": "uuid", "text": "text", "json": "jsonb", "timestamp": "timestamptz", "bigint": "bigint",
+             "float": "float8", "boolean": "boolean"}  # fmt: skip
 
 USER_ERRORS = (
     asyncpg.InvalidPasswordError,
@@ -77,10 +59,11 @@ async def connect(config: PostgresConfig) -> asyncpg.Connection:
 
 class PostgresWriter(IntervalWriter):
     def __init__(self, config: PostgresConfig, model: str, start: datetime, end: datetime) -> None:
-        if model not in TABLES:
+        if model not in SCHEMAS:
             raise DestinationUserError(f"the Postgres destination does not export the {model} model")
         self.config = config
-        self.types, self.key = TABLES[model]
+        self.types = {column: SQL_TYPES[kind] for column, kind in SCHEMAS[model].items()}
+        self.key = KEYS[model]
         self.columns = tuple(self.types)
         self.target = f"{quote(config.schema_name)}.{quote(config.table_name)}"
         self._conn: asyncpg.Connection | None = None

@@ -16,8 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from activities.destinations import DestinationUserError, IntervalWriter
 from activities.destinations.layout import interval_file_name
-from activities.formats import jsonlines
-from activities.formats.compression import compressor
+from activities.formats import Encoder
 from batch_exports.destination_configs import S3Config
 
 PART_BYTES = 8 * 2**20
@@ -30,13 +29,13 @@ USER_ERROR_CODES = {
 }  # fmt: skip
 
 
-def object_key(config: S3Config, table: str, start: datetime, end: datetime, segment: int) -> str:
+def object_key(config: S3Config, table: str, suffix: str, start: datetime, end: datetime, segment: int) -> str:
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     prefix = config.prefix.format(
         year=f"{start:%Y}", month=f"{start:%m}", day=f"{start:%d}", hour=f"{start:%H}", minute=f"{start:%M}",
         table=table, data_interval_start=start.isoformat(), data_interval_end=end.isoformat(),
     ).strip("/")  # fmt: skip
-    name = interval_file_name(start, end, jsonlines.EXTENSION, config.compression, segment)
+    name = interval_file_name(start, end, suffix, segment)
     return f"{prefix}/{name}" if prefix else name
 
 
@@ -60,16 +59,18 @@ def client(config: S3Config) -> Any:
 
 
 class S3Writer(IntervalWriter):
-    def __init__(self, config: S3Config, table: str, start: datetime, end: datetime, segment: int = 0) -> None:
+    def __init__(
+        self, config: S3Config, table: str, encoder: Encoder, start: datetime, end: datetime, segment: int = 0
+    ) -> None:
         self.config = config
-        self.key = object_key(config, table, start, end, segment)
+        self.key = object_key(config, table, encoder.suffix, start, end, segment)
         self._client_context: Any = None
         self._client: Any = None
         self._upload_id: str | None = None
         self._parts: list[asyncio.Task[dict[str, Any]]] = []
         self._slots = asyncio.Semaphore(PARTS_IN_FLIGHT)
         self._buffer = bytearray()
-        self._compressor = compressor(config.compression)
+        self._encoder = encoder
 
     def _extra(self) -> dict[str, str]:
         extra: dict[str, str] = {}
@@ -86,9 +87,9 @@ class S3Writer(IntervalWriter):
         return self._client
 
     async def write(self, batch: list[dict[str, Any]]) -> None:
-        data = jsonlines.encode(batch)
+        data = self._encoder.encode(batch)
         self.bytes_written += len(data)
-        self._buffer += self._compressor.compress(data)
+        self._buffer += data
         while len(self._buffer) >= PART_BYTES:
             await self._send_part(bytes(self._buffer[:PART_BYTES]))
             del self._buffer[:PART_BYTES]
@@ -122,7 +123,9 @@ class S3Writer(IntervalWriter):
 
     async def commit(self) -> None:
         try:
-            self._buffer += self._compressor.flush()
+            tail = self._encoder.finish()
+            self.bytes_written += len(tail)
+            self._buffer += tail
             s3 = await self._s3()
             if self._upload_id is None:  # small enough for one request
                 await self._call(

@@ -1,1 +1,27 @@
-"""File formats a destination can write: how a record batch becomes bytes."""
+"""File formats a destination can write: how record batches become the bytes of one file.
+
+An encoder turns each batch into the bytes to append (possibly none yet) and, at the end, the bytes
+that close the file, so writers stream whatever the format.
+"""
+
+from typing import Any, Protocol
+
+from activities.formats.jsonlines import JsonLinesEncoder
+from activities.formats.parquet import ParquetEncoder
+from batch_exports.destination_configs import Compression, FileFormat
+
+
+class Encoder(Protocol):
+    suffix: str
+    """What file names end with: `.jsonl.gz`, `.parquet`, ..."""
+
+    def encode(self, rows: list[dict[str, Any]]) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+def encoder_for(file_format: FileFormat, compression: Compression | None, model: str, custom: bool) -> Encoder:
+    """The encoder of a file; `custom` when a hogql_query chose the columns (Parquet then stores text)."""
+    if file_format is FileFormat.PARQUET:
+        return ParquetEncoder(compression, None if custom else model)
+    return JsonLinesEncoder(compression)
