@@ -122,18 +122,15 @@ class S3Writer(IntervalWriter):
         self._parts.append(asyncio.create_task(upload()))
 
     async def commit(self) -> None:
-        try:
-            tail = self._encoder.finish()
-            self.bytes_written += len(tail)
-            self._buffer += tail
-            s3 = await self._s3()
-            if self._upload_id is None:  # small enough for one request
-                await self._call(
-                    s3.put_object(
-                        Bucket=self.config.bucket_name, Key=self.key, Body=bytes(self._buffer), **self._extra()
-                    )
-                )
-                return
+        """Make the object appear whole; on failure the caller aborts, which abandons the upload."""
+        tail = self._encoder.finish()
+        self.bytes_written += len(tail)
+        self._buffer += tail
+        s3 = await self._s3()
+        if self._upload_id is None:  # small enough for one request
+            body = bytes(self._buffer)
+            await self._call(s3.put_object(Bucket=self.config.bucket_name, Key=self.key, Body=body, **self._extra()))
+        else:
             if self._buffer:
                 await self._send_part(bytes(self._buffer))
             parts = await asyncio.gather(*self._parts)
@@ -146,8 +143,7 @@ class S3Writer(IntervalWriter):
                 )
             )
             self._upload_id = None
-        finally:
-            await self._close()
+        await self._close()
 
     async def abort(self) -> None:
         for task in self._parts:
