@@ -5,7 +5,7 @@ responses; `document(app)` walks the router, so every route is in the document.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -203,7 +203,6 @@ class Operation:
     query: tuple[Query, ...] = ()
     body: type[BaseModel] | dict[str, Any] | None = None
     auth: Literal["key", "token", "none"] = "key"
-    tags: tuple[str, ...] = field(default=())
 
 
 def operation(

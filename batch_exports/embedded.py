@@ -142,9 +142,6 @@ class EmbeddedPostgres(_ChildProcess):
             subprocess.run([*psql, "-c", f'CREATE DATABASE "{name}"'], check=True, capture_output=True)
         return self.dsn(name)
 
-    def _running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def _wait_ready(self, bin_dir: Path, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
