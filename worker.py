@@ -17,6 +17,7 @@ from activities.backfill_bookkeeping import BackfillBookkeeping
 from activities.bookkeeping import Bookkeeping
 from activities.export import Exporter
 from activities.reconcile import Reconciler, ensure_reconcile_schedule
+from activities.sources.reading import SourceDatabase
 from batch_exports import db, temporal
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings, get_settings
@@ -30,8 +31,9 @@ def build_worker(client: Client, settings: Settings, pool: asyncpg.Pool, source_
         raise RuntimeError("BATCH_EXPORTS_ENCRYPTION_KEY is not set: the worker cannot read destination configs")
     cipher = ConfigCipher(settings.encryption_key.get_secret_value())
     bookkeeping = Bookkeeping(pool, client, settings)
-    backfills = BackfillBookkeeping(pool, source_pool, client, cipher)
-    exporter = Exporter(pool, source_pool, cipher, settings)
+    source = SourceDatabase(source_pool, settings.source_dsn)
+    backfills = BackfillBookkeeping(pool, source, client, cipher)
+    exporter = Exporter(pool, source, cipher, settings)
     reconciler = Reconciler(pool, client, settings, cipher)
     return Worker(
         client,

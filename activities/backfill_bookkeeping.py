@@ -9,6 +9,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 
 from activities.sources import source_for
+from activities.sources.reading import SourceDatabase
 from batch_exports import backfills, exports
 from batch_exports.crypto import ConfigCipher
 from workflows.inputs import FinishBackfillInputs, StartBackfillInputs
@@ -17,9 +18,9 @@ WAIT_POLL_SECONDS = 2.0
 
 
 class BackfillBookkeeping:
-    def __init__(self, pool: asyncpg.Pool, source_pool: asyncpg.Pool, client: Client, cipher: ConfigCipher) -> None:
+    def __init__(self, pool: asyncpg.Pool, source: SourceDatabase, client: Client, cipher: ConfigCipher) -> None:
         self.pool = pool
-        self.source_pool = source_pool
+        self.source = source
         self.client = client
         self.cipher = cipher
 
@@ -35,7 +36,7 @@ class BackfillBookkeeping:
         export = await exports.get(self.pool, row["batch_export_id"], self.cipher, include_deleted=True)
         records = None
         if export is not None:
-            records = await source_for(export, self.source_pool).count(row["start_at"], row["end_at"])
+            records = await source_for(export, self.source).count(row["start_at"], row["end_at"])
         await self.pool.execute(
             """
             UPDATE batch_export_backfills

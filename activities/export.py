@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.destinations import DestinationUserError, ensure_allowed_host
 from activities.destinations.registry import open_writer
 from activities.sources import source_for
+from activities.sources.reading import SourceDatabase
 from batch_exports import exports, logs, runs
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings
@@ -32,9 +33,9 @@ class Progress:
 
 
 class Exporter:
-    def __init__(self, pool: asyncpg.Pool, source_pool: asyncpg.Pool, cipher: ConfigCipher, settings: Settings):
+    def __init__(self, pool: asyncpg.Pool, source: SourceDatabase, cipher: ConfigCipher, settings: Settings):
         self.pool = pool
-        self.source_pool = source_pool
+        self.source = source
         self.cipher = cipher
         self.settings = settings
 
@@ -62,7 +63,7 @@ class Exporter:
                     inputs.segment,
                 )
                 try:
-                    source = source_for(export, self.source_pool)
+                    source = source_for(export, self.source)
                     batches = source.read(
                         inputs.data_interval_start,
                         inputs.data_interval_end,
@@ -70,8 +71,8 @@ class Exporter:
                         limit=inputs.max_records,
                     )
                     async for batch in batches:
-                        await writer.write(batch.rows)
-                        progress.records += len(batch.rows)
+                        await writer.write(batch.data)
+                        progress.records += batch.data.num_rows
                         progress.bytes = writer.bytes_written
                         last = batch.position
                     await writer.commit()

@@ -6,7 +6,8 @@ leaves the destination as it was.
 """
 
 from abc import ABC, abstractmethod
-from typing import Any
+
+import pyarrow as pa
 
 from batch_exports import hosts
 from batch_exports.destination_configs import DestinationConfig
@@ -20,7 +21,7 @@ class IntervalWriter(ABC):
     bytes_written: int = 0
 
     @abstractmethod
-    async def write(self, batch: list[dict[str, Any]]) -> None: ...
+    async def write(self, batch: pa.RecordBatch) -> None: ...
 
     @abstractmethod
     async def commit(self) -> None: ...

@@ -10,7 +10,9 @@ import os
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+
+import pyarrow as pa
 
 from activities.destinations import DestinationUserError, IntervalWriter
 from activities.destinations.layout import interval_file_name
@@ -40,8 +42,8 @@ class FileWriter(IntervalWriter):
         self._encoder = encoder
         self._file: IO[bytes] | None = None
 
-    async def write(self, batch: list[dict[str, Any]]) -> None:
-        data = self._encoder.encode(batch)
+    async def write(self, batch: pa.RecordBatch) -> None:
+        data = await asyncio.to_thread(self._encoder.encode, batch)
         await asyncio.to_thread(self._write, data)
         self.bytes_written += len(data)
 

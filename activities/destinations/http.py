@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import pyarrow as pa
 
+from activities.columns import python_rows
 from activities.destinations import DestinationUserError, IntervalWriter
 from batch_exports.destination_configs import HttpConfig
 from batch_exports.json_encoding import default
@@ -44,9 +46,10 @@ class HttpWriter(IntervalWriter):
         self.config = config
         self._session: aiohttp.ClientSession | None = None
 
-    async def write(self, batch: list[dict[str, Any]]) -> None:
-        for start in range(0, len(batch), BATCH_EVENTS):
-            await self.send([capture_event(row) for row in batch[start : start + BATCH_EVENTS]])
+    async def write(self, batch: pa.RecordBatch) -> None:
+        rows = python_rows(batch)
+        for start in range(0, len(rows), BATCH_EVENTS):
+            await self.send([capture_event(row) for row in rows[start : start + BATCH_EVENTS]])
 
     async def send(self, events: list[dict[str, Any]]) -> None:
         """POST one capture batch (gzip), retrying 429 and 5xx answers."""

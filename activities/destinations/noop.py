@@ -1,12 +1,12 @@
 """`NoOp`: reads and counts, writes nothing."""
 
-from typing import Any
+import pyarrow as pa
 
 from activities.destinations import IntervalWriter
 
 
 class NoOpWriter(IntervalWriter):
-    async def write(self, batch: list[dict[str, Any]]) -> None:
+    async def write(self, batch: pa.RecordBatch) -> None:
         return None
 
     async def commit(self) -> None:

@@ -11,7 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import pyarrow as pa
 
+from activities.columns import python_rows
 from activities.destinations import DestinationUserError, IntervalWriter
 from batch_exports.destination_configs import PostgresConfig
 from batch_exports.model_schemas import KEYS, SCHEMAS
@@ -90,9 +92,9 @@ class PostgresWriter(IntervalWriter):
         self._conn = conn
         return conn
 
-    async def write(self, batch: list[dict[str, Any]]) -> None:
+    async def write(self, batch: pa.RecordBatch) -> None:
         conn = await self._open()
-        records = [tuple(row.get(column) for column in self.columns) for row in batch]
+        records = [tuple(row.get(column) for column in self.columns) for row in python_rows(batch)]
         await conn.copy_records_to_table("staging", records=records, columns=self.columns)
 
     async def commit(self) -> None:

@@ -11,6 +11,7 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -86,8 +87,8 @@ class S3Writer(IntervalWriter):
             self._client = await self._client_context.__aenter__()
         return self._client
 
-    async def write(self, batch: list[dict[str, Any]]) -> None:
-        data = self._encoder.encode(batch)
+    async def write(self, batch: pa.RecordBatch) -> None:
+        data = await asyncio.to_thread(self._encoder.encode, batch)
         self.bytes_written += len(data)
         self._buffer += data
         while len(self._buffer) >= PART_BYTES:

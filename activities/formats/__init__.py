@@ -4,7 +4,9 @@ An encoder turns each batch into the bytes to append (possibly none yet) and, at
 that close the file, so writers stream whatever the format.
 """
 
-from typing import Any, Protocol
+from typing import Protocol
+
+import pyarrow as pa
 
 from activities.formats.jsonlines import JsonLinesEncoder
 from activities.formats.parquet import ParquetEncoder
@@ -15,13 +17,13 @@ class Encoder(Protocol):
     suffix: str
     """What file names end with: `.jsonl.gz`, `.parquet`, ..."""
 
-    def encode(self, rows: list[dict[str, Any]]) -> bytes: ...
+    def encode(self, batch: pa.RecordBatch) -> bytes: ...
 
     def finish(self) -> bytes: ...
 
 
 def encoder_for(file_format: FileFormat, compression: Compression | None, model: str, custom: bool) -> Encoder:
-    """The encoder of a file; `custom` when a hogql_query chose the columns (Parquet then stores text)."""
+    """The encoder of a file; `custom` when a hogql_query chose the columns (Parquet keeps the query's types)."""
     if file_format is FileFormat.PARQUET:
         return ParquetEncoder(compression, None if custom else model)
     return JsonLinesEncoder(compression)

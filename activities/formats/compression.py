@@ -4,11 +4,11 @@
 can compress as it goes and hold only what is waiting to be written.
 """
 
-import zlib
 from typing import Protocol
 
 import brotli
 import zstandard
+from isal import isal_zlib
 
 from batch_exports.destination_configs import Compression
 
@@ -16,14 +16,14 @@ SUFFIXES = {Compression.GZIP: ".gz", Compression.BROTLI: ".br", Compression.ZSTD
 
 
 class Compressor(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
+    def compress(self, data: bytes | memoryview) -> bytes: ...
 
     def flush(self) -> bytes: ...
 
 
 class _Identity:
-    def compress(self, data: bytes) -> bytes:
-        return data
+    def compress(self, data: bytes | memoryview) -> bytes:
+        return bytes(data)
 
     def flush(self) -> bytes:
         return b""
@@ -33,8 +33,8 @@ class _Brotli:
     def __init__(self) -> None:
         self._compressor = brotli.Compressor(quality=5)
 
-    def compress(self, data: bytes) -> bytes:
-        return self._compressor.process(data)  # type: ignore[no-any-return]
+    def compress(self, data: bytes | memoryview) -> bytes:
+        return self._compressor.process(bytes(data))  # type: ignore[no-any-return]
 
     def flush(self) -> bytes:
         return self._compressor.finish()  # type: ignore[no-any-return]
@@ -43,7 +43,8 @@ class _Brotli:
 def compressor(kind: Compression | None) -> Compressor:
     match kind:
         case Compression.GZIP:
-            return zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # a gzip stream
+            # ISA-L's deflate: a standard gzip stream, about ten times as fast as zlib's level 6 and as small.
+            return isal_zlib.compressobj(2, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
         case Compression.BROTLI:
             return _Brotli()
         case Compression.ZSTD:

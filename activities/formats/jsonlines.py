@@ -1,18 +1,12 @@
-"""JSONLines: one JSON object per line, UTF-8; uuids as strings, datetimes in ISO 8601 (UTC);
-compressed while written when the config asks (gzip, brotli, zstd)."""
+"""JSONLines: one JSON object per line, UTF-8; uuids as strings, datetimes as ISO 8601 in UTC
+(`2026-01-01T10:00:00.000000Z`), JSON columns inline; compressed while written when the config asks
+(gzip, brotli, zstd). Lines are built a column at a time in native code (see `activities.columns`)."""
 
-import json
-from typing import Any
+import pyarrow as pa
 
+from activities.columns import json_lines
 from activities.formats.compression import SUFFIXES, compressor
 from batch_exports.destination_configs import Compression
-from batch_exports.json_encoding import default
-
-_encoder = json.JSONEncoder(default=default, separators=(",", ":"), ensure_ascii=False)
-
-
-def encode(batch: list[dict[str, Any]]) -> bytes:
-    return "".join(_encoder.encode(row) + "\n" for row in batch).encode()
 
 
 class JsonLinesEncoder:
@@ -20,8 +14,8 @@ class JsonLinesEncoder:
         self.suffix = ".jsonl" + (SUFFIXES[compression] if compression else "")
         self._compressor = compressor(compression)
 
-    def encode(self, rows: list[dict[str, Any]]) -> bytes:
-        return self._compressor.compress(encode(rows))
+    def encode(self, batch: pa.RecordBatch) -> bytes:
+        return self._compressor.compress(memoryview(json_lines(batch)))
 
     def finish(self) -> bytes:
         return self._compressor.flush()

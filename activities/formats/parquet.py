@@ -1,16 +1,10 @@
-"""Parquet: columns typed by the model's schema (JSON columns as text), compressed inside the file
+"""Parquet: columns typed by the model's schema (UUIDs and JSON columns as text), compressed inside the file
 (zstd unless the config says snappy, gzip, lz4 or brotli). Row groups are emitted as batches come."""
-
-import json
-import uuid
-from datetime import datetime
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batch_exports.destination_configs import Compression
-from batch_exports.json_encoding import default
 from batch_exports.model_schemas import SCHEMAS
 
 ARROW_TYPES = {
@@ -51,47 +45,32 @@ class ParquetEncoder:
 
     def __init__(self, compression: Compression | None, model: str | None) -> None:
         self.compression = (compression or Compression.ZSTD).value
-        self.kinds = SCHEMAS.get(model or "")
+        kinds = SCHEMAS.get(model or "")
+        self._schema = pa.schema([(n, ARROW_TYPES[k]) for n, k in kinds.items()]) if kinds is not None else None
         self._sink = _Chunks()
         self._writer: pq.ParquetWriter | None = None
-        self._schema: pa.Schema | None = None
 
-    def _schema_for(self, row: dict[str, Any]) -> pa.Schema:
-        if self.kinds is not None:
-            return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in self.kinds.items()])
-        return pa.schema([(name, pa.string()) for name in row])  # columns a hogql_query chose: as text
+    def _table(self, batch: pa.RecordBatch) -> pa.Table:
+        """The batch in the file's types: the model's schema, or (for a hogql_query) the query's own types."""
+        columns = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in batch.columns]  # JSON as text
+        if self._schema is None:
+            return pa.Table.from_arrays(columns, names=batch.schema.names)
+        by_name = dict(zip(batch.schema.names, columns, strict=True))
+        return pa.Table.from_arrays([by_name[f.name].cast(f.type) for f in self._schema], schema=self._schema)
 
-    def _column(self, name: str, rows: list[dict[str, Any]]) -> list[Any]:
-        kind = self.kinds.get(name) if self.kinds else None
-        values = [row.get(name) for row in rows]
-        return [_text(v) for v in values] if kind in (None, "json", "uuid") else values
-
-    def encode(self, rows: list[dict[str, Any]]) -> bytes:
-        if not rows:
-            return b""
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
         if self._writer is None:
-            self._schema = self._schema_for(rows[0])
-            self._writer = pq.ParquetWriter(
-                pa.PythonFile(self._sink, mode="w"), self._schema, compression=self.compression
-            )
-        assert self._schema is not None
-        table = pa.table({name: self._column(name, rows) for name in self._schema.names}, schema=self._schema)
-        self._writer.write_table(table)
+            self._schema = schema
+            self._writer = pq.ParquetWriter(pa.PythonFile(self._sink, mode="w"), schema, compression=self.compression)
+        return self._writer
+
+    def encode(self, batch: pa.RecordBatch) -> bytes:
+        if batch.num_rows == 0:
+            return b""
+        table = self._table(batch)
+        self._open(table.schema).write_table(table)
         return self._sink.take()
 
     def finish(self) -> bytes:
-        if self._writer is None:  # an empty interval: a valid file with no rows
-            self._schema = self._schema_for({})
-            self._writer = pq.ParquetWriter(
-                pa.PythonFile(self._sink, mode="w"), self._schema, compression=self.compression
-            )
-        self._writer.close()
+        self._open(self._schema or pa.schema([])).close()  # an empty interval: a valid file with no rows
         return self._sink.take()
-
-
-def _text(value: Any) -> str | None:
-    """A value for a text column: strings as they are, uuids and datetimes as usual, the rest as JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    encoded = default(value) if isinstance(value, uuid.UUID | datetime) else None
-    return encoded if isinstance(encoded, str) else json.dumps(value, default=default)

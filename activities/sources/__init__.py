@@ -1,6 +1,6 @@
 """Sources: where a run reads its interval from, one module per model (events, persons, sessions).
 
-A source streams an interval as record batches (bounded lists of rows), in an order a checkpoint can
+A source streams an interval as Arrow record batches (a bounded number of rows each), in an order a checkpoint can
 resume from (`position`), so an export's memory does not grow with its interval. The export activity
 only ever sees this interface.
 """
@@ -9,11 +9,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
-import asyncpg
-
 from activities.sources.events import EventSelection, EventsSource
 from activities.sources.persons import PersonsSource
-from activities.sources.reading import RecordBatch
+from activities.sources.reading import RecordBatch, SourceDatabase
 from activities.sources.sessions import SessionsSource
 from batch_exports.exports import BatchExport
 from batch_exports.hogql import parse_query
@@ -27,7 +25,7 @@ class Source(Protocol):
     async def count(self, start: datetime, end: datetime) -> int: ...
 
 
-def source_for(export: BatchExport, pool: asyncpg.Pool) -> Source:
+def source_for(export: BatchExport, db: SourceDatabase) -> Source:
     """The source of the export's model, narrowed by what the export selects."""
     match export.model:
         case "events":
@@ -38,9 +36,9 @@ def source_for(export: BatchExport, pool: asyncpg.Pool) -> Source:
                 filters=tuple(export.filters or ()),
                 query=parse_query(export.hogql_query) if export.hogql_query else None,
             )
-            return EventsSource(pool, export.team_id, selection)
+            return EventsSource(db, export.team_id, selection)
         case "persons":
-            return PersonsSource(pool, export.team_id)
+            return PersonsSource(db, export.team_id)
         case "sessions":
-            return SessionsSource(pool, export.team_id)
+            return SessionsSource(db, export.team_id)
     raise ValueError(f"model '{export.model}' has no source")

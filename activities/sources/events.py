@@ -11,7 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
-from activities.sources.reading import Params, RecordBatch, Shape, stream
+from activities.sources.reading import Params, RecordBatch, SourceDatabase, stream
 from batch_exports.filters import PropertyFilter
 from batch_exports.hogql import Query
 
@@ -41,13 +41,15 @@ class EventSelection:
     query: Query | None = None
 
 
-def _position(row: asyncpg.Record) -> str:
-    return f"{row['__cursor_at'].isoformat()}|{row['__cursor_uuid']}"
+def _position(row: dict[str, object]) -> str:
+    at = row["__cursor_at"]
+    assert isinstance(at, datetime)
+    return f"{at.isoformat()}|{row['__cursor_uuid']}"
 
 
 class EventsSource:
-    def __init__(self, pool: asyncpg.Pool, team_id: int, selection: EventSelection = EventSelection()) -> None:
-        self.pool = pool
+    def __init__(self, db: SourceDatabase, team_id: int, selection: EventSelection = EventSelection()) -> None:
+        self.db = db
         self.team_id = team_id
         self.selection = selection
 
@@ -63,36 +65,30 @@ class EventsSource:
             where.append(f"(inserted_at, uuid) > ({p(datetime.fromisoformat(inserted_at))}, {p(uuid.UUID(row_uuid))})")
         return " AND ".join(where)
 
-    def _select(self, p: Params) -> tuple[str, Shape]:
-        """The select list, and how a row becomes what is exported (the cursor columns stay behind)."""
+    def _select(self, p: Params) -> tuple[str, tuple[str, ...]]:
+        """The select list, and the names of what is exported (the cursor columns after them stay behind)."""
         query = self.selection.query
-        columns: tuple[str, ...]
         if query is None:
-            columns = COLUMNS
-            select = _DEFAULT_SELECT
-        else:
-            columns = tuple(query.names)
-            select = ", ".join(f"{e.to_sql(p)} AS c{i}" for i, e in enumerate(query.expressions))
+            return f"{_DEFAULT_SELECT}, {_CURSOR}", COLUMNS
+        select = ", ".join(f"{e.to_sql(p)} AS c{i}" for i, e in enumerate(query.expressions))
+        return f"{select}, {_CURSOR}", tuple(query.names)
 
-        def shape(row: asyncpg.Record) -> dict[str, object]:
-            return dict(zip(columns, row.values(), strict=False))  # zip stops before the cursor columns
-
-        return f"{select}, {_CURSOR}", shape
-
-    def _query(self, start: datetime, end: datetime, after: str | None, limit: int) -> tuple[str, Params, Shape]:
+    def _query(
+        self, start: datetime, end: datetime, after: str | None, limit: int
+    ) -> tuple[str, Params, tuple[str, ...]]:
         p = Params()
-        select, shape = self._select(p)
+        select, names = self._select(p)
         query = f"SELECT {select} FROM events WHERE {self._where(p, start, end, after)} ORDER BY inserted_at, uuid"
         if limit:
             query += f" LIMIT {p(limit)}"
-        return query, p, shape
+        return query, p, names
 
     def read(
         self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
     ) -> AsyncIterator[RecordBatch]:
         """The interval's events in `(inserted_at, uuid)` order, after the `after` position, at most `limit`."""
-        query, p, shape = self._query(start, end, after, limit)
-        return stream(self.pool, query, p.values, position=_position, shape=shape)
+        query, p, names = self._query(start, end, after, limit)
+        return stream(self.db, query, p.values, position=_position, names=names)
 
     async def type_check(self) -> str | None:
         """Why PostgreSQL would refuse this selection's query (a function given text, ...), or None.
@@ -102,7 +98,7 @@ class EventsSource:
         """
         now = datetime.now().astimezone()
         query, _, _ = self._query(now, now, None, 1)
-        async with self.pool.acquire() as conn:
+        async with self.db.pool.acquire() as conn:
             try:
                 await conn.prepare(query)
             except asyncpg.PostgresError as error:
@@ -111,6 +107,6 @@ class EventsSource:
 
     async def count(self, start: datetime, end: datetime) -> int:
         p = Params()
-        return await self.pool.fetchval(
+        return await self.db.pool.fetchval(
             f"SELECT count(*) FROM events WHERE {self._where(p, start, end, None)}", *p.values
         )  # type: ignore[no-any-return]

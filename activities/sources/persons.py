@@ -6,9 +6,7 @@ One row per distinct id, with the person's latest properties and versions.
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-import asyncpg
-
-from activities.sources.reading import Params, RecordBatch, stream
+from activities.sources.reading import Params, RecordBatch, SourceDatabase, stream
 
 COLUMNS = (
     "team_id",
@@ -28,8 +26,8 @@ _CHANGED = "greatest(p.updated_at, d.updated_at)"
 class PersonsSource:
     columns = COLUMNS
 
-    def __init__(self, pool: asyncpg.Pool, team_id: int) -> None:
-        self.pool = pool
+    def __init__(self, db: SourceDatabase, team_id: int) -> None:
+        self.db = db
         self.team_id = team_id
 
     def _query(self, start: datetime, end: datetime, after: str | None, limit: int, select: str) -> tuple[str, list]:
@@ -57,12 +55,14 @@ class PersonsSource:
     ) -> AsyncIterator[RecordBatch]:
         select = f"""d.team_id, d.distinct_id, p.id AS person_id, p.properties, p.version AS person_version,
                      d.version AS person_distinct_id_version, p.created_at, p.is_deleted, {_CHANGED} AS _inserted_at"""
-        return stream(self.pool, *self._query(start, end, after, limit, select), position=_position)
+        return stream(self.db, *self._query(start, end, after, limit, select), position=_position)
 
     async def count(self, start: datetime, end: datetime) -> int:
         query, args = self._query(start, end, None, 0, "count(*)")
-        return await self.pool.fetchval(query, *args)  # type: ignore[no-any-return]
+        return await self.db.pool.fetchval(query, *args)  # type: ignore[no-any-return]
 
 
-def _position(row: asyncpg.Record) -> str:
-    return f"{row['_inserted_at'].isoformat()}|{row['distinct_id']}"
+def _position(row: dict[str, object]) -> str:
+    changed_at = row["_inserted_at"]
+    assert isinstance(changed_at, datetime)
+    return f"{changed_at.isoformat()}|{row['distinct_id']}"

@@ -7,9 +7,7 @@ touches it again exports its updated summary.
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-import asyncpg
-
-from activities.sources.reading import Params, RecordBatch, stream
+from activities.sources.reading import Params, RecordBatch, SourceDatabase, stream
 
 COLUMNS = (
     "session_id",
@@ -43,8 +41,8 @@ _SUMMARY = """
 class SessionsSource:
     columns = COLUMNS
 
-    def __init__(self, pool: asyncpg.Pool, team_id: int) -> None:
-        self.pool = pool
+    def __init__(self, db: SourceDatabase, team_id: int) -> None:
+        self.db = db
         self.team_id = team_id
 
     def _touched(self, p: Params, start: datetime, end: datetime, after: str | None) -> str:
@@ -70,8 +68,8 @@ class SessionsSource:
             WHERE e.team_id = {p(self.team_id)} AND e.properties ? '$session_id'
             GROUP BY 1 ORDER BY 1
         """
-        return stream(self.pool, query, p.values, position=lambda row: str(row["session_id"]))
+        return stream(self.db, query, p.values, position=lambda row: str(row["session_id"]))
 
     async def count(self, start: datetime, end: datetime) -> int:
         p = Params()
-        return await self.pool.fetchval(f"SELECT count(*) FROM ({self._touched(p, start, end, None)}) s", *p.values)  # type: ignore[no-any-return]
+        return await self.db.pool.fetchval(f"SELECT count(*) FROM ({self._touched(p, start, end, None)}) s", *p.values)  # type: ignore[no-any-return]

@@ -8,10 +8,11 @@ import asyncpg
 from aiohttp import web
 
 from activities.sources.events import EventSelection, EventsSource
+from activities.sources.reading import SourceDatabase
 from api import openapi as oa
 from api.auth import authorize
 from api.errors import read_json, validation_error
-from api.keys import CIPHER, POOL, SETTINGS, TEMPORAL
+from api.keys import CIPHER, POOL, SETTINGS, SOURCE_POOL, TEMPORAL
 from api.lookups import export_for
 from api.openapi import operation
 from api.params import query_int
@@ -32,17 +33,18 @@ async def check_host(settings: Settings, body: BatchExportIn) -> None:
         raise validation_error(problem, f"destination__config__{remote[1]}")
 
 
-async def check_with_postgres(pool: asyncpg.Pool, body: BatchExportIn) -> None:
+async def check_with_postgres(app: web.Application, body: BatchExportIn) -> None:
     """What only PostgreSQL, which runs the export's query, can say: its regular expressions and its types."""
+    source = SourceDatabase(app[SOURCE_POOL], app[SETTINGS].source_dsn)
     for index, pattern in regex_values(body.filters or []):
         try:
-            await pool.fetchval("SELECT '' ~ $1::text", pattern)
+            await source.pool.fetchval("SELECT '' ~ $1::text", pattern)
         except asyncpg.InvalidRegularExpressionError as error:
             raise validation_error(f"Not a valid regular expression: {error}", f"filters__{index}__value") from None
     if body.hogql_query or body.filters:
         query = parse_query(body.hogql_query) if body.hogql_query else None
         selection = EventSelection(filters=tuple(body.filters or ()), query=query)
-        if problem := await EventsSource(pool, 0, selection).type_check():
+        if problem := await EventsSource(source, 0, selection).type_check():
             attr = "hogql_query" if body.hogql_query else "filters"
             raise validation_error(f"The {attr} does not fit the event columns' types: {problem}", attr)
 
@@ -84,7 +86,7 @@ async def create_export(request: web.Request) -> web.Response:
     body = BatchExportIn.model_validate(await read_json(request))
     app = request.app
     await check_host(app[SETTINGS], body)
-    await check_with_postgres(app[POOL], body)
+    await check_with_postgres(app, body)
     export = await export_lifecycle.create(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], project_id, body)
     return json_response(export_body(export, latest_runs=[]), status=201)
 
@@ -124,7 +126,7 @@ async def update_export(request: web.Request) -> web.Response:
     body = BatchExportIn.model_validate(merged)
     app = request.app
     await check_host(app[SETTINGS], body)
-    await check_with_postgres(app[POOL], body)
+    await check_with_postgres(app, body)
     updated = await export_lifecycle.update(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, body)
     return json_response(export_body(updated, latest_runs=await runs.latest(app[POOL], updated.id)))
 
