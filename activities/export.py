@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 from temporalio import activity
@@ -27,9 +27,26 @@ PROGRESS_EVERY_SECONDS = 2.0
 
 
 @dataclass
-class Progress:
+class Checkpoint:
+    """How far an attempt got, heartbeated: a retried attempt resumes from here (see `resume`).
+
+    Everything up to `position` is in the destination for good, in `files` complete files; `records`
+    and `bytes` count what this execution exported, so a resumed attempt never counts a record twice.
+    """
+
+    position: str | None = None
+    files: int = 0
     records: int = 0
     bytes: int = 0
+
+
+def resume() -> Checkpoint:
+    """The checkpoint of the attempt before this one (of the same activity), or a fresh start."""
+    details = activity.info().heartbeat_details
+    if details and isinstance(details[0], dict):
+        with contextlib.suppress(TypeError):
+            return Checkpoint(**details[0])
+    return Checkpoint()
 
 
 class Exporter:
@@ -50,32 +67,42 @@ class Exporter:
                 non_retryable=True,
             )
         await runs.update_progress(self.pool, run_id, status=runs.RunStatus.RUNNING)
-        progress = Progress()
-        last: str | None = None
+        start = resume()
+        progress = Checkpoint(**vars(start))  # what this execution has written
+        done = Checkpoint(**vars(start))  # what of it is in the destination for good
+        last = start.position
+        remaining = inputs.max_records - start.records if inputs.max_records else 0
         try:
-            async with self._reporting(run_id, progress):
+            async with self._reporting(run_id, progress, done):
                 await ensure_allowed_host(export.destination_config, self.settings.allow_private_destinations)
                 writer = open_writer(
                     export,
                     self.settings,
                     inputs.data_interval_start,
                     inputs.data_interval_end,
-                    inputs.segment,
+                    inputs.first_file + start.files,
                 )
                 try:
-                    source = source_for(export, self.source)
-                    batches = source.read(
-                        inputs.data_interval_start,
-                        inputs.data_interval_end,
-                        after=inputs.cursor,
-                        limit=inputs.max_records,
-                    )
-                    async for batch in batches:
-                        await writer.write(batch.data)
-                        progress.records += batch.data.num_rows
-                        progress.bytes = writer.bytes_written
-                        last = batch.position
-                    await writer.commit()
+                    if not inputs.max_records or remaining > 0:
+                        source = source_for(export, self.source)
+                        batches = source.read(
+                            inputs.data_interval_start,
+                            inputs.data_interval_end,
+                            after=start.position or inputs.cursor,
+                            limit=remaining,
+                        )
+                        async for batch in batches:
+                            durable = await writer.write(batch.data)
+                            progress.records += batch.data.num_rows
+                            progress.bytes = start.bytes + writer.bytes_written
+                            last = batch.position
+                            if durable:
+                                done.position, done.files = last, start.files + writer.files
+                                done.records, done.bytes = progress.records, progress.bytes
+                                activity.heartbeat(replace(done))
+                    at_limit = bool(inputs.max_records) and progress.records >= inputs.max_records
+                    await writer.commit(final=not at_limit)
+                    progress.bytes = start.bytes + writer.bytes_written
                 except BaseException:
                     await asyncio.shield(writer.abort())
                     raise
@@ -97,18 +124,21 @@ class Exporter:
             )
             raise
         # At the record limit the execution stops here; the next one resumes after the last record.
-        at_limit = inputs.max_records and progress.records >= inputs.max_records
-        cursor = last if at_limit else None
-        return ExportResult(records_completed=progress.records, bytes_exported=progress.bytes, cursor=cursor)
+        return ExportResult(
+            records_completed=progress.records,
+            bytes_exported=progress.bytes,
+            cursor=last if at_limit else None,
+            files=start.files + writer.files,
+        )
 
     @contextlib.asynccontextmanager
-    async def _reporting(self, run_id: uuid.UUID, progress: Progress) -> AsyncIterator[None]:
+    async def _reporting(self, run_id: uuid.UUID, progress: Checkpoint, done: Checkpoint) -> AsyncIterator[None]:
         """Heartbeat and publish progress in the background until the block ends."""
 
         async def report() -> None:
             reported = -1
             while True:
-                activity.heartbeat(progress.records)
+                activity.heartbeat(replace(done))
                 if progress.records != reported:
                     try:
                         await runs.update_progress(

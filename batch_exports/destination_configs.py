@@ -63,16 +63,24 @@ class DestinationConfig(BaseModel):
         return None
 
 
-class FileConfig(DestinationConfig):
-    path: str = Field(min_length=1, description="Directory, relative to the workers' file-destination root.")
-    prefix: str = Field("", description="Sub-directory for this export's files.")
+class FilesConfig(DestinationConfig):
+    """What destinations that write files (File, S3) share: the format, its compression, the size of a file."""
+
     file_format: FileFormat = FileFormat.JSONLINES
     compression: Compression | None = None
+    max_file_size_mb: int | None = Field(
+        None, ge=1, le=100_000, description="Split an interval into numbered files of about this size, with a manifest."
+    )
 
     @model_validator(mode="after")
     def _compression_fits_format(self) -> Self:
         check_compression(self.file_format, self.compression)
         return self
+
+
+class FileConfig(FilesConfig):
+    path: str = Field(min_length=1, description="Directory, relative to the workers' file-destination root.")
+    prefix: str = Field("", description="Sub-directory for this export's files.")
 
     @field_validator("path", "prefix")
     @classmethod
@@ -105,7 +113,7 @@ PREFIX_FIELDS = frozenset(
 )
 
 
-class S3Config(DestinationConfig):
+class S3Config(FilesConfig):
     """Objects in a bucket, one per interval (and per continued segment), overwritten as a whole."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
@@ -117,8 +125,6 @@ class S3Config(DestinationConfig):
     endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/$.?#][^\s]*$")
     aws_access_key_id: str = Field(min_length=1, max_length=200)
     aws_secret_access_key: str = Field(min_length=1, max_length=200)
-    file_format: FileFormat = FileFormat.JSONLINES
-    compression: Compression | None = None
     encryption: Literal["AES256", "aws:kms"] | None = None
     kms_key_id: str | None = Field(None, max_length=2048)
 
@@ -135,7 +141,6 @@ class S3Config(DestinationConfig):
 
     @model_validator(mode="after")
     def _kms_needs_key(self) -> Self:
-        check_compression(self.file_format, self.compression)
         if self.encryption == "aws:kms" and not self.kms_key_id:
             raise ValueError("encryption aws:kms needs kms_key_id")
         return self

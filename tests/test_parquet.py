@@ -2,6 +2,9 @@
 
 import io
 import json
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -10,6 +13,7 @@ import pytest
 
 from tests.conftest import Project
 from tests.helpers import event
+from tests.test_postgres_destination import run_hour
 from tests.test_source_models import capture, export_file_now
 
 
@@ -33,3 +37,27 @@ async def test_format_and_compression_must_fit(project: Project) -> None:
     body = {"name": "x", "interval": "hour", "destination": {"type": "File", "config": config}}
     status, error = await project.request("POST", "batch_exports/", json=body)
     assert status == 400 and "JSONLines files take compression" in error["detail"]
+
+
+async def test_split_parquet_files_are_each_complete(project: Project) -> None:
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    await project.stack.pool.executemany(  # random hex: about 5 MB, which Parquet's zstd halves
+        "INSERT INTO events (uuid, team_id, event, distinct_id, properties, timestamp, created_at, inserted_at) "
+        "VALUES ($1, $2, 'big', 'someone', $3, $4, $4, $4)",
+        [(uuid.uuid4(), project.id, {"blob": os.urandom(30_000).hex(), "i": i}, at) for i in range(80)],
+    )
+    path = f"parquet-split-{project.id}"
+    config = {"path": path, "file_format": "Parquet", "max_file_size_mb": 1}
+    body = {"name": path, "interval": "hour", "destination": {"type": "File", "config": config}}
+    status, export = await project.request("POST", "batch_exports/", json=body)
+    assert status == 201, export
+    (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
+    assert (run["status"], run["records_completed"]) == ("Completed", 80), run
+    directory = project.stack.settings.exports_root / path
+    (manifest,) = directory.glob("*_manifest.json")
+    files = json.loads(manifest.read_text())["files"]
+    assert len(files) >= 2 and {p.name for p in directory.iterdir()} == {*files, manifest.name}
+    assert all((directory / name).stat().st_size < 1.3 * 2**20 for name in files)
+    tables = [pq.read_table(directory / name) for name in files]  # each one a whole Parquet file
+    numbers = [json.loads(text)["i"] for table in tables for text in table.column("properties").to_pylist()]
+    assert sorted(numbers) == list(range(80))

@@ -116,3 +116,43 @@ async def test_bad_s3_configs_are_400s(project: Project) -> None:
         body = {"name": "s3", "interval": "hour", "destination": {"type": "S3", "config": {**base, **fields}}}
         status, error = await project.request("POST", "batch_exports/", json=body)
         assert (status, error["attr"]) == (400, attr), error
+
+
+async def big_events(project: Project, count: int, size: int, at: datetime) -> None:
+    await project.stack.pool.executemany(
+        "INSERT INTO events (uuid, team_id, event, distinct_id, properties, timestamp, created_at, inserted_at) "
+        "VALUES ($1, $2, 'big', 'someone', $3, $4, $4, $4)",
+        [(uuid.uuid4(), project.id, {"blob": "x" * size, "i": i}, at) for i in range(count)],
+    )
+
+
+async def test_max_file_size_splits_into_numbered_files_with_a_manifest(
+    project: Project, s3: Any, s3_service: S3Service
+) -> None:
+    name = await bucket(s3, project)
+    export = await create(project, config(s3_service, name, max_file_size_mb=1))
+    now = datetime.now(UTC)
+    await big_events(project, 250, 25_000, now - timedelta(minutes=5))  # about 6 MB, in three segments
+    end = now.replace(microsecond=0) + timedelta(seconds=1)
+    found = await run_hour(project, export, end, 3)
+    assert [r["status"] for r in found] == ["ContinuedAsNew", "ContinuedAsNew", "Completed"]
+
+    def check(stored: dict[str, bytes], limit_mb: int) -> list[str]:
+        stem = f"{end - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}"
+        manifest = json.loads(stored.pop(f"{stem}_manifest.json"))
+        assert manifest["files"] == [f"{stem}{f'-{n}' if n else ''}.jsonl" for n in range(len(stored))]
+        assert set(manifest["files"]) == set(stored)
+        assert all(len(data) < 1.3 * limit_mb * 2**20 for data in stored.values())
+        numbers = [json.loads(line)["properties"]["i"] for data in stored.values() for line in data.splitlines()]
+        assert sorted(numbers) == list(range(250))  # each record once
+        return list(manifest["files"])
+
+    split = check(await objects(s3, name), 1)
+    assert len(split) >= 6
+    status, _ = await project.request(
+        "PATCH", f"batch_exports/{export['id']}/", json={"destination": {"config": {"max_file_size_mb": 2}}}
+    )
+    assert status == 200
+    await run_hour(project, export, end, 6)  # fewer, larger files: the extra numbered ones are removed
+    fewer = check(await objects(s3, name), 2)
+    assert len(fewer) < len(split)

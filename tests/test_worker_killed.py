@@ -2,16 +2,19 @@
 Completed and the destination holds each source record exactly once (count and unique uuids)."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from temporalio.client import WorkflowHandle
 
 from tests.conftest import Project
 from tests.helpers import eventually, runs_of, start_run
@@ -39,7 +42,7 @@ def worker(project: Project, task_queue: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT)
 
 
-async def load_events(project: Project) -> datetime:
+async def load_events(project: Project, count: int = EVENTS) -> datetime:
     at = datetime.now(UTC) - timedelta(minutes=10)
     await project.stack.pool.execute(
         """
@@ -51,29 +54,41 @@ async def load_events(project: Project) -> datetime:
         """,
         project.id,
         at,
-        EVENTS,
+        count,
     )
     return at
 
 
-async def kill_mid_export_then_recover(project: Project, export: dict[str, Any]) -> None:
+async def checkpoint(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
+    """The export's last heartbeated checkpoint, as the Temporal server holds it."""
+    for pending in (await handle.describe()).raw_description.pending_activities:
+        if pending.heartbeat_details.payloads:
+            return json.loads(pending.heartbeat_details.payloads[0].data)  # type: ignore[no-any-return]
+    return None
+
+
+Midway = Callable[[WorkflowHandle[Any, Any]], Awaitable[bool]]
+
+
+async def kill_mid_export_then_recover(
+    project: Project, export: dict[str, Any], midway: Midway, events: int = EVENTS
+) -> datetime:
+    """Kill the worker once `midway` says the run is in the middle of its export; return when."""
     task_queue = f"killed-{uuid.uuid4().hex[:8]}"
-    at = await load_events(project)
+    at = await load_events(project, events)
     end = at.replace(second=0, microsecond=0) + timedelta(minutes=5)
     first = worker(project, task_queue)
     try:
-        await start_run(project.stack, export, start=end - timedelta(hours=1), end=end, task_queue=task_queue)
+        handle = await start_run(project.stack, export, start=end - timedelta(hours=1), end=end, task_queue=task_queue)
 
-        async def moving() -> bool:
-            found = await runs_of(project, export["id"])
-            return bool(found) and found[0]["status"] == "Running" and found[0]["records_completed"] > 0
-
-        await eventually(moving, within=60, every=0.1)
+        await eventually(lambda: midway(handle), within=60, every=0.05)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+    killed_at = datetime.now(UTC)
     (run,) = await runs_of(project, export["id"])
-    assert run["status"] == "Running" and 0 < run["records_completed"] < EVENTS, run
+    assert run["status"] == "Running" and run["records_completed"] < events, run
+    await asyncio.sleep(1.5)  # anything written from here on has a later (whole-second) modification time
     second = worker(project, task_queue)
     try:
 
@@ -82,10 +97,11 @@ async def kill_mid_export_then_recover(project: Project, export: dict[str, Any])
             return found[0] if found and found[0]["status"] == "Completed" else None
 
         run = await eventually(completed, within=120, every=0.5)
-        assert run["records_completed"] == EVENTS  # counted once, not once per attempt
+        assert run["records_completed"] == events  # counted once, not once per attempt
     finally:
         second.terminate()
         await asyncio.to_thread(second.wait, 30)
+    return killed_at
 
 
 async def test_postgres_destination_survives_a_killed_worker(project: Project) -> None:
@@ -93,7 +109,12 @@ async def test_postgres_destination_survives_a_killed_worker(project: Project) -
     body = {"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": destination_config}}
     status, export = await project.request("POST", "batch_exports/", json=body)
     assert status == 201, export
-    await kill_mid_export_then_recover(project, export)
+
+    async def records_reported(handle: WorkflowHandle[Any, Any]) -> bool:
+        found = await runs_of(project, export["id"])
+        return bool(found) and found[0]["status"] == "Running" and found[0]["records_completed"] > 0
+
+    await kill_mid_export_then_recover(project, export, records_reported)
     conn = await asyncpg.connect(dsn)
     try:
         count, unique = await conn.fetchrow("SELECT count(*), count(DISTINCT uuid) FROM events")
@@ -111,8 +132,41 @@ async def test_s3_destination_survives_a_killed_worker(project: Project, s3: Any
     }
     status, export = await project.request("POST", "batch_exports/", json=body)
     assert status == 201, export
-    await kill_mid_export_then_recover(project, export)
+
+    async def uploading(handle: WorkflowHandle[Any, Any]) -> bool:  # a multipart upload has begun
+        return bool((await s3.list_multipart_uploads(Bucket=name)).get("Uploads"))
+
+    await kill_mid_export_then_recover(project, export, uploading)
     stored = await objects(s3, name)
     lines = [line for data in stored.values() for line in data.splitlines()]
     assert len(stored) == 1 and len(lines) == EVENTS
     assert len({line[:60] for line in lines}) == EVENTS  # each line starts with its own uuid
+
+
+async def test_split_files_resume_after_the_last_complete_one(project: Project, s3: Any, s3_service: Any) -> None:
+    events = 500_000  # about 150 files of 1 MB: the export outlasts a heartbeat or two
+    name = await bucket(s3, project)
+    body = {
+        "name": "s3-split",
+        "interval": "hour",
+        "destination": {"type": "S3Compatible", "config": config(s3_service, name, max_file_size_mb=1)},
+    }
+    status, export = await project.request("POST", "batch_exports/", json=body)
+    assert status == 201, export
+
+    async def two_files_done(handle: WorkflowHandle[Any, Any]) -> bool:
+        return ((await checkpoint(handle)) or {}).get("files", 0) >= 2
+
+    killed_at = await kill_mid_export_then_recover(project, export, two_files_done, events)
+
+    listed = (await s3.list_objects_v2(Bucket=name, MaxKeys=1000))["Contents"]
+    modified = {item["Key"]: item["LastModified"] for item in listed}
+    stored = await objects(s3, name)
+    (manifest_key,) = [key for key in stored if key.endswith("_manifest.json")]
+    files = json.loads(stored.pop(manifest_key))["files"]
+    assert set(files) == set(stored)
+    uuids = [line[:60] for key in files for line in stored[key].splitlines()]  # each line starts with its uuid
+    assert len(uuids) == len(set(uuids)) == events
+    # The files done before the kill were kept, not written again: the new worker resumed after them.
+    assert modified[files[0]] <= killed_at and modified[files[1]] <= killed_at
+    assert max(modified.values()) > killed_at

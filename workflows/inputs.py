@@ -29,8 +29,8 @@ class RunInputs:
     backfill_id: str | None = None
     cursor: str | None = None
     """Where the previous execution of a continued-as-new chain stopped."""
-    segment: int = 0
-    """The execution's place in a continued-as-new chain (0 for the first)."""
+    first_file: int = 0
+    """The number of the first file this execution writes: a continued-as-new chain numbers on."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class ExportInputs:
     data_interval_start: datetime
     data_interval_end: datetime
     cursor: str | None = None
-    segment: int = 0
+    first_file: int = 0
     max_records: int = 0
 
 
@@ -71,6 +71,8 @@ class ExportResult:
     bytes_exported: int
     cursor: str | None = None
     """Set when the execution stopped at its record limit: where the next one resumes."""
+    files: int = 0
+    """How many files the execution wrote (destinations that write files)."""
 
 
 @dataclass(frozen=True)

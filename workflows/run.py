@@ -83,7 +83,7 @@ class RunBatchExportWorkflow:
                     data_interval_start=start,
                     data_interval_end=end,
                     cursor=inputs.cursor,
-                    segment=inputs.segment,
+                    first_file=inputs.first_file,
                     max_records=started.max_records_per_execution,
                 ),
                 start_to_close_timeout=export_timeout(Interval(inputs.interval)),
@@ -118,7 +118,7 @@ class RunBatchExportWorkflow:
                     data_interval_start=start,
                     data_interval_end=end,
                     cursor=result.cursor,
-                    segment=inputs.segment + 1,
+                    first_file=inputs.first_file + result.files,
                 )
             )
         await self._finish(

@@ -19,12 +19,17 @@ class DestinationUserError(Exception):
 
 class IntervalWriter(ABC):
     bytes_written: int = 0
+    files: int = 0
+    """How many files this writer completed (destinations that write files)."""
 
     @abstractmethod
-    async def write(self, batch: pa.RecordBatch) -> None: ...
+    async def write(self, batch: pa.RecordBatch) -> bool:
+        """Write a batch; True when everything written so far is in the destination for good, so a
+        retried attempt may resume after it."""
 
     @abstractmethod
-    async def commit(self) -> None: ...
+    async def commit(self, final: bool = True) -> None:
+        """Make what was written visible; `final` when no continued execution follows in this interval."""
 
     @abstractmethod
     async def abort(self) -> None: ...

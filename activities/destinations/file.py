@@ -1,21 +1,21 @@
-"""`File`: JSONLines files in a local directory, laid out like the S3 destination's keys.
+"""`File`: files in a local directory (under the worker's root), laid out like the S3 destination's keys.
 
-The interval is written to a hidden partial file beside its final name and renamed over it on
-commit, so a reader sees the previous copy or the complete new one, never half of either.
+Each file is written to a hidden partial file beside its final name and renamed over it when complete,
+so a reader sees the previous copy or the complete new one, never half of either.
 """
 
 import asyncio
 import contextlib
+import glob
 import os
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-import pyarrow as pa
-
-from activities.destinations import DestinationUserError, IntervalWriter
-from activities.destinations.layout import interval_file_name
+from activities.destinations import DestinationUserError
+from activities.destinations.files import FileSeriesWriter, FileUpload
 from activities.formats import Encoder
 from batch_exports.destination_configs import FileConfig
 
@@ -31,29 +31,22 @@ def resolve_directory(config: FileConfig, root: Path) -> Path:
     return directory
 
 
-class FileWriter(IntervalWriter):
-    def __init__(
-        self, config: FileConfig, root: Path, encoder: Encoder, start: datetime, end: datetime, segment: int = 0
-    ) -> None:
-        directory = resolve_directory(config, root)
-        name = interval_file_name(start, end, encoder.suffix, segment)
-        self.target = directory / name
-        self._partial = directory / f".{name}.{uuid.uuid4().hex}.partial"
-        self._encoder = encoder
+class _LocalFile(FileUpload):
+    """A hidden partial file beside the final name, renamed over it when complete."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self._partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
         self._file: IO[bytes] | None = None
 
-    async def write(self, batch: pa.RecordBatch) -> None:
-        data = await asyncio.to_thread(self._encoder.encode, batch)
+    async def append(self, data: bytes) -> None:
         await asyncio.to_thread(self._write, data)
-        self.bytes_written += len(data)
 
-    async def commit(self) -> None:
-        tail = self._encoder.finish()
-        self.bytes_written += len(tail)
-        await asyncio.to_thread(self._commit, tail)
+    async def complete(self) -> None:
+        await asyncio.to_thread(self._complete)
 
-    async def abort(self) -> None:
-        await asyncio.to_thread(self._abort)
+    async def discard(self) -> None:
+        await asyncio.to_thread(self._discard)
 
     def _open(self) -> IO[bytes]:
         if self._file is None:
@@ -67,18 +60,58 @@ class FileWriter(IntervalWriter):
     def _write(self, data: bytes) -> None:
         self._open().write(data)
 
-    def _commit(self, tail: bytes) -> None:
-        file = self._open()  # an empty interval still gets its (empty) file
-        file.write(tail)
+    def _complete(self) -> None:
+        file = self._open()  # an empty file still appears
         file.flush()
         os.fsync(file.fileno())
         file.close()
         self._file = None
         os.replace(self._partial, self.target)
 
-    def _abort(self) -> None:
+    def _discard(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # never written: nothing to remove
             self._partial.unlink()
+
+
+class FileWriter(FileSeriesWriter):
+    def __init__(
+        self,
+        config: FileConfig,
+        root: Path,
+        new_encoder: Callable[[], Encoder],
+        start: datetime,
+        end: datetime,
+        first_file: int = 0,
+    ) -> None:
+        super().__init__(new_encoder, start, end, first_file, config.max_file_size_mb)
+        self.directory = resolve_directory(config, root)
+
+    def _open(self, name: str) -> FileUpload:
+        return _LocalFile(self.directory / name)
+
+    async def _names(self, prefix: str) -> list[str]:
+        def names() -> list[str]:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                return [p.name for p in self.directory.glob(f"{glob.escape(prefix)}*")]
+            return []
+
+        return await asyncio.to_thread(names)
+
+    async def _remove(self, names: list[str]) -> None:
+        def remove() -> None:
+            for name in names:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / name).unlink()
+
+        await asyncio.to_thread(remove)
+
+    async def _put(self, name: str, data: bytes) -> None:
+        upload = _LocalFile(self.directory / name)
+        await upload.append(data)
+        await upload.complete()
+
+    def _address(self, name: str) -> str:
+        return name  # beside the manifest

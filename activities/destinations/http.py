@@ -46,10 +46,11 @@ class HttpWriter(IntervalWriter):
         self.config = config
         self._session: aiohttp.ClientSession | None = None
 
-    async def write(self, batch: pa.RecordBatch) -> None:
+    async def write(self, batch: pa.RecordBatch) -> bool:
         rows = python_rows(batch)
         for start in range(0, len(rows), BATCH_EVENTS):
             await self.send([capture_event(row) for row in rows[start : start + BATCH_EVENTS]])
+        return True  # sent is sent: a retried attempt may go on from here
 
     async def send(self, events: list[dict[str, Any]]) -> None:
         """POST one capture batch (gzip), retrying 429 and 5xx answers."""
@@ -78,7 +79,7 @@ class HttpWriter(IntervalWriter):
                 problem = f"{type(error).__name__}: {error}"
         raise DestinationUnavailable(f"{self.config.url} did not take the batch after {ATTEMPTS} tries ({problem})")
 
-    async def commit(self) -> None:
+    async def commit(self, final: bool = True) -> None:
         await self._close()
 
     async def abort(self) -> None:

@@ -1,11 +1,28 @@
-"""Where an interval's files go: names that depend only on the export and the interval, so a rerun
-of the same interval overwrites the same files."""
+"""Where an interval's files go: names that depend only on the export, the interval and the file's
+number, so a rerun of the same interval overwrites the same files."""
 
 from datetime import UTC, datetime
 
 
-def interval_file_name(start: datetime, end: datetime, suffix: str, number: int = 0) -> str:
-    """`{start}-{end}[-{number}]{suffix}`, both bounds as `%Y-%m-%dT%H:%M:%SZ`; file 0 has no number."""
+def interval_stem(start: datetime, end: datetime) -> str:
+    """`{start}-{end}`, both bounds as `%Y-%m-%dT%H:%M:%SZ`."""
     stamp = "%Y-%m-%dT%H:%M:%SZ"
-    numbered = f"-{number}" if number else ""
-    return f"{start.astimezone(UTC):{stamp}}-{end.astimezone(UTC):{stamp}}{numbered}{suffix}"
+    return f"{start.astimezone(UTC):{stamp}}-{end.astimezone(UTC):{stamp}}"
+
+
+def interval_file_name(start: datetime, end: datetime, suffix: str, number: int = 0) -> str:
+    """`{start}-{end}[-{number}]{suffix}`; file 0 has no number."""
+    return f"{interval_stem(start, end)}{f'-{number}' if number else ''}{suffix}"
+
+
+def manifest_name(start: datetime, end: datetime) -> str:
+    return f"{interval_stem(start, end)}_manifest.json"
+
+
+def file_number(name: str, start: datetime, end: datetime, suffix: str) -> int | None:
+    """The number of a numbered file of the interval (`{start}-{end}-{n}{suffix}`), or None for any other name."""
+    head = f"{interval_stem(start, end)}-"
+    if not (name.startswith(head) and name.endswith(suffix)):
+        return None
+    number = name[len(head) : len(name) - len(suffix)]
+    return int(number) if number.isascii() and number.isdigit() else None

@@ -6,10 +6,10 @@ from activities.destinations import IntervalWriter
 
 
 class NoOpWriter(IntervalWriter):
-    async def write(self, batch: pa.RecordBatch) -> None:
-        return None
+    async def write(self, batch: pa.RecordBatch) -> bool:
+        return True
 
-    async def commit(self) -> None:
+    async def commit(self, final: bool = True) -> None:
         return None
 
     async def abort(self) -> None:

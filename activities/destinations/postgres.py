@@ -92,12 +92,13 @@ class PostgresWriter(IntervalWriter):
         self._conn = conn
         return conn
 
-    async def write(self, batch: pa.RecordBatch) -> None:
+    async def write(self, batch: pa.RecordBatch) -> bool:
         conn = await self._open()
         records = [tuple(row.get(column) for column in self.columns) for row in python_rows(batch)]
         await conn.copy_records_to_table("staging", records=records, columns=self.columns)
+        return False  # staged: nothing is in the table before commit
 
-    async def commit(self) -> None:
+    async def commit(self, final: bool = True) -> None:
         conn = await self._open()
         key = ", ".join(quote(c) for c in self.key)
         columns = ", ".join(quote(c) for c in self.columns)

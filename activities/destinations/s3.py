@@ -1,21 +1,22 @@
-"""`S3`, `AwsS3`, `S3Compatible`: one object per interval (and per continued segment), via multipart upload.
+"""`S3`, `AwsS3`, `S3Compatible`: an interval's files as objects, each uploaded in parts.
 
-The key depends only on the export and the interval (`{prefix}/{start}-{end}[-{n}].jsonl[.gz]`, the
-prefix templated), and an object appears only when its upload completes, replacing any earlier copy as
-a whole: a rerun leaves exactly one copy of each record. Parts go up while the next ones are encoded,
-a few at a time; an aborted write abandons its upload and leaves the previous object in place.
+Keys depend only on the export, the interval and the file's number (`{prefix}/{start}-{end}[-{n}].jsonl[.gz]`,
+the prefix templated), and an object appears only when its upload completes, replacing any earlier copy
+as a whole: a rerun leaves exactly one copy of each record. Numbered files, the size limit and the
+manifest are `files.FileSeriesWriter`'s.
 """
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from activities.destinations import DestinationUserError, IntervalWriter
+from activities.destinations import DestinationUserError
+from activities.destinations.files import FileSeriesWriter, FileUpload
 from activities.destinations.layout import interval_file_name
 from activities.formats import Encoder
 from batch_exports.destination_configs import S3Config
@@ -49,6 +50,30 @@ def user_error(error: ClientError, config: S3Config) -> DestinationUserError | N
     return None
 
 
+def extra(config: S3Config) -> dict[str, str]:
+    """The server-side encryption arguments of a write."""
+    arguments: dict[str, str] = {}
+    if config.encryption:
+        arguments["ServerSideEncryption"] = config.encryption
+    if config.kms_key_id:
+        arguments["SSEKMSKeyId"] = config.kms_key_id
+    return arguments
+
+
+async def call(config: S3Config, request: Any) -> Any:
+    """Await an S3 request, turning the errors only the user can fix into `DestinationUserError`."""
+    try:
+        return await request
+    except ClientError as error:
+        if problem := user_error(error, config):
+            raise problem from error
+        raise
+
+
+async def put(s3: Any, config: S3Config, key: str, body: bytes) -> None:
+    await call(config, s3.put_object(Bucket=config.bucket_name, Key=key, Body=body, **extra(config)))
+
+
 def client(config: S3Config) -> Any:
     return get_session().create_client(
         "s3",
@@ -59,47 +84,28 @@ def client(config: S3Config) -> Any:
     )
 
 
-class S3Writer(IntervalWriter):
-    def __init__(
-        self, config: S3Config, table: str, encoder: Encoder, start: datetime, end: datetime, segment: int = 0
-    ) -> None:
-        self.config = config
-        self.key = object_key(config, table, encoder.suffix, start, end, segment)
-        self._client_context: Any = None
-        self._client: Any = None
+class _S3Object(FileUpload):
+    """One object: a single PUT when small, else a multipart upload with parts in flight while the next
+    ones are encoded. An abandoned upload leaves the previous object in place."""
+
+    def __init__(self, s3: Any, config: S3Config, key: str) -> None:
+        self.s3, self.config, self.key = s3, config, key
         self._upload_id: str | None = None
         self._parts: list[asyncio.Task[dict[str, Any]]] = []
         self._slots = asyncio.Semaphore(PARTS_IN_FLIGHT)
         self._buffer = bytearray()
-        self._encoder = encoder
 
-    def _extra(self) -> dict[str, str]:
-        extra: dict[str, str] = {}
-        if self.config.encryption:
-            extra["ServerSideEncryption"] = self.config.encryption
-        if self.config.kms_key_id:
-            extra["SSEKMSKeyId"] = self.config.kms_key_id
-        return extra
-
-    async def _s3(self) -> Any:
-        if self._client is None:
-            self._client_context = client(self.config)
-            self._client = await self._client_context.__aenter__()
-        return self._client
-
-    async def write(self, batch: pa.RecordBatch) -> None:
-        data = await asyncio.to_thread(self._encoder.encode, batch)
-        self.bytes_written += len(data)
+    async def append(self, data: bytes) -> None:
         self._buffer += data
         while len(self._buffer) >= PART_BYTES:
             await self._send_part(bytes(self._buffer[:PART_BYTES]))
             del self._buffer[:PART_BYTES]
 
     async def _send_part(self, body: bytes) -> None:
-        s3 = await self._s3()
         if self._upload_id is None:
-            started = await self._call(
-                s3.create_multipart_upload(Bucket=self.config.bucket_name, Key=self.key, **self._extra())
+            started = await call(
+                self.config,
+                self.s3.create_multipart_upload(Bucket=self.config.bucket_name, Key=self.key, **extra(self.config)),
             )
             self._upload_id = started["UploadId"]
         number = len(self._parts) + 1
@@ -107,14 +113,15 @@ class S3Writer(IntervalWriter):
 
         async def upload() -> dict[str, Any]:
             try:
-                part = await self._call(
-                    s3.upload_part(
+                part = await call(
+                    self.config,
+                    self.s3.upload_part(
                         Bucket=self.config.bucket_name,
                         Key=self.key,
                         PartNumber=number,
                         UploadId=self._upload_id,
                         Body=body,
-                    )
+                    ),
                 )
                 return {"PartNumber": number, "ETag": part["ETag"]}
             finally:
@@ -122,50 +129,105 @@ class S3Writer(IntervalWriter):
 
         self._parts.append(asyncio.create_task(upload()))
 
-    async def commit(self) -> None:
-        """Make the object appear whole; on failure the caller aborts, which abandons the upload."""
-        tail = self._encoder.finish()
-        self.bytes_written += len(tail)
-        self._buffer += tail
-        s3 = await self._s3()
+    async def complete(self) -> None:
+        """Make the object appear whole; on failure the writer discards, which abandons the upload."""
         if self._upload_id is None:  # small enough for one request
-            body = bytes(self._buffer)
-            await self._call(s3.put_object(Bucket=self.config.bucket_name, Key=self.key, Body=body, **self._extra()))
-        else:
-            if self._buffer:
-                await self._send_part(bytes(self._buffer))
-            parts = await asyncio.gather(*self._parts)
-            await self._call(
-                s3.complete_multipart_upload(
-                    Bucket=self.config.bucket_name,
-                    Key=self.key,
-                    UploadId=self._upload_id,
-                    MultipartUpload={"Parts": parts},
-                )
-            )
-            self._upload_id = None
-        await self._close()
+            await put(self.s3, self.config, self.key, bytes(self._buffer))
+            return
+        if self._buffer:
+            await self._send_part(bytes(self._buffer))
+        parts = await asyncio.gather(*self._parts)
+        await call(
+            self.config,
+            self.s3.complete_multipart_upload(
+                Bucket=self.config.bucket_name, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
+            ),
+        )
+        self._upload_id = None
 
-    async def abort(self) -> None:
+    async def discard(self) -> None:
         for task in self._parts:
             task.cancel()
-        if self._upload_id is not None and self._client is not None:
+        if self._upload_id is not None:
             # On failure the bucket's lifecycle rules clean the parts; the object itself is untouched.
             with contextlib.suppress(ClientError, BotoCoreError):
-                await self._client.abort_multipart_upload(
+                await self.s3.abort_multipart_upload(
                     Bucket=self.config.bucket_name, Key=self.key, UploadId=self._upload_id
                 )
-        await self._close()
 
-    async def _call(self, request: Any) -> Any:
-        try:
-            return await request
-        except ClientError as error:
-            if problem := user_error(error, self.config):
-                raise problem from error
-            raise
+
+class S3Writer(FileSeriesWriter):
+    def __init__(
+        self,
+        config: S3Config,
+        table: str,
+        new_encoder: Callable[[], Encoder],
+        start: datetime,
+        end: datetime,
+        first_file: int = 0,
+    ) -> None:
+        super().__init__(new_encoder, start, end, first_file, config.max_file_size_mb)
+        self.config = config
+        self.directory = object_key(config, table, "", start, end, 0).rpartition("/")[0]
+        self._client_context: Any = None
+        self._client: Any = None
+
+    def key(self, name: str) -> str:
+        return f"{self.directory}/{name}" if self.directory else name
+
+    async def _s3(self) -> Any:
+        if self._client is None:
+            self._client_context = client(self.config)
+            self._client = await self._client_context.__aenter__()
+        return self._client
+
+    def _open(self, name: str) -> FileUpload:
+        return _LazyObject(self, self.key(name))
+
+    async def _names(self, prefix: str) -> list[str]:
+        s3 = await self._s3()
+        names: list[str] = []
+        paginator = s3.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.config.bucket_name, Prefix=self.key(prefix)):
+            names += [item["Key"].rpartition("/")[2] for item in page.get("Contents", [])]
+        return names
+
+    async def _remove(self, names: list[str]) -> None:
+        s3 = await self._s3()
+        for start in range(0, len(names), 1000):
+            objects = [{"Key": self.key(name)} for name in names[start : start + 1000]]
+            await call(self.config, s3.delete_objects(Bucket=self.config.bucket_name, Delete={"Objects": objects}))
+
+    async def _put(self, name: str, data: bytes) -> None:
+        await put(await self._s3(), self.config, self.key(name), data)
+
+    def _address(self, name: str) -> str:
+        return self.key(name)
 
     async def _close(self) -> None:
         context, self._client_context, self._client = self._client_context, None, None
         if context is not None:
             await context.__aexit__(None, None, None)
+
+
+class _LazyObject(FileUpload):
+    """An object whose client is opened by its first use."""
+
+    def __init__(self, writer: S3Writer, key: str) -> None:
+        self.writer, self.key = writer, key
+        self._object: _S3Object | None = None
+
+    async def _target(self) -> _S3Object:
+        if self._object is None:
+            self._object = _S3Object(await self.writer._s3(), self.writer.config, self.key)
+        return self._object
+
+    async def append(self, data: bytes) -> None:
+        await (await self._target()).append(data)
+
+    async def complete(self) -> None:
+        await (await self._target()).complete()
+
+    async def discard(self) -> None:
+        if self._object is not None:
+            await self._object.discard()

@@ -1,0 +1,156 @@
+"""What the destinations that write files (File, S3) share: numbered files, a size limit, a manifest.
+
+An interval is one file, or with `max_file_size_mb` a series of numbered files, each closed at the
+first piece past the limit (a piece is about an eighth of it). Names come from `layout`, so a rerun overwrites
+the same files, and each file appears whole or not at all. A continued-as-new chain numbers its files
+on from where the execution before it stopped. The execution that ends the interval removes numbered
+files beyond its last one (an earlier attempt may have written more), and, when files are split by
+size, writes `{start}-{end}_manifest.json` listing them.
+
+A file that is complete stays complete: a retried attempt resumes after it (see the export's checkpoint).
+"""
+
+import asyncio
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from activities.destinations import IntervalWriter
+from activities.destinations.layout import file_number, interval_file_name, interval_stem, manifest_name
+from activities.formats import Encoder
+
+PIECES_PER_FILE = 8
+"""With a size limit, batches are encoded in pieces of about an eighth of it, so a file ends near the limit."""
+
+
+class FileUpload(ABC):
+    """One file being written; it appears (whole) on `complete`."""
+
+    @abstractmethod
+    async def append(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    async def complete(self) -> None: ...
+
+    @abstractmethod
+    async def discard(self) -> None: ...
+
+
+class FileSeriesWriter(IntervalWriter):
+    def __init__(
+        self,
+        new_encoder: Callable[[], Encoder],
+        start: datetime,
+        end: datetime,
+        first_file: int = 0,
+        max_file_size_mb: int | None = None,
+    ) -> None:
+        self._new_encoder = new_encoder
+        self.suffix = new_encoder().suffix
+        self.start, self.end = start, end
+        self.first_file = first_file
+        self.max_bytes = max_file_size_mb * 2**20 if max_file_size_mb else None
+        self._upload: FileUpload | None = None
+        self._encoder: Encoder | None = None
+        self._file_bytes = 0
+
+    # What each destination provides.
+    @abstractmethod
+    def _open(self, name: str) -> FileUpload: ...
+
+    @abstractmethod
+    async def _names(self, prefix: str) -> list[str]:
+        """The names of existing files that start with `prefix`."""
+
+    @abstractmethod
+    async def _remove(self, names: list[str]) -> None: ...
+
+    @abstractmethod
+    async def _put(self, name: str, data: bytes) -> None:
+        """Write a small file whole."""
+
+    @abstractmethod
+    def _address(self, name: str) -> str:
+        """How a manifest names the file: its key, or its path under the destination's directory."""
+
+    async def write(self, batch: pa.RecordBatch) -> bool:
+        closed = False
+        for piece in self._pieces(batch):
+            if self._upload is None:
+                self._upload = self._open(interval_file_name(self.start, self.end, self.suffix, self.number))
+                self._encoder, self._file_bytes = self._new_encoder(), 0
+            assert self._encoder is not None
+            data = await asyncio.to_thread(self._encoder.encode, piece)
+            await self._append(data)
+            closed = False
+            if self.max_bytes is not None and self._file_bytes >= self.max_bytes:
+                await self._close_file()
+                closed = True
+        return closed  # the batch ended a file: everything written so far is complete
+
+    @property
+    def number(self) -> int:
+        """The number of the file being written (or the next one)."""
+        return self.first_file + self.files
+
+    def _pieces(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        if self.max_bytes is None or batch.num_rows == 0:
+            yield batch
+            return
+        rows = max(1, batch.num_rows * self.max_bytes // (PIECES_PER_FILE * max(1, batch.nbytes)))
+        for offset in range(0, batch.num_rows, rows):
+            yield batch.slice(offset, rows)
+
+    async def _append(self, data: bytes) -> None:
+        assert self._upload is not None
+        if data:
+            await self._upload.append(data)
+        self._file_bytes += len(data)
+        self.bytes_written += len(data)
+
+    async def _close_file(self) -> None:
+        assert self._upload is not None and self._encoder is not None
+        await self._append(self._encoder.finish())
+        await self._upload.complete()
+        self._upload, self._encoder = None, None
+        self.files += 1
+
+    async def commit(self, final: bool = True) -> None:
+        if self._upload is None and self.number == 0:  # an empty interval still gets its (empty) file
+            self._upload = self._open(interval_file_name(self.start, self.end, self.suffix, 0))
+            self._encoder = self._new_encoder()
+        if self._upload is not None:
+            await self._close_file()
+        if final:
+            await self._finish_interval()
+        await self._close()
+
+    async def _finish_interval(self) -> None:
+        total = self.number
+        stale = [
+            name
+            for name in await self._names(f"{interval_stem(self.start, self.end)}-")
+            if (n := file_number(name, self.start, self.end, self.suffix)) is not None and n >= total
+        ]
+        if stale:
+            await self._remove(stale)
+        if self.max_bytes is not None:
+            files = [self._address(interval_file_name(self.start, self.end, self.suffix, n)) for n in range(total)]
+            manifest = {
+                "files": files,
+                "data_interval_start": self.start.astimezone(UTC).isoformat(),
+                "data_interval_end": self.end.astimezone(UTC).isoformat(),
+            }
+            await self._put(manifest_name(self.start, self.end), json.dumps(manifest, indent=2).encode())
+
+    async def abort(self) -> None:
+        upload, self._upload = self._upload, None
+        if upload is not None:
+            await upload.discard()
+        await self._close()
+
+    async def _close(self) -> None:
+        """Release what the writer holds (a client, a connection)."""
