@@ -12,7 +12,6 @@ import pyarrow.compute as pc
 
 from batch_exports.json_encoding import default
 
-_HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint8).reshape(256, 2)
 _UUID_GROUPS = ((0, 8), (9, 13), (14, 18), (19, 23), (24, 36))
 _ISO_TEMPLATE = np.frombuffer(b"0000-00-00T00:00:00.000000Z", dtype=np.uint8)
 _ISO_DIGITS = ((0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2), (20, 6))
@@ -38,8 +37,8 @@ def uuid_strings(array: pa.Array) -> pa.Array:
     """`arrow.uuid` (16 bytes each) as the canonical `8-4-4-4-12` lowercase hex text."""
     storage = array.storage if isinstance(array, pa.ExtensionArray) else array
     n = len(storage)
-    raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[storage.offset * 16 : (storage.offset + n) * 16]
-    hexed = _HEX[raw.reshape(n, 16)].reshape(n, 32)
+    raw = storage.buffers()[1].slice(storage.offset * 16, n * 16)
+    hexed = (np.frombuffer(raw.hex(), dtype=np.uint8) | 0x20).reshape(n, 32)  # Arrow's hex is upper case
     chars = np.full((n, 36), ord("-"), dtype=np.uint8)
     done = 0
     for first, last in _UUID_GROUPS:

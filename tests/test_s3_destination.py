@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from batch_exports.embedded import SeaweedS3
 from tests.conftest import Project
 from tests.helpers import event, eventually
-from tests.services.seaweed import S3Service
 from tests.test_postgres_destination import run_hour
 from tests.test_source_models import capture
 
@@ -28,7 +28,7 @@ async def bucket(s3: Any, project: Project) -> str:
     return name
 
 
-def config(service: S3Service, bucket_name: str, **fields: Any) -> dict[str, Any]:
+def config(service: SeaweedS3, bucket_name: str, **fields: Any) -> dict[str, Any]:
     credentials = {"aws_access_key_id": service.access_key_id, "aws_secret_access_key": service.secret_access_key}
     return {"bucket_name": bucket_name, "endpoint_url": service.endpoint_url, **credentials, **fields}
 
@@ -52,7 +52,7 @@ async def create(project: Project, destination_config: dict[str, Any]) -> dict[s
     return export  # type: ignore[no-any-return]
 
 
-async def test_each_record_once_across_segments_and_reruns(project: Project, s3: Any, s3_service: S3Service) -> None:
+async def test_each_record_once_across_segments_and_reruns(project: Project, s3: Any, s3_service: SeaweedS3) -> None:
     name = await bucket(s3, project)
     export = await create(project, config(s3_service, name, prefix="{table}/{year}", compression="gzip"))
     await capture(project, [event("e", f"user-{i}", n=i) for i in range(250)])  # three segments of <= 100
@@ -73,7 +73,7 @@ async def test_each_record_once_across_segments_and_reruns(project: Project, s3:
     assert len(uuids) == 250 and set(uuids) == sent
 
 
-async def test_a_large_interval_goes_up_in_parts(project: Project, s3: Any, s3_service: S3Service) -> None:
+async def test_a_large_interval_goes_up_in_parts(project: Project, s3: Any, s3_service: SeaweedS3) -> None:
     name = await bucket(s3, project)
     export = await create(project, config(s3_service, name))
     now = datetime.now(UTC)
@@ -89,7 +89,7 @@ async def test_a_large_interval_goes_up_in_parts(project: Project, s3: Any, s3_s
     assert len(data) > 9_000_000 and len(data.splitlines()) == 90
 
 
-async def test_user_errors_fail_the_run_at_once(project: Project, s3: Any, s3_service: S3Service) -> None:
+async def test_user_errors_fail_the_run_at_once(project: Project, s3: Any, s3_service: SeaweedS3) -> None:
     name = await bucket(s3, project)
     await capture(project, [event("e", "someone")])
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
@@ -127,7 +127,7 @@ async def big_events(project: Project, count: int, size: int, at: datetime) -> N
 
 
 async def test_max_file_size_splits_into_numbered_files_with_a_manifest(
-    project: Project, s3: Any, s3_service: S3Service
+    project: Project, s3: Any, s3_service: SeaweedS3
 ) -> None:
     name = await bucket(s3, project)
     export = await create(project, config(s3_service, name, max_file_size_mb=1))

@@ -93,13 +93,19 @@ class _S3Object(FileUpload):
         self._upload_id: str | None = None
         self._parts: list[asyncio.Task[dict[str, Any]]] = []
         self._slots = asyncio.Semaphore(PARTS_IN_FLIGHT)
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     async def append(self, data: bytes) -> None:
-        self._buffer += data
-        while len(self._buffer) >= PART_BYTES:
-            await self._send_part(bytes(self._buffer[:PART_BYTES]))
-            del self._buffer[:PART_BYTES]
+        """Collect bytes until they make a part (parts may differ in size; all but the last are >= 5 MiB)."""
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= PART_BYTES:
+            await self._send_part(self._take())
+
+    def _take(self) -> bytes:
+        body, self._pending, self._pending_bytes = b"".join(self._pending), [], 0
+        return body
 
     async def _send_part(self, body: bytes) -> None:
         if self._upload_id is None:
@@ -132,10 +138,10 @@ class _S3Object(FileUpload):
     async def complete(self) -> None:
         """Make the object appear whole; on failure the writer discards, which abandons the upload."""
         if self._upload_id is None:  # small enough for one request
-            await put(self.s3, self.config, self.key, bytes(self._buffer))
+            await put(self.s3, self.config, self.key, self._take())
             return
-        if self._buffer:
-            await self._send_part(bytes(self._buffer))
+        if self._pending:
+            await self._send_part(self._take())
         parts = await asyncio.gather(*self._parts)
         await call(
             self.config,

@@ -11,6 +11,7 @@ ARROW_TYPES = {
     "uuid": pa.string(), "text": pa.string(), "json": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"),
     "bigint": pa.int64(), "float": pa.float64(), "boolean": pa.bool_(),
 }  # fmt: skip
+REPEATING = {"text", "bigint", "boolean"}
 
 
 class _Chunks:
@@ -47,6 +48,8 @@ class ParquetEncoder:
         self.compression = (compression or Compression.ZSTD).value
         kinds = SCHEMAS.get(model or "")
         self._schema = pa.schema([(n, ARROW_TYPES[k]) for n, k in kinds.items()]) if kinds is not None else None
+        # Dictionaries pay off for columns that repeat (event names, ids of a few users), not for unique ones.
+        self._dictionary: bool | list[str] = [n for n, k in (kinds or {}).items() if k in REPEATING] or True
         self._sink = _Chunks()
         self._writer: pq.ParquetWriter | None = None
 
@@ -61,7 +64,12 @@ class ParquetEncoder:
     def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
         if self._writer is None:
             self._schema = schema
-            self._writer = pq.ParquetWriter(pa.PythonFile(self._sink, mode="w"), schema, compression=self.compression)
+            self._writer = pq.ParquetWriter(
+                pa.PythonFile(self._sink, mode="w"),
+                schema,
+                compression=self.compression,
+                use_dictionary=self._dictionary,
+            )
         return self._writer
 
     def encode(self, batch: pa.RecordBatch) -> bytes:

@@ -28,8 +28,10 @@ COLUMNS = (
     "_inserted_at",
 )
 
-_DEFAULT_SELECT = """uuid, event, properties, distinct_id, person_id, person_properties, timestamp, created_at,
-                     elements_chain, inserted_at AS _inserted_at"""
+_DEFAULT_SELECT = """uuid, event, properties::text AS properties, distinct_id, person_id,
+                     person_properties::text AS person_properties, timestamp, created_at, elements_chain,
+                     inserted_at AS _inserted_at"""
+_JSON = ("properties", "person_properties")
 _CURSOR = "inserted_at AS __cursor_at, uuid AS __cursor_uuid"
 
 
@@ -42,9 +44,11 @@ class EventSelection:
 
 
 def _position(row: dict[str, object]) -> str:
-    at = row["__cursor_at"]
+    """`{inserted_at}|{uuid}` of a row: the cursor columns of a hogql_query's, or the model's own columns."""
+    custom = "__cursor_at" in row
+    at, row_uuid = (row["__cursor_at"], row["__cursor_uuid"]) if custom else (row["_inserted_at"], row["uuid"])
     assert isinstance(at, datetime)
-    return f"{at.isoformat()}|{row['__cursor_uuid']}"
+    return f"{at.isoformat()}|{row_uuid}"
 
 
 class EventsSource:
@@ -68,14 +72,15 @@ class EventsSource:
     def _select(self, p: Params) -> tuple[str, tuple[str, ...]]:
         """The select list, and the names of what is exported (the cursor columns after them stay behind)."""
         query = self.selection.query
-        if query is None:
-            return f"{_DEFAULT_SELECT}, {_CURSOR}", COLUMNS
+        if query is None:  # the model's columns hold the cursor (`_inserted_at`, `uuid`)
+            return _DEFAULT_SELECT, COLUMNS
         select = ", ".join(f"{e.to_sql(p)} AS c{i}" for i, e in enumerate(query.expressions))
         return f"{select}, {_CURSOR}", tuple(query.names)
 
-    def _query(
-        self, start: datetime, end: datetime, after: str | None, limit: int
+    def query(
+        self, start: datetime, end: datetime, after: str | None = None, limit: int = 0
     ) -> tuple[str, Params, tuple[str, ...]]:
+        """The SQL that reads the interval, its parameters and the names of the exported columns."""
         p = Params()
         select, names = self._select(p)
         query = f"SELECT {select} FROM events WHERE {self._where(p, start, end, after)} ORDER BY inserted_at, uuid"
@@ -87,8 +92,9 @@ class EventsSource:
         self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
     ) -> AsyncIterator[RecordBatch]:
         """The interval's events in `(inserted_at, uuid)` order, after the `after` position, at most `limit`."""
-        query, p, names = self._query(start, end, after, limit)
-        return stream(self.db, query, p.values, position=_position, names=names)
+        query, p, names = self.query(start, end, after, limit)
+        json = _JSON if self.selection.query is None else ()
+        return stream(self.db, query, p.values, position=_position, names=names, json=json)
 
     async def type_check(self) -> str | None:
         """Why PostgreSQL would refuse this selection's query (a function given text, ...), or None.
@@ -97,7 +103,7 @@ class EventsSource:
         does not fail at 3 a.m. for its types.
         """
         now = datetime.now().astimezone()
-        query, _, _ = self._query(now, now, None, 1)
+        query, _, _ = self.query(now, now, None, 1)
         async with self.db.pool.acquire() as conn:
             try:
                 await conn.prepare(query)

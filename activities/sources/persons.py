@@ -53,9 +53,10 @@ class PersonsSource:
     def read(
         self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
     ) -> AsyncIterator[RecordBatch]:
-        select = f"""d.team_id, d.distinct_id, p.id AS person_id, p.properties, p.version AS person_version,
-                     d.version AS person_distinct_id_version, p.created_at, p.is_deleted, {_CHANGED} AS _inserted_at"""
-        return stream(self.db, *self._query(start, end, after, limit, select), position=_position)
+        select = f"""d.team_id, d.distinct_id, p.id AS person_id, p.properties::text AS properties,
+                     p.version AS person_version, d.version AS person_distinct_id_version, p.created_at, p.is_deleted,
+                     {_CHANGED} AS _inserted_at"""
+        return stream(self.db, *self._query(start, end, after, limit, select), position=_position, json=("properties",))
 
     async def count(self, start: datetime, end: datetime) -> int:
         query, args = self._query(start, end, None, 0, "count(*)")

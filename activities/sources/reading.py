@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,34 +72,48 @@ async def stream(
     *,
     position: Callable[[dict[str, Any]], str],
     names: Sequence[str] | None = None,
+    json: Collection[str] = (),
 ) -> AsyncIterator[RecordBatch]:
     """The query's rows in record batches; `names` renames the first columns and drops the rest.
 
     `position` gets the last row of each batch (all its columns) and says where a resumed read starts.
+    The `json` columns are JSON documents the query selected as text (`::text`), which the driver
+    reads for less than a `jsonb`.
     """
     sql = await inline_parameters(db.pool, query, args)
-    async for data in _arrow_batches(db.dsn, sql):
-        if data.num_rows == 0:
-            continue
-        data = _uuids_as_text(data)
+
+    def record_batch(data: pa.RecordBatch) -> RecordBatch:  # in the reader's thread, beside the event loop
+        data = _as_exported(data, json)
         last = data.slice(data.num_rows - 1).to_pylist()[0]
         if names is not None:
             data = pa.RecordBatch.from_arrays(data.columns[: len(names)], names=list(names))
-        yield RecordBatch(data, position(last))
+        return RecordBatch(data, position(last))
+
+    async for batch in _read_ahead(db.dsn, sql, record_batch):
+        yield batch
 
 
-def _uuids_as_text(data: pa.RecordBatch) -> pa.RecordBatch:
-    columns = [uuid_strings(c) if is_extension(c.type, "arrow.uuid") else c for c in data.columns]
+def _as_exported(data: pa.RecordBatch, json: Collection[str]) -> pa.RecordBatch:
+    """UUIDs as text, and the `json` text columns typed `arrow.json`."""
+    columns = []
+    for name, column in zip(data.schema.names, data.columns, strict=True):
+        if is_extension(column.type, "arrow.uuid"):
+            column = uuid_strings(column)
+        elif name in json:
+            column = pa.ExtensionArray.from_storage(pa.json_(), column)
+        columns.append(column)
     return pa.RecordBatch.from_arrays(columns, names=data.schema.names)
 
 
-async def _arrow_batches(dsn: str, sql: str) -> AsyncIterator[pa.RecordBatch]:
-    """Record batches of `sql`, read ahead by a thread; stopping early cancels the query."""
+async def _read_ahead(
+    dsn: str, sql: str, convert: Callable[[pa.RecordBatch], RecordBatch]
+) -> AsyncIterator[RecordBatch]:
+    """`sql`'s non-empty record batches, read and converted ahead by a thread; stopping early cancels the query."""
     loop = asyncio.get_running_loop()
-    handed: asyncio.Queue[pa.RecordBatch | BaseException | None] = asyncio.Queue(READ_AHEAD_BATCHES)
+    handed: asyncio.Queue[RecordBatch | BaseException | None] = asyncio.Queue(READ_AHEAD_BATCHES)
     stop = threading.Event()
 
-    def hand(item: pa.RecordBatch | BaseException | None) -> bool:
+    def hand(item: RecordBatch | BaseException | None) -> bool:
         """Give the loop one item, waiting for room; False once the reader is no longer wanted."""
         delivery = asyncio.run_coroutine_threadsafe(handed.put(item), loop)
         while not stop.is_set():
@@ -116,8 +130,8 @@ async def _arrow_batches(dsn: str, sql: str) -> AsyncIterator[pa.RecordBatch]:
             with adbc.connect(dsn) as conn, conn.cursor() as cursor:
                 cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
                 cursor.execute(sql)
-                for batch in cursor.fetch_record_batch():
-                    if not hand(batch):
+                for data in cursor.fetch_record_batch():
+                    if data.num_rows and not hand(convert(data)):
                         cursor.adbc_cancel()
                         return
             hand(None)

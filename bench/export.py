@@ -1,0 +1,338 @@
+"""Benchmark: one hour of N events (about 1 KB each) exported to S3 as Parquet and as gzipped JSONLines.
+
+    .venv/bin/python bench/export.py [--events 1000000] [--formats parquet,jsonl]
+
+Starts PostgreSQL, the Temporal dev server and SeaweedFS (an S3 API) in a temporary directory, loads
+N events into one hour and prints:
+
+- load: the average row size (`pg_column_size`) and the rows' total size;
+- floor: the best of two binary COPYs of exactly what the events export reads (the events source's
+  own query) into a sink that only counts bytes: reading the source and nothing else. Its bytes are
+  the "source MB" every MB/s below divides;
+- per format, that hour exported by the real worker, a fresh `python worker.py` process per format
+  (one export attempt, so a retry fails the benchmark instead of hiding in its time), warmed up first
+  by exporting an empty hour, as a long-running worker is: `seconds` is the export activity from start
+  to completion as Temporal's history records it (no queueing, bookkeeping or settle wait); `wall` is
+  trigger (a one-interval backfill) to backfill Completed; `run row` is the run's created_at to
+  finished_at; `peak RSS` is the worker's VmHWM (its idle RSS before the run is shown for scale); the
+  CPU seconds the worker, PostgreSQL and SeaweedFS used during the run show where a 2-core machine's
+  time goes; `vs floor` is floor seconds / export seconds (1.0 would be as fast as reading the
+  source), next to its target. The objects in the bucket are read back and must hold exactly N
+  records (Parquet: N distinct uuids), or the benchmark fails.
+"""
+
+import argparse
+import asyncio
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from aiobotocore.session import get_session
+from pydantic import SecretStr
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from activities.sources.events import EventsSource
+from activities.sources.reading import SourceDatabase
+from batch_exports import backfills, bootstrap, db, export_lifecycle, temporal
+from batch_exports.crypto import ConfigCipher, generate_key
+from batch_exports.embedded import EmbeddedPostgres, SeaweedS3, TemporalDevServer, free_port
+from batch_exports.models import BatchExportIn
+from batch_exports.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+HOUR = datetime(2025, 1, 1, tzinfo=UTC)  # a past hour: with no settle delay the run starts at once
+END = HOUR + timedelta(hours=1)
+TEAM = 1
+CHUNK = 250_000
+FORMATS = {"parquet": ("Parquet", "zstd", 0.8), "jsonl": ("JSONLines", "gzip", 0.4)}  # format, compression, target
+LOAD_EVENTS = """
+INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp, created_at, elements_chain, inserted_at)
+SELECT gen_random_uuid(), $1, (ARRAY['$pageview','$autocapture','signed_up','$pageleave'])[1 + i % 4], 'user-' || (i % 50000),
+  jsonb_build_object('$current_url', 'https://example.com/products/' || (i % 997) || '?ref=campaign_' || (i % 13),
+    '$browser', (ARRAY['Chrome','Firefox','Safari'])[1 + i % 3], '$browser_version', 120 + i % 10,
+    '$os', 'Mac OS X', '$device_type', 'Desktop', '$screen_height', 1080, '$screen_width', 1920,
+    '$referrer', 'https://www.google.com/search?q=' || md5(i::text), '$lib', 'web', '$lib_version', '1.160.0',
+    '$session_id', md5((i / 20)::text), '$window_id', md5((i / 40)::text), 'plan', 'pro', 'price', (i % 100) * 1.5,
+    'utm_source', 'newsletter', 'title', 'A product page with "quotes" and ünïcode ' || md5((i*7)::text),
+    '$pathname', '/products/' || (i % 997), 'token', 'phc_' || md5('t'), '$insert_id', md5((i*3)::text)),
+  gen_random_uuid(), jsonb_build_object('email', 'user' || (i % 50000) || '@example.com', 'name', 'User ' || (i % 50000), 'plan', 'pro', '$initial_browser', 'Chrome'),
+  $2::timestamptz + i * $3::interval, $2::timestamptz + i * $3::interval,
+  CASE WHEN i % 4 = 1 THEN 'button.btn.btn-primary:attr__class="btn btn-primary"nth-child="2"nth-of-type="1"text="Buy now";div.container:nth-child="1"' ELSE '' END,
+  $2::timestamptz + i * $3::interval
+FROM generate_series($4::bigint, $5::bigint) AS i
+"""  # noqa: E501  (the load statement of the experiments, kept as written)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time so far of the processes sharing the machine: the worker, PostgreSQL, SeaweedFS."""
+    used: dict[str, float] = {}
+    for process in psutil.process_iter(["name", "cmdline", "cpu_times", "ppid"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        name = "worker" if "worker.py" in cmdline else process.info["name"]
+        if name in ("worker", "postgres", "weed") and (times := process.info["cpu_times"]) is not None:
+            used[name] = used.get(name, 0.0) + times.user + times.system
+            if name == "postgres" and "postgres: " not in cmdline:  # the postmaster: its ended backends too
+                used[name] += times.children_user + times.children_system
+    return used
+
+
+def memory_mb(pid: int, field: str) -> float:
+    """VmHWM (peak resident set) or VmRSS of a live process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def load(pool: asyncpg.Pool, events: int) -> None:
+    began = time.perf_counter()
+    step = timedelta(microseconds=3_600_000_000 // events)  # all N inside the hour
+    for first in range(0, events, CHUNK):
+        await pool.execute(LOAD_EVENTS, TEAM, HOUR, step, first, min(events, first + CHUNK) - 1)
+    await pool.execute("VACUUM ANALYZE events")
+    avg, total = await pool.fetchrow("SELECT avg(pg_column_size(e.*)), sum(pg_column_size(e.*)) FROM events e")
+    print(f"load:   {events:,} events in {time.perf_counter() - began:.1f} s; "
+          f"average row {avg:.0f} B, {total / 1e6:.0f} MB in all", flush=True)  # fmt: skip
+
+
+async def copy_once(pool: asyncpg.Pool) -> int:
+    size = 0
+
+    async def sink(chunk: bytes) -> None:
+        nonlocal size
+        size += len(chunk)
+
+    async with pool.acquire() as conn:
+        # Exactly what the export reads: the events source's own query.
+        query, params, _ = EventsSource(SourceDatabase(pool, ""), TEAM).query(HOUR, END)
+        await conn.copy_from_query(query, *params.values, output=sink, format="binary")
+    return size
+
+
+async def floor(pool: asyncpg.Pool, events: int) -> tuple[float, int]:
+    timings = []
+    for _ in range(2):
+        began = time.perf_counter()
+        size = await copy_once(pool)
+        timings.append(time.perf_counter() - began)
+    best = min(timings)
+    print(f"floor:  {best:.2f} s (runs: {', '.join(f'{t:.2f}' for t in timings)}), {events / best:,.0f} rows/s, "
+          f"{size / 1e6 / best:.0f} MB/s over {size / 1e6:.0f} MB of binary COPY", flush=True)  # fmt: skip
+    return best, size
+
+
+def start_worker(settings: Settings, key: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BATCH_EXPORTS_DATABASE_URL": settings.database_url, "BATCH_EXPORTS_ENCRYPTION_KEY": key,
+           "BATCH_EXPORTS_TASK_QUEUE": settings.task_queue, "BATCH_EXPORTS_SETTLE_DELAY_SECONDS": "0",
+           "BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS": "true", "BATCH_EXPORTS_MAX_RECORDS_PER_EXECUTION": "0",
+           "BATCH_EXPORTS_EXPORT_MAX_ATTEMPTS": "1", "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
+           "BATCH_EXPORTS_DATA_DIR": str(settings.data_dir)}  # fmt: skip
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT, stdout=out, stderr=out)
+
+
+async def wait_until(ready: Any, worker: subprocess.Popen[bytes], log: Path, what: str, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not await ready():
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker exited ({worker.returncode}) while {what}; {log}:\n{tail(log)}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the worker was still {what} after {within:.0f} s; {log}:\n{tail(log)}")
+        await asyncio.sleep(0.2)
+
+
+async def activity_seconds(client: Client, workflow_id: str, run_id: str) -> tuple[float, int]:
+    """Start to completion of the run's export activity (its only non-local activity), and its attempt."""
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    at = {e.event_type: e for e in history.events}
+    started = at[EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+    completed = at[EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
+    seconds = (completed.event_time.ToDatetime() - started.event_time.ToDatetime()).total_seconds()
+    return seconds, started.activity_task_started_event_attributes.attempt
+
+
+def count_records(path: Path, parquet: bool) -> int:
+    if parquet:
+        uuids = pq.read_table(path, columns=["uuid"]).column("uuid")
+        if (distinct := pc.count_distinct(uuids).as_py()) != len(uuids):
+            raise SystemExit(f"{path.name}: {len(uuids):,} records but {distinct:,} distinct uuids")
+        return len(uuids)
+    with gzip.open(path, "rb") as lines:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: lines.read(1 << 24), b""))
+
+
+async def stored(s3: Any, bucket: str, work: Path, parquet: bool) -> tuple[int, int, int]:
+    """Records, objects and bytes in the bucket; each object is downloaded to disk, counted, removed."""
+    records = size = 0
+    contents = (await s3.list_objects_v2(Bucket=bucket)).get("Contents", [])
+    for item in contents:
+        path, size = work / "object", size + item["Size"]
+        response = await s3.get_object(Bucket=bucket, Key=item["Key"])
+        out = await asyncio.to_thread(path.open, "wb")
+        with out:
+            async for chunk in response["Body"].iter_chunks(1 << 22):
+                out.write(chunk)
+        records += await asyncio.to_thread(count_records, path, parquet)
+        path.unlink()
+    return records, len(contents), size
+
+
+@dataclass
+class Bench:
+    pool: asyncpg.Pool
+    client: Client
+    settings: Settings
+    key: str
+    s3: Any
+    seaweed: SeaweedS3
+    work: Path
+    events: int
+    timeout: float
+
+
+async def export_one(bench: Bench, name: str) -> tuple[float, float]:
+    """Export the hour in one format with a fresh worker process; its activity seconds and peak RSS MB."""
+    pool, client, events, s3, work = bench.pool, bench.client, bench.events, bench.s3, bench.work
+    file_format, compression, _ = FORMATS[name]
+    bucket, log = f"bench-{name}", work / f"worker-{name}.log"
+    await s3.create_bucket(Bucket=bucket)
+    settings = bench.settings.model_copy(update={"task_queue": f"bench-export-{name}-{uuid.uuid4().hex[:6]}"})
+    config = {"endpoint_url": bench.seaweed.endpoint_url, "aws_access_key_id": bench.seaweed.access_key_id,
+              "aws_secret_access_key": bench.seaweed.secret_access_key,
+              "bucket_name": bucket, "region": "us-east-1",
+              "file_format": file_format, "compression": compression}  # fmt: skip
+    body = BatchExportIn.model_validate({"name": f"bench {name}", "interval": "hour", "paused": True,
+                                         "destination": {"type": "S3Compatible", "config": config}})  # fmt: skip
+    export = await export_lifecycle.create(pool, client, settings, ConfigCipher(bench.key), TEAM, body)
+    worker = start_worker(settings, bench.key, log)
+    try:
+        request = DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=settings.task_queue),
+                                           task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)  # fmt: skip
+
+        async def polling() -> bool:
+            return bool((await client.workflow_service.describe_task_queue(request)).pollers)
+
+        await wait_until(polling, worker, log, "starting", 60)
+
+        async def backfill_of(start: datetime, end: datetime) -> uuid.UUID:
+            async with pool.acquire() as conn, conn.transaction():
+                backfill = await backfills.start(conn, client, settings, export, start, end)
+
+            async def finished() -> bool:
+                sql = "SELECT status FROM batch_export_backfills WHERE id = $1"
+                return await pool.fetchval(sql, backfill.id) not in ("Starting", "Running")
+
+            await wait_until(finished, worker, log, "exporting", bench.timeout)
+            return backfill.id
+
+        # Warm up as a long-running worker is: an empty hour loads the drivers and the S3 client's models.
+        await backfill_of(HOUR - timedelta(hours=1), HOUR)
+        idle = memory_mb(worker.pid, "VmRSS")
+        cpu_before, began = cpu_seconds(), time.perf_counter()
+        backfill_id = await backfill_of(HOUR, END)
+        wall, cpu_after = time.perf_counter() - began, cpu_seconds()
+        peak = memory_mb(worker.pid, "VmHWM")
+    finally:
+        await asyncio.to_thread(stop, worker)
+    runs = await pool.fetch("SELECT *, extract(epoch FROM finished_at - created_at)::float AS seconds "
+                            "FROM batch_export_runs WHERE backfill_id = $1", backfill_id)  # fmt: skip
+    if len(runs) != 1 or runs[0]["status"] != "Completed" or runs[0]["records_completed"] != events:
+        found = [(r["status"], r["records_completed"], r["latest_error"]) for r in runs]
+        raise SystemExit(f"{name}: expected one Completed run of {events:,} records, got {found}\n{tail(log)}")
+    seconds, attempt = await activity_seconds(client, runs[0]["workflow_id"], runs[0]["workflow_run_id"])
+    records, objects, size = await stored(s3, bucket, work, file_format == "Parquet")
+    if records != events:
+        raise SystemExit(f"{name}: the bucket holds {records:,} records in {objects} objects, not {events:,}")
+    cpu = ", ".join(f"{k} {cpu_after.get(k, 0) - cpu_before.get(k, 0):.2f}" for k in ("worker", "postgres", "weed"))
+    print(f"{name}: CPU seconds during the run: {cpu}")
+    print(f"{name}: activity {seconds:.2f} s (attempt {attempt}), wall {wall:.2f} s, run row "
+          f"{runs[0]['seconds']:.2f} s; {objects} object(s), {size / 1e6:.0f} MB; worker RSS idle {idle:.0f} MB, "
+          f"peak {peak:.0f} MB; {records:,} records verified", flush=True)  # fmt: skip
+    return seconds, peak
+
+
+async def main(args: argparse.Namespace, work: Path) -> None:
+    names = [n.strip() for n in args.formats.split(",") if n.strip()]
+    if unknown := set(names) - set(FORMATS):
+        raise SystemExit(f"unknown formats {sorted(unknown)}; choose from {sorted(FORMATS)}")
+    with (
+        EmbeddedPostgres(work / "postgres", free_port()).start() as postgres,
+        TemporalDevServer(work / "temporal.db", free_port(), ui_port=None).start() as server,
+        SeaweedS3(work / "seaweed").start() as seaweed,
+    ):
+        os.environ["TEMPORAL_ADDRESS"] = server.address
+        key = generate_key()
+        settings = Settings(database_url=postgres.create_database("batch_exports"), encryption_key=SecretStr(key),
+                            settle_delay_seconds=0, jitter_enabled=False, run_max_attempts=1,
+                            allow_private_destinations=True, data_dir=work)  # fmt: skip
+        db.migrate(settings.database_url)
+        client = await temporal.connect()
+        session = get_session()
+        async with (
+            await db.create_pool(settings.database_url) as pool,
+            session.create_client("s3", endpoint_url=seaweed.endpoint_url, region_name="us-east-1",
+                                  aws_access_key_id=seaweed.access_key_id,
+                                  aws_secret_access_key=seaweed.secret_access_key) as s3,
+        ):  # fmt: skip
+            await bootstrap.ensure_project(pool, TEAM, "bench", "phc_bench")
+            await load(pool, args.events)
+            best, size = await floor(pool, args.events)
+            bench = Bench(pool, client, settings, key, s3, seaweed, work, args.events, args.timeout)
+            results = {name: await export_one(bench, name) for name in names}
+    print(f"\n{args.events:,} events, {size / 1e6:.0f} MB source (binary COPY), floor {best:.2f} s")
+    print(f"{'format':<18}{'seconds':>9}{'rows/s':>11}{'MB/s':>8}{'peak RSS MB':>13}{'vs floor':>10}{'target':>8}")
+    for name, (s, peak) in results.items():
+        file_format, compression, target = FORMATS[name]
+        ratio = best / s
+        missed = "" if ratio >= target else "  MISSED"
+        print(f"{file_format + '/' + compression:<18}{s:>9.2f}{args.events / s:>11,.0f}{size / 1e6 / s:>8.0f}"
+              f"{peak:>13.0f}{ratio:>10.2f}{'>= ' + str(target):>8}{missed}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the hour (4000000 for memory)")
+    parser.add_argument("--formats", default="parquet,jsonl", help="comma-separated subset of: parquet, jsonl")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds one format's export may take")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
+    parsed = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    work.chmod(0o755)  # traversable by the user PostgreSQL runs as under root
+    try:
+        asyncio.run(main(parsed, work))
+    except BaseException:
+        print(f"work directory kept for its logs: {work}", file=sys.stderr)
+        raise
+    if parsed.keep:
+        print(f"work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
