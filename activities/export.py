@@ -20,6 +20,7 @@ from activities.sources import source_for
 from activities.sources.reading import SourceDatabase
 from batch_exports import exports, logs, runs
 from batch_exports.crypto import ConfigCipher
+from batch_exports.exports import BatchExport
 from batch_exports.settings import Settings
 from workflows.inputs import ExportInputs, ExportResult
 
@@ -70,42 +71,10 @@ class Exporter:
         start = resume()
         progress = Checkpoint(**vars(start))  # what this execution has written
         done = Checkpoint(**vars(start))  # what of it is in the destination for good
-        last = start.position
-        remaining = inputs.max_records - start.records if inputs.max_records else 0
         try:
             async with self._reporting(run_id, progress, done):
                 await ensure_allowed_host(export.destination_config, self.settings.allow_private_destinations)
-                writer = open_writer(
-                    export,
-                    self.settings,
-                    inputs.data_interval_start,
-                    inputs.data_interval_end,
-                    inputs.first_file + start.files,
-                )
-                try:
-                    if not inputs.max_records or remaining > 0:
-                        source = source_for(export, self.source)
-                        batches = source.read(
-                            inputs.data_interval_start,
-                            inputs.data_interval_end,
-                            after=start.position or inputs.cursor,
-                            limit=remaining,
-                        )
-                        async for batch in batches:
-                            durable = await writer.write(batch.data)
-                            progress.records += batch.data.num_rows
-                            progress.bytes = start.bytes + writer.bytes_written
-                            last = batch.position
-                            if durable:
-                                done.position, done.files = last, start.files + writer.files
-                                done.records, done.bytes = progress.records, progress.bytes
-                                activity.heartbeat(replace(done))
-                    at_limit = bool(inputs.max_records) and progress.records >= inputs.max_records
-                    await writer.commit(final=not at_limit)
-                    progress.bytes = start.bytes + writer.bytes_written
-                except BaseException:
-                    await asyncio.shield(writer.abort())
-                    raise
+                result = await self._write(export, inputs, start, progress, done)
         except DestinationUserError as error:
             raise ApplicationError(str(error), type="DestinationUserError", non_retryable=True) from error
         except Exception as error:
@@ -123,7 +92,42 @@ class Exporter:
                 message=f"Export attempt {info.attempt} failed: {message}",
             )
             raise
-        # At the record limit the execution stops here; the next one resumes after the last record.
+        return result
+
+    async def _write(
+        self, export: BatchExport, inputs: ExportInputs, start: Checkpoint, progress: Checkpoint, done: Checkpoint
+    ) -> ExportResult:
+        """Copy the interval (after `start`) from the source to the destination, keeping `progress` and
+        `done` (heartbeated whenever the destination says everything so far is there for good)."""
+        writer = open_writer(
+            export, self.settings, inputs.data_interval_start, inputs.data_interval_end, inputs.first_file + start.files
+        )
+        last = start.position
+        remaining = inputs.max_records - start.records if inputs.max_records else 0
+        try:
+            if not inputs.max_records or remaining > 0:
+                batches = source_for(export, self.source).read(
+                    inputs.data_interval_start,
+                    inputs.data_interval_end,
+                    after=start.position or inputs.cursor,
+                    limit=remaining,
+                )
+                async for batch in batches:
+                    durable = await writer.write(batch.data)
+                    progress.records += batch.data.num_rows
+                    progress.bytes = start.bytes + writer.bytes_written
+                    last = batch.position
+                    if durable:
+                        done.position, done.files = last, start.files + writer.files
+                        done.records, done.bytes = progress.records, progress.bytes
+                        activity.heartbeat(replace(done))
+            # At the record limit the execution stops here; the next one resumes after the last record.
+            at_limit = bool(inputs.max_records) and progress.records >= inputs.max_records
+            await writer.commit(final=not at_limit)
+        except BaseException:
+            await asyncio.shield(writer.abort())
+            raise
+        progress.bytes = start.bytes + writer.bytes_written
         return ExportResult(
             records_completed=progress.records,
             bytes_exported=progress.bytes,

@@ -11,7 +11,9 @@ range with no events).
 import argparse
 import asyncio
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -117,5 +119,6 @@ if __name__ == "__main__":
     parser.add_argument("--destination", choices=["NoOp", "File"], default="File")
     parser.add_argument("--empty-intervals", type=int, default=500)
     work = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
     work.chmod(0o755)  # traversable by the user PostgreSQL runs as under root
     asyncio.run(main(parser.parse_args(), work))

@@ -6,19 +6,21 @@ Starts PostgreSQL, the Temporal dev server and SeaweedFS (an S3 API) in a tempor
 N events into one hour and prints:
 
 - load: the average row size (`pg_column_size`) and the rows' total size;
-- floor: the best of two binary COPYs of exactly what the events export reads (the events source's
+- floor: the best of three binary COPYs of exactly what the events export reads (the events source's
   own query) into a sink that only counts bytes: reading the source and nothing else. Its bytes are
   the "source MB" every MB/s below divides;
 - per format, that hour exported by the real worker, a fresh `python worker.py` process per format
   (one export attempt, so a retry fails the benchmark instead of hiding in its time), warmed up first
-  by exporting an empty hour, as a long-running worker is: `seconds` is the export activity from start
-  to completion as Temporal's history records it (no queueing, bookkeeping or settle wait); `wall` is
-  trigger (a one-interval backfill) to backfill Completed; `run row` is the run's created_at to
-  finished_at; `peak RSS` is the worker's VmHWM (its idle RSS before the run is shown for scale); the
-  CPU seconds the worker, PostgreSQL and SeaweedFS used during the run show where a 2-core machine's
-  time goes; `vs floor` is floor seconds / export seconds (1.0 would be as fast as reading the
-  source), next to its target. The objects in the bucket are read back and must hold exactly N
-  records (Parquet: N distinct uuids), or the benchmark fails.
+  by exporting an empty hour, as a long-running worker is. The hour is exported twice (the second
+  run rewrites the same keys, as a retry does) and `seconds` is the better of the two export
+  activities, from start to completion as Temporal's history records it (no queueing, bookkeeping or
+  settle wait), as the floor is the best of its runs; `wall` is trigger (a one-interval backfill) to
+  backfill Completed; `run row` is the run's created_at to finished_at; `peak RSS` is the worker's
+  VmHWM (its idle RSS before the runs is shown for scale); the CPU seconds the worker, PostgreSQL and
+  SeaweedFS used during a run show where a 2-core machine's time goes; `vs floor` is floor seconds /
+  export seconds (1.0 would be as fast as reading the source), next to its target. The objects in
+  the bucket are read back and must hold exactly N records (Parquet: N distinct uuids), or the
+  benchmark fails.
 """
 
 import argparse
@@ -26,6 +28,7 @@ import asyncio
 import gzip
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -140,7 +143,7 @@ async def copy_once(pool: asyncpg.Pool) -> int:
 
 async def floor(pool: asyncpg.Pool, events: int) -> tuple[float, int]:
     timings = []
-    for _ in range(2):
+    for _ in range(3):
         began = time.perf_counter()
         size = await copy_once(pool)
         timings.append(time.perf_counter() - began)
@@ -257,26 +260,33 @@ async def export_one(bench: Bench, name: str) -> tuple[float, float]:
         # Warm up as a long-running worker is: an empty hour loads the drivers and the S3 client's models.
         await backfill_of(HOUR - timedelta(hours=1), HOUR)
         idle = memory_mb(worker.pid, "VmRSS")
-        cpu_before, began = cpu_seconds(), time.perf_counter()
-        backfill_id = await backfill_of(HOUR, END)
-        wall, cpu_after = time.perf_counter() - began, cpu_seconds()
+
+        async def measured() -> float:
+            """Export the hour once (again: a rerun rewrites the same keys); print and return its seconds."""
+            cpu_before, began = cpu_seconds(), time.perf_counter()
+            backfill_id = await backfill_of(HOUR, END)
+            wall, cpu_after = time.perf_counter() - began, cpu_seconds()
+            runs = await pool.fetch("SELECT *, extract(epoch FROM finished_at - created_at)::float AS seconds "
+                                    "FROM batch_export_runs WHERE backfill_id = $1", backfill_id)  # fmt: skip
+            if len(runs) != 1 or runs[0]["status"] != "Completed" or runs[0]["records_completed"] != events:
+                found = [(r["status"], r["records_completed"], r["latest_error"]) for r in runs]
+                raise SystemExit(f"{name}: expected one Completed run of {events:,} records, got {found}\n{tail(log)}")
+            seconds, attempt = await activity_seconds(client, runs[0]["workflow_id"], runs[0]["workflow_run_id"])
+            used = {k: cpu_after.get(k, 0) - cpu_before.get(k, 0) for k in ("worker", "postgres", "weed")}
+            cpu = ", ".join(f"{k} {v:.2f}" for k, v in used.items())
+            print(f"{name}: activity {seconds:.2f} s (attempt {attempt}), wall {wall:.2f} s, run row "
+                  f"{runs[0]['seconds']:.2f} s; CPU seconds: {cpu}", flush=True)  # fmt: skip
+            return seconds
+
+        seconds = min([await measured(), await measured()])
         peak = memory_mb(worker.pid, "VmHWM")
     finally:
         await asyncio.to_thread(stop, worker)
-    runs = await pool.fetch("SELECT *, extract(epoch FROM finished_at - created_at)::float AS seconds "
-                            "FROM batch_export_runs WHERE backfill_id = $1", backfill_id)  # fmt: skip
-    if len(runs) != 1 or runs[0]["status"] != "Completed" or runs[0]["records_completed"] != events:
-        found = [(r["status"], r["records_completed"], r["latest_error"]) for r in runs]
-        raise SystemExit(f"{name}: expected one Completed run of {events:,} records, got {found}\n{tail(log)}")
-    seconds, attempt = await activity_seconds(client, runs[0]["workflow_id"], runs[0]["workflow_run_id"])
     records, objects, size = await stored(s3, bucket, work, file_format == "Parquet")
     if records != events:
         raise SystemExit(f"{name}: the bucket holds {records:,} records in {objects} objects, not {events:,}")
-    cpu = ", ".join(f"{k} {cpu_after.get(k, 0) - cpu_before.get(k, 0):.2f}" for k in ("worker", "postgres", "weed"))
-    print(f"{name}: CPU seconds during the run: {cpu}")
-    print(f"{name}: activity {seconds:.2f} s (attempt {attempt}), wall {wall:.2f} s, run row "
-          f"{runs[0]['seconds']:.2f} s; {objects} object(s), {size / 1e6:.0f} MB; worker RSS idle {idle:.0f} MB, "
-          f"peak {peak:.0f} MB; {records:,} records verified", flush=True)  # fmt: skip
+    print(f"{name}: best {seconds:.2f} s; {objects} object(s), {size / 1e6:.0f} MB; worker RSS idle {idle:.0f} MB, "
+          f"peak {peak:.0f} MB; {records:,} records verified, each once after two exports", flush=True)  # fmt: skip
     return seconds, peak
 
 
@@ -325,6 +335,7 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one format's export may take")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
     parsed = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
     work = Path(tempfile.mkdtemp(prefix="bench-export-"))
     work.chmod(0o755)  # traversable by the user PostgreSQL runs as under root
     try:

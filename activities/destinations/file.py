@@ -89,7 +89,7 @@ class FileWriter(FileSeriesWriter):
         super().__init__(new_encoder, start, end, first_file, config.max_file_size_mb)
         self.directory = resolve_directory(config, root)
 
-    def _open(self, name: str) -> FileUpload:
+    async def _open(self, name: str) -> FileUpload:
         return _LocalFile(self.directory / name)
 
     async def _names(self, prefix: str) -> list[str]:

@@ -59,7 +59,7 @@ class FileSeriesWriter(IntervalWriter):
 
     # What each destination provides.
     @abstractmethod
-    def _open(self, name: str) -> FileUpload: ...
+    async def _open(self, name: str) -> FileUpload: ...
 
     @abstractmethod
     async def _names(self, prefix: str) -> list[str]:
@@ -80,7 +80,7 @@ class FileSeriesWriter(IntervalWriter):
         closed = False
         for piece in self._pieces(batch):
             if self._upload is None:
-                self._upload = self._open(interval_file_name(self.start, self.end, self.suffix, self.number))
+                self._upload = await self._open(interval_file_name(self.start, self.end, self.suffix, self.number))
                 self._encoder, self._file_bytes = self._new_encoder(), 0
             assert self._encoder is not None
             data = await asyncio.to_thread(self._encoder.encode, piece)
@@ -120,7 +120,7 @@ class FileSeriesWriter(IntervalWriter):
 
     async def commit(self, final: bool = True) -> None:
         if self._upload is None and self.number == 0:  # an empty interval still gets its (empty) file
-            self._upload = self._open(interval_file_name(self.start, self.end, self.suffix, 0))
+            self._upload = await self._open(interval_file_name(self.start, self.end, self.suffix, 0))
             self._encoder = self._new_encoder()
         if self._upload is not None:
             await self._close_file()

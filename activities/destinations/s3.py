@@ -187,8 +187,8 @@ class S3Writer(FileSeriesWriter):
             self._client = await self._client_context.__aenter__()
         return self._client
 
-    def _open(self, name: str) -> FileUpload:
-        return _LazyObject(self, self.key(name))
+    async def _open(self, name: str) -> FileUpload:
+        return _S3Object(await self._s3(), self.config, self.key(name))
 
     async def _names(self, prefix: str) -> list[str]:
         s3 = await self._s3()
@@ -214,26 +214,3 @@ class S3Writer(FileSeriesWriter):
         context, self._client_context, self._client = self._client_context, None, None
         if context is not None:
             await context.__aexit__(None, None, None)
-
-
-class _LazyObject(FileUpload):
-    """An object whose client is opened by its first use."""
-
-    def __init__(self, writer: S3Writer, key: str) -> None:
-        self.writer, self.key = writer, key
-        self._object: _S3Object | None = None
-
-    async def _target(self) -> _S3Object:
-        if self._object is None:
-            self._object = _S3Object(await self.writer._s3(), self.writer.config, self.key)
-        return self._object
-
-    async def append(self, data: bytes) -> None:
-        await (await self._target()).append(data)
-
-    async def complete(self) -> None:
-        await (await self._target()).complete()
-
-    async def discard(self) -> None:
-        if self._object is not None:
-            await self._object.discard()

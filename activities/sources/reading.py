@@ -25,7 +25,7 @@ import pyarrow as pa
 from activities.columns import is_extension, uuid_strings
 from batch_exports.sql import Params
 
-READ_AHEAD_BATCHES = 2
+READ_AHEAD_BATCHES = 4
 BATCH_BYTES = 16 * 2**20
 """About how much of the stream one record batch holds (the driver's hint)."""
 _TYPE_NAMES = "SELECT array_agg(format_type(oid, NULL) ORDER BY n) FROM unnest($1::oid[]) WITH ORDINALITY AS t(oid, n)"
