@@ -156,3 +156,10 @@ async def test_max_file_size_splits_into_numbered_files_with_a_manifest(
     await run_hour(project, export, end, 6)  # fewer, larger files: the extra numbered ones are removed
     fewer = check(await objects(s3, name), 2)
     assert len(fewer) < len(split)
+    status, _ = await project.request(
+        "PATCH", f"batch_exports/{export['id']}/", json={"destination": {"config": {"max_file_size_mb": None}}}
+    )
+    assert status == 200
+    await run_hour(project, export, end, 9)  # one file per segment again, and no manifest
+    stem = f"{end - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}"
+    assert set(await objects(s3, name)) == {f"{stem}.jsonl", f"{stem}-1.jsonl", f"{stem}-2.jsonl"}

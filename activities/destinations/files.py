@@ -74,7 +74,7 @@ class FileSeriesWriter(IntervalWriter):
 
     @abstractmethod
     def _address(self, name: str) -> str:
-        """How a manifest names the file: its key, or its path under the destination's directory."""
+        """How the manifest names the file: its S3 key, or its name beside the manifest."""
 
     async def write(self, batch: pa.RecordBatch) -> bool:
         closed = False
@@ -129,11 +129,13 @@ class FileSeriesWriter(IntervalWriter):
         await self._close()
 
     async def _finish_interval(self) -> None:
-        total = self.number
+        """Remove what an earlier attempt left beyond this one's files (and a manifest no longer wanted)."""
+        total, manifest_file = self.number, manifest_name(self.start, self.end)
         stale = [
             name
-            for name in await self._names(f"{interval_stem(self.start, self.end)}-")
-            if (n := file_number(name, self.start, self.end, self.suffix)) is not None and n >= total
+            for name in await self._names(interval_stem(self.start, self.end))
+            if (self.max_bytes is None and name == manifest_file)
+            or ((n := file_number(name, self.start, self.end, self.suffix)) is not None and n >= total)
         ]
         if stale:
             await self._remove(stale)
@@ -144,7 +146,7 @@ class FileSeriesWriter(IntervalWriter):
                 "data_interval_start": self.start.astimezone(UTC).isoformat(),
                 "data_interval_end": self.end.astimezone(UTC).isoformat(),
             }
-            await self._put(manifest_name(self.start, self.end), json.dumps(manifest, indent=2).encode())
+            await self._put(manifest_file, json.dumps(manifest, indent=2).encode())
 
     async def abort(self) -> None:
         upload, self._upload = self._upload, None
