@@ -6,7 +6,6 @@ so a reader sees the previous copy or the complete new one, never half of either
 
 import asyncio
 import contextlib
-import glob
 import os
 import uuid
 from collections.abc import Callable
@@ -92,13 +91,8 @@ class FileWriter(FileSeriesWriter):
     async def _open(self, name: str) -> FileUpload:
         return _LocalFile(self.directory / name)
 
-    async def _names(self, prefix: str) -> list[str]:
-        def names() -> list[str]:
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                return [p.name for p in self.directory.glob(f"{glob.escape(prefix)}*")]
-            return []
-
-        return await asyncio.to_thread(names)
+    async def _exists(self, name: str) -> bool:
+        return await asyncio.to_thread((self.directory / name).exists)
 
     async def _remove(self, names: list[str]) -> None:
         def remove() -> None:

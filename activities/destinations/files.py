@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from activities.destinations import IntervalWriter
-from activities.destinations.layout import file_number, interval_file_name, interval_stem, manifest_name
+from activities.destinations.layout import interval_file_name, manifest_name
 from activities.formats import Encoder
 
 PIECES_PER_FILE = 8
@@ -62,8 +62,7 @@ class FileSeriesWriter(IntervalWriter):
     async def _open(self, name: str) -> FileUpload: ...
 
     @abstractmethod
-    async def _names(self, prefix: str) -> list[str]:
-        """The names of existing files that start with `prefix`."""
+    async def _exists(self, name: str) -> bool: ...
 
     @abstractmethod
     async def _remove(self, names: list[str]) -> None: ...
@@ -129,14 +128,17 @@ class FileSeriesWriter(IntervalWriter):
         await self._close()
 
     async def _finish_interval(self) -> None:
-        """Remove what an earlier attempt left beyond this one's files (and a manifest no longer wanted)."""
+        """Remove what an earlier attempt left beyond this one's files (and a manifest no longer wanted).
+
+        Every attempt numbers its files on from 0 or from a file an earlier one completed, so what is
+        left is a run of numbers right after this attempt's last: they are looked up one by one.
+        """
         total, manifest_file = self.number, manifest_name(self.start, self.end)
-        stale = [
-            name
-            for name in await self._names(interval_stem(self.start, self.end))
-            if (self.max_bytes is None and name == manifest_file)
-            or ((n := file_number(name, self.start, self.end, self.suffix)) is not None and n >= total)
-        ]
+        stale: list[str] = []
+        while await self._exists(name := interval_file_name(self.start, self.end, self.suffix, total + len(stale))):
+            stale.append(name)
+        if self.max_bytes is None and await self._exists(manifest_file):
+            stale.append(manifest_file)
         if stale:
             await self._remove(stale)
         if self.max_bytes is not None:

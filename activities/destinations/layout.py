@@ -17,12 +17,3 @@ def interval_file_name(start: datetime, end: datetime, suffix: str, number: int 
 
 def manifest_name(start: datetime, end: datetime) -> str:
     return f"{interval_stem(start, end)}_manifest.json"
-
-
-def file_number(name: str, start: datetime, end: datetime, suffix: str) -> int | None:
-    """The number of a numbered file of the interval (`{start}-{end}-{n}{suffix}`), or None for any other name."""
-    head = f"{interval_stem(start, end)}-"
-    if not (name.startswith(head) and name.endswith(suffix)):
-        return None
-    number = name[len(head) : len(name) - len(suffix)]
-    return int(number) if number.isascii() and number.isdigit() else None

@@ -190,13 +190,15 @@ class S3Writer(FileSeriesWriter):
     async def _open(self, name: str) -> FileUpload:
         return _S3Object(await self._s3(), self.config, self.key(name))
 
-    async def _names(self, prefix: str) -> list[str]:
+    async def _exists(self, name: str) -> bool:
         s3 = await self._s3()
-        names: list[str] = []
-        paginator = s3.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=self.config.bucket_name, Prefix=self.key(prefix)):
-            names += [item["Key"].rpartition("/")[2] for item in page.get("Contents", [])]
-        return names
+        try:
+            await call(self.config, s3.head_object(Bucket=self.config.bucket_name, Key=self.key(name)))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
 
     async def _remove(self, names: list[str]) -> None:
         s3 = await self._s3()

@@ -12,10 +12,11 @@ SQL as text this code wrote.
 
 import asyncio
 import concurrent.futures
+import contextlib
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -23,21 +24,29 @@ import asyncpg
 import pyarrow as pa
 
 from activities.columns import is_extension, uuid_strings
+from activities.sources.connections import ArrowConnections
 from batch_exports.sql import Params
 
 READ_AHEAD_BATCHES = 4
-BATCH_BYTES = 16 * 2**20
-"""About how much of the stream one record batch holds (the driver's hint)."""
 _TYPE_NAMES = "SELECT array_agg(format_type(oid, NULL) ORDER BY n) FROM unnest($1::oid[]) WITH ORDINALITY AS t(oid, n)"
 _PARAMETER = re.compile(r"\$(\d+)(?!\d)")
+# Literals any session reads back the same (ISO dates, exact floats), set for the quoting statement only.
+_LITERAL_SETTINGS = """(SELECT set_config('DateStyle', 'ISO', true), set_config('IntervalStyle', 'postgres', true),
+                               set_config('extra_float_digits', '3', true)) AS literal_settings"""
+_parameter_types: dict[str, list[str]] = {}
+"""The parameter types of each query text seen: preparing a query again would cost two round trips."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class SourceDatabase:
     pool: asyncpg.Pool
     """For counts, type checks and rendering parameters."""
     dsn: str
-    """For the Arrow reader's own connection."""
+    """For the Arrow reader's own connections."""
+    connections: ArrowConnections = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connections = ArrowConnections(self.dsn)
 
 
 @dataclass(frozen=True)
@@ -57,10 +66,13 @@ async def inline_parameters(pool: asyncpg.Pool, query: str, args: Sequence[Any])
     if not args:
         return query
     async with pool.acquire() as conn:
-        oids = [t.oid for t in (await conn.prepare(query)).get_parameters()]
-        types = await conn.fetchval(_TYPE_NAMES, oids)
+        if (types := _parameter_types.get(query)) is None:
+            oids = [t.oid for t in (await conn.prepare(query)).get_parameters()]
+            types = _parameter_types.setdefault(query, await conn.fetchval(_TYPE_NAMES, oids))
+            if len(_parameter_types) > 1000:  # a new query per export and model: forget the oldest
+                del _parameter_types[next(iter(_parameter_types))]
         quoting = ", ".join(f"quote_nullable(${i}::{t})" for i, t in enumerate(types, 1))
-        literals = await conn.fetchrow(f"SELECT {quoting}", *args)
+        literals = await conn.fetchrow(f"SELECT {quoting} FROM {_LITERAL_SETTINGS}", *args)
     assert literals is not None
     return _PARAMETER.sub(lambda m: f"({literals[int(m[1]) - 1]}::{types[int(m[1]) - 1]})", query)
 
@@ -89,7 +101,7 @@ async def stream(
             data = pa.RecordBatch.from_arrays(data.columns[: len(names)], names=list(names))
         return RecordBatch(data, position(last))
 
-    async for batch in _read_ahead(db.dsn, sql, record_batch):
+    async for batch in _read_ahead(db.connections, sql, record_batch):
         yield batch
 
 
@@ -106,7 +118,7 @@ def _as_exported(data: pa.RecordBatch, json: Collection[str]) -> pa.RecordBatch:
 
 
 async def _read_ahead(
-    dsn: str, sql: str, convert: Callable[[pa.RecordBatch], RecordBatch]
+    connections: ArrowConnections, sql: str, convert: Callable[[pa.RecordBatch], RecordBatch]
 ) -> AsyncIterator[RecordBatch]:
     """`sql`'s non-empty record batches, read and converted ahead by a thread; stopping early cancels the query."""
     loop = asyncio.get_running_loop()
@@ -125,18 +137,31 @@ async def _read_ahead(
         delivery.cancel()
         return False
 
+    reading: list[adbc.Cursor] = []  # the cursor while the query runs, for a cancel from the loop
+
     def read() -> None:
         try:
-            with adbc.connect(dsn) as conn, conn.cursor() as cursor:
-                cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
-                cursor.execute(sql)
-                for data in cursor.fetch_record_batch():
-                    if data.num_rows and not hand(convert(data)):
-                        cursor.adbc_cancel()
-                        return
-            hand(None)
+            conn, cursor = connections.execute(sql)
         except BaseException as error:  # handed to the loop, which raises it in the reading task
             hand(error)
+            return
+        reading.append(cursor)
+        try:
+            for data in cursor.fetch_record_batch():
+                if data.num_rows and not hand(convert(data)):
+                    cursor.adbc_cancel()  # no longer wanted: the connection is closed, not kept
+                    break
+            else:
+                reading.clear()
+                cursor.close()
+                connections.give_back(conn)
+                hand(None)
+                return
+        except BaseException as error:
+            hand(error)
+        with contextlib.suppress(Exception):
+            cursor.close()
+        conn.close()
 
     # Its own thread, not the loop's executor: a reader waits on the loop, which may wait on the executor.
     threading.Thread(target=read, name="arrow-reader", daemon=True).start()
@@ -147,6 +172,9 @@ async def _read_ahead(
             yield item
     finally:
         stop.set()
+        for cursor in reading:  # stopped early, maybe while the driver waits on the server: cancel the query
+            with contextlib.suppress(Exception):
+                cursor.adbc_cancel()
 
 
 __all__ = ["Params", "RecordBatch", "SourceDatabase", "inline_parameters", "stream"]

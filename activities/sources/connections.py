@@ -1,0 +1,59 @@
+"""The Arrow reader's connections to the source, kept between reads.
+
+A new ADBC connection costs a server process and the driver's query of the type catalog: for a small
+interval that is most of the work, so connections that ended a read cleanly wait here for the next.
+They run in autocommit mode: an idle one holds no transaction (and no snapshot) open.
+"""
+
+import threading
+
+import adbc_driver_postgresql.dbapi as adbc
+
+BATCH_BYTES = 16 * 2**20
+"""About how much of the stream one record batch holds (the driver's hint)."""
+
+
+class ArrowConnections:
+    def __init__(self, dsn: str, keep: int = 8) -> None:
+        self.dsn = dsn
+        self.keep = keep
+        self._idle: list[adbc.Connection] = []
+        self._lock = threading.Lock()
+
+    def connect(self) -> adbc.Connection:
+        return adbc.connect(self.dsn, autocommit=True)
+
+    def give_back(self, conn: adbc.Connection) -> None:
+        """Keep a connection that ended its read cleanly (or close it, when enough are idle)."""
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def execute(self, sql: str) -> tuple[adbc.Connection, adbc.Cursor]:
+        """A connection and a cursor on which `sql` runs; an idle connection that went stale is replaced once."""
+        with self._lock:
+            idle = self._idle.pop() if self._idle else None
+        if idle is not None:
+            try:
+                return idle, _execute(idle, sql)
+            except adbc.Error:
+                idle.close()  # closed by the server meanwhile, most likely: once more, on a new one
+        conn = self.connect()
+        try:
+            return conn, _execute(conn, sql)
+        except BaseException:
+            conn.close()
+            raise
+
+
+def _execute(conn: adbc.Connection, sql: str) -> adbc.Cursor:
+    cursor = conn.cursor()
+    try:
+        cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
+        cursor.execute(sql)
+    except BaseException:
+        cursor.close()
+        raise
+    return cursor

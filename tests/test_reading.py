@@ -1,0 +1,59 @@
+"""The Arrow reader's parameters: rendered as literals by PostgreSQL, they mean what the bound values meant."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from activities.sources.reading import inline_parameters
+from tests.conftest import Stack
+
+HOSTILE = [
+    "it's",
+    "back\\slash\\",
+    "$1 and $2",
+    "'; DROP TABLE events; --",
+    "ünïcode ✓ 𝄞",
+    "line\nbreak\ttab",
+    "",
+    None,
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+async def test_text_literals_mean_the_bound_text(stack: Stack, value: str | None) -> None:
+    query = "SELECT $1::text AS a, $1::text = $2::text AS same, $3::text[] AS many"
+    args: list[Any] = [value, value, [value, "x"]]
+    inlined = await inline_parameters(stack.pool, query, args)
+    assert await stack.pool.fetchrow(inlined) == await stack.pool.fetchrow(query, *args)
+
+
+async def test_other_types_round_trip(stack: Stack) -> None:
+    query = "SELECT $1::timestamptz, $2::bigint, $3::float8, $4::uuid, $5::interval, $6::boolean, $7::int8 + $2"
+    args = [
+        datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=UTC),
+        2**62,
+        0.1 + 0.2,
+        uuid.uuid4(),
+        timedelta(hours=-5),
+        True,
+        1,
+    ]
+    inlined = await inline_parameters(stack.pool, query, args)
+    assert await stack.pool.fetchrow(inlined) == await stack.pool.fetchrow(query, *args)
+
+
+async def test_a_query_without_parameters_is_left_alone(stack: Stack) -> None:
+    assert await inline_parameters(stack.pool, "SELECT '$1'", []) == "SELECT '$1'"
+
+
+async def test_literals_do_not_depend_on_the_sessions_date_style(stack: Stack) -> None:
+    query = "SELECT $1::timestamptz, $2::date, $3::interval"
+    args = [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 1, 2).date(), timedelta(days=1, hours=2)]
+    settings = {"DateStyle": "SQL, DMY", "IntervalStyle": "sql_standard", "TimeZone": "Asia/Kolkata"}
+    dsn = stack.settings.database_url
+    async with asyncpg.create_pool(dsn, min_size=1, max_size=1, server_settings=settings) as elsewhere:
+        inlined = await inline_parameters(elsewhere, query, args)
+    assert await stack.pool.fetchrow(inlined) == await stack.pool.fetchrow(query, *args)
