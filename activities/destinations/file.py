@@ -8,14 +8,11 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 from activities.destinations import DestinationUserError
-from activities.destinations.files import FileSeriesWriter, FileUpload
-from activities.formats import Encoder
+from activities.destinations.files import FileSeriesWriter, FileUpload, IntervalFiles
 from batch_exports.destination_configs import FileConfig
 
 
@@ -76,16 +73,8 @@ class _LocalFile(FileUpload):
 
 
 class FileWriter(FileSeriesWriter):
-    def __init__(
-        self,
-        config: FileConfig,
-        root: Path,
-        new_encoder: Callable[[], Encoder],
-        start: datetime,
-        end: datetime,
-        first_file: int = 0,
-    ) -> None:
-        super().__init__(new_encoder, start, end, first_file, config.max_file_size_mb)
+    def __init__(self, config: FileConfig, root: Path, files: IntervalFiles) -> None:
+        super().__init__(files)
         self.directory = resolve_directory(config, root)
 
     async def _open(self, name: str) -> FileUpload:

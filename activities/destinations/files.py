@@ -14,6 +14,7 @@ import asyncio
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -39,20 +40,24 @@ class FileUpload(ABC):
     async def discard(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class IntervalFiles:
+    """What a writer writes: the interval, a new encoder for each file, the first file's number, the size limit."""
+
+    new_encoder: Callable[[], Encoder]
+    start: datetime
+    end: datetime
+    first_file: int = 0
+    max_file_size_mb: int | None = None
+
+
 class FileSeriesWriter(IntervalWriter):
-    def __init__(
-        self,
-        new_encoder: Callable[[], Encoder],
-        start: datetime,
-        end: datetime,
-        first_file: int = 0,
-        max_file_size_mb: int | None = None,
-    ) -> None:
-        self._new_encoder = new_encoder
-        self.suffix = new_encoder().suffix
-        self.start, self.end = start, end
-        self.first_file = first_file
-        self.max_bytes = max_file_size_mb * 2**20 if max_file_size_mb else None
+    def __init__(self, files: IntervalFiles) -> None:
+        self._new_encoder = files.new_encoder
+        self.suffix = files.new_encoder().suffix
+        self.start, self.end = files.start, files.end
+        self.first_file = files.first_file
+        self.max_bytes = files.max_file_size_mb * 2**20 if files.max_file_size_mb else None
         self._upload: FileUpload | None = None
         self._encoder: Encoder | None = None
         self._file_bytes = 0

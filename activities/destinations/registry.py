@@ -1,10 +1,10 @@
 """Which writer serves which destination type."""
 
-from collections.abc import Callable
 from datetime import datetime
 
 from activities.destinations import IntervalWriter
 from activities.destinations.file import FileWriter
+from activities.destinations.files import IntervalFiles
 from activities.destinations.http import HttpWriter
 from activities.destinations.noop import NoOpWriter
 from activities.destinations.postgres import PostgresWriter
@@ -28,19 +28,22 @@ def open_writer(
     """A writer of one interval; destinations that write files number them from `first_file`."""
     match config := export.destination_config:
         case FileConfig():
-            return FileWriter(config, settings.exports_root, _encoders(export, config), start, end, first_file)
+            return FileWriter(config, settings.exports_root, _files(export, config, start, end, first_file))
         case PostgresConfig():
             return PostgresWriter(config, export.model, start, end)
         case HttpConfig():
             return HttpWriter(config, export.model)
         case S3Config():
-            return S3Writer(config, export.model, _encoders(export, config), start, end, first_file)
+            return S3Writer(config, export.model, _files(export, config, start, end, first_file))
         case NoOpConfig():
             return NoOpWriter()
     raise ValueError(f"no writer for {type(export.destination_config).__name__}")
 
 
-def _encoders(export: BatchExport, config: FilesConfig) -> Callable[[], Encoder]:
-    """A new encoder for each file the export writes."""
+def _files(export: BatchExport, config: FilesConfig, start: datetime, end: datetime, first_file: int) -> IntervalFiles:
     custom = export.hogql_query is not None
-    return lambda: encoder_for(config.file_format, config.compression, export.model, custom)
+
+    def new_encoder() -> Encoder:  # one for each file
+        return encoder_for(config.file_format, config.compression, export.model, custom)
+
+    return IntervalFiles(new_encoder, start, end, first_file, config.max_file_size_mb)

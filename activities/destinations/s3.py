@@ -8,7 +8,6 @@ manifest are `files.FileSeriesWriter`'s.
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +15,8 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from activities.destinations import DestinationUserError
-from activities.destinations.files import FileSeriesWriter, FileUpload
+from activities.destinations.files import FileSeriesWriter, FileUpload, IntervalFiles
 from activities.destinations.layout import interval_file_name
-from activities.formats import Encoder
 from batch_exports.destination_configs import S3Config
 
 PART_BYTES = 8 * 2**20
@@ -163,18 +161,10 @@ class _S3Object(FileUpload):
 
 
 class S3Writer(FileSeriesWriter):
-    def __init__(
-        self,
-        config: S3Config,
-        table: str,
-        new_encoder: Callable[[], Encoder],
-        start: datetime,
-        end: datetime,
-        first_file: int = 0,
-    ) -> None:
-        super().__init__(new_encoder, start, end, first_file, config.max_file_size_mb)
+    def __init__(self, config: S3Config, table: str, files: IntervalFiles) -> None:
+        super().__init__(files)
         self.config = config
-        self.directory = object_key(config, table, "", start, end, 0).rpartition("/")[0]
+        self.directory = object_key(config, table, "", files.start, files.end, 0).rpartition("/")[0]
         self._client_context: Any = None
         self._client: Any = None
 
