@@ -144,7 +144,7 @@ async def test_s3_destination_survives_a_killed_worker(project: Project, s3: Any
 
 
 async def test_split_files_resume_after_the_last_complete_one(project: Project, s3: Any, s3_service: Any) -> None:
-    events = 500_000  # about 150 files of 1 MB: the export outlasts a heartbeat or two
+    events = 1_500_000  # about 400 files of 1 MB: the export outlasts the 2 s between heartbeats several times
     name = await bucket(s3, project)
     body = {
         "name": "s3-split",
