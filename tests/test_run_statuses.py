@@ -200,4 +200,10 @@ async def test_cancel_reaches_an_export_that_is_blocked_mid_read(project: Projec
         assert status == 200
         (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Cancelled"], within=15)
         assert asyncio.get_running_loop().time() - cancelled_at < 10
+
+        async def reader_gone() -> bool:  # its query was cancelled too, not left waiting on the lock
+            sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            return await conn.fetchval(sql) == 0  # type: ignore[no-any-return]
+
+        await eventually(reader_gone, within=10)
     await eventually(closed_as(handle, WorkflowExecutionStatus.CANCELED))

@@ -6,6 +6,7 @@ They run in autocommit mode: an idle one holds no transaction (and no snapshot) 
 """
 
 import threading
+from collections.abc import Callable
 
 import adbc_driver_postgresql.dbapi as adbc
 
@@ -31,25 +32,29 @@ class ArrowConnections:
                 return
         conn.close()
 
-    def execute(self, sql: str) -> tuple[adbc.Connection, adbc.Cursor]:
-        """A connection and a cursor on which `sql` runs; an idle connection that went stale is replaced once."""
+    def execute(self, sql: str, opened: Callable[[adbc.Cursor], object]) -> tuple[adbc.Connection, adbc.Cursor]:
+        """A connection and a cursor on which `sql` runs; an idle connection that went stale is replaced once.
+
+        `opened` gets each cursor before its query starts, so that another thread may cancel it even while
+        the server keeps the query waiting (on a lock, say)."""
         with self._lock:
             idle = self._idle.pop() if self._idle else None
         if idle is not None:
             try:
-                return idle, _execute(idle, sql)
+                return idle, _execute(idle, sql, opened)
             except adbc.Error:
                 idle.close()  # closed by the server meanwhile, most likely: once more, on a new one
         conn = self.connect()
         try:
-            return conn, _execute(conn, sql)
+            return conn, _execute(conn, sql, opened)
         except BaseException:
             conn.close()
             raise
 
 
-def _execute(conn: adbc.Connection, sql: str) -> adbc.Cursor:
+def _execute(conn: adbc.Connection, sql: str, opened: Callable[[adbc.Cursor], object]) -> adbc.Cursor:
     cursor = conn.cursor()
+    opened(cursor)
     try:
         cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)})
         cursor.execute(sql)

@@ -141,11 +141,10 @@ async def _read_ahead(
 
     def read() -> None:
         try:
-            conn, cursor = connections.execute(sql)
+            conn, cursor = connections.execute(sql, reading.append)
         except BaseException as error:  # handed to the loop, which raises it in the reading task
             hand(error)
             return
-        reading.append(cursor)
         try:
             for data in cursor.fetch_record_batch():
                 if data.num_rows and not hand(convert(data)):
