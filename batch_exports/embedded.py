@@ -236,6 +236,9 @@ class SeaweedS3(_ChildProcess):
 
     access_key_id = "AKIALOCALEXPORTS"
     secret_access_key = "local-secret-key-for-exports"
+    write_only_key_id = "AKIAWRITEONLY"
+    """A second identity that may write objects and nothing else, as a cautious bucket policy grants."""
+    write_only_secret = "write-only-secret-key"
 
     def __init__(self, work_dir: Path) -> None:
         self.work_dir = work_dir
@@ -255,6 +258,9 @@ class SeaweedS3(_ChildProcess):
         config.write_text(json.dumps({"identities": [{
             "name": "local", "credentials": [{"accessKey": self.access_key_id, "secretKey": self.secret_access_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }, {
+            "name": "write-only", "actions": ["Write"],
+            "credentials": [{"accessKey": self.write_only_key_id, "secretKey": self.write_only_secret}],
         }]}))  # fmt: skip
         # Every port free and under 55535 (gRPC listens 10000 above each), the optional catalogs off.
         ports = {name: _low_port() for name in ("master", "volume", "filer", "admin", "webdav")}

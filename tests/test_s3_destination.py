@@ -163,3 +163,15 @@ async def test_max_file_size_splits_into_numbered_files_with_a_manifest(
     await run_hour(project, export, end, 9)  # one file per segment again, and no manifest
     stem = f"{end - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}"
     assert set(await objects(s3, name)) == {f"{stem}.jsonl", f"{stem}-1.jsonl", f"{stem}-2.jsonl"}
+
+
+async def test_write_only_credentials_are_enough(project: Project, s3: Any, s3_service: SeaweedS3) -> None:
+    name = await bucket(s3, project)
+    writer = {"aws_access_key_id": s3_service.write_only_key_id, "aws_secret_access_key": s3_service.write_only_secret}
+    export = await create(project, config(s3_service, name, **writer))
+    await capture(project, [event("e", f"user-{i}", n=i) for i in range(30)])
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    (run,) = await run_hour(project, export, end, 1)  # it may not look for an earlier attempt's extra files
+    assert (run["status"], run["records_completed"]) == ("Completed", 30), run
+    (data,) = (await objects(s3, name)).values()
+    assert sorted(json.loads(line)["properties"]["n"] for line in data.splitlines()) == list(range(30))

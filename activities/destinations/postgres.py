@@ -6,14 +6,12 @@ interval (or of a continued segment) replaces what it wrote before, and a failur
 The table is created when missing, with the model's column types.
 """
 
-import json
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import pyarrow as pa
 
-from activities.columns import python_rows
 from activities.destinations import DestinationUserError, IntervalWriter
 from batch_exports.destination_configs import PostgresConfig
 from batch_exports.model_schemas import KEYS, SCHEMAS
@@ -51,10 +49,11 @@ async def connect(config: PostgresConfig) -> asyncpg.Connection:
         )
     except USER_ERRORS as error:
         raise DestinationUserError(f"cannot connect to PostgreSQL at {config.host}:{config.port}: {error}") from error
-    # Binary COPY needs binary codecs: jsonb's binary form is a version byte, then the JSON text.
+    # Binary COPY needs binary codecs: jsonb's binary form is a version byte, then the JSON text, which
+    # the source already holds as text (`arrow.json`): it goes in as it is, never parsed and dumped again.
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", format="binary",
-        encoder=lambda value: b"\x01" + json.dumps(value).encode(), decoder=lambda data: json.loads(data[1:]),
+        encoder=lambda text: b"\x01" + text.encode(), decoder=lambda data: data[1:].decode(),
     )  # fmt: skip
     return conn
 
@@ -94,7 +93,7 @@ class PostgresWriter(IntervalWriter):
 
     async def write(self, batch: pa.RecordBatch) -> bool:
         conn = await self._open()
-        records = [tuple(row.get(column) for column in self.columns) for row in python_rows(batch)]
+        records = [tuple(row.get(column) for column in self.columns) for row in batch.to_pylist()]
         await conn.copy_records_to_table("staging", records=records, columns=self.columns)
         return False  # staged: nothing is in the table before commit
 

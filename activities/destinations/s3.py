@@ -8,6 +8,7 @@ manifest are `files.FileSeriesWriter`'s.
 
 import asyncio
 import contextlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from activities.destinations import DestinationUserError
 from activities.destinations.files import FileSeriesWriter, FileUpload, IntervalFiles
 from activities.destinations.layout import interval_file_name
 from batch_exports.destination_configs import S3Config
+
+logger = logging.getLogger(__name__)
 
 PART_BYTES = 8 * 2**20
 """Every part but the last must be at least 5 MiB."""
@@ -183,9 +186,17 @@ class S3Writer(FileSeriesWriter):
     async def _exists(self, name: str) -> bool:
         s3 = await self._s3()
         try:
-            await call(self.config, s3.head_object(Bucket=self.config.bucket_name, Key=self.key(name)))
+            await s3.head_object(Bucket=self.config.bucket_name, Key=self.key(name))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            if code in ("403", "AccessDenied"):
+                # Write-only credentials (s3:PutObject and no more) may not look: the export still lands,
+                # but files an earlier attempt left beyond this one's last cannot be found, so they stay.
+                logger.warning(
+                    "cannot look for %s in bucket %s (%s): extra files are left", name, self.config.bucket_name, code
+                )
                 return False
             raise
         return True
