@@ -46,6 +46,17 @@ def temporal_cli_run(*args: str, address: str) -> str:
     return completed.stdout
 
 
+async def create_export(project: "Project", body: dict[str, Any]) -> dict[str, Any]:
+    """Create an export whose runs the test starts itself.
+
+    It is created paused unless `body` says otherwise: its schedule must not add a run of its own when
+    the clock passes an interval boundary in the middle of a test that counts runs.
+    """
+    status, export = await project.request("POST", "batch_exports/", json={"paused": True, **body})
+    assert status == 201, export
+    return export  # type: ignore[no-any-return]
+
+
 def event(name: str, distinct_id: str, **properties: Any) -> dict[str, Any]:
     return {"event": name, "distinct_id": distinct_id, "properties": properties}
 

@@ -8,7 +8,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from tests.conftest import Project
-from tests.helpers import eventually, insert_events, runs_until
+from tests.helpers import create_export, eventually, insert_events, runs_until
 from workflows.inputs import RUN_WORKFLOW, RunInputs
 from workflows.intervals import run_workflow_id
 
@@ -19,9 +19,7 @@ def whole_hour(hours_ago: int) -> datetime:
 
 async def file_export(project: Project, path: str, **fields: Any) -> dict[str, Any]:
     body = {"name": path, "interval": "hour", "destination": {"type": "File", "config": {"path": path}}, **fields}
-    status, export = await project.request("POST", "batch_exports/", json=body)
-    assert status == 201, export
-    return export  # type: ignore[no-any-return]
+    return await create_export(project, body)
 
 
 async def hold_interval(project: Project, export: dict[str, Any], end: datetime) -> WorkflowHandle[Any, Any]:
@@ -171,13 +169,11 @@ async def test_backfill_bounds_are_validated(project: Project) -> None:
 
 
 async def test_daily_backfills_take_dates_in_the_export_timezone(project: Project) -> None:
-    status, export = await project.request(
-        "POST",
-        "batch_exports/",
-        json={"name": "daily", "interval": "day", "timezone": "Europe/Berlin", "offset_hour": 4,
-              "destination": {"type": "NoOp"}},
+    export = await create_export(
+        project,
+        {"name": "daily", "interval": "day", "timezone": "Europe/Berlin", "offset_hour": 4,
+         "destination": {"type": "NoOp"}},
     )  # fmt: skip
-    assert status == 201, export
     status, body = await project.request(
         "POST", f"batch_exports/{export['id']}/backfills/", json={"start_at": "2024-03-30", "end_at": "2024-04-01"}
     )

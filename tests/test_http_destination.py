@@ -4,19 +4,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.conftest import Project
-from tests.helpers import event
+from tests.helpers import create_export, event
 from tests.test_postgres_destination import run_hour
 from tests.test_source_models import capture
 
 
 async def http_export(project: Project, token: str) -> dict[str, Any]:
     config = {"url": f"{project.stack.base_url}/batch/", "token": token}
-    status, export = await project.request(
-        "POST",
-        "batch_exports/",
-        json={"name": "http", "interval": "hour", "destination": {"type": "HTTP", "config": config}},
+    export = await create_export(
+        project, {"name": "http", "interval": "hour", "destination": {"type": "HTTP", "config": config}}
     )
-    assert status == 201, export
     assert "token" not in export["destination"]["config"]  # write-only
     return export  # type: ignore[no-any-return]
 

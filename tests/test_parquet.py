@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import Project
-from tests.helpers import event
+from tests.helpers import create_export, event
 from tests.test_postgres_destination import run_hour
 from tests.test_source_models import capture, export_file_now
 
@@ -48,9 +48,9 @@ async def test_split_parquet_files_are_each_complete(project: Project) -> None:
     )
     path = f"parquet-split-{project.id}"
     config = {"path": path, "file_format": "Parquet", "max_file_size_mb": 1}
-    body = {"name": path, "interval": "hour", "destination": {"type": "File", "config": config}}
-    status, export = await project.request("POST", "batch_exports/", json=body)
-    assert status == 201, export
+    export = await create_export(
+        project, {"name": path, "interval": "hour", "destination": {"type": "File", "config": config}}
+    )
     (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
     assert (run["status"], run["records_completed"]) == ("Completed", 80), run
     directory = project.stack.settings.exports_root / path

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import asyncpg
 
 from tests.conftest import Project
-from tests.helpers import event, runs_until, start_run
+from tests.helpers import create_export, event, runs_until, start_run
 from tests.test_source_models import capture
 
 
@@ -31,12 +31,9 @@ async def run_hour(project: Project, export: dict[str, Any], end: datetime, coun
 
 async def test_exactly_once_across_reruns_and_segments(project: Project) -> None:
     config, dsn = await destination(project)
-    status, export = await project.request(
-        "POST",
-        "batch_exports/",
-        json={"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": config}},
+    export = await create_export(
+        project, {"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": config}}
     )
-    assert status == 201, export
     shown = export["destination"]["config"]
     assert "password" not in shown and "user" not in shown and shown["table_name"] == "events"  # write-only
 
@@ -68,14 +65,11 @@ async def test_exactly_once_across_reruns_and_segments(project: Project) -> None
 async def test_a_missing_database_fails_at_once(project: Project) -> None:
     config, _ = await destination(project)
     config = {**config, "database": f"missing_{uuid.uuid4().hex}"}
-    status, export = await project.request(
-        "POST",
-        "batch_exports/",
-        json={"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": config}},
+    export = await create_export(
+        project, {"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": config}}
     )
-    assert status == 201
     status, check = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": 0})
-    assert check["result"]["status"] == "Failed" and "does not exist" in check["result"]["message"]
+    assert status == 200 and check["result"]["status"] == "Failed" and "does not exist" in check["result"]["message"]
     (run,) = await run_hour(project, export, datetime.now(UTC).replace(minute=0, second=0, microsecond=0), 1)
     assert run["status"] == "Failed" and "cannot connect to PostgreSQL" in run["latest_error"]
     assert "s3cr3t-password" not in run["latest_error"]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from posthog import Posthog
 
 from tests.conftest import Project
-from tests.helpers import runs_until, start_run
+from tests.helpers import create_export, runs_until, start_run
 
 
 def send_with_the_official_client(host: str, token: str) -> list[str]:
@@ -36,16 +36,10 @@ async def test_events_from_the_posthog_client_reach_an_export(project: Project) 
     )
     assert grace == {"email": "grace@example.com"}
 
-    status, export = await project.request(
-        "POST",
-        "batch_exports/",
-        json={
-            "name": "sdk",
-            "interval": "hour",
-            "destination": {"type": "File", "config": {"path": f"sdk-{project.id}"}},
-        },
+    export = await create_export(
+        project,
+        {"name": "sdk", "interval": "hour", "destination": {"type": "File", "config": {"path": f"sdk-{project.id}"}}},
     )
-    assert status == 201
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     await start_run(stack, export, start=end - timedelta(hours=1), end=end)
     (run,) = await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"])

@@ -11,15 +11,9 @@ from typing import Any
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
 from tests.conftest import Project
-from tests.helpers import event, eventually, reconcile, runs_until, start_run, temporal_cli_run
+from tests.helpers import create_export, event, eventually, reconcile, runs_until, start_run, temporal_cli_run
 
 NOOP = {"name": "noop", "interval": "hour", "destination": {"type": "NoOp"}}
-
-
-async def create(project: Project, body: dict[str, Any]) -> dict[str, Any]:
-    status, export = await project.request("POST", "batch_exports/", json=body)
-    assert status == 201, export
-    return export  # type: ignore[no-any-return]
 
 
 def statuses(found: list[dict[str, Any]]) -> list[str]:
@@ -45,7 +39,7 @@ def hour_ago() -> tuple[datetime, datetime]:
 
 
 async def test_cancel_through_the_api(project: Project) -> None:
-    export = await create(project, NOOP)
+    export = await create_export(project, NOOP)
     # A run whose interval has not ended yet waits for it: it stays Starting until cancelled.
     handle = await start_run(project.stack, export, end=datetime.now(UTC) + timedelta(hours=1))
     (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
@@ -59,7 +53,7 @@ async def test_cancel_through_the_api(project: Project) -> None:
 
 
 async def test_cancel_through_the_cli(project: Project) -> None:
-    export = await create(project, NOOP)
+    export = await create_export(project, NOOP)
     handle = await start_run(project.stack, export, end=datetime.now(UTC) + timedelta(hours=1))
     await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
     temporal_cli_run("workflow", "cancel", "--workflow-id", handle.id, address=os.environ["TEMPORAL_ADDRESS"])
@@ -67,7 +61,7 @@ async def test_cancel_through_the_cli(project: Project) -> None:
 
 
 async def test_terminate_is_recorded_when_the_run_is_read(project: Project) -> None:
-    export = await create(project, NOOP)
+    export = await create_export(project, NOOP)
     handle = await start_run(project.stack, export, end=datetime.now(UTC) + timedelta(hours=1))
     (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
     temporal_cli_run(
@@ -86,7 +80,7 @@ async def test_terminate_is_recorded_when_the_run_is_read(project: Project) -> N
 
 
 async def test_execution_timeout_is_recorded_by_reconciliation(project: Project) -> None:
-    export = await create(project, NOOP)
+    export = await create_export(project, NOOP)
     handle = await start_run(
         project.stack, export, end=datetime.now(UTC) + timedelta(hours=1), execution_timeout=timedelta(seconds=2)
     )
@@ -103,7 +97,7 @@ async def test_execution_timeout_is_recorded_by_reconciliation(project: Project)
 
 async def test_a_failing_destination_is_retried_then_fails(project: Project) -> None:
     stack = project.stack
-    export = await create(
+    export = await create_export(
         project, {**NOOP, "destination": {"type": "File", "config": {"path": f"broken-{project.id}"}}}
     )
     start, end = hour_ago()
@@ -125,7 +119,7 @@ async def test_a_user_error_fails_at_once_without_retries(project: Project) -> N
     stack = project.stack
     (stack.settings.exports_root / f"blocker-{project.id}").parent.mkdir(parents=True, exist_ok=True)
     (stack.settings.exports_root / f"blocker-{project.id}").write_text("a file where a directory should be")
-    export = await create(
+    export = await create_export(
         project, {**NOOP, "destination": {"type": "File", "config": {"path": f"blocker-{project.id}/out"}}}
     )
     start, end = hour_ago()
@@ -140,7 +134,9 @@ async def test_a_user_error_fails_at_once_without_retries(project: Project) -> N
 
 async def test_a_long_interval_continues_as_new_from_its_cursor(project: Project) -> None:
     stack = project.stack
-    export = await create(project, {**NOOP, "destination": {"type": "File", "config": {"path": f"can-{project.id}"}}})
+    export = await create_export(
+        project, {**NOOP, "destination": {"type": "File", "config": {"path": f"can-{project.id}"}}}
+    )
     batch = [event("e", f"user-{i}") for i in range(250)]
     status, _ = await project.request("POST", "/batch/", key=None, json={"api_key": project.token, "batch": batch})
     assert status == 200
@@ -163,8 +159,9 @@ async def test_a_long_interval_continues_as_new_from_its_cursor(project: Project
 async def test_repeated_failures_pause_the_export(project: Project) -> None:
     stack = project.stack
     (stack.settings.exports_root / f"pauser-{project.id}").write_text("not a directory")
-    export = await create(
-        project, {**NOOP, "destination": {"type": "File", "config": {"path": f"pauser-{project.id}/x"}}}
+    export = await create_export(  # live: it is the schedule that gets paused
+        project,
+        {**NOOP, "paused": False, "destination": {"type": "File", "config": {"path": f"pauser-{project.id}/x"}}},
     )
     _, end = hour_ago()
     for failed, hours in enumerate((3, 2, 1), start=1):
@@ -189,7 +186,7 @@ async def test_repeated_failures_pause_the_export(project: Project) -> None:
 async def test_cancel_reaches_an_export_that_is_blocked_mid_read(project: Project) -> None:
     """The export heartbeats while it waits on its source, so a cancel stops it within seconds."""
     stack = project.stack
-    export = await create(project, NOOP)
+    export = await create_export(project, NOOP)
     start, end = hour_ago()
     async with stack.pool.acquire() as conn, conn.transaction():
         await conn.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # the source read now waits

@@ -9,7 +9,7 @@ from typing import Any
 
 from batch_exports.embedded import SeaweedS3
 from tests.conftest import Project
-from tests.helpers import event, eventually
+from tests.helpers import create_export, event, eventually
 from tests.test_postgres_destination import run_hour
 from tests.test_source_models import capture
 
@@ -45,8 +45,7 @@ async def objects(s3: Any, bucket_name: str) -> dict[str, bytes]:
 
 async def create(project: Project, destination_config: dict[str, Any]) -> dict[str, Any]:
     body = {"name": "s3", "interval": "hour", "destination": {"type": "S3Compatible", "config": destination_config}}
-    status, export = await project.request("POST", "batch_exports/", json=body)
-    assert status == 201, export
+    export = await create_export(project, body)
     shown = export["destination"]["config"]
     assert "aws_secret_access_key" not in shown and "aws_access_key_id" not in shown
     return export  # type: ignore[no-any-return]

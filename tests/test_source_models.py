@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Project
-from tests.helpers import event, runs_until, start_run
+from tests.helpers import create_export, event, runs_until, start_run
 
 
 async def capture(project: Project, batch: list[dict[str, Any]]) -> None:
@@ -18,8 +18,7 @@ async def export_file_now(project: Project, path: str, **fields: Any) -> tuple[P
     """Create a File export, run the hour that ends now, and return the file it wrote and its run."""
     config = {"path": path, **fields.pop("config", {})}
     body = {"name": path, "interval": "hour", "destination": {"type": "File", "config": config}, **fields}
-    status, export = await project.request("POST", "batch_exports/", json=body)
-    assert status == 201, export
+    export = await create_export(project, body)
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
     (run,) = await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"])
@@ -96,8 +95,7 @@ async def test_persons_and_sessions_resume_from_their_cursor(project: Project) -
             "interval": "hour",
             "destination": {"type": "File", "config": {"path": path}},
         }
-        status, export = await project.request("POST", "batch_exports/", json=body)
-        assert status == 201, export
+        export = await create_export(project, body)
         end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
         await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
         found = await runs_until(

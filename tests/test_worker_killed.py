@@ -17,7 +17,7 @@ import asyncpg
 from temporalio.client import WorkflowHandle
 
 from tests.conftest import Project
-from tests.helpers import eventually, runs_of, start_run
+from tests.helpers import create_export, eventually, runs_of, start_run
 from tests.test_postgres_destination import destination
 from tests.test_s3_destination import bucket, config, objects
 
@@ -107,8 +107,7 @@ async def kill_mid_export_then_recover(
 async def test_postgres_destination_survives_a_killed_worker(project: Project) -> None:
     destination_config, dsn = await destination(project)
     body = {"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": destination_config}}
-    status, export = await project.request("POST", "batch_exports/", json=body)
-    assert status == 201, export
+    export = await create_export(project, body)
 
     async def records_reported(handle: WorkflowHandle[Any, Any]) -> bool:
         found = await runs_of(project, export["id"])
@@ -130,8 +129,7 @@ async def test_s3_destination_survives_a_killed_worker(project: Project, s3: Any
         "interval": "hour",
         "destination": {"type": "S3Compatible", "config": config(s3_service, name)},
     }
-    status, export = await project.request("POST", "batch_exports/", json=body)
-    assert status == 201, export
+    export = await create_export(project, body)
 
     async def uploading(handle: WorkflowHandle[Any, Any]) -> bool:  # a multipart upload has begun
         return bool((await s3.list_multipart_uploads(Bucket=name)).get("Uploads"))
@@ -151,8 +149,7 @@ async def test_split_files_resume_after_the_last_complete_one(project: Project, 
         "interval": "hour",
         "destination": {"type": "S3Compatible", "config": config(s3_service, name, max_file_size_mb=1)},
     }
-    status, export = await project.request("POST", "batch_exports/", json=body)
-    assert status == 201, export
+    export = await create_export(project, body)
 
     async def two_files_done(handle: WorkflowHandle[Any, Any]) -> bool:
         return ((await checkpoint(handle)) or {}).get("files", 0) >= 2
