@@ -111,6 +111,7 @@ class Exporter:
                     inputs.data_interval_end,
                     after=start.position or inputs.cursor,
                     limit=remaining,
+                    batch_bytes=writer.batch_bytes,
                 )
                 async for batch in batches:
                     durable = await writer.write(batch.data)

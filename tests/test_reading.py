@@ -1,4 +1,5 @@
-"""The Arrow reader's parameters: rendered as literals by PostgreSQL, they mean what the bound values meant."""
+"""The Arrow reader: its parameters, rendered as literals by PostgreSQL, mean what the bound values meant; its
+batches are as large as asked, each with the position of its last row."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -7,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from activities.sources.reading import inline_parameters
+from activities.sources.reading import SourceDatabase, inline_parameters, stream
 from tests.conftest import Stack
 
 HOSTILE = [
@@ -57,3 +58,13 @@ async def test_literals_do_not_depend_on_the_sessions_date_style(stack: Stack) -
     async with asyncpg.create_pool(dsn, min_size=1, max_size=1, server_settings=settings) as elsewhere:
         inlined = await inline_parameters(elsewhere, query, args)
     assert await stack.pool.fetchrow(inlined) == await stack.pool.fetchrow(query, *args)
+
+
+async def test_batches_of_a_size_asked_for_each_end_at_their_position(stack: Stack) -> None:
+    query = "SELECT i, repeat('x', 1000) AS padding FROM generate_series(1, $1::int) AS i ORDER BY i"
+    db = SourceDatabase(stack.pool, stack.settings.database_url)
+    batches = [b async for b in stream(db, query, [20_000], position=lambda row: str(row["i"]), batch_bytes=2**20)]
+    numbers = [n for b in batches for n in b.data.column("i").to_pylist()]
+    assert numbers == list(range(1, 20_001))  # each row once, in order
+    assert len(batches) >= 18 and all(b.data.nbytes <= 1.1 * 2**20 for b in batches)  # ~20 MB in ~1 MiB batches
+    assert [b.position for b in batches] == [str(b.data.column("i")[-1].as_py()) for b in batches]

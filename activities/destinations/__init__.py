@@ -21,6 +21,9 @@ class IntervalWriter(ABC):
     bytes_written: int = 0
     files: int = 0
     """How many files this writer completed (destinations that write files)."""
+    batch_bytes: int = 0
+    """The size of batch (Arrow bytes) this writer wants, if it has a wish: one that splits files ends them
+    between batches, so batches of a fraction of a file let each file end near the size limit."""
 
     @abstractmethod
     async def write(self, batch: pa.RecordBatch) -> bool:

@@ -1,11 +1,12 @@
 """What the destinations that write files (File, S3) share: numbered files, a size limit, a manifest.
 
 An interval is one file, or with `max_file_size_mb` a series of numbered files, each closed at the
-first piece past the limit (a piece is about an eighth of it). Names come from `layout`, so a rerun overwrites
-the same files, and each file appears whole or not at all. A continued-as-new chain numbers its files
-on from where the execution before it stopped. The execution that ends the interval removes numbered
-files beyond its last one (an earlier attempt may have written more), and, when files are split by
-size, writes `{start}-{end}_manifest.json` listing them.
+first batch past the limit (the writer asks the source for batches of about an eighth of it). Names
+come from `layout`, so a rerun overwrites the same files, and each file appears whole or not at all.
+A continued-as-new chain numbers its files on from where the execution before it stopped. The
+execution that ends the interval removes numbered files beyond its last one (an earlier attempt may
+have written more), and, when files are split by size, writes `{start}-{end}_manifest.json` listing
+them.
 
 A file that is complete stays complete: a retried attempt resumes after it (see the export's checkpoint).
 """
@@ -13,7 +14,7 @@ A file that is complete stays complete: a retried attempt resumes after it (see 
 import asyncio
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,8 +24,8 @@ from activities.destinations import IntervalWriter
 from activities.destinations.layout import interval_file_name, manifest_name
 from activities.formats import Encoder
 
-PIECES_PER_FILE = 8
-"""With a size limit, batches are encoded in pieces of about an eighth of it, so a file ends near the limit."""
+BATCHES_PER_FILE = 8
+"""With a size limit, batches of about an eighth of it (before encoding), so a file ends near the limit."""
 
 
 class FileUpload(ABC):
@@ -58,6 +59,7 @@ class FileSeriesWriter(IntervalWriter):
         self.start, self.end = files.start, files.end
         self.first_file = files.first_file
         self.max_bytes = files.max_file_size_mb * 2**20 if files.max_file_size_mb else None
+        self.batch_bytes = self.max_bytes // BATCHES_PER_FILE if self.max_bytes else 0
         self._upload: FileUpload | None = None
         self._encoder: Encoder | None = None
         self._file_bytes = 0
@@ -81,32 +83,20 @@ class FileSeriesWriter(IntervalWriter):
         """How the manifest names the file: its S3 key, or its name beside the manifest."""
 
     async def write(self, batch: pa.RecordBatch) -> bool:
-        closed = False
-        for piece in self._pieces(batch):
-            if self._upload is None:
-                self._upload = await self._open(interval_file_name(self.start, self.end, self.suffix, self.number))
-                self._encoder, self._file_bytes = self._new_encoder(), 0
-            assert self._encoder is not None
-            data = await asyncio.to_thread(self._encoder.encode, piece)
-            await self._append(data)
-            closed = False
-            if self.max_bytes is not None and self._file_bytes >= self.max_bytes:
-                await self._close_file()
-                closed = True
-        return closed  # the batch ended a file: everything written so far is complete
+        if self._upload is None:
+            self._upload = await self._open(interval_file_name(self.start, self.end, self.suffix, self.number))
+            self._encoder, self._file_bytes = self._new_encoder(), 0
+        assert self._encoder is not None
+        await self._append(await asyncio.to_thread(self._encoder.encode, batch))
+        if self.max_bytes is not None and self._file_bytes >= self.max_bytes:
+            await self._close_file()
+            return True  # the batch ended a file: everything written so far is complete
+        return False
 
     @property
     def number(self) -> int:
         """The number of the file being written (or the next one)."""
         return self.first_file + self.files
-
-    def _pieces(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-        if self.max_bytes is None or batch.num_rows == 0:
-            yield batch
-            return
-        rows = max(1, batch.num_rows * self.max_bytes // (PIECES_PER_FILE * max(1, batch.nbytes)))
-        for offset in range(0, batch.num_rows, rows):
-            yield batch.slice(offset, rows)
 
     async def _append(self, data: bytes) -> None:
         assert self._upload is not None

@@ -1,7 +1,8 @@
 """Sources: where a run reads its interval from, one module per model (events, persons, sessions).
 
-A source streams an interval as Arrow record batches (a bounded number of rows each), in an order a checkpoint can
-resume from (`position`), so an export's memory does not grow with its interval. The export activity
+A source streams an interval as Arrow record batches (a bounded number of rows each, and at most `batch_bytes`
+when that is given), in an order a checkpoint can resume from (`position`, for each batch), so an export's memory
+does not grow with its interval. The export activity
 only ever sees this interface.
 """
 
@@ -19,7 +20,7 @@ from batch_exports.hogql import parse_query
 
 class Source(Protocol):
     def read(
-        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
     ) -> AsyncIterator[RecordBatch]: ...
 
     async def count(self, start: datetime, end: datetime) -> int: ...

@@ -89,12 +89,12 @@ class EventsSource:
         return query, p, names
 
     def read(
-        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
     ) -> AsyncIterator[RecordBatch]:
         """The interval's events in `(inserted_at, uuid)` order, after the `after` position, at most `limit`."""
         query, p, names = self.query(start, end, after, limit)
         json = _JSON if self.selection.query is None else ()
-        return stream(self.db, query, p.values, position=_position, names=names, json=json)
+        return stream(self.db, query, p.values, position=_position, names=names, json=json, batch_bytes=batch_bytes)
 
     async def type_check(self) -> str | None:
         """Why PostgreSQL would refuse this selection's query (a function given text, ...), or None.

@@ -51,12 +51,13 @@ class PersonsSource:
         return query, p.values
 
     def read(
-        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
     ) -> AsyncIterator[RecordBatch]:
         select = f"""d.team_id, d.distinct_id, p.id AS person_id, p.properties::text AS properties,
                      p.version AS person_version, d.version AS person_distinct_id_version, p.created_at, p.is_deleted,
                      {_CHANGED} AS _inserted_at"""
-        return stream(self.db, *self._query(start, end, after, limit, select), position=_position, json=("properties",))
+        query, args = self._query(start, end, after, limit, select)
+        return stream(self.db, query, args, position=_position, json=("properties",), batch_bytes=batch_bytes)
 
     async def count(self, start: datetime, end: datetime) -> int:
         query, args = self._query(start, end, None, 0, "count(*)")

@@ -85,24 +85,38 @@ async def stream(
     position: Callable[[dict[str, Any]], str],
     names: Sequence[str] | None = None,
     json: Collection[str] = (),
+    batch_bytes: int = 0,
 ) -> AsyncIterator[RecordBatch]:
     """The query's rows in record batches; `names` renames the first columns and drops the rest.
 
     `position` gets the last row of each batch (all its columns) and says where a resumed read starts.
     The `json` columns are JSON documents the query selected as text (`::text`), which the driver
-    reads for less than a `jsonb`.
+    reads for less than a `jsonb`. With `batch_bytes`, the driver's batches are sliced into batches of
+    about that size, each with its own position: a writer that ends a file at a batch boundary then
+    has a position to resume from at the end of each file.
     """
     sql = await inline_parameters(db.pool, query, args)
 
-    def record_batch(data: pa.RecordBatch) -> RecordBatch:  # in the reader's thread, beside the event loop
+    def record_batches(data: pa.RecordBatch) -> list[RecordBatch]:  # in the reader's thread, beside the event loop
         data = _as_exported(data, json)
-        last = data.slice(data.num_rows - 1).to_pylist()[0]
-        if names is not None:
-            data = pa.RecordBatch.from_arrays(data.columns[: len(names)], names=list(names))
-        return RecordBatch(data, position(last))
+        batches = []
+        for piece in _slices(data, batch_bytes):
+            last = piece.slice(piece.num_rows - 1).to_pylist()[0]
+            if names is not None:
+                piece = pa.RecordBatch.from_arrays(piece.columns[: len(names)], names=list(names))
+            batches.append(RecordBatch(piece, position(last)))
+        return batches
 
-    async for batch in _read_ahead(db.connections, sql, record_batch):
+    async for batch in _read_ahead(db.connections, sql, record_batches):
         yield batch
+
+
+def _slices(data: pa.RecordBatch, batch_bytes: int) -> list[pa.RecordBatch]:
+    """`data` in slices of about `batch_bytes` (all of it, without a size)."""
+    if not batch_bytes or data.nbytes <= batch_bytes:
+        return [data]
+    rows = max(1, data.num_rows * batch_bytes // data.nbytes)
+    return [data.slice(offset, rows) for offset in range(0, data.num_rows, rows)]
 
 
 def _as_exported(data: pa.RecordBatch, json: Collection[str]) -> pa.RecordBatch:
@@ -118,7 +132,7 @@ def _as_exported(data: pa.RecordBatch, json: Collection[str]) -> pa.RecordBatch:
 
 
 async def _read_ahead(
-    connections: ArrowConnections, sql: str, convert: Callable[[pa.RecordBatch], RecordBatch]
+    connections: ArrowConnections, sql: str, convert: Callable[[pa.RecordBatch], list[RecordBatch]]
 ) -> AsyncIterator[RecordBatch]:
     """`sql`'s non-empty record batches, read and converted ahead by a thread; stopping early cancels the query."""
     loop = asyncio.get_running_loop()
@@ -147,7 +161,7 @@ async def _read_ahead(
             return
         try:
             for data in cursor.fetch_record_batch():
-                if data.num_rows and not hand(convert(data)):
+                if data.num_rows and not all(hand(batch) for batch in convert(data)):
                     cursor.adbc_cancel()  # no longer wanted: the connection is closed, not kept
                     break
             else:

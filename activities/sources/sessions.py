@@ -57,7 +57,7 @@ class SessionsSource:
         return query
 
     def read(
-        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
     ) -> AsyncIterator[RecordBatch]:
         p = Params()
         touched = self._touched(p, start, end, after)
@@ -68,7 +68,7 @@ class SessionsSource:
             WHERE e.team_id = {p(self.team_id)} AND e.properties ? '$session_id'
             GROUP BY 1 ORDER BY 1
         """
-        return stream(self.db, query, p.values, position=lambda row: str(row["session_id"]))
+        return stream(self.db, query, p.values, position=lambda row: str(row["session_id"]), batch_bytes=batch_bytes)
 
     async def count(self, start: datetime, end: datetime) -> int:
         p = Params()
