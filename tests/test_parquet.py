@@ -25,6 +25,9 @@ async def test_events_as_parquet(project: Project, compression: str | None) -> N
     assert file.name.endswith(".parquet") and run["records_completed"] == 90
     parquet = pq.ParquetFile(io.BytesIO(file.read_bytes()))
     assert parquet.metadata.row_group(0).column(0).compression.lower() == (compression or "zstd")
+    columns = {(group := parquet.metadata.row_group(0)).column(i).path_in_schema: group.column(i) for i in range(10)}
+    assert columns["timestamp"].is_stats_set and columns["event"].is_stats_set  # row groups can be skipped by them
+    assert not columns["properties"].is_stats_set and not columns["uuid"].is_stats_set  # useless for JSON, ids
     table = parquet.read()
     assert table.num_rows == 90
     assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")

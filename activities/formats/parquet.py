@@ -12,6 +12,7 @@ ARROW_TYPES = {
     "bigint": pa.int64(), "float": pa.float64(), "boolean": pa.bool_(),
 }  # fmt: skip
 REPEATING = {"text", "bigint", "boolean"}
+UNORDERED = {"json", "uuid"}
 
 
 class _Chunks:
@@ -50,6 +51,9 @@ class ParquetEncoder:
         self._schema = pa.schema([(n, ARROW_TYPES[k]) for n, k in kinds.items()]) if kinds is not None else None
         # Dictionaries pay off for columns that repeat (event names, ids of a few users), not for unique ones.
         self._dictionary: bool | list[str] = [n for n, k in (kinds or {}).items() if k in REPEATING] or True
+        # Min/max statistics let readers skip row groups by time or name; of JSON documents and random ids they
+        # are of no use, and cost the writer a comparison per value.
+        self._statistics: bool | list[str] = [n for n, k in (kinds or {}).items() if k not in UNORDERED] or True
         self._sink = _Chunks()
         self._writer: pq.ParquetWriter | None = None
 
@@ -69,6 +73,7 @@ class ParquetEncoder:
                 schema,
                 compression=self.compression,
                 use_dictionary=self._dictionary,
+                write_statistics=self._statistics,
             )
         return self._writer
 
