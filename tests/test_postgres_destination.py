@@ -73,3 +73,39 @@ async def test_a_missing_database_fails_at_once(project: Project) -> None:
     (run,) = await run_hour(project, export, datetime.now(UTC).replace(minute=0, second=0, microsecond=0), 1)
     assert run["status"] == "Failed" and "cannot connect to PostgreSQL" in run["latest_error"]
     assert "s3cr3t-password" not in run["latest_error"]
+
+
+async def test_every_value_arrives_as_it_was(project: Project) -> None:
+    """Quotes, commas, line breaks, backslashes, unicode, empty strings and nulls survive COPY as they were."""
+    config, dsn = await destination(project)
+    export = await create_export(
+        project, {"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": config}}
+    )
+    awkward = 'say "hi", then\na new line, a \\ backslash,\ta tab, ünïcode ✓ 𝄞 and \\N'
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    await project.stack.pool.executemany(
+        "INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp,"
+        " created_at, elements_chain, inserted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $8)",
+        [
+            (uuid.uuid4(), project.id, awkward, awkward, {"q": awkward, "n": None, "f": 0.1 + 0.2, "deep": {"a": [1]}},
+             None, {}, at, ""),
+            (uuid.uuid4(), project.id, "", '"', {}, uuid.uuid4(), {"email": "a,b@example.com"}, at, '"'),
+            (uuid.uuid4(), project.id, "NULL", "", {"": ""}, None, {"x": None}, at, "\\N"),
+        ],
+    )  # fmt: skip
+    (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
+    assert (run["status"], run["records_completed"]) == ("Completed", 3), run
+
+    columns = (  # JSON as jsonb's own text on both sides
+        "uuid, event, properties::text, distinct_id, person_id, person_properties::text, timestamp, created_at,"
+        " elements_chain"
+    )
+    sent = await project.stack.pool.fetch(
+        f"SELECT {columns}, inserted_at AS _inserted_at FROM events WHERE team_id = $1", project.id
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        stored = await conn.fetch(f"SELECT {columns}, _inserted_at FROM events")
+    finally:
+        await conn.close()
+    assert sorted(map(tuple, stored)) == sorted(map(tuple, sent))

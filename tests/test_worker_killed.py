@@ -109,13 +109,15 @@ async def test_postgres_destination_survives_a_killed_worker(project: Project) -
     body = {"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": destination_config}}
     export = await create_export(project, body)
 
-    async def records_reported(handle: WorkflowHandle[Any, Any]) -> bool:
-        found = await runs_of(project, export["id"])
-        return bool(found) and found[0]["status"] == "Running" and found[0]["records_completed"] > 0
-
-    await kill_mid_export_then_recover(project, export, records_reported)
     conn = await asyncpg.connect(dsn)
+
+    async def staging(handle: WorkflowHandle[Any, Any]) -> bool:  # the writer's transaction is open: rows staged
+        sql = """SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
+                 AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL)"""
+        return await conn.fetchval(sql)  # type: ignore[no-any-return]
+
     try:
+        await kill_mid_export_then_recover(project, export, staging)
         count, unique = await conn.fetchrow("SELECT count(*), count(DISTINCT uuid) FROM events")
     finally:
         await conn.close()
