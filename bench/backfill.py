@@ -14,7 +14,6 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from pydantic import SecretStr
 
 from batch_exports import backfills, bootstrap, db, export_lifecycle, temporal
 from batch_exports.crypto import ConfigCipher, generate_key
-from batch_exports.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+from batch_exports.embedded import EmbeddedPostgres, TemporalDevServer, free_port, scratch_directory
 from batch_exports.models import BatchExportIn
 from batch_exports.settings import Settings
 from worker import build_worker, pools
@@ -118,7 +117,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--destination", choices=["NoOp", "File"], default="File")
     parser.add_argument("--empty-intervals", type=int, default=500)
-    work = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
-    work.chmod(0o755)  # traversable by the user PostgreSQL runs as under root
-    asyncio.run(main(parser.parse_args(), work))
+    with scratch_directory("bench-backfill-") as work:
+        asyncio.run(main(parser.parse_args(), work))

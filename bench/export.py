@@ -27,11 +27,9 @@ import argparse
 import asyncio
 import gzip
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -54,7 +52,7 @@ from activities.sources.events import EventsSource
 from activities.sources.reading import SourceDatabase
 from batch_exports import backfills, bootstrap, db, export_lifecycle, temporal
 from batch_exports.crypto import ConfigCipher, generate_key
-from batch_exports.embedded import EmbeddedPostgres, SeaweedS3, TemporalDevServer, free_port
+from batch_exports.embedded import EmbeddedPostgres, SeaweedS3, TemporalDevServer, free_port, scratch_directory
 from batch_exports.models import BatchExportIn
 from batch_exports.settings import Settings
 
@@ -336,14 +334,5 @@ if __name__ == "__main__":
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
     parsed = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
-    work = Path(tempfile.mkdtemp(prefix="bench-export-"))
-    work.chmod(0o755)  # traversable by the user PostgreSQL runs as under root
-    try:
+    with scratch_directory("bench-export-", keep=parsed.keep) as work:
         asyncio.run(main(parsed, work))
-    except BaseException:
-        print(f"work directory kept for its logs: {work}", file=sys.stderr)
-        raise
-    if parsed.keep:
-        print(f"work directory kept: {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)

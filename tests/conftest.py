@@ -6,7 +6,6 @@ gateway listens on a free loopback port.
 
 import asyncio
 import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from temporalio.client import Client
 from api.app import create_app
 from batch_exports import bootstrap, db, temporal
 from batch_exports.crypto import generate_key
-from batch_exports.embedded import LOOPBACK, SeaweedS3, free_port
+from batch_exports.embedded import LOOPBACK, SeaweedS3, free_port, scratch_directory
 from batch_exports.settings import Settings
 from tests.services import Services, start_services
 from worker import build_worker, pools
@@ -35,10 +34,9 @@ API_KEY = "phx_test_key_0123456789"
 
 @pytest.fixture(scope="session")
 def work_dir() -> Iterator[Path]:
-    # Traversable by the unprivileged user PostgreSQL runs as when the tests run as root.
-    path = Path(tempfile.mkdtemp(prefix="batch-exports-tests-"))
-    path.chmod(0o755)
-    yield path
+    """The services' data (gigabytes by the end): removed after the session unless BATCH_EXPORTS_KEEP_TEST_DATA."""
+    with scratch_directory("batch-exports-tests-", keep=bool(os.environ.get("BATCH_EXPORTS_KEEP_TEST_DATA"))) as path:
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,6 @@ from tests.services import Services
 def embedded_services(work_dir: Path) -> Iterator[Services]:
     with (
         EmbeddedPostgres(work_dir / "postgres", free_port()).start() as postgres,
-        TemporalDevServer(None, free_port(), ui_port=None).start() as temporal,
+        TemporalDevServer(None, free_port(), ui_port=None, log_dir=work_dir).start() as temporal,
     ):
         yield Services(database_url=postgres.create_database("batch_exports"), temporal_address=temporal.address)
