@@ -200,9 +200,16 @@ async def test_cancel_reaches_an_export_that_is_blocked_mid_read(project: Projec
         (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Cancelled"], within=15)
         assert asyncio.get_running_loop().time() - cancelled_at < 10
 
-        async def reader_gone() -> bool:  # its query was cancelled too, not left waiting on the lock
-            sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            return await conn.fetchval(sql) == 0  # type: ignore[no-any-return]
+        async def waiting() -> list[dict[str, Any]]:
+            sql = """SELECT pid, backend_type, application_name, state, left(query, 200) AS query
+                     FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"""
+            return [dict(row) for row in await conn.fetch(sql)]
 
-        await eventually(reader_gone, within=10)
+        async def reader_gone() -> bool:  # its query was cancelled too, not left waiting on the lock
+            return not await waiting()
+
+        try:
+            await eventually(reader_gone, within=10)
+        except AssertionError:
+            raise AssertionError(f"still waiting on the lock: {await waiting()}") from None
     await eventually(closed_as(handle, WorkflowExecutionStatus.CANCELED))

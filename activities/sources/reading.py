@@ -152,32 +152,42 @@ async def _read_ahead(
         return False
 
     reading: list[adbc.Cursor] = []  # the cursor while the query runs, for a cancel from the loop
+    registry = threading.Lock()  # a cursor is cancelled only while registered, never once closed
+
+    def opened(cursor: adbc.Cursor) -> None:
+        with registry:
+            reading.append(cursor)
 
     def read() -> None:
         try:
-            conn, cursor = connections.execute(sql, reading.append)
+            conn, cursor = connections.execute(sql, opened)
         except BaseException as error:  # handed to the loop, which raises it in the reading task
             hand(error)
             return
+        done = False
         try:
             for data in cursor.fetch_record_batch():
                 if data.num_rows and not all(hand(batch) for batch in convert(data)):
                     cursor.adbc_cancel()  # no longer wanted: the connection is closed, not kept
                     break
             else:
-                reading.clear()
-                cursor.close()
-                connections.give_back(conn)
-                hand(None)
-                return
+                done = True
         except BaseException as error:
             hand(error)
+        with registry:
+            reading.clear()
+            keep = done and not stop.is_set()  # a connection the loop may be cancelling is never kept
         with contextlib.suppress(Exception):
             cursor.close()
-        conn.close()
+        if keep:
+            connections.give_back(conn)
+            hand(None)
+        else:
+            conn.close()
 
     # Its own thread, not the loop's executor: a reader waits on the loop, which may wait on the executor.
-    threading.Thread(target=read, name="arrow-reader", daemon=True).start()
+    reader = threading.Thread(target=read, name="arrow-reader", daemon=True)
+    reader.start()
     try:
         while (item := await handed.get()) is not None:
             if isinstance(item, BaseException):
@@ -185,9 +195,20 @@ async def _read_ahead(
             yield item
     finally:
         stop.set()
-        for cursor in reading:  # stopped early, maybe while the driver waits on the server: cancel the query
-            with contextlib.suppress(Exception):
-                cursor.adbc_cancel()
+        if reader.is_alive():  # stopped early, maybe while the server keeps the query waiting (on a lock, say)
+            canceller = threading.Thread(target=_cancel_until_done, args=(reader, reading, registry), daemon=True)
+            canceller.start()
+
+
+def _cancel_until_done(reader: threading.Thread, reading: list[adbc.Cursor], registry: threading.Lock) -> None:
+    """Cancel the reader's query until its thread ends: a first cancel can come before the query starts
+    (a cancel then does nothing), or before its cursor is registered."""
+    while reader.is_alive():
+        with registry:
+            for cursor in reading:
+                with contextlib.suppress(Exception):
+                    cursor.adbc_cancel()
+        reader.join(0.2)
 
 
 __all__ = ["Params", "RecordBatch", "SourceDatabase", "inline_parameters", "stream"]
