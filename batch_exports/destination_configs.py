@@ -114,7 +114,7 @@ PREFIX_FIELDS = frozenset(
 
 
 class S3Config(FilesConfig):
-    """Objects in a bucket, one per interval (and per continued segment), overwritten as a whole."""
+    """Objects in a bucket: an interval's files (see `FilesConfig`), each overwritten as a whole."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
 

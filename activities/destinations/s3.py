@@ -17,7 +17,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from activities.destinations import DestinationUserError
 from activities.destinations.files import FileSeriesWriter, FileUpload, IntervalFiles
-from activities.destinations.layout import interval_file_name
 from batch_exports.destination_configs import S3Config
 
 logger = logging.getLogger(__name__)
@@ -32,14 +31,13 @@ USER_ERROR_CODES = {
 }  # fmt: skip
 
 
-def object_key(config: S3Config, table: str, suffix: str, start: datetime, end: datetime, segment: int) -> str:
+def object_prefix(config: S3Config, table: str, start: datetime, end: datetime) -> str:
+    """The config's prefix, templated for the interval, without slashes at either end."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
-    prefix = config.prefix.format(
+    return config.prefix.format(
         year=f"{start:%Y}", month=f"{start:%m}", day=f"{start:%d}", hour=f"{start:%H}", minute=f"{start:%M}",
         table=table, data_interval_start=start.isoformat(), data_interval_end=end.isoformat(),
     ).strip("/")  # fmt: skip
-    name = interval_file_name(start, end, suffix, segment)
-    return f"{prefix}/{name}" if prefix else name
 
 
 def user_error(error: ClientError, config: S3Config) -> DestinationUserError | None:
@@ -167,7 +165,7 @@ class S3Writer(FileSeriesWriter):
     def __init__(self, config: S3Config, table: str, files: IntervalFiles) -> None:
         super().__init__(files)
         self.config = config
-        self.directory = object_key(config, table, "", files.start, files.end, 0).rpartition("/")[0]
+        self.directory = object_prefix(config, table, files.start, files.end)
         self._client_context: Any = None
         self._client: Any = None
 

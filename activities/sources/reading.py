@@ -188,14 +188,16 @@ async def _read_ahead(
     # Its own thread, not the loop's executor: a reader waits on the loop, which may wait on the executor.
     reader = threading.Thread(target=read, name="arrow-reader", daemon=True)
     reader.start()
+    finished = False
     try:
         while (item := await handed.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
             yield item
+        finished = True
     finally:
         stop.set()
-        if reader.is_alive():  # stopped early, maybe while the server keeps the query waiting (on a lock, say)
+        if not finished:  # stopped early, maybe while the server keeps the query waiting (on a lock, say)
             canceller = threading.Thread(target=_cancel_until_done, args=(reader, reading, registry), daemon=True)
             canceller.start()
 
