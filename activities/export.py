@@ -14,15 +14,13 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.destinations import DestinationUserError, ensure_allowed_host
-from activities.destinations.registry import open_writer
-from activities.sources import source_for
-from activities.sources.reading import SourceDatabase
-from batch_exports import exports, logs, runs
-from batch_exports.crypto import ConfigCipher
-from batch_exports.exports import BatchExport
-from batch_exports.settings import Settings
-from workflows.inputs import ExportInputs, ExportResult
+from batch_exports.runtime import Runtime
+from batch_exports.store import exports, logs, runs
+from batch_exports.store.exports import BatchExport
+from connectors.destinations import DestinationUserError, WriteRequest, ensure_allowed_host, open_writer
+from connectors.sources import open_source
+from contracts.statuses import RunStatus
+from contracts.workflows import ExportInputs, ExportResult
 
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -51,39 +49,36 @@ def resume() -> Checkpoint:
 
 
 class Exporter:
-    def __init__(self, pool: asyncpg.Pool, source: SourceDatabase, cipher: ConfigCipher, settings: Settings):
-        self.pool = pool
-        self.source = source
-        self.cipher = cipher
-        self.settings = settings
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
 
     @activity.defn(name="export-interval")
     async def export_interval(self, inputs: ExportInputs) -> ExportResult:
         run_id = uuid.UUID(inputs.run_id)
-        export = await exports.get(self.pool, uuid.UUID(inputs.batch_export_id), self.cipher)
+        export = await exports.get(self.rt.pool, uuid.UUID(inputs.batch_export_id), self.rt.cipher)
         if export is None:
             raise ApplicationError(
                 f"batch export {inputs.batch_export_id} no longer exists",
                 type="BatchExportNotFound",
                 non_retryable=True,
             )
-        await runs.update_progress(self.pool, run_id, status=runs.RunStatus.RUNNING)
+        await runs.update_progress(self.rt.pool, run_id, status=RunStatus.RUNNING)
         start = resume()
         progress = Checkpoint(**vars(start))  # what this execution has written
         done = Checkpoint(**vars(start))  # what of it is in the destination for good
         try:
             async with self._reporting(run_id, progress, done):
-                await ensure_allowed_host(export.destination_config, self.settings.allow_private_destinations)
+                await ensure_allowed_host(export.destination_config, self.rt.settings.allow_private_destinations)
                 result = await self._write(export, inputs, start, progress, done)
         except DestinationUserError as error:
             raise ApplicationError(str(error), type="DestinationUserError", non_retryable=True) from error
         except Exception as error:
             # Temporal retries it; the run stays Running and shows what went wrong this attempt.
             message = f"{type(error).__name__}: {error}"
-            await runs.update_progress(self.pool, run_id, latest_error=message)
+            await runs.update_progress(self.rt.pool, run_id, latest_error=message)
             info = activity.info()
             await logs.write(
-                self.pool,
+                self.rt.pool,
                 team_id=export.team_id,
                 batch_export_id=export.id,
                 run_id=run_id,
@@ -99,14 +94,21 @@ class Exporter:
     ) -> ExportResult:
         """Copy the interval (after `start`) from the source to the destination, keeping `progress` and
         `done` (heartbeated whenever the destination says everything so far is there for good)."""
-        writer = open_writer(
-            export, self.settings, inputs.data_interval_start, inputs.data_interval_end, inputs.first_file + start.files
+        request = WriteRequest(
+            context=self.rt.destinations,
+            model=export.model,
+            custom_columns=export.hogql_query is not None,
+            start=inputs.data_interval_start,
+            end=inputs.data_interval_end,
+            first_file=inputs.first_file + start.files,
         )
+        writer = open_writer(export.destination_type, export.destination_config, request)
         last = start.position
         remaining = inputs.max_records - start.records if inputs.max_records else 0
         try:
             if not inputs.max_records or remaining > 0:
-                batches = source_for(export, self.source).read(
+                source = open_source(self.rt.source, export.team_id, export.model, export.selection())
+                batches = source.read(
                     inputs.data_interval_start,
                     inputs.data_interval_end,
                     after=start.position or inputs.cursor,
@@ -147,7 +149,7 @@ class Exporter:
                 if progress.records != reported:
                     try:
                         await runs.update_progress(
-                            self.pool, run_id, records_completed=progress.records, bytes_exported=progress.bytes
+                            self.rt.pool, run_id, records_completed=progress.records, bytes_exported=progress.bytes
                         )
                         reported = progress.records
                     except (OSError, asyncpg.PostgresError) as error:  # progress is best effort; the export goes on

@@ -3,8 +3,8 @@
 from aiohttp import web
 
 from api.errors import ApiError, not_found
-from api.keys import POOL
-from batch_exports import api_keys
+from api.state import runtime
+from batch_exports.store import api_keys, projects
 
 
 async def authorize(request: web.Request, scope: str) -> int:
@@ -22,7 +22,7 @@ async def authorize(request: web.Request, scope: str) -> int:
             type="authentication_error",
             code="not_authenticated",
         )
-    pool = request.app[POOL]
+    pool = runtime(request).pool
     key = await api_keys.find(pool, token.strip())
     if key is None:
         raise ApiError(
@@ -35,7 +35,7 @@ async def authorize(request: web.Request, scope: str) -> int:
         project_id = int(request.match_info["project_id"])
     except ValueError:
         raise not_found("Project not found.") from None
-    if not key.may_access(project_id) or not await pool.fetchval("SELECT 1 FROM projects WHERE id = $1", project_id):
+    if not key.may_access(project_id) or not await projects.exists(pool, project_id):
         raise not_found("Project not found.")
     if scope not in key.scopes:
         raise ApiError(

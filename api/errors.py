@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from batch_exports.backfills import TooManyBackfills
-from batch_exports.exports import ExportNotFound
 from batch_exports.models import InvalidField
-from batch_exports.temporal import TemporalUnavailable
+from batch_exports.services.backfills import TooManyBackfills
+from batch_exports.store.exports import ExportNotFound
+from batch_exports.temporal.client import TemporalUnavailable
 
 logger = logging.getLogger(__name__)
 

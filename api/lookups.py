@@ -4,16 +4,17 @@ from aiohttp import web
 
 from api.auth import authorize
 from api.errors import not_found
-from api.keys import CIPHER, POOL
 from api.params import path_uuid
-from batch_exports import exports
-from batch_exports.exports import BatchExport
+from api.state import runtime
+from batch_exports.store import exports
+from batch_exports.store.exports import BatchExport
 
 
 async def export_for(request: web.Request, scope: str, *, name: str = "batch_export_id") -> BatchExport:
     """The live export the path names, once the caller may use `scope` on its project."""
     project_id = await authorize(request, scope)
-    export = await exports.get(request.app[POOL], path_uuid(request, name), request.app[CIPHER], team_id=project_id)
+    rt = runtime(request)
+    export = await exports.get(rt.pool, path_uuid(request, name), rt.cipher, team_id=project_id)
     if export is None:
         raise not_found("Batch export not found.")
     return export

@@ -13,10 +13,10 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, Field, TypeAdapter
 
-from batch_exports.destination_configs import DestinationType
-from batch_exports.logs import Level
-from batch_exports.runs import RunStatus
-from workflows.intervals import Interval
+from batch_exports.store.logs import Level
+from connectors.destinations import TYPES
+from contracts.intervals import Interval
+from contracts.statuses import BackfillStatus, RunStatus
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -30,7 +30,7 @@ class Error(BaseModel):
 
 
 class Destination(BaseModel):
-    type: DestinationType
+    type: str = Field(json_schema_extra={"enum": list(TYPES)})
     config: dict[str, Any] = Field(description="The config, without its secret fields.")
 
 
@@ -99,7 +99,7 @@ class Progress(BaseModel):
 
 class Backfill(BaseModel):
     id: UUID
-    status: str
+    status: BackfillStatus
     start_at: datetime | None
     end_at: datetime | None
     created_at: datetime

@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from api import openapi as oa
-from batch_exports.backfills import Backfill
-from batch_exports.exports import BatchExport
-from batch_exports.json_encoding import default
-from batch_exports.runs import Run
+from batch_exports.store.backfills import Backfill
+from batch_exports.store.exports import BatchExport
+from batch_exports.store.runs import Run
+from connectors.json_encoding import default
 
 dumps = partial(json.dumps, default=default)
 

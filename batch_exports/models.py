@@ -15,20 +15,27 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from batch_exports.destination_configs import DestinationConfig, DestinationType, parse_config
-from batch_exports.filters import PropertyFilter
-from batch_exports.hogql import HogQLError, parse_query, schema_of
-from workflows.intervals import Interval, IntervalSpec, dst_conflict
+from connectors.destinations import TYPES, DestinationConfig, destination, parse_config
+from connectors.sources.filters import PropertyFilter
+from connectors.sources.hogql import HogQLError, parse_query, schema_of
+from contracts.intervals import Interval, IntervalSpec, dst_conflict
 
 
 class DestinationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: DestinationType
+    type: str = Field(json_schema_extra={"enum": list(TYPES)})
     config: dict[str, Any] = Field(default_factory=dict)
 
     def parsed(self) -> DestinationConfig:
         return parse_config(self.type, self.config)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in TYPES:
+            raise ValueError(f"'{value[:100]}' is not a destination type; use one of {', '.join(TYPES)}")
+        return value
 
     @model_validator(mode="after")
     def _config_fits_type(self) -> Self:
@@ -108,10 +115,13 @@ class BatchExportIn(BaseModel):
         conflict = dst_conflict(IntervalSpec(self.interval, self.timezone, self.offset_day, self.offset_hour))
         if conflict:
             raise field_error("offset_hour", self.offset_hour, conflict)
-        if self.destination.type is DestinationType.HTTP and self.model != "events":
-            raise field_error("model", self.model, "the HTTP destination sends events only")
-        if self.hogql_query and self.destination.type is DestinationType.POSTGRES:
-            raise field_error("hogql_query", self.hogql_query, "the Postgres destination exports the model's columns")
+        target = destination(self.destination.type)
+        if self.model not in target.models:
+            raise field_error("model", self.model, f"the {target.type} destination exports {', '.join(target.models)}")
+        if self.hogql_query and not target.custom_columns:
+            raise field_error(
+                "hogql_query", self.hogql_query, f"the {target.type} destination exports the model's columns"
+            )
         if (self.hogql_query or self.filters) and self.model != "events":
             raise field_error("model", self.model, "hogql_query and filters apply to the events model only")
         if self.start_at and self.end_at and self.start_at >= self.end_at:

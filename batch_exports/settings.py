@@ -1,7 +1,7 @@
 """Every setting of the service, read from environment variables (documented in the README).
 
 The Temporal client itself follows Temporal's conventions (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
-`TEMPORAL_PROFILE`, ...) through `temporalio.envconfig`; see `batch_exports.temporal`.
+`TEMPORAL_PROFILE`, ...) through `temporalio.envconfig`; see `batch_exports.temporal.client`.
 """
 
 from functools import cache

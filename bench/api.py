@@ -19,10 +19,11 @@ from pathlib import Path
 
 import aiohttp
 
-from batch_exports import api_keys, bootstrap, db, exports
 from batch_exports.crypto import ConfigCipher, generate_key
-from batch_exports.embedded import LOOPBACK, EmbeddedPostgres, free_port, scratch_directory
 from batch_exports.models import BatchExportIn
+from batch_exports.store import api_keys, db, exports, projects
+from entrypoints.embedded import LOOPBACK, EmbeddedPostgres, free_port
+from tests.support.scratch import scratch_directory
 
 KEY = "phx_bench_key_000000000000"
 
@@ -39,7 +40,7 @@ async def prepare(dsn: str, runs: int, cipher: ConfigCipher) -> str:
     await asyncio.to_thread(db.migrate, dsn)
     pool = await db.create_pool(dsn)
     try:
-        await bootstrap.ensure_project(pool, 1, "bench", "phc_bench")
+        await projects.ensure(pool, 1, "bench", "phc_bench")
         await api_keys.ensure(pool, KEY, label="bench")
         body = BatchExportIn.model_validate({"name": "bench", "interval": "hour", "destination": {"type": "NoOp"}})
         async with pool.acquire() as conn:

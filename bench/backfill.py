@@ -21,12 +21,16 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from batch_exports import backfills, bootstrap, db, export_lifecycle, temporal
-from batch_exports.crypto import ConfigCipher, generate_key
-from batch_exports.embedded import EmbeddedPostgres, TemporalDevServer, free_port, scratch_directory
+from batch_exports.crypto import generate_key
 from batch_exports.models import BatchExportIn
+from batch_exports.runtime import Runtime, open_runtime
+from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings
-from worker import build_worker, pools
+from batch_exports.store import db, projects
+from batch_exports.store.exports import BatchExport
+from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+from tests.support.scratch import scratch_directory
+from worker import build_worker
 
 YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
 YEAR_END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -50,10 +54,11 @@ async def wait_done(pool, backfill_id: uuid.UUID) -> None:  # type: ignore[no-un
         await asyncio.sleep(0.5)
 
 
-async def run_backfill(pool, client, settings, export, start, end) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
+async def run_backfill(rt: Runtime, export: BatchExport, start: datetime, end: datetime) -> tuple[float, list[float]]:
+    pool = rt.pool
     began = time.perf_counter()
     async with pool.acquire() as conn, conn.transaction():
-        backfill = await backfills.start(conn, client, settings, export, start, end)
+        backfill = await backfills.start(rt, conn, export, start, end)
     await wait_done(pool, backfill.id)
     wall = time.perf_counter() - began
     rows = await pool.fetch(
@@ -79,9 +84,9 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             data_dir=work,
         )
         db.migrate(settings.database_url)
-        client = await temporal.connect()
-        async with pools(settings) as (pool, source_pool):
-            await bootstrap.ensure_project(pool, 1, "bench", "phc_bench")
+        async with open_runtime(settings, process="benchmark") as rt:
+            pool = rt.pool
+            await projects.ensure(pool, 1, "bench", "phc_bench")
             step = (YEAR_END - YEAR_START) / args.events
             began = time.perf_counter()
             await pool.execute(LOAD_EVENTS, 1, YEAR_START, args.events, step)
@@ -92,16 +97,15 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 {"name": "bench", "interval": "hour", "paused": True,
                  "destination": {"type": args.destination, "config": config}}
             )  # fmt: skip
-            cipher = ConfigCipher(settings.encryption_key.get_secret_value())  # type: ignore[union-attr]
-            export = await export_lifecycle.create(pool, client, settings, cipher, 1, body)
-            async with build_worker(client, settings, pool, source_pool):
-                wall, durations = await run_backfill(pool, client, settings, export, YEAR_START, YEAR_END)
+            export = await lifecycle.create(rt, 1, body)
+            async with build_worker(rt):
+                wall, durations = await run_backfill(rt, export, YEAR_START, YEAR_END)
                 intervals = len(durations)
                 exported = await pool.fetchval(
                     "SELECT sum(records_completed) FROM batch_export_runs WHERE batch_export_id = $1", export.id
                 )
                 empty_start = YEAR_START - timedelta(hours=args.empty_intervals)
-                empty_wall, empty = await run_backfill(pool, client, settings, export, empty_start, YEAR_START)
+                empty_wall, empty = await run_backfill(rt, export, empty_start, YEAR_START)
     print(f"destination:              {args.destination}, backfill concurrency {args.concurrency}")
     print(f"intervals:                {intervals:,} ({exported:,} records exported)")
     print(f"wall time:                {wall:.1f} s  (target: under 300 s)")

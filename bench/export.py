@@ -25,6 +25,7 @@ N events into one hour and prints:
 
 import argparse
 import asyncio
+import dataclasses
 import gzip
 import os
 import signal
@@ -48,13 +49,17 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from activities.sources.events import EventsSource
-from activities.sources.reading import SourceDatabase
-from batch_exports import backfills, bootstrap, db, export_lifecycle, temporal
-from batch_exports.crypto import ConfigCipher, generate_key
-from batch_exports.embedded import EmbeddedPostgres, SeaweedS3, TemporalDevServer, free_port, scratch_directory
+from batch_exports.crypto import generate_key
 from batch_exports.models import BatchExportIn
+from batch_exports.runtime import Runtime, open_runtime
+from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings
+from batch_exports.store import db, projects
+from connectors.sources.events import EventsSource
+from connectors.sources.reading import SourceDatabase
+from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+from tests.support.scratch import scratch_directory
+from tests.support.seaweed import SeaweedS3
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = datetime(2025, 1, 1, tzinfo=UTC)  # a past hour: with no settle delay the run starts at once
@@ -209,9 +214,7 @@ async def stored(s3: Any, bucket: str, work: Path, parquet: bool) -> tuple[int, 
 
 @dataclass
 class Bench:
-    pool: asyncpg.Pool
-    client: Client
-    settings: Settings
+    rt: Runtime
     key: str
     s3: Any
     seaweed: SeaweedS3
@@ -222,18 +225,19 @@ class Bench:
 
 async def export_one(bench: Bench, name: str) -> tuple[float, float]:
     """Export the hour in one format with a fresh worker process; its activity seconds and peak RSS MB."""
-    pool, client, events, s3, work = bench.pool, bench.client, bench.events, bench.s3, bench.work
+    pool, client, events, s3, work = bench.rt.pool, bench.rt.client, bench.events, bench.s3, bench.work
     file_format, compression, _ = FORMATS[name]
     bucket, log = f"bench-{name}", work / f"worker-{name}.log"
     await s3.create_bucket(Bucket=bucket)
-    settings = bench.settings.model_copy(update={"task_queue": f"bench-export-{name}-{uuid.uuid4().hex[:6]}"})
+    settings = bench.rt.settings.model_copy(update={"task_queue": f"bench-export-{name}-{uuid.uuid4().hex[:6]}"})
+    rt = dataclasses.replace(bench.rt, settings=settings)
     config = {"endpoint_url": bench.seaweed.endpoint_url, "aws_access_key_id": bench.seaweed.access_key_id,
               "aws_secret_access_key": bench.seaweed.secret_access_key,
               "bucket_name": bucket, "region": "us-east-1",
               "file_format": file_format, "compression": compression}  # fmt: skip
     body = BatchExportIn.model_validate({"name": f"bench {name}", "interval": "hour", "paused": True,
                                          "destination": {"type": "S3Compatible", "config": config}})  # fmt: skip
-    export = await export_lifecycle.create(pool, client, settings, ConfigCipher(bench.key), TEAM, body)
+    export = await lifecycle.create(rt, TEAM, body)
     worker = start_worker(settings, bench.key, log)
     try:
         request = DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=settings.task_queue),
@@ -246,7 +250,7 @@ async def export_one(bench: Bench, name: str) -> tuple[float, float]:
 
         async def backfill_of(start: datetime, end: datetime) -> uuid.UUID:
             async with pool.acquire() as conn, conn.transaction():
-                backfill = await backfills.start(conn, client, settings, export, start, end)
+                backfill = await backfills.start(rt, conn, export, start, end)
 
             async def finished() -> bool:
                 sql = "SELECT status FROM batch_export_backfills WHERE id = $1"
@@ -303,18 +307,17 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                             settle_delay_seconds=0, jitter_enabled=False, run_max_attempts=1,
                             allow_private_destinations=True, data_dir=work)  # fmt: skip
         db.migrate(settings.database_url)
-        client = await temporal.connect()
         session = get_session()
         async with (
-            await db.create_pool(settings.database_url) as pool,
+            open_runtime(settings, process="benchmark") as rt,
             session.create_client("s3", endpoint_url=seaweed.endpoint_url, region_name="us-east-1",
                                   aws_access_key_id=seaweed.access_key_id,
                                   aws_secret_access_key=seaweed.secret_access_key) as s3,
         ):  # fmt: skip
-            await bootstrap.ensure_project(pool, TEAM, "bench", "phc_bench")
-            await load(pool, args.events)
-            best, size = await floor(pool, args.events)
-            bench = Bench(pool, client, settings, key, s3, seaweed, work, args.events, args.timeout)
+            await projects.ensure(rt.pool, TEAM, "bench", "phc_bench")
+            await load(rt.pool, args.events)
+            best, size = await floor(rt.pool, args.events)
+            bench = Bench(rt, key, s3, seaweed, work, args.events, args.timeout)
             results = {name: await export_one(bench, name) for name in names}
     print(f"\n{args.events:,} events, {size / 1e6:.0f} MB source (binary COPY), floor {best:.2f} s")
     print(f"{'format':<18}{'seconds':>9}{'rows/s':>11}{'MB/s':>8}{'peak RSS MB':>13}{'vs floor':>10}{'target':>8}")

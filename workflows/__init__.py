@@ -1,1 +1,2 @@
-"""Deterministic workflow code: the run workflow, and the interval arithmetic schedules and runs share."""
+"""Deterministic workflow code only: the run workflow (where a run's status is decided), the backfill
+workflow and reconciliation. They import the contracts and the activity classes, nothing else of ours."""

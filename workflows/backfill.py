@@ -16,18 +16,19 @@ from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.backfill_bookkeeping import BackfillBookkeeping
-    from batch_exports.temporal import search_attributes
-    from workflows.inputs import (
+    from activities.backfills import BackfillBookkeeping
+    from contracts.intervals import DataInterval, boundaries, run_workflow_id
+    from contracts.search_attributes import search_attributes
+    from contracts.statuses import BackfillStatus
+    from contracts.timeouts import execution_timeout
+    from contracts.workflows import (
         BACKFILL_WORKFLOW,
-        RUN_WORKFLOW,
         BackfillInputs,
         FinishBackfillInputs,
         RunInputs,
         StartBackfillInputs,
     )
-    from workflows.intervals import DataInterval, Interval, IntervalSpec, boundaries, run_workflow_id
-    from workflows.timeouts import execution_timeout
+    from workflows.run import RunBatchExportWorkflow
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=20)
@@ -42,7 +43,7 @@ class BackfillWorkflow:
 
     @workflow.run
     async def run(self, inputs: BackfillInputs) -> int:
-        spec = IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
+        spec = inputs.spec
         self.failed = inputs.failed_runs
         ends = [inputs.start_at, inputs.end_at] if inputs.single_interval else None
         running: list[asyncio.Task[None]] = []  # a list: a replay must see the same order
@@ -72,29 +73,26 @@ class BackfillWorkflow:
             if cancelled:
                 for task in running:
                     task.cancel()
-            await self._finish(inputs, "Cancelled" if cancelled else "Failed")
+            await self._finish(inputs, BackfillStatus.CANCELLED if cancelled else BackfillStatus.FAILED)
             raise
-        await self._finish(inputs, "Failed" if self.failed else "Completed")
+        await self._finish(inputs, BackfillStatus.FAILED if self.failed else BackfillStatus.COMPLETED)
         return self.failed
 
     async def _run_interval(self, inputs: BackfillInputs, interval: DataInterval) -> None:
         workflow_id = run_workflow_id(inputs.batch_export_id, interval.end)
         try:
             await workflow.execute_child_workflow(
-                RUN_WORKFLOW,
+                RunBatchExportWorkflow.run,
                 RunInputs(
                     batch_export_id=inputs.batch_export_id,
                     team_id=inputs.team_id,
-                    interval=inputs.interval,
-                    timezone=inputs.timezone,
-                    offset_day=inputs.offset_day,
-                    offset_hour=inputs.offset_hour,
+                    spec=inputs.spec,
                     data_interval_start=interval.start,
                     data_interval_end=interval.end,
                     backfill_id=inputs.backfill_id,
                 ),
                 id=workflow_id,
-                execution_timeout=execution_timeout(Interval(inputs.interval)),
+                execution_timeout=execution_timeout(inputs.spec.interval),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=inputs.run_retry_initial_seconds),
                     maximum_attempts=inputs.run_max_attempts,
@@ -115,7 +113,7 @@ class BackfillWorkflow:
             await workflow.execute_activity_method(
                 BackfillBookkeeping.wait_for_workflow,
                 workflow_id,
-                start_to_close_timeout=execution_timeout(Interval(inputs.interval)),
+                start_to_close_timeout=execution_timeout(inputs.spec.interval),
                 heartbeat_timeout=timedelta(seconds=30),
             )
         except ChildWorkflowError:
@@ -128,7 +126,7 @@ class BackfillWorkflow:
                 task.result()
             running.clear()
 
-    async def _finish(self, inputs: BackfillInputs, status: str) -> None:
+    async def _finish(self, inputs: BackfillInputs, status: BackfillStatus) -> None:
         await workflow.execute_local_activity_method(
             BackfillBookkeeping.finish_backfill,
             FinishBackfillInputs(backfill_id=inputs.backfill_id, status=status, failed_runs=self.failed),

@@ -21,11 +21,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.bookkeeping import Bookkeeping
     from activities.export import Exporter
-    from batch_exports.runs import RunStatus
-    from batch_exports.temporal import DATA_INTERVAL_END, DATA_INTERVAL_START, SCHEDULED_START_TIME
-    from workflows.inputs import (
+    from activities.runs import RunBookkeeping
+    from contracts.intervals import interval_ending_at
+    from contracts.search_attributes import DATA_INTERVAL_END, DATA_INTERVAL_START, SCHEDULED_START_TIME
+    from contracts.statuses import RunStatus
+    from contracts.timeouts import export_timeout
+    from contracts.workflows import (
         RUN_WORKFLOW,
         ExportInputs,
         ExportResult,
@@ -34,8 +36,6 @@ with workflow.unsafe.imports_passed_through():
         StartedRun,
         StartRunInputs,
     )
-    from workflows.intervals import Interval, IntervalSpec, interval_ending_at
-    from workflows.timeouts import export_timeout
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -51,12 +51,11 @@ class RunBatchExportWorkflow:
             raise ApplicationError("a run needs data_interval_end when no schedule starts it", non_retryable=True)
         start = inputs.data_interval_start
         if start is None:  # started by the schedule: find the interval, and show it to operators
-            spec = IntervalSpec(Interval(inputs.interval), inputs.timezone, inputs.offset_day, inputs.offset_hour)
-            start = interval_ending_at(end, spec).start
+            start = interval_ending_at(end, inputs.spec).start
             workflow.upsert_search_attributes([DATA_INTERVAL_START.value_set(start), DATA_INTERVAL_END.value_set(end)])
         info = workflow.info()
         started: StartedRun = await workflow.execute_local_activity_method(
-            Bookkeeping.start_run,
+            RunBookkeeping.start_run,
             StartRunInputs(
                 batch_export_id=inputs.batch_export_id,
                 workflow_id=info.workflow_id,
@@ -70,7 +69,10 @@ class RunBatchExportWorkflow:
             retry_policy=BOOKKEEPING_RETRY,
         )
         finish = FinishRunInputs(
-            run_id=started.run_id, batch_export_id=inputs.batch_export_id, team_id=inputs.team_id, status=""
+            run_id=started.run_id,
+            batch_export_id=inputs.batch_export_id,
+            team_id=inputs.team_id,
+            status=RunStatus.STARTING,
         )
         try:
             if (wait := end + timedelta(seconds=started.settle_delay_seconds) - workflow.now()) > timedelta(0):
@@ -86,7 +88,7 @@ class RunBatchExportWorkflow:
                     first_file=inputs.first_file,
                     max_records=started.max_records_per_execution,
                 ),
-                start_to_close_timeout=export_timeout(Interval(inputs.interval)),
+                start_to_close_timeout=export_timeout(inputs.spec.interval),
                 heartbeat_timeout=EXPORT_HEARTBEAT_TIMEOUT,
                 # The run is recorded Cancelled only once the export has stopped writing.
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -133,7 +135,10 @@ class RunBatchExportWorkflow:
 
     async def _finish(self, inputs: FinishRunInputs) -> None:
         await workflow.execute_local_activity_method(
-            Bookkeeping.finish_run, inputs, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY
+            RunBookkeeping.finish_run,
+            inputs,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
         )
 
 

@@ -6,16 +6,17 @@ from aiohttp import web
 
 from api import openapi as oa
 from api.errors import ApiError, not_found, read_json, validation_error
-from api.keys import POOL, SETTINGS, TEMPORAL
 from api.lookups import export_for
 from api.openapi import operation
 from api.pagination import PageRequest, page_body
 from api.params import path_uuid
 from api.responses import backfill_body, json_response
 from api.routes import Route
-from batch_exports import api_keys, backfills
-from batch_exports.backfills import Backfill
-from batch_exports.exports import BatchExport
+from api.state import runtime
+from batch_exports.services import backfills as backfilling
+from batch_exports.store import api_keys, backfills, runs
+from batch_exports.store.backfills import Backfill
+from batch_exports.store.exports import BatchExport
 
 PAGE_SIZE = 50
 
@@ -25,16 +26,16 @@ async def create_backfill_for(request: web.Request, export: BatchExport) -> Back
     if not isinstance(body, dict):
         raise validation_error("The body must be a JSON object with start_at and end_at.")
     now = datetime.now(UTC)
-    start_at, end_at = backfills.bounds(export, body.get("start_at"), body.get("end_at"), now)
-    app = request.app
-    async with app[POOL].acquire() as conn, conn.transaction():
-        return await backfills.start(conn, app[TEMPORAL], app[SETTINGS], export, start_at, end_at)
+    start_at, end_at = backfilling.bounds(export, body.get("start_at"), body.get("end_at"), now)
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        return await backfilling.start(rt, conn, export, start_at, end_at)
 
 
 async def _render(request: web.Request, backfill: Backfill) -> dict[str, object]:
     finished = backfill.finished_runs
-    if backfill.status in backfills.OPEN_STATUSES:
-        finished = await backfills.finished_runs(request.app[POOL], backfill.id)
+    if backfill.status.is_open:
+        finished = await runs.finished_intervals(runtime(request).pool, backfill.id)
     return backfill_body(backfill, finished)
 
 
@@ -43,7 +44,7 @@ async def list_backfills(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ)
     asked = PageRequest.of(request)
     page = await backfills.page(
-        request.app[POOL], export.id, limit=PAGE_SIZE + 1, position=asked.position, backwards=asked.backwards
+        runtime(request).pool, export.id, limit=PAGE_SIZE + 1, position=asked.position, backwards=asked.backwards
     )
     rendered = {b.id: await _render(request, b) for b in page[:PAGE_SIZE]}
     body = page_body(
@@ -68,7 +69,7 @@ async def create_backfill(request: web.Request) -> web.Response:
 
 async def _backfill(request: web.Request, scope: str) -> Backfill:
     export = await export_for(request, scope)
-    backfill = await backfills.get(request.app[POOL], path_uuid(request, "id"), export.id)
+    backfill = await backfills.get(runtime(request).pool, path_uuid(request, "id"), export.id)
     if backfill is None:
         raise not_found("Backfill not found.")
     return backfill
@@ -82,13 +83,13 @@ async def retrieve_backfill(request: web.Request) -> web.Response:
 @operation("Cancel a running backfill and its runs", {200: oa.Cancelled, 503: oa.Error})
 async def cancel_backfill(request: web.Request) -> web.Response:
     backfill = await _backfill(request, api_keys.WRITE)
-    if backfill.status not in backfills.OPEN_STATUSES:
+    if not backfill.status.is_open:
         raise ApiError(
             400,
-            f"The backfill has already ended ({backfill.status}); only a running one can be cancelled.",
+            f"The backfill has already ended ({backfill.status.value}); only a running one can be cancelled.",
             code="not_running",
         )
-    if not await backfills.cancel(request.app[TEMPORAL], backfill):
+    if not await backfilling.cancel(runtime(request).client, backfill):
         raise ApiError(400, "The backfill has already ended; reconciliation records how.", code="not_running")
     return json_response({"cancelled": True})
 

@@ -4,49 +4,45 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import asyncpg
 from aiohttp import web
 
-from activities.sources.events import EventSelection, EventsSource
-from activities.sources.reading import SourceDatabase
 from api import openapi as oa
 from api.auth import authorize
 from api.errors import read_json, validation_error
-from api.keys import CIPHER, POOL, SETTINGS, SOURCE_POOL, TEMPORAL
 from api.lookups import export_for
 from api.openapi import operation
 from api.params import query_int
 from api.responses import export_body, json_response
 from api.routes import Route
 from api.routes.backfills import create_backfill_for
-from batch_exports import api_keys, export_lifecycle, exports, hosts, runs
-from batch_exports.filters import regex_values
-from batch_exports.hogql import parse_query
+from api.state import runtime
 from batch_exports.models import BatchExportIn
-from batch_exports.settings import Settings
+from batch_exports.runtime import Runtime
+from batch_exports.services import lifecycle
+from batch_exports.store import api_keys, exports, runs
+from connectors.destinations import hosts
+from connectors.sources.events import EventSelection, EventsSource
+from connectors.sources.filters import regex_values
+from connectors.sources.hogql import parse_query
 
 
-async def check_host(settings: Settings, body: BatchExportIn) -> None:
+async def check_host(rt: Runtime, body: BatchExportIn) -> None:
     """A destination may not reach this network's own addresses unless the settings allow it."""
     remote = body.destination.parsed().remote_host()
-    if remote and (problem := await hosts.refused(remote[0], settings.allow_private_destinations)):
+    if remote and (problem := await hosts.refused(remote[0], rt.settings.allow_private_destinations)):
         raise validation_error(problem, f"destination__config__{remote[1]}")
 
 
-async def check_with_postgres(app: web.Application, body: BatchExportIn) -> None:
+async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
     """What only PostgreSQL, which runs the export's query, can say: its regular expressions and its types."""
-    source = SourceDatabase(app[SOURCE_POOL], app[SETTINGS].source_dsn)
+    query = parse_query(body.hogql_query) if body.hogql_query else None
+    source = EventsSource(rt.source, 0, EventSelection(filters=tuple(body.filters or ()), query=query))
     for index, pattern in regex_values(body.filters or []):
-        try:
-            await source.pool.fetchval("SELECT '' ~ $1::text", pattern)
-        except asyncpg.InvalidRegularExpressionError as error:
-            raise validation_error(f"Not a valid regular expression: {error}", f"filters__{index}__value") from None
-    if body.hogql_query or body.filters:
-        query = parse_query(body.hogql_query) if body.hogql_query else None
-        selection = EventSelection(filters=tuple(body.filters or ()), query=query)
-        if problem := await EventsSource(source, 0, selection).type_check():
-            attr = "hogql_query" if body.hogql_query else "filters"
-            raise validation_error(f"The {attr} does not fit the event columns' types: {problem}", attr)
+        if problem := await source.regex_problem(pattern):
+            raise validation_error(f"Not a valid regular expression: {problem}", f"filters__{index}__value")
+    if (body.hogql_query or body.filters) and (problem := await source.type_check()):
+        attr = "hogql_query" if body.hogql_query else "filters"
+        raise validation_error(f"The {attr} does not fit the event columns' types: {problem}", attr)
 
 
 PATCH_BODY = {"type": "object", "description": "Any fields of a batch export; a destination config is merged."}
@@ -61,9 +57,8 @@ async def list_exports(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.READ)
     limit = query_int(request, "limit", 100, minimum=1, maximum=1000)
     offset = query_int(request, "offset", 0, maximum=10**9)
-    count, page = await exports.list_page(
-        request.app[POOL], project_id, request.app[CIPHER], limit=limit, offset=offset
-    )
+    rt = runtime(request)
+    count, page = await exports.list_page(rt.pool, project_id, rt.cipher, limit=limit, offset=offset)
 
     def link(at: int) -> str:
         return str(request.url.with_query(urlencode({**request.query, "limit": limit, "offset": at})))
@@ -84,17 +79,17 @@ async def list_exports(request: web.Request) -> web.Response:
 async def create_export(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.WRITE)
     body = BatchExportIn.model_validate(await read_json(request))
-    app = request.app
-    await check_host(app[SETTINGS], body)
-    await check_with_postgres(app, body)
-    export = await export_lifecycle.create(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], project_id, body)
+    rt = runtime(request)
+    await check_host(rt, body)
+    await check_with_postgres(rt, body)
+    export = await lifecycle.create(rt, project_id, body)
     return json_response(export_body(export, latest_runs=[]), status=201)
 
 
 @operation("Retrieve a batch export with its latest runs", {200: oa.BatchExport})
 async def retrieve_export(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ, name="id")
-    return json_response(export_body(export, latest_runs=await runs.latest(request.app[POOL], export.id)))
+    return json_response(export_body(export, latest_runs=await runs.latest(runtime(request).pool, export.id)))
 
 
 @operation(
@@ -106,16 +101,16 @@ async def update_export(request: web.Request) -> web.Response:
     patch = await read_json(request)
     if not isinstance(patch, dict):
         raise validation_error("The body must be a JSON object.")
-    merged = exports.as_input(export)
+    merged = export.as_input()
     for field, value in patch.items():
         if field != "destination":
             merged[field] = value
             continue
         if not isinstance(value, dict):
             raise validation_error("destination must be an object.", "destination")
-        if value.get("type", export.destination_type.value) != export.destination_type.value:
+        if value.get("type", export.destination_type) != export.destination_type:
             raise validation_error(
-                f"A batch export's destination type cannot change (it is {export.destination_type.value}); "
+                f"A batch export's destination type cannot change (it is {export.destination_type}); "
                 "create a new export instead.",
                 "destination__type",
             )
@@ -124,25 +119,24 @@ async def update_export(request: web.Request) -> web.Response:
             raise validation_error("destination.config must be an object.", "destination__config")
         merged["destination"] = {**merged["destination"], "config": {**merged["destination"]["config"], **config}}
     body = BatchExportIn.model_validate(merged)
-    app = request.app
-    await check_host(app[SETTINGS], body)
-    await check_with_postgres(app, body)
-    updated = await export_lifecycle.update(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, body)
-    return json_response(export_body(updated, latest_runs=await runs.latest(app[POOL], updated.id)))
+    rt = runtime(request)
+    await check_host(rt, body)
+    await check_with_postgres(rt, body)
+    updated = await lifecycle.update(rt, export, body)
+    return json_response(export_body(updated, latest_runs=await runs.latest(rt.pool, updated.id)))
 
 
 @operation("Delete a batch export, its schedule, and cancel its runs", {204: None, 503: oa.Error})
 async def delete_export(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.WRITE, name="id")
-    await export_lifecycle.delete(request.app[POOL], request.app[TEMPORAL], export)
+    await lifecycle.delete(runtime(request), export)
     return web.Response(status=204)
 
 
 @operation("Pause a batch export", {200: oa.Paused, 503: oa.Error})
 async def pause_export(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.WRITE, name="id")
-    app = request.app
-    await export_lifecycle.set_paused(app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, True)
+    await lifecycle.set_paused(runtime(request), export, True)
     return json_response({"paused": True})
 
 
@@ -156,10 +150,7 @@ async def unpause_export(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.WRITE, name="id")
     options: Any = await read_json(request) if request.can_read_body else {}
     backfill = bool(options.get("backfill")) if isinstance(options, dict) else False
-    app = request.app
-    started = await export_lifecycle.unpause(
-        app[POOL], app[TEMPORAL], app[SETTINGS], app[CIPHER], export, backfill=backfill, now=datetime.now(UTC)
-    )
+    started = await lifecycle.unpause(runtime(request), export, backfill=backfill, now=datetime.now(UTC))
     body: dict[str, Any] = {"paused": False}
     if started is not None:
         body["backfill_id"] = str(started.id)

@@ -10,10 +10,11 @@ from aiohttp import web
 
 from api import openapi as oa
 from api.errors import ApiError
-from api.keys import POOL, SETTINGS
 from api.openapi import operation
 from api.routes import Route
-from batch_exports import ingestion
+from api.state import runtime
+from batch_exports.services import capture as ingestion
+from batch_exports.store import event_store, projects
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -36,7 +37,8 @@ def _decompress(body: bytes, limit: int) -> bytes:
     auth="token",
 )
 async def capture(request: web.Request) -> web.Response:
-    limit = request.app[SETTINGS].max_body_mb * 2**20
+    rt = runtime(request)
+    limit = rt.settings.max_body_mb * 2**20
     body = await request.read()
     # aiohttp already inflates `Content-Encoding: gzip`; PostHog's SDKs may instead send gzip with
     # `?compression=gzip-js`, so the body itself says whether it is compressed.
@@ -48,8 +50,7 @@ async def capture(request: web.Request) -> web.Response:
         raise ApiError(400, f"The body is not valid JSON: {error}", code="invalid_payload") from None
     except ingestion.CaptureError as error:
         raise ApiError(400, f"Invalid payload: {error}.", code="invalid_payload") from None
-    pool = request.app[POOL]
-    team_id = await ingestion.project_for_token(pool, payload.token) if payload.token else None
+    team_id = await projects.for_token(rt.pool, payload.token) if payload.token else None
     if team_id is None:
         raise ApiError(
             401,
@@ -57,7 +58,7 @@ async def capture(request: web.Request) -> web.Response:
             type="authentication_error",
             code="invalid_api_key",
         )
-    await ingestion.write(pool, team_id, payload.events)
+    await event_store.write(rt.pool, team_id, payload.events)
     return web.json_response({"status": 1})
 
 

@@ -4,38 +4,35 @@ from typing import Any
 
 from aiohttp import web
 
-from activities.destinations.checks import STEPS, run_step
 from api import openapi as oa
 from api.auth import authorize
 from api.errors import read_json, validation_error
-from api.keys import SETTINGS
 from api.lookups import export_for
 from api.openapi import operation
 from api.responses import json_response
 from api.routes import Route
-from batch_exports import api_keys
-from batch_exports.destination_configs import DestinationConfig, DestinationType
+from api.state import runtime
 from batch_exports.models import DestinationIn
+from batch_exports.store import api_keys
+from connectors.destinations import TYPES, DestinationConfig, destination, run_step
 
 
-def _destination_type(raw: str | None, attr: str) -> DestinationType:
-    try:
-        return DestinationType(raw or "")
-    except ValueError:
-        choices = ", ".join(t.value for t in DestinationType)
-        raise validation_error(f"'{raw}' is not a destination type; use one of {choices}.", attr) from None
+def _destination_type(raw: str | None, attr: str) -> str:
+    if raw not in TYPES:
+        raise validation_error(f"'{raw}' is not a destination type; use one of {', '.join(TYPES)}.", attr)
+    return raw
 
 
-def _step_index(body: Any, destination_type: DestinationType) -> int:
+def _step_index(body: Any, destination_type: str) -> int:
     step = body.get("step", 0) if isinstance(body, dict) else None
-    count = len(STEPS[destination_type])
+    count = len(destination(destination_type).steps)
     if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < count:
         raise validation_error(f"'step' must be an integer from 0 to {count - 1}.", "step")
     return step
 
 
-async def _result(request: web.Request, kind: DestinationType, config: DestinationConfig, step: int) -> web.Response:
-    problem = await run_step(kind, config, request.app[SETTINGS], step)
+async def _result(request: web.Request, kind: str, config: DestinationConfig, step: int) -> web.Response:
+    problem = await run_step(kind, config, runtime(request).destinations, step)
     status = "Passed" if problem is None else "Failed"
     return json_response({"result": {"status": status, "message": problem}})
 
@@ -43,13 +40,13 @@ async def _result(request: web.Request, kind: DestinationType, config: Destinati
 @operation(
     "The checks a destination type has",
     {200: oa.Steps},
-    query=(oa.Query("destination", {"type": "string", "enum": [t.value for t in DestinationType]}),),
+    query=(oa.Query("destination", {"type": "string", "enum": list(TYPES)}),),
 )
 async def list_steps(request: web.Request) -> web.Response:
     """`GET batch_exports/test/?destination=TYPE`: the checks that destination has."""
     await authorize(request, api_keys.READ)
     kind = _destination_type(request.query.get("destination"), "destination")
-    steps = [{"name": step.name, "description": step.description} for step in STEPS[kind]]
+    steps = [{"name": step.name, "description": step.description} for step in destination(kind).steps]
     return json_response({"steps": steps})
 
 

@@ -6,9 +6,9 @@ from aiohttp import web
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from api import openapi as oa
-from api.keys import POOL, TEMPORAL
 from api.openapi import operation
 from api.routes import Route
+from api.state import runtime
 
 CHECK_TIMEOUT_SECONDS = 3
 
@@ -16,10 +16,10 @@ CHECK_TIMEOUT_SECONDS = 3
 @operation("Whether the database and Temporal answer", {200: oa.Health, 503: oa.Health}, auth="none")
 async def health(request: web.Request) -> web.Response:
     async def database() -> None:
-        await request.app[POOL].fetchval("SELECT 1")
+        await runtime(request).pool.fetchval("SELECT 1")
 
     async def temporal() -> None:
-        await request.app[TEMPORAL].workflow_service.get_system_info(GetSystemInfoRequest())
+        await runtime(request).client.workflow_service.get_system_info(GetSystemInfoRequest())
 
     state = {}
     for name, check in (("database", database), ("temporal", temporal)):

@@ -4,13 +4,13 @@ from aiohttp import web
 
 from api import openapi as oa
 from api.errors import not_found, validation_error
-from api.keys import POOL
 from api.lookups import export_for
 from api.openapi import operation
 from api.params import path_uuid, query_datetime, query_int
 from api.responses import json_response
 from api.routes import Route
-from batch_exports import api_keys, logs, runs
+from api.state import runtime
+from batch_exports.store import api_keys, logs, runs
 
 LOG_QUERY = (
     oa.LIMIT,
@@ -38,10 +38,10 @@ async def _entries(request: web.Request, run_id_name: str | None) -> web.Respons
     run_id = None
     if run_id_name:
         run_id = path_uuid(request, run_id_name)
-        if await runs.get(request.app[POOL], run_id, export.id) is None:
+        if await runs.get(runtime(request).pool, run_id, export.id) is None:
             raise not_found("Run not found.")
     entries = await logs.search(
-        request.app[POOL],
+        runtime(request).pool,
         batch_export_id=export.id,
         run_id=run_id,
         limit=query_int(request, "limit", 100, minimum=1, maximum=1000),

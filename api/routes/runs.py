@@ -8,17 +8,20 @@ from temporalio.service import RPCError
 
 from api import openapi as oa
 from api.errors import ApiError, not_found, validation_error
-from api.keys import POOL, SETTINGS, TEMPORAL
 from api.lookups import export_for
 from api.openapi import operation
 from api.pagination import PageRequest, page_body
 from api.params import path_uuid, query_datetime
 from api.responses import json_response, run_body
 from api.routes import Route
-from batch_exports import api_keys, backfills, reconciliation, runs
-from batch_exports.exports import BatchExport
-from batch_exports.runs import Run, RunFilter, RunStatus
-from batch_exports.temporal import calling_temporal, cancel_workflow
+from api.state import runtime
+from batch_exports.services import backfills as backfilling
+from batch_exports.services import reconciliation
+from batch_exports.store import api_keys, runs
+from batch_exports.store.exports import BatchExport
+from batch_exports.store.runs import Run, RunFilter
+from batch_exports.temporal.client import calling_temporal, cancel_workflow
+from contracts.statuses import RunStatus
 
 PAGE_SIZE = 100
 RECONCILE_ON_READ_AFTER = timedelta(seconds=1)
@@ -61,7 +64,7 @@ async def list_runs(request: web.Request) -> web.Response:
         raise validation_error(f"'ordering' must be one of {', '.join(sorted(runs.ORDERINGS))}.", "ordering")
     asked = PageRequest.of(request)
     page = await runs.page(
-        request.app[POOL],
+        runtime(request).pool,
         export.id,
         ordering=ordering,
         limit=PAGE_SIZE + 1,
@@ -83,7 +86,7 @@ async def list_runs(request: web.Request) -> web.Response:
 
 async def _run(request: web.Request, scope: str) -> tuple[BatchExport, Run]:
     export = await export_for(request, scope)
-    run = await runs.get(request.app[POOL], path_uuid(request, "id"), export.id)
+    run = await runs.get(runtime(request).pool, path_uuid(request, "id"), export.id)
     if run is None:
         raise not_found("Run not found.")
     return export, run
@@ -93,27 +96,27 @@ async def _run(request: web.Request, scope: str) -> tuple[BatchExport, Run]:
 async def retrieve_run(request: web.Request) -> web.Response:
     """The run; an open one whose execution has closed unseen is reconciled on the spot."""
     export, run = await _run(request, api_keys.READ)
-    stale = run.status in runs.OPEN_STATUSES and datetime.now(UTC) - run.last_updated_at > RECONCILE_ON_READ_AFTER
+    stale = run.status.is_open and datetime.now(UTC) - run.last_updated_at > RECONCILE_ON_READ_AFTER
     if stale:
         with contextlib.suppress(RPCError, RuntimeError):  # Temporal down: the books as they stand
-            if await reconciliation.reconcile_run(request.app[POOL], request.app[TEMPORAL], run):
-                run = await runs.get(request.app[POOL], run.id, export.id) or run
+            if await reconciliation.reconcile_run(runtime(request), run):
+                run = await runs.get(runtime(request).pool, run.id, export.id) or run
     return json_response(run_body(run))
 
 
 @operation("Cancel a Starting or Running run", {200: oa.Cancelled, 503: oa.Error})
 async def cancel_run(request: web.Request) -> web.Response:
     _, run = await _run(request, api_keys.WRITE)
-    if run.status not in runs.OPEN_STATUSES:
+    if not run.status.is_open:
         raise ApiError(
             400, f"Only a Starting or Running run can be cancelled; this one is {run.status.value}.", code="not_running"
         )
-    client = request.app[TEMPORAL]
+    rt = runtime(request)
     async with calling_temporal("look up the run"):
         # Its execution may have closed unseen (terminated, timed out): then record how, and say so.
-        ended = await reconciliation.reconcile_run(request.app[POOL], client, run)
-    if ended is not None or not await cancel_workflow(client, run.workflow_id, run.workflow_run_id):
-        ended = ended or await reconciliation.reconcile_run(request.app[POOL], client, run)
+        ended = await reconciliation.reconcile_run(rt, run)
+    if ended is not None or not await cancel_workflow(rt.client, run.workflow_id, run.workflow_run_id):
+        ended = ended or await reconciliation.reconcile_run(rt, run)
         raise ApiError(
             400,
             f"The run has already ended ({ended.value if ended else 'closed'}); it cannot be cancelled.",
@@ -126,12 +129,11 @@ async def cancel_run(request: web.Request) -> web.Response:
 async def retry_run(request: web.Request) -> web.Response:
     """Run the run's interval again, as a one-interval backfill."""
     export, run = await _run(request, api_keys.WRITE)
-    app = request.app
-    async with app[POOL].acquire() as conn, conn.transaction():
-        backfill = await backfills.start(
+    rt = runtime(request)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        backfill = await backfilling.start(
+            rt,
             conn,
-            app[TEMPORAL],
-            app[SETTINGS],
             export,
             run.data_interval_start,
             run.data_interval_end,

@@ -1,0 +1,48 @@
+"""Bookkeeping of backfills: their row moves from `Starting` to `Running` to how they ended."""
+
+import asyncio
+import uuid
+
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.exceptions import ApplicationError
+
+from batch_exports.runtime import Runtime
+from batch_exports.store import backfills, exports, runs
+from connectors.sources import open_source
+from contracts.workflows import FinishBackfillInputs, StartBackfillInputs
+
+WAIT_POLL_SECONDS = 2.0
+
+
+class BackfillBookkeeping:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    @activity.defn(name="start-backfill")
+    async def start_backfill(self, inputs: StartBackfillInputs) -> None:
+        """Mark the backfill Running, with how many runs and (an estimate of) how many records it has."""
+        backfill_id = uuid.UUID(inputs.backfill_id)
+        backfill = await backfills.get(self.rt.pool, backfill_id)
+        if backfill is None:  # the request that started this backfill has not committed its row yet
+            raise ApplicationError(f"backfill {backfill_id} is not recorded yet", type="BackfillNotRecorded")
+        export = await exports.get(self.rt.pool, backfill.batch_export_id, self.rt.cipher, include_deleted=True)
+        records = None
+        if export is not None and backfill.start_at and backfill.end_at:
+            source = open_source(self.rt.source, export.team_id, export.model, export.selection())
+            records = await source.count(backfill.start_at, backfill.end_at)
+        await backfills.mark_running(self.rt.pool, backfill_id, inputs.total_runs, records)
+
+    @activity.defn(name="finish-backfill")
+    async def finish_backfill(self, inputs: FinishBackfillInputs) -> None:
+        backfill_id = uuid.UUID(inputs.backfill_id)
+        finished = await runs.finished_intervals(self.rt.pool, backfill_id)
+        await backfills.finish(self.rt.pool, backfill_id, inputs.status, finished)
+
+    @activity.defn(name="wait-for-workflow")
+    async def wait_for_workflow(self, workflow_id: str) -> None:
+        """Return once the running execution of `workflow_id` has closed, however it closed."""
+        handle = self.rt.client.get_workflow_handle(workflow_id)
+        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            activity.heartbeat()
+            await asyncio.sleep(WAIT_POLL_SECONDS)

@@ -1,0 +1,125 @@
+"""Backfills: a backfill workflow that runs every interval of a range, recorded as a row of its own."""
+
+import itertools
+import uuid
+from datetime import UTC, date, datetime
+
+import asyncpg
+from temporalio.client import Client
+
+from batch_exports.models import InvalidField
+from batch_exports.runtime import Runtime
+from batch_exports.store import backfills
+from batch_exports.store.backfills import Backfill
+from batch_exports.store.exports import BatchExport
+from batch_exports.temporal.client import calling_temporal, cancel_workflow
+from contracts.intervals import IntervalSpec, boundaries
+from contracts.search_attributes import search_attributes
+from contracts.workflows import BACKFILL_WORKFLOW, BackfillInputs
+
+
+class TooManyBackfills(Exception):
+    pass
+
+
+def workflow_id_for(backfill_id: uuid.UUID) -> str:
+    return f"backfill-{backfill_id}"
+
+
+async def start(
+    rt: Runtime,
+    conn: asyncpg.Connection,
+    export: BatchExport,
+    start_at: datetime,
+    end_at: datetime,
+    *,
+    single_interval: bool = False,
+) -> Backfill:
+    """Record a backfill and start its workflow; call inside a transaction, which Temporal's refusal rolls back."""
+    client, settings = rt.client, rt.settings
+    # One project's backfills are started one at a time, so two requests cannot both pass the limit.
+    await backfills.lock_team(conn, export.team_id)
+    running = await backfills.count_open(conn, export.team_id)
+    if running >= settings.max_running_backfills_per_project:
+        raise TooManyBackfills(
+            f"this project already has {running} backfills running (the limit is "
+            f"{settings.max_running_backfills_per_project}); wait for one to finish or cancel one"
+        )
+    backfill_id = uuid.uuid4()
+    workflow_id = workflow_id_for(backfill_id)
+    await backfills.insert(
+        conn,
+        backfill_id,
+        team_id=export.team_id,
+        batch_export_id=export.id,
+        start_at=start_at,
+        end_at=end_at,
+        workflow_id=workflow_id,
+    )
+    async with calling_temporal("start the backfill"):
+        await client.start_workflow(
+            BACKFILL_WORKFLOW,
+            BackfillInputs(
+                backfill_id=str(backfill_id),
+                batch_export_id=str(export.id),
+                team_id=export.team_id,
+                spec=export.interval_spec,
+                destination_type=export.destination_type,
+                start_at=start_at,
+                end_at=end_at,
+                concurrency=settings.backfill_concurrency,
+                run_max_attempts=settings.run_max_attempts,
+                run_retry_initial_seconds=settings.run_retry_initial_seconds,
+                single_interval=single_interval,
+            ),
+            id=workflow_id,
+            task_queue=settings.task_queue,
+            search_attributes=search_attributes(
+                str(export.id), export.team_id, export.destination_type, backfill_id=str(backfill_id)
+            ),
+            static_summary=f"Backfill of {export.name} ({export.destination_type}), "
+            f"{start_at.isoformat()} to {end_at.isoformat()}",
+        )
+    stored = await backfills.get(conn, backfill_id)
+    assert stored is not None
+    return stored
+
+
+async def cancel(client: Client, backfill: Backfill) -> bool:
+    """Ask the backfill workflow to stop (it cancels its runs and records `Cancelled` itself).
+
+    False when it has already ended.
+    """
+    return bool(backfill.workflow_id) and await cancel_workflow(client, backfill.workflow_id or "")
+
+
+def _parse_bound(raw: object, name: str, spec: IntervalSpec) -> datetime:
+    """A bound as a datetime with an offset, or, for daily and weekly exports, a date (its boundary hour)."""
+    if not isinstance(raw, str) or not raw:
+        raise InvalidField(name, f"{name} is required: an ISO 8601 date-time with an offset (or a date)")
+    is_date = len(raw) == 10
+    if is_date and not spec.interval.is_calendar:
+        raise InvalidField(name, f"{name} must be a date-time; dates are for daily and weekly exports")
+    try:
+        value = date.fromisoformat(raw) if is_date else datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidField(name, f"{name} is not an ISO 8601 date-time: {raw!r}") from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidField(name, f"{name} must carry a UTC offset (for example 2024-01-01T00:00:00Z)")
+        return value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, spec.offset_hour or 0, tzinfo=spec.zone).astimezone(UTC)
+
+
+def bounds(export: BatchExport, start_raw: object, end_raw: object, now: datetime) -> tuple[datetime, datetime]:
+    """Validated backfill bounds: ordered, not in the future, holding at least one whole interval."""
+    spec = export.interval_spec
+    start_at, end_at = _parse_bound(start_raw, "start_at", spec), _parse_bound(end_raw, "end_at", spec)
+    if start_at >= end_at:
+        raise InvalidField("end_at", "end_at must be after start_at")
+    if end_at > now:
+        raise InvalidField("end_at", "end_at is in the future: a backfill exports intervals that have ended")
+    ends = list(itertools.islice(boundaries(spec, start_at, end_at), 2))
+    if len(ends) < 2:
+        raise InvalidField("start_at", f"no whole {export.interval.value} interval lies between start_at and end_at")
+    return start_at, end_at

@@ -1,0 +1,86 @@
+"""Capture ingestion: PostHog capture payloads become rows of the event source.
+
+`parse` validates a whole payload before anything is written; `store.event_store.write` then stores the
+batch in one transaction.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from batch_exports.store.event_store import CapturedEvent
+
+
+class CaptureError(ValueError):
+    """A payload that cannot be ingested; its message names the offending part."""
+
+
+@dataclass
+class Payload:
+    token: str | None
+    events: list[CapturedEvent]
+
+
+def _datetime(value: Any, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise CaptureError(f"{where} must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CaptureError(f"{where} is not an ISO 8601 date-time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _event(raw: Any, index: int, sent_at: datetime | None, now: datetime) -> CapturedEvent:
+    where = f"batch[{index}]"
+    if not isinstance(raw, dict):
+        raise CaptureError(f"{where} must be an object")
+    name = raw.get("event")
+    if not isinstance(name, str) or not name:
+        raise CaptureError(f"{where}.event must be a non-empty string")
+    properties = raw.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise CaptureError(f"{where}.properties must be an object")
+    distinct_id = raw.get("distinct_id", properties.get("distinct_id", properties.get("$distinct_id")))
+    if isinstance(distinct_id, int | float) and not isinstance(distinct_id, bool):
+        distinct_id = str(distinct_id)
+    if not isinstance(distinct_id, str) or not distinct_id.strip():
+        raise CaptureError(f"{where}.distinct_id must be a non-empty string")
+    try:
+        event_uuid = uuid.UUID(str(raw["uuid"])) if raw.get("uuid") else uuid.uuid4()
+    except ValueError:
+        raise CaptureError(f"{where}.uuid is not a UUID") from None
+    timestamp = now
+    if raw.get("timestamp") is not None:
+        timestamp = _datetime(raw["timestamp"], f"{where}.timestamp")
+        if sent_at is not None:  # the client's clock may be off: keep the event's age as it measured it
+            timestamp = now - (sent_at - timestamp)
+    elif isinstance(raw.get("offset"), int | float):
+        timestamp = datetime.fromtimestamp(now.timestamp() - raw["offset"] / 1000, UTC)
+    set_ = raw.get("$set", properties.get("$set")) or {}
+    set_once = raw.get("$set_once", properties.get("$set_once")) or {}
+    if not isinstance(set_, dict) or not isinstance(set_once, dict):
+        raise CaptureError(f"{where}: $set and $set_once must be objects")
+    return CapturedEvent(event_uuid, name, distinct_id.strip(), properties, timestamp, set_, set_once)
+
+
+def parse(body: Any, now: datetime | None = None) -> Payload:
+    """A capture body: one event, `{"api_key", "batch": [...]}`, or a bare list of events."""
+    now = now or datetime.now(UTC)
+    if isinstance(body, list):
+        body = {"batch": body}
+    if not isinstance(body, dict):
+        raise CaptureError("the body must be a JSON object or a list of events")
+    raw_events = body.get("batch", [body])
+    if not isinstance(raw_events, list):
+        raise CaptureError("batch must be a list of events")
+    sent_at = _datetime(body["sent_at"], "sent_at") if body.get("sent_at") else None
+    events = [_event(raw, i, sent_at, now) for i, raw in enumerate(raw_events)]
+    token = body.get("api_key") or body.get("token")
+    if token is None and raw_events and isinstance(raw_events[0], dict):
+        first = raw_events[0]
+        token = first.get("api_key") or first.get("token") or (first.get("properties") or {}).get("token")
+    if token is not None and not isinstance(token, str):
+        raise CaptureError("api_key must be a string")
+    return Payload(token=token, events=events)

@@ -1,0 +1,108 @@
+"""The `personal_api_keys` table: keys stored as their SHA-256, carrying scopes and the projects they may touch."""
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeAlias
+
+import asyncpg
+
+READ = "batch_export:read"
+WRITE = "batch_export:write"
+ALL_SCOPES = (READ, WRITE)
+
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: uuid.UUID
+    scopes: frozenset[str]
+    project_ids: frozenset[int] | None
+    """None: every project."""
+
+    def may_access(self, project_id: int) -> bool:
+        return self.project_ids is None or project_id in self.project_ids
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """A key as an operator lists it: never its value."""
+
+    id: uuid.UUID
+    label: str
+    mask_value: str
+    scopes: list[str]
+    project_ids: list[int] | None
+    revoked_at: datetime | None
+
+
+def secure_value(key: str) -> str:
+    return "sha256$" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def mask(key: str) -> str:
+    return f"{key[:4]}...{key[-4:]}" if len(key) > 12 else "****"
+
+
+async def find(conn: Executor, key: str) -> ApiKey | None:
+    """The active key whose value is `key` (and note that it was used)."""
+    row = await conn.fetchrow(
+        """
+        UPDATE personal_api_keys SET last_used_at = now()
+        WHERE secure_value = $1 AND revoked_at IS NULL
+        RETURNING id, scopes, project_ids
+        """,
+        secure_value(key),
+    )
+    if row is None:
+        return None
+    projects = frozenset(row["project_ids"]) if row["project_ids"] is not None else None
+    return ApiKey(id=row["id"], scopes=frozenset(row["scopes"]), project_ids=projects)
+
+
+async def ensure(
+    conn: Executor,
+    key: str,
+    *,
+    label: str,
+    scopes: tuple[str, ...] = ALL_SCOPES,
+    project_ids: list[int] | None = None,
+) -> None:
+    """Store `key` (hashed) unless it is stored already."""
+    await conn.execute(
+        """
+        INSERT INTO personal_api_keys (id, label, secure_value, mask_value, scopes, project_ids)
+        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (secure_value) DO NOTHING
+        """,
+        uuid.uuid4(),
+        label,
+        secure_value(key),
+        mask(key),
+        list(scopes),
+        project_ids,
+    )
+
+
+async def create(conn: Executor, label: str, scopes: tuple[str, ...], project_ids: list[int] | None) -> str:
+    """A new random key, stored hashed; its value is returned once and never again."""
+    key = "phx_" + secrets.token_urlsafe(32)
+    await ensure(conn, key, label=label, scopes=scopes, project_ids=project_ids)
+    return key
+
+
+async def all_keys(conn: Executor) -> list[StoredKey]:
+    rows = await conn.fetch(
+        "SELECT id, label, mask_value, scopes, project_ids, revoked_at FROM personal_api_keys ORDER BY created_at"
+    )
+    return [StoredKey(**dict(row)) for row in rows]
+
+
+async def revoke(conn: Executor, key_id: uuid.UUID) -> bool:
+    """Revoke an active key; False when there is none with that id."""
+    revoked = await conn.execute(
+        "UPDATE personal_api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", key_id
+    )
+    return not revoked.endswith(" 0")

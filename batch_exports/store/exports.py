@@ -1,0 +1,221 @@
+"""The `batch_exports` and `batch_export_destinations` tables: exports and their (encrypted) destination configs."""
+
+import uuid
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+from pydantic import BaseModel
+
+from batch_exports.crypto import ConfigCipher
+from batch_exports.models import BatchExportIn
+from connectors.destinations import DestinationConfig, parse_config
+from connectors.sources.events import EventSelection
+from connectors.sources.filters import PropertyFilter
+from connectors.sources.hogql import parse_query
+from contracts.intervals import Interval, IntervalSpec
+
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+
+class BatchExport(BaseModel):
+    id: uuid.UUID
+    team_id: int
+    name: str
+    model: str
+    destination_id: uuid.UUID
+    destination_type: str
+    destination_config: DestinationConfig
+    interval: Interval
+    paused: bool
+    deleted: bool
+    start_at: datetime | None
+    end_at: datetime | None
+    timezone: str
+    offset_day: int | None
+    offset_hour: int | None
+    hogql_query: str | None
+    filters: list[PropertyFilter] | None
+    schema_: dict[str, Any] | None
+    created_at: datetime
+    last_updated_at: datetime
+    last_paused_at: datetime | None
+
+    @property
+    def interval_spec(self) -> IntervalSpec:
+        return IntervalSpec(self.interval, self.timezone, self.offset_day, self.offset_hour)
+
+    def selection(self) -> EventSelection:
+        """What of the events model the export selects (the other models take no selection)."""
+        config = self.destination_config
+        return EventSelection(
+            include_events=tuple(config.include_events or ()),
+            exclude_events=tuple(config.exclude_events or ()),
+            filters=tuple(self.filters or ()),
+            query=parse_query(self.hogql_query) if self.hogql_query else None,
+        )
+
+    def as_input(self) -> dict[str, Any]:
+        """The export as a create body, with its full config (secrets included): the base a PATCH merges into."""
+        return {
+            "name": self.name,
+            "model": self.model,
+            "destination": {"type": self.destination_type, "config": self.destination_config.stored()},
+            "interval": self.interval.value,
+            "paused": self.paused,
+            "start_at": self.start_at,
+            "end_at": self.end_at,
+            "timezone": self.timezone,
+            "offset_day": self.offset_day,
+            "offset_hour": self.offset_hour,
+            "hogql_query": self.hogql_query,
+            "filters": [f.model_dump(mode="json") for f in self.filters] if self.filters is not None else None,
+        }
+
+
+_SELECT = """
+    SELECT e.*, e.schema AS schema_, d.type AS destination_type, d.config_encrypted
+    FROM batch_exports e JOIN batch_export_destinations d ON d.id = e.destination_id
+"""
+
+
+def _from_row(row: asyncpg.Record, cipher: ConfigCipher) -> BatchExport:
+    values = dict(row)
+    destination_type = values.pop("destination_type")
+    config = parse_config(destination_type, cipher.decrypt(values.pop("config_encrypted")))
+    return BatchExport(**values, destination_type=destination_type, destination_config=config)
+
+
+def _columns(body: BatchExportIn) -> dict[str, Any]:
+    """The export's own columns as `body` sets them (names are the code's, values are bound)."""
+    return {
+        "name": body.name,
+        "model": body.model,
+        "interval": body.interval.value,
+        "paused": body.paused,
+        "start_at": body.start_at,
+        "end_at": body.end_at,
+        "timezone": body.timezone,
+        "offset_day": body.offset_day,
+        "offset_hour": body.offset_hour,
+        "hogql_query": body.hogql_query,
+        "filters": [f.model_dump(mode="json") for f in body.filters] if body.filters is not None else None,
+        "schema": body.exported_schema(),
+    }
+
+
+def _encrypted_config(body: BatchExportIn, cipher: ConfigCipher) -> bytes:
+    return cipher.encrypt(body.destination.parsed().stored())
+
+
+async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, cipher: ConfigCipher) -> BatchExport:
+    destination_id, export_id = uuid.uuid4(), uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO batch_export_destinations (id, type, config_encrypted) VALUES ($1, $2, $3)",
+        destination_id,
+        body.destination.type,
+        _encrypted_config(body, cipher),
+    )
+    columns = {"id": export_id, "team_id": team_id, "destination_id": destination_id, **_columns(body)}
+    names = ", ".join(columns)
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    await conn.execute(f"INSERT INTO batch_exports ({names}) VALUES ({values})", *columns.values())
+    if body.paused:
+        await conn.execute("UPDATE batch_exports SET last_paused_at = now() WHERE id = $1", export_id)
+    export = await get(conn, export_id, cipher, team_id=team_id)
+    assert export is not None
+    return export
+
+
+class ExportNotFound(LookupError):
+    """The export is gone (deleted meanwhile, or never there)."""
+
+
+async def update(
+    conn: asyncpg.Connection, export: BatchExport, body: BatchExportIn, cipher: ConfigCipher
+) -> BatchExport:
+    """Store `body` (a complete, validated export) over `export`; returns the stored result."""
+    if not await conn.fetchval("SELECT 1 FROM batch_exports WHERE id = $1 AND NOT deleted FOR UPDATE", export.id):
+        raise ExportNotFound(export.id)
+    await conn.execute(
+        "UPDATE batch_export_destinations SET config_encrypted = $2, last_updated_at = now() WHERE id = $1",
+        export.destination_id,
+        _encrypted_config(body, cipher),
+    )
+    if body.paused and not export.paused:
+        await conn.execute("UPDATE batch_exports SET last_paused_at = now() WHERE id = $1", export.id)
+    columns = _columns(body)
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=2))
+    await conn.execute(
+        f"UPDATE batch_exports SET {assignments}, last_updated_at = now() WHERE id = $1", export.id, *columns.values()
+    )
+    updated = await get(conn, export.id, cipher)
+    if updated is None:
+        raise ExportNotFound(export.id)
+    return updated
+
+
+async def set_paused(conn: asyncpg.Connection, export_id: uuid.UUID, paused: bool) -> None:
+    await conn.execute(
+        """
+        UPDATE batch_exports
+        SET paused = $2, last_updated_at = now(),
+            last_paused_at = CASE WHEN $2 AND NOT paused THEN now() ELSE last_paused_at END
+        WHERE id = $1
+        """,
+        export_id,
+        paused,
+    )
+
+
+async def get(
+    conn: Executor,
+    export_id: uuid.UUID,
+    cipher: ConfigCipher,
+    *,
+    team_id: int | None = None,
+    include_deleted: bool = False,
+) -> BatchExport | None:
+    row = await conn.fetchrow(
+        f"{_SELECT} WHERE e.id = $1 AND ($2::bigint IS NULL OR e.team_id = $2) AND (NOT e.deleted OR $3)",
+        export_id,
+        team_id,
+        include_deleted,
+    )
+    return _from_row(row, cipher) if row else None
+
+
+async def list_page(
+    conn: asyncpg.Pool, team_id: int, cipher: ConfigCipher, *, limit: int, offset: int
+) -> tuple[int, list[BatchExport]]:
+    """One page of a team's live exports, newest first, and how many there are in all."""
+    count = await conn.fetchval("SELECT count(*) FROM batch_exports WHERE team_id = $1 AND NOT deleted", team_id)
+    rows = await conn.fetch(
+        f"{_SELECT} WHERE e.team_id = $1 AND NOT e.deleted ORDER BY e.created_at DESC, e.id DESC LIMIT $2 OFFSET $3",
+        team_id,
+        limit,
+        offset,
+    )
+    return count, [_from_row(row, cipher) for row in rows]
+
+
+async def team_of(conn: Executor, export_id: uuid.UUID, *, include_deleted: bool = True) -> int | None:
+    """The project of an export (None when there is none, or it is deleted and `include_deleted` is off)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT team_id FROM batch_exports WHERE id = $1 AND (NOT deleted OR $2)", export_id, include_deleted
+    )
+
+
+async def live_ids(conn: Executor) -> list[uuid.UUID]:
+    """Every export that is not deleted."""
+    return [row["id"] for row in await conn.fetch("SELECT id FROM batch_exports WHERE NOT deleted")]
+
+
+async def lock(conn: asyncpg.Connection, export_id: uuid.UUID) -> asyncpg.Record | None:
+    """Lock the export's row for the transaction (a delete or a pause in flight holds it); its team, `paused` and
+    `deleted`, or None when there is no such export."""
+    return await conn.fetchrow("SELECT team_id, paused, deleted FROM batch_exports WHERE id = $1 FOR UPDATE", export_id)
+
+
+async def soft_delete(conn: Executor, export_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE batch_exports SET deleted = true, last_updated_at = now() WHERE id = $1", export_id)

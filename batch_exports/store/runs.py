@@ -1,0 +1,232 @@
+"""The `batch_export_runs` table: one row per workflow execution of the run workflow (workflow id + run id)."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeAlias
+
+import asyncpg
+from pydantic import BaseModel
+
+from contracts.statuses import FINAL_RUN_STATUSES, OPEN_RUN_STATUSES, RunStatus
+
+Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+
+class Run(BaseModel):
+    id: uuid.UUID
+    batch_export_id: uuid.UUID
+    backfill_id: uuid.UUID | None
+    workflow_id: str
+    workflow_run_id: str
+    status: RunStatus
+    records_completed: int
+    records_failed: int
+    records_total_count: int | None
+    bytes_exported: int
+    latest_error: str | None
+    data_interval_start: datetime
+    data_interval_end: datetime
+    cursor: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    last_updated_at: datetime
+
+
+async def start(
+    conn: Executor,
+    *,
+    batch_export_id: uuid.UUID,
+    workflow_id: str,
+    workflow_run_id: str,
+    data_interval_start: datetime,
+    data_interval_end: datetime,
+    backfill_id: uuid.UUID | None,
+) -> uuid.UUID:
+    """Record an execution as `Starting`; recording the same execution again returns the same row."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """
+        INSERT INTO batch_export_runs (id, batch_export_id, workflow_id, workflow_run_id, status,
+                                       data_interval_start, data_interval_end, backfill_id)
+        VALUES ($1, $2, $3, $4, $8, $5, $6, $7)
+        ON CONFLICT (workflow_id, workflow_run_id) DO UPDATE SET last_updated_at = now()
+        RETURNING id
+        """,
+        uuid.uuid4(),
+        batch_export_id,
+        workflow_id,
+        workflow_run_id,
+        data_interval_start,
+        data_interval_end,
+        backfill_id,
+        RunStatus.STARTING,
+    )
+
+
+async def update_progress(
+    conn: asyncpg.Pool,
+    run_id: uuid.UUID,
+    *,
+    status: RunStatus = RunStatus.RUNNING,
+    records_completed: int | None = None,
+    bytes_exported: int | None = None,
+    latest_error: str | None = None,
+) -> None:
+    """Move an open run forward; never touches a run that has already finished."""
+    await conn.execute(
+        """
+        UPDATE batch_export_runs
+        SET status = $2, records_completed = coalesce($3, records_completed),
+            bytes_exported = coalesce($4, bytes_exported), latest_error = coalesce($5, latest_error),
+            last_updated_at = now()
+        WHERE id = $1 AND status = ANY($6)
+        """,
+        run_id,
+        status,
+        records_completed,
+        bytes_exported,
+        latest_error,
+        OPEN_RUN_STATUSES,
+    )
+
+
+async def finish(
+    conn: asyncpg.Pool,
+    run_id: uuid.UUID,
+    *,
+    status: RunStatus,
+    records_completed: int | None = None,
+    bytes_exported: int | None = None,
+    latest_error: str | None = None,
+    cursor: str | None = None,
+    only_if_open: bool = False,
+) -> bool:
+    """Record how a run ended; with `only_if_open`, leave a run alone that has already ended."""
+    status_text = await conn.fetchval(
+        """
+        UPDATE batch_export_runs
+        SET status = $2, records_completed = coalesce($3, records_completed),
+            bytes_exported = coalesce($4, bytes_exported), latest_error = $5, cursor = coalesce($6, cursor),
+            finished_at = now(), last_updated_at = now()
+        WHERE id = $1 AND (NOT $7 OR status = ANY($8))
+        RETURNING status
+        """,
+        run_id,
+        status,
+        records_completed,
+        bytes_exported,
+        latest_error,
+        cursor,
+        only_if_open,
+        OPEN_RUN_STATUSES,
+    )
+    return status_text is not None
+
+
+async def get(conn: Executor, run_id: uuid.UUID, batch_export_id: uuid.UUID) -> Run | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM batch_export_runs WHERE id = $1 AND batch_export_id = $2", run_id, batch_export_id
+    )
+    return Run(**dict(row)) if row else None
+
+
+async def latest(conn: Executor, batch_export_id: uuid.UUID, limit: int = 10) -> list[Run]:
+    rows = await conn.fetch(
+        "SELECT * FROM batch_export_runs WHERE batch_export_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        batch_export_id,
+        limit,
+    )
+    return [Run(**dict(row)) for row in rows]
+
+
+ORDERINGS = {"created_at", "-created_at", "data_interval_start", "-data_interval_start"}
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    statuses: tuple[RunStatus, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    interval_start: datetime | None = None
+    interval_end: datetime | None = None
+
+
+async def page(
+    conn: Executor,
+    batch_export_id: uuid.UUID,
+    *,
+    ordering: str,
+    limit: int,
+    position: tuple[datetime, uuid.UUID] | None,
+    backwards: bool,
+    where: RunFilter,
+) -> list[Run]:
+    """A keyset page: up to `limit` runs after `position` in `ordering` (before it when `backwards`)."""
+    field = ordering.lstrip("-")
+    assert ordering in ORDERINGS
+    descending = ordering.startswith("-") != backwards
+    direction, compare = ("DESC", "<") if descending else ("ASC", ">")
+    rows = await conn.fetch(
+        f"""
+        SELECT * FROM batch_export_runs
+        WHERE batch_export_id = $1
+          AND ($2::timestamptz IS NULL OR ({field}, id) {compare} ($2, $3))
+          AND (cardinality($4::text[]) = 0 OR status = ANY($4))
+          AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
+          AND ($7::timestamptz IS NULL OR data_interval_start >= $7)
+          AND ($8::timestamptz IS NULL OR data_interval_end <= $8)
+        ORDER BY {field} {direction}, id {direction} LIMIT $9
+        """,
+        batch_export_id,
+        position[0] if position else None,
+        position[1] if position else None,
+        list(where.statuses),
+        where.created_after,
+        where.created_before,
+        where.interval_start,
+        where.interval_end,
+        limit,
+    )
+    return [Run(**dict(row)) for row in rows]
+
+
+async def open_for_export(conn: Executor, batch_export_id: uuid.UUID) -> list[Run]:
+    rows = await conn.fetch(
+        "SELECT * FROM batch_export_runs WHERE batch_export_id = $1 AND status = ANY($2)",
+        batch_export_id,
+        OPEN_RUN_STATUSES,
+    )
+    return [Run(**dict(row)) for row in rows]
+
+
+async def open_and_quiet(conn: Executor, quiet_for: timedelta) -> list[Run]:
+    """Open runs whose row has not moved for `quiet_for`: their execution may have closed unseen."""
+    rows = await conn.fetch(
+        "SELECT * FROM batch_export_runs WHERE status = ANY($1) AND last_updated_at < now() - $2::interval",
+        OPEN_RUN_STATUSES,
+        quiet_for,
+    )
+    return [Run(**dict(row)) for row in rows]
+
+
+async def latest_final_statuses(conn: Executor, batch_export_id: uuid.UUID, limit: int) -> list[RunStatus]:
+    """How the export's latest `limit` runs ended for good (a FailedRetryable execution is followed by another)."""
+    rows = await conn.fetch(
+        """
+        SELECT status FROM batch_export_runs WHERE batch_export_id = $1 AND status = ANY($2)
+        ORDER BY created_at DESC LIMIT $3
+        """,
+        batch_export_id,
+        FINAL_RUN_STATUSES,
+        limit,
+    )
+    return [RunStatus(row["status"]) for row in rows]
+
+
+async def finished_intervals(conn: Executor, backfill_id: uuid.UUID) -> int:
+    """Intervals of a backfill whose run has ended for good (a retried or continued run has not)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT count(DISTINCT data_interval_end) FROM batch_export_runs WHERE backfill_id = $1 AND status = ANY($2)",
+        backfill_id,
+        FINAL_RUN_STATUSES,
+    )

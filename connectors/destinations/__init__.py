@@ -1,0 +1,70 @@
+"""Destinations: where a run writes its interval. One module per destination, each with one descriptor
+(`base.Destination`: its config, its writer, its checks, the models it takes), registered in `DESTINATIONS`.
+
+Adding a destination is one new module plus one line in that list.
+"""
+
+from typing import Any
+
+from connectors.destinations import file, http, noop, postgres, s3
+from connectors.destinations.base import (
+    Context,
+    Destination,
+    DestinationConfig,
+    DestinationUserError,
+    IntervalWriter,
+    WriteRequest,
+)
+from connectors.destinations.hosts import ensure_allowed_host
+
+DESTINATIONS: tuple[Destination[Any], ...] = (
+    file.DESTINATION,
+    postgres.DESTINATION,
+    http.DESTINATION,
+    *s3.DESTINATIONS,
+    noop.DESTINATION,
+)
+_BY_TYPE = {destination.type: destination for destination in DESTINATIONS}
+TYPES = tuple(_BY_TYPE)
+"""Every destination type, in the order the API lists them."""
+
+
+def destination(type_name: str) -> Destination[Any]:
+    """The destination of `type_name`; KeyError for a type that is not one."""
+    return _BY_TYPE[type_name]
+
+
+def parse_config(type_name: str, config: dict[str, Any]) -> DestinationConfig:
+    """Validate `config` for the destination type; raises pydantic's ValidationError."""
+    return destination(type_name).config.model_validate(config)
+
+
+def open_writer(type_name: str, config: DestinationConfig, request: WriteRequest) -> IntervalWriter:
+    return destination(type_name).open_writer(config, request)
+
+
+async def run_step(type_name: str, config: DestinationConfig, context: Context, index: int) -> str | None:
+    """Run check `index` of the destination; None when it passes, else what went wrong."""
+    try:
+        await ensure_allowed_host(config, context.allow_private)
+        await destination(type_name).steps[index].run(config, context)
+    except DestinationUserError as error:
+        return str(error)
+    return None
+
+
+__all__ = [
+    "DESTINATIONS",
+    "TYPES",
+    "Context",
+    "Destination",
+    "DestinationConfig",
+    "DestinationUserError",
+    "IntervalWriter",
+    "WriteRequest",
+    "destination",
+    "ensure_allowed_host",
+    "open_writer",
+    "parse_config",
+    "run_step",
+]

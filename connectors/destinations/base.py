@@ -1,0 +1,118 @@
+"""What every destination is made of: a config, a writer of one interval, checks, and the descriptor naming them.
+
+A destination writes an interval so that writing it again leaves exactly one copy of each record:
+`commit` makes the whole interval visible at once, replacing what an earlier attempt wrote; `abort`
+leaves the destination as it was.
+
+Fields listed in a config's `secret_fields` are write-only: they are stored (encrypted, like the rest
+of the config) but never returned by the API or written to a log.
+"""
+
+import builtins
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors.sources import MODELS
+
+
+class DestinationUserError(Exception):
+    """An error only the user can fix (bad credentials, missing bucket, no permission): never retried."""
+
+
+class DestinationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+
+    include_events: list[str] | None = Field(None, description="Export only these events (events model).")
+    exclude_events: list[str] | None = Field(None, description="Export all events but these (events model).")
+
+    def public(self) -> dict[str, Any]:
+        """The config as the API shows it: every field but the secret ones."""
+        return self.model_dump(mode="json", by_alias=True, exclude=set(self.secret_fields))
+
+    def stored(self) -> dict[str, Any]:
+        """The whole config, secrets included, as it is stored (encrypted)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def remote_host(self) -> tuple[str, str] | None:
+        """The host this destination connects to, and the field naming it; None for local ones."""
+        return None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the service tells a destination about where it runs."""
+
+    files_root: Path
+    """The directory `File` destinations write under."""
+    allow_private: bool
+    """Whether a destination may reach loopback, private and other non-internet addresses."""
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """What a writer writes, beside its config: one interval of one model."""
+
+    context: Context
+    model: str
+    custom_columns: bool
+    """A hogql_query chose the columns (so they are not the model's own)."""
+    start: datetime
+    end: datetime
+    first_file: int = 0
+    """Destinations that write files number them from here (a continued-as-new chain numbers on)."""
+
+
+class IntervalWriter(ABC):
+    bytes_written: int = 0
+    files: int = 0
+    """How many files this writer completed (destinations that write files)."""
+    batch_bytes: int = 0
+    """The size of batch (Arrow bytes) this writer wants, if it has a wish: one that splits files ends them
+    between batches, so batches of a fraction of a file let each file end near the size limit."""
+
+    @abstractmethod
+    async def write(self, batch: pa.RecordBatch) -> bool:
+        """Write a batch; True when everything written so far is in the destination for good, so a
+        retried attempt may resume after it."""
+
+    @abstractmethod
+    async def commit(self, final: bool = True) -> None:
+        """Make what was written visible; `final` when no continued execution follows in this interval."""
+
+    @abstractmethod
+    async def abort(self) -> None: ...
+
+
+C = TypeVar("C", bound=DestinationConfig)
+
+
+@dataclass(frozen=True)
+class Step(Generic[C]):
+    """A check a person can run before trusting the destination: it passes, or raises DestinationUserError."""
+
+    name: str
+    description: str
+    run: Callable[[C, Context], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Destination(Generic[C]):
+    """One destination type: everything the service needs to know of it, in one place."""
+
+    type: str
+    """The name the API uses (`destination.type`)."""
+    config: builtins.type[C]
+    open_writer: Callable[[C, WriteRequest], IntervalWriter]
+    steps: tuple[Step[C], ...]
+    models: tuple[str, ...] = MODELS
+    """The models it can export."""
+    custom_columns: bool = True
+    """Whether it takes a hogql_query's columns (a table destination may want the model's own)."""

@@ -1,0 +1,193 @@
+"""`Postgres`: rows into a table of the user's PostgreSQL, exactly once per record.
+
+The interval is copied (COPY, as CSV that Arrow writes in native code: no Python object per row) into a
+temporary staging table inside one transaction; commit
+deletes the target rows with the same keys and inserts the staged ones, then commits: a rerun of the
+interval (or of a continued segment) replaces what it wrote before, and a failure leaves nothing.
+The table is created when missing, with the model's column types.
+"""
+
+import asyncio
+import io
+from typing import Any, ClassVar
+
+import asyncpg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from pydantic import ConfigDict, Field
+
+from connectors.destinations.base import (
+    Context,
+    Destination,
+    DestinationConfig,
+    DestinationUserError,
+    IntervalWriter,
+    Step,
+)
+from connectors.sources.schemas import KEYS, SCHEMAS
+
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+class PostgresConfig(DestinationConfig):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"user", "password"})
+
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(5432, ge=1, le=65535)
+    database: str = Field(min_length=1, max_length=63)
+    schema_name: str = Field("public", alias="schema", pattern=_IDENTIFIER)
+    table_name: str = Field(pattern=_IDENTIFIER, description="Created if missing.")
+    user: str = Field(min_length=1, max_length=63)
+    password: str = Field("", max_length=1000)
+    has_self_signed_cert: bool = False
+
+    def remote_host(self) -> tuple[str, str] | None:
+        return self.host, "host"
+
+
+SQL_TYPES = {"uuid": "uuid", "text": "text", "json": "jsonb", "timestamp": "timestamptz", "bigint": "bigint",
+             "float": "float8", "boolean": "boolean"}  # fmt: skip
+
+USER_ERRORS = (
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InsufficientPrivilegeError,
+    asyncpg.InvalidSchemaNameError,
+    asyncpg.DatatypeMismatchError,
+    asyncpg.UndefinedColumnError,
+)
+"""What only the user can fix: credentials, a missing database or schema, permissions, a table of another shape."""
+
+
+def quote(identifier: str) -> str:
+    """A validated identifier (see PostgresConfig), quoted."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+async def connect(config: PostgresConfig) -> asyncpg.Connection:
+    try:
+        conn = await asyncpg.connect(
+            host=config.host,
+            port=config.port,
+            user=config.user,
+            password=config.password or None,
+            database=config.database,
+            ssl="require" if config.has_self_signed_cert else "prefer",
+            timeout=30,
+        )
+    except USER_ERRORS as error:
+        raise DestinationUserError(f"cannot connect to PostgreSQL at {config.host}:{config.port}: {error}") from error
+    return conn
+
+
+def as_csv(batch: pa.RecordBatch, columns: tuple[str, ...]) -> bytes:
+    """The batch's `columns` as COPY's CSV: strings quoted (so an empty one stays empty), a null as nothing,
+    timestamps in ISO 8601 with their zone. JSON goes in as the text the source holds, parsed once, by jsonb."""
+    by_name = dict(zip(batch.schema.names, batch.columns, strict=True))
+    arrays = []
+    for name in columns:
+        column = by_name.get(name, pa.nulls(batch.num_rows))
+        arrays.append(column.storage if isinstance(column, pa.ExtensionArray) else column)
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.table(arrays, names=list(columns)), sink, pa_csv.WriteOptions(include_header=False))
+    return sink.getvalue().to_pybytes()
+
+
+class PostgresWriter(IntervalWriter):
+    def __init__(self, config: PostgresConfig, model: str) -> None:
+        if model not in SCHEMAS:
+            raise DestinationUserError(f"the Postgres destination does not export the {model} model")
+        self.config = config
+        self.types = {column: SQL_TYPES[kind] for column, kind in SCHEMAS[model].items()}
+        self.key = KEYS[model]
+        self.columns = tuple(self.types)
+        self.target = f"{quote(config.schema_name)}.{quote(config.table_name)}"
+        self._conn: asyncpg.Connection | None = None
+        self._transaction: Any = None
+
+    async def _open(self) -> asyncpg.Connection:
+        if self._conn is not None:
+            return self._conn
+        conn = await connect(self.config)
+        try:
+            definition = ", ".join(f"{quote(c)} {t}" for c, t in self.types.items())
+            await conn.execute(f"CREATE TABLE IF NOT EXISTS {self.target} ({definition})")
+            self._transaction = conn.transaction()
+            await self._transaction.start()
+            await conn.execute(f"CREATE TEMPORARY TABLE staging ({definition}) ON COMMIT DROP")
+        except USER_ERRORS as error:
+            await conn.close()
+            raise DestinationUserError(
+                f"cannot write to {self.config.schema_name}.{self.config.table_name}: {error}"
+            ) from error
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    async def write(self, batch: pa.RecordBatch) -> bool:
+        conn = await self._open()
+        data = await asyncio.to_thread(as_csv, batch, self.columns)
+        await conn.copy_to_table("staging", source=io.BytesIO(data), columns=self.columns, format="csv")
+        return False  # staged: nothing is in the table before commit
+
+    async def commit(self, final: bool = True) -> None:
+        conn = await self._open()
+        key = ", ".join(quote(c) for c in self.key)
+        columns = ", ".join(quote(c) for c in self.columns)
+        try:
+            await conn.execute(f"DELETE FROM {self.target} WHERE ({key}) IN (SELECT {key} FROM staging)")
+            await conn.execute(f"INSERT INTO {self.target} ({columns}) SELECT {columns} FROM staging")
+            await self._transaction.commit()
+        except USER_ERRORS as error:
+            raise DestinationUserError(
+                f"cannot write to {self.config.schema_name}.{self.config.table_name}: {error}"
+            ) from error
+        finally:
+            await self._close()
+
+    async def abort(self) -> None:
+        await self._close()  # closing the connection rolls the transaction back
+
+    async def _close(self) -> None:
+        conn, self._conn, self._transaction = self._conn, None, None
+        if conn is not None and not conn.is_closed():
+            await conn.close()
+
+
+async def _connects(config: PostgresConfig, context: Context) -> None:
+    conn = await connect(config)
+    await conn.close()
+
+
+async def _table_writable(config: PostgresConfig, context: Context) -> None:
+    conn = await connect(config)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass($1)", f"{config.schema_name}.{config.table_name}")
+        if exists:
+            allowed = await conn.fetchval("SELECT has_table_privilege($1, 'INSERT, DELETE')", exists)
+        else:
+            allowed = await conn.fetchval("SELECT has_schema_privilege($1, 'CREATE')", config.schema_name)
+        if not allowed:
+            what = "insert into and delete from the table" if exists else "create the table in the schema"
+            raise DestinationUserError(f"user {config.user} may not {what} {config.schema_name}.{config.table_name}")
+    except USER_ERRORS as error:
+        raise DestinationUserError(str(error)) from error
+    finally:
+        await conn.close()
+
+
+DESTINATION = Destination(
+    type="Postgres",
+    config=PostgresConfig,
+    open_writer=lambda config, request: PostgresWriter(config, request.model),
+    steps=(
+        Step("Connect", "Connect to the database with the credentials given.", _connects),
+        Step("Table is writable", "The table can be created, or written and rewritten.", _table_writable),
+    ),
+    models=tuple(SCHEMAS),
+    custom_columns=False,  # the table has the model's columns
+)

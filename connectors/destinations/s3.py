@@ -1,0 +1,290 @@
+"""`S3`, `AwsS3`, `S3Compatible`: an interval's files as objects, each uploaded in parts.
+
+Keys depend only on the export, the interval and the file's number (`{prefix}/{start}-{end}[-{n}].jsonl[.gz]`,
+the prefix templated), and an object appears only when its upload completes, replacing any earlier copy
+as a whole: a rerun leaves exactly one copy of each record. Numbered files, the size limit and the
+manifest are `files.FileSeriesWriter`'s.
+"""
+
+import asyncio
+import contextlib
+import logging
+import string
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, Self
+from urllib.parse import urlparse
+
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import Field, field_validator, model_validator
+
+from connectors.destinations.base import Context, Destination, DestinationUserError, Step, WriteRequest
+from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
+
+logger = logging.getLogger(__name__)
+
+PART_BYTES = 8 * 2**20
+"""Every part but the last must be at least 5 MiB."""
+PARTS_IN_FLIGHT = 4
+USER_ERROR_CODES = {
+    "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
+    "InvalidBucketName", "KMS.NotFoundException", "KMS.DisabledException", "InvalidArgument",
+    "AuthorizationHeaderMalformed",
+}  # fmt: skip
+
+
+PREFIX_FIELDS = frozenset(
+    {"year", "month", "day", "hour", "minute", "table", "data_interval_start", "data_interval_end"}
+)
+
+
+class S3Config(FilesConfig):
+    """Objects in a bucket: an interval's files (see `FilesConfig`), each overwritten as a whole."""
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
+
+    bucket_name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
+    region: str = Field("us-east-1", min_length=1, max_length=40)
+    prefix: str = Field("", max_length=500, description="May use {year} {month} {day} {hour} {minute} {table} "
+                        "{data_interval_start} {data_interval_end}.")  # fmt: skip
+    endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/$.?#][^\s]*$")
+    aws_access_key_id: str = Field(min_length=1, max_length=200)
+    aws_secret_access_key: str = Field(min_length=1, max_length=200)
+    encryption: Literal["AES256", "aws:kms"] | None = None
+    kms_key_id: str | None = Field(None, max_length=2048)
+
+    @field_validator("prefix")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as error:
+            raise ValueError(f"the prefix template is malformed: {error}") from None
+        if unknown := sorted(names - PREFIX_FIELDS):
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use {', '.join(sorted(PREFIX_FIELDS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _kms_needs_key(self) -> Self:
+        if self.encryption == "aws:kms" and not self.kms_key_id:
+            raise ValueError("encryption aws:kms needs kms_key_id")
+        return self
+
+    def remote_host(self) -> tuple[str, str] | None:
+        return (urlparse(self.endpoint_url).hostname or "", "endpoint_url") if self.endpoint_url else None
+
+
+class S3CompatibleConfig(S3Config):
+    endpoint_url: str = Field(pattern=r"^https?://[^\s/$.?#][^\s]*$")  # type: ignore[assignment]
+
+
+def object_prefix(config: S3Config, table: str, start: datetime, end: datetime) -> str:
+    """The config's prefix, templated for the interval, without slashes at either end."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    return config.prefix.format(
+        year=f"{start:%Y}", month=f"{start:%m}", day=f"{start:%d}", hour=f"{start:%H}", minute=f"{start:%M}",
+        table=table, data_interval_start=start.isoformat(), data_interval_end=end.isoformat(),
+    ).strip("/")  # fmt: skip
+
+
+def user_error(error: ClientError, config: S3Config) -> DestinationUserError | None:
+    code = error.response.get("Error", {}).get("Code", "")
+    if code in USER_ERROR_CODES:
+        return DestinationUserError(
+            f"S3 bucket {config.bucket_name}: {code}: {error.response['Error'].get('Message', '')}"
+        )
+    return None
+
+
+def extra(config: S3Config) -> dict[str, str]:
+    """The server-side encryption arguments of a write."""
+    arguments: dict[str, str] = {}
+    if config.encryption:
+        arguments["ServerSideEncryption"] = config.encryption
+    if config.kms_key_id:
+        arguments["SSEKMSKeyId"] = config.kms_key_id
+    return arguments
+
+
+async def call(config: S3Config, request: Any) -> Any:
+    """Await an S3 request, turning the errors only the user can fix into `DestinationUserError`."""
+    try:
+        return await request
+    except ClientError as error:
+        if problem := user_error(error, config):
+            raise problem from error
+        raise
+
+
+async def put(s3: Any, config: S3Config, key: str, body: bytes) -> None:
+    await call(config, s3.put_object(Bucket=config.bucket_name, Key=key, Body=body, **extra(config)))
+
+
+def client(config: S3Config) -> Any:
+    return get_session().create_client(
+        "s3",
+        region_name=config.region,
+        endpoint_url=config.endpoint_url,
+        aws_access_key_id=config.aws_access_key_id,
+        aws_secret_access_key=config.aws_secret_access_key,
+    )
+
+
+class _S3Object(FileUpload):
+    """One object: a single PUT when small, else a multipart upload with parts in flight while the next
+    ones are encoded. An abandoned upload leaves the previous object in place."""
+
+    def __init__(self, s3: Any, config: S3Config, key: str) -> None:
+        self.s3, self.config, self.key = s3, config, key
+        self._upload_id: str | None = None
+        self._parts: list[asyncio.Task[dict[str, Any]]] = []
+        self._slots = asyncio.Semaphore(PARTS_IN_FLIGHT)
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+
+    async def append(self, data: bytes) -> None:
+        """Collect bytes until they make a part (parts may differ in size; all but the last are >= 5 MiB)."""
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= PART_BYTES:
+            await self._send_part(self._take())
+
+    def _take(self) -> bytes:
+        body, self._pending, self._pending_bytes = b"".join(self._pending), [], 0
+        return body
+
+    async def _send_part(self, body: bytes) -> None:
+        if self._upload_id is None:
+            started = await call(
+                self.config,
+                self.s3.create_multipart_upload(Bucket=self.config.bucket_name, Key=self.key, **extra(self.config)),
+            )
+            self._upload_id = started["UploadId"]
+        number = len(self._parts) + 1
+        await self._slots.acquire()
+
+        async def upload() -> dict[str, Any]:
+            try:
+                part = await call(
+                    self.config,
+                    self.s3.upload_part(
+                        Bucket=self.config.bucket_name,
+                        Key=self.key,
+                        PartNumber=number,
+                        UploadId=self._upload_id,
+                        Body=body,
+                    ),
+                )
+                return {"PartNumber": number, "ETag": part["ETag"]}
+            finally:
+                self._slots.release()
+
+        self._parts.append(asyncio.create_task(upload()))
+
+    async def complete(self) -> None:
+        """Make the object appear whole; on failure the writer discards, which abandons the upload."""
+        if self._upload_id is None:  # small enough for one request
+            await put(self.s3, self.config, self.key, self._take())
+            return
+        if self._pending:
+            await self._send_part(self._take())
+        parts = await asyncio.gather(*self._parts)
+        await call(
+            self.config,
+            self.s3.complete_multipart_upload(
+                Bucket=self.config.bucket_name, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
+            ),
+        )
+        self._upload_id = None
+
+    async def discard(self) -> None:
+        for task in self._parts:
+            task.cancel()
+        if self._upload_id is not None:
+            # On failure the bucket's lifecycle rules clean the parts; the object itself is untouched.
+            with contextlib.suppress(ClientError, BotoCoreError):
+                await self.s3.abort_multipart_upload(
+                    Bucket=self.config.bucket_name, Key=self.key, UploadId=self._upload_id
+                )
+
+
+class S3Writer(FileSeriesWriter):
+    def __init__(self, config: S3Config, table: str, files: IntervalFiles) -> None:
+        super().__init__(files)
+        self.config = config
+        self.directory = object_prefix(config, table, files.start, files.end)
+        self._client_context: Any = None
+        self._client: Any = None
+
+    def key(self, name: str) -> str:
+        return f"{self.directory}/{name}" if self.directory else name
+
+    async def _s3(self) -> Any:
+        if self._client is None:
+            self._client_context = client(self.config)
+            self._client = await self._client_context.__aenter__()
+        return self._client
+
+    async def _open(self, name: str) -> FileUpload:
+        return _S3Object(await self._s3(), self.config, self.key(name))
+
+    async def _exists(self, name: str) -> bool:
+        s3 = await self._s3()
+        try:
+            await s3.head_object(Bucket=self.config.bucket_name, Key=self.key(name))
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            if code in ("403", "AccessDenied"):
+                # Write-only credentials (s3:PutObject and no more) may not look: the export still lands,
+                # but files an earlier attempt left beyond this one's last cannot be found, so they stay.
+                logger.warning(
+                    "cannot look for %s in bucket %s (%s): extra files are left", name, self.config.bucket_name, code
+                )
+                return False
+            raise
+        return True
+
+    async def _remove(self, names: list[str]) -> None:
+        s3 = await self._s3()
+        for start in range(0, len(names), 1000):
+            objects = [{"Key": self.key(name)} for name in names[start : start + 1000]]
+            await call(self.config, s3.delete_objects(Bucket=self.config.bucket_name, Delete={"Objects": objects}))
+
+    async def _put(self, name: str, data: bytes) -> None:
+        await put(await self._s3(), self.config, self.key(name), data)
+
+    def _address(self, name: str) -> str:
+        return self.key(name)
+
+    async def _close(self) -> None:
+        context, self._client_context, self._client = self._client_context, None, None
+        if context is not None:
+            await context.__aexit__(None, None, None)
+
+
+async def _writable(config: S3Config, context: Context) -> None:
+    key = f"{config.prefix.split('{')[0].strip('/')}/.batch-exports-check-{uuid.uuid4().hex}".lstrip("/")
+    try:
+        async with client(config) as s3:
+            await s3.put_object(Bucket=config.bucket_name, Key=key, Body=b"")
+            await s3.delete_object(Bucket=config.bucket_name, Key=key)
+    except ClientError as error:
+        raise user_error(error, config) or DestinationUserError(str(error)) from error
+    except BotoCoreError as error:
+        raise DestinationUserError(f"cannot reach S3: {error}") from error
+
+
+def _writer(config: S3Config, request: WriteRequest) -> S3Writer:
+    return S3Writer(config, request.model, IntervalFiles.of(config, request))
+
+
+_STEPS = (Step("Write to the bucket", "Put (then delete) an empty object under the prefix.", _writable),)
+DESTINATIONS = (
+    Destination(type="S3", config=S3Config, open_writer=_writer, steps=_STEPS),
+    Destination(type="AwsS3", config=S3Config, open_writer=_writer, steps=_STEPS),
+    Destination(type="S3Compatible", config=S3CompatibleConfig, open_writer=_writer, steps=_STEPS),
+)
+"""PostHog's three names: `S3` and `AwsS3` for AWS itself, `S3Compatible` for any server that speaks its API."""

@@ -1,0 +1,37 @@
+"""Sources: where a run reads its interval from, one module per model (events, persons, sessions).
+
+A source streams an interval as Arrow record batches (a bounded number of rows each, and at most `batch_bytes`
+when that is given), in an order a checkpoint can resume from (`position`, for each batch), so an export's memory
+does not grow with its interval. The export activity only ever sees this interface.
+"""
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Protocol
+
+from connectors.sources.events import EventSelection, EventsSource
+from connectors.sources.persons import PersonsSource
+from connectors.sources.reading import RecordBatch, SourceDatabase
+from connectors.sources.sessions import SessionsSource
+
+MODELS = ("events", "persons", "sessions")
+
+
+class Source(Protocol):
+    def read(
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
+    ) -> AsyncIterator[RecordBatch]: ...
+
+    async def count(self, start: datetime, end: datetime) -> int: ...
+
+
+def open_source(db: SourceDatabase, team_id: int, model: str, selection: EventSelection | None = None) -> Source:
+    """The source of one team's `model`; `selection` narrows the events model (include/exclude, filters, query)."""
+    match model:
+        case "events":
+            return EventsSource(db, team_id, selection or EventSelection())
+        case "persons":
+            return PersonsSource(db, team_id)
+        case "sessions":
+            return SessionsSource(db, team_id)
+    raise ValueError(f"model '{model}' has no source")

@@ -1,0 +1,70 @@
+"""The `persons` model: each distinct id whose person (or whose link to it) changed in the interval.
+
+One row per distinct id, with the person's latest properties and versions.
+"""
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from connectors.sources.reading import Params, RecordBatch, SourceDatabase, stream
+
+COLUMNS = (
+    "team_id",
+    "distinct_id",
+    "person_id",
+    "properties",
+    "person_version",
+    "person_distinct_id_version",
+    "created_at",
+    "is_deleted",
+    "_inserted_at",
+)
+
+_CHANGED = "greatest(p.updated_at, d.updated_at)"
+
+
+class PersonsSource:
+    columns = COLUMNS
+
+    def __init__(self, db: SourceDatabase, team_id: int) -> None:
+        self.db = db
+        self.team_id = team_id
+
+    def _query(self, start: datetime, end: datetime, after: str | None, limit: int, select: str) -> tuple[str, list]:
+        p = Params()
+        team, lower, upper = p(self.team_id), p(start), p(end)
+        where = [
+            f"d.team_id = {team}",
+            f"((p.updated_at >= {lower} AND p.updated_at < {upper}) "
+            f"OR (d.updated_at >= {lower} AND d.updated_at < {upper}))",
+        ]
+        if after:
+            changed_at, _, distinct_id = after.partition("|")
+            where.append(f"({_CHANGED}, d.distinct_id) > ({p(datetime.fromisoformat(changed_at))}, {p(distinct_id)})")
+        query = f"""
+            SELECT {select}
+            FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
+            WHERE {" AND ".join(where)}
+        """
+        if select != "count(*)":
+            query += f" ORDER BY {_CHANGED}, d.distinct_id" + (f" LIMIT {p(limit)}" if limit else "")
+        return query, p.values
+
+    def read(
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
+    ) -> AsyncIterator[RecordBatch]:
+        select = f"""d.team_id, d.distinct_id, p.id AS person_id, p.properties::text AS properties,
+                     p.version AS person_version, d.version AS person_distinct_id_version, p.created_at, p.is_deleted,
+                     {_CHANGED} AS _inserted_at"""
+        query, args = self._query(start, end, after, limit, select)
+        return stream(self.db, query, args, position=_position, json=("properties",), batch_bytes=batch_bytes)
+
+    async def count(self, start: datetime, end: datetime) -> int:
+        query, args = self._query(start, end, None, 0, "count(*)")
+        return await self.db.pool.fetchval(query, *args)  # type: ignore[no-any-return]
+
+
+def _position(row: dict[str, object]) -> str:
+    changed_at = row["_inserted_at"]
+    assert isinstance(changed_at, datetime)
+    return f"{changed_at.isoformat()}|{row['distinct_id']}"

@@ -1,0 +1,216 @@
+"""Streaming a query's rows as Arrow record batches, read in native code while the caller writes.
+
+The query runs as `COPY (...) TO STDOUT (FORMAT binary)` through the ADBC PostgreSQL driver, which
+decodes the stream straight into Arrow: no Python object per row. One statement is one snapshot,
+however long it streams. A thread reads ahead (a few batches at most, so memory stays flat) while
+the event loop encodes and uploads what it already has.
+
+COPY takes no bound parameters, so the query's parameters are first rendered as literals by
+PostgreSQL itself (`quote_nullable` of each typed value): values from outside still never reach the
+SQL as text this code wrote.
+"""
+
+import asyncio
+import concurrent.futures
+import contextlib
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import asyncpg
+import pyarrow as pa
+
+from connectors.columns import is_extension, uuid_strings
+from connectors.sources.connections import ArrowConnections
+from connectors.sources.params import Params
+
+READ_AHEAD_BATCHES = 4
+_TYPE_NAMES = "SELECT array_agg(format_type(oid, NULL) ORDER BY n) FROM unnest($1::oid[]) WITH ORDINALITY AS t(oid, n)"
+_PARAMETER = re.compile(r"\$(\d+)(?!\d)")
+# Literals any session reads back the same (ISO dates, exact floats), set for the quoting statement only.
+_LITERAL_SETTINGS = """(SELECT set_config('DateStyle', 'ISO', true), set_config('IntervalStyle', 'postgres', true),
+                               set_config('extra_float_digits', '3', true)) AS literal_settings"""
+_parameter_types: dict[str, list[str]] = {}
+"""The parameter types of each query text seen: preparing a query again would cost two round trips."""
+
+
+@dataclass
+class SourceDatabase:
+    pool: asyncpg.Pool
+    """For counts, type checks and rendering parameters."""
+    dsn: str
+    """For the Arrow reader's own connections."""
+    connections: ArrowConnections = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connections = ArrowConnections(self.dsn)
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    data: pa.RecordBatch
+    """The rows, column per exported field: UUIDs as text, JSON as `arrow.json` text."""
+    position: str
+    """Where a read that resumes after this batch starts (a run's `cursor`)."""
+
+
+async def inline_parameters(pool: asyncpg.Pool, query: str, args: Sequence[Any]) -> str:
+    """`query` with each `$n` replaced by its value as a typed literal that PostgreSQL quoted.
+
+    The query must be this code's own SQL, with every value bound: it holds no string literal
+    or comment where a `$n` could hide.
+    """
+    if not args:
+        return query
+    async with pool.acquire() as conn:
+        if (types := _parameter_types.get(query)) is None:
+            oids = [t.oid for t in (await conn.prepare(query)).get_parameters()]
+            types = _parameter_types.setdefault(query, await conn.fetchval(_TYPE_NAMES, oids))
+            if len(_parameter_types) > 1000:  # a new query per export and model: forget the oldest
+                del _parameter_types[next(iter(_parameter_types))]
+        quoting = ", ".join(f"quote_nullable(${i}::{t})" for i, t in enumerate(types, 1))
+        literals = await conn.fetchrow(f"SELECT {quoting} FROM {_LITERAL_SETTINGS}", *args)
+    assert literals is not None
+    return _PARAMETER.sub(lambda m: f"({literals[int(m[1]) - 1]}::{types[int(m[1]) - 1]})", query)
+
+
+async def stream(
+    db: SourceDatabase,
+    query: str,
+    args: Sequence[Any],
+    *,
+    position: Callable[[dict[str, Any]], str],
+    names: Sequence[str] | None = None,
+    json: Collection[str] = (),
+    batch_bytes: int = 0,
+) -> AsyncIterator[RecordBatch]:
+    """The query's rows in record batches; `names` renames the first columns and drops the rest.
+
+    `position` gets the last row of each batch (all its columns) and says where a resumed read starts.
+    The `json` columns are JSON documents the query selected as text (`::text`), which the driver
+    reads for less than a `jsonb`. With `batch_bytes`, the driver's batches are sliced into batches of
+    about that size, each with its own position: a writer that ends a file at a batch boundary then
+    has a position to resume from at the end of each file.
+    """
+    sql = await inline_parameters(db.pool, query, args)
+
+    def record_batches(data: pa.RecordBatch) -> list[RecordBatch]:  # in the reader's thread, beside the event loop
+        data = _as_exported(data, json)
+        batches = []
+        for piece in _slices(data, batch_bytes):
+            last = piece.slice(piece.num_rows - 1).to_pylist()[0]
+            if names is not None:
+                piece = pa.RecordBatch.from_arrays(piece.columns[: len(names)], names=list(names))
+            batches.append(RecordBatch(piece, position(last)))
+        return batches
+
+    async for batch in _read_ahead(db.connections, sql, record_batches):
+        yield batch
+
+
+def _slices(data: pa.RecordBatch, batch_bytes: int) -> list[pa.RecordBatch]:
+    """`data` in slices of about `batch_bytes` (all of it, without a size)."""
+    if not batch_bytes or data.nbytes <= batch_bytes:
+        return [data]
+    rows = max(1, data.num_rows * batch_bytes // data.nbytes)
+    return [data.slice(offset, rows) for offset in range(0, data.num_rows, rows)]
+
+
+def _as_exported(data: pa.RecordBatch, json: Collection[str]) -> pa.RecordBatch:
+    """UUIDs as text, and the `json` text columns typed `arrow.json`."""
+    columns = []
+    for name, column in zip(data.schema.names, data.columns, strict=True):
+        if is_extension(column.type, "arrow.uuid"):
+            column = uuid_strings(column)
+        elif name in json:
+            column = pa.ExtensionArray.from_storage(pa.json_(), column)
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=data.schema.names)
+
+
+async def _read_ahead(
+    connections: ArrowConnections, sql: str, convert: Callable[[pa.RecordBatch], list[RecordBatch]]
+) -> AsyncIterator[RecordBatch]:
+    """`sql`'s non-empty record batches, read and converted ahead by a thread; stopping early cancels the query."""
+    loop = asyncio.get_running_loop()
+    handed: asyncio.Queue[RecordBatch | BaseException | None] = asyncio.Queue(READ_AHEAD_BATCHES)
+    stop = threading.Event()
+
+    def hand(item: RecordBatch | BaseException | None) -> bool:
+        """Give the loop one item, waiting for room; False once the reader is no longer wanted."""
+        delivery = asyncio.run_coroutine_threadsafe(handed.put(item), loop)
+        while not stop.is_set():
+            try:
+                delivery.result(timeout=0.5)
+                return True
+            except concurrent.futures.TimeoutError:
+                continue
+        delivery.cancel()
+        return False
+
+    reading: list[adbc.Cursor] = []  # the cursor while the query runs, for a cancel from the loop
+    registry = threading.Lock()  # a cursor is cancelled only while registered, never once closed
+
+    def opened(cursor: adbc.Cursor) -> None:
+        with registry:
+            reading.append(cursor)
+
+    def read() -> None:
+        try:
+            conn, cursor = connections.execute(sql, opened)
+        except BaseException as error:  # handed to the loop, which raises it in the reading task
+            hand(error)
+            return
+        done = False
+        try:
+            for data in cursor.fetch_record_batch():
+                if data.num_rows and not all(hand(batch) for batch in convert(data)):
+                    cursor.adbc_cancel()  # no longer wanted: the connection is closed, not kept
+                    break
+            else:
+                done = True
+        except BaseException as error:
+            hand(error)
+        with registry:
+            reading.clear()
+            keep = done and not stop.is_set()  # a connection the loop may be cancelling is never kept
+        with contextlib.suppress(Exception):
+            cursor.close()
+        if keep:
+            connections.give_back(conn)
+            hand(None)
+        else:
+            conn.close()
+
+    # Its own thread, not the loop's executor: a reader waits on the loop, which may wait on the executor.
+    reader = threading.Thread(target=read, name="arrow-reader", daemon=True)
+    reader.start()
+    finished = False
+    try:
+        while (item := await handed.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        finished = True
+    finally:
+        stop.set()
+        if not finished:  # stopped early, maybe while the server keeps the query waiting (on a lock, say)
+            canceller = threading.Thread(target=_cancel_until_done, args=(reader, reading, registry), daemon=True)
+            canceller.start()
+
+
+def _cancel_until_done(reader: threading.Thread, reading: list[adbc.Cursor], registry: threading.Lock) -> None:
+    """Cancel the reader's query until its thread ends: a first cancel can come before the query starts
+    (a cancel then does nothing), or before its cursor is registered."""
+    while reader.is_alive():
+        with registry:
+            for cursor in reading:
+                with contextlib.suppress(Exception):
+                    cursor.adbc_cancel()
+        reader.join(0.2)
+
+
+__all__ = ["Params", "RecordBatch", "SourceDatabase", "inline_parameters", "stream"]

@@ -1,0 +1,106 @@
+"""Session fixtures of the end-to-end tier: real PostgreSQL, Temporal and S3 (see tests/support), the worker
+and the gateway.
+
+The stack runs in the test session's event loop: the worker polls a task queue of its own and the
+gateway listens on a free loopback port.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiobotocore.session import get_session
+from aiohttp import web
+from pydantic import SecretStr
+
+from api.app import create_app
+from batch_exports.crypto import generate_key
+from batch_exports.runtime import open_runtime
+from batch_exports.settings import Settings
+from batch_exports.store import api_keys, db, projects
+from entrypoints.embedded import LOOPBACK, free_port
+from tests.support.scratch import scratch_directory
+from tests.support.seaweed import SeaweedS3
+from tests.support.services import Services, start_services
+from tests.support.stack import API_KEY, Project, Stack, connect_with_retry
+from worker import build_worker
+
+
+@pytest.fixture(scope="session")
+def work_dir() -> Iterator[Path]:
+    """The services' data (gigabytes by the end): removed after the session unless BATCH_EXPORTS_KEEP_TEST_DATA."""
+    with scratch_directory("batch-exports-tests-", keep=bool(os.environ.get("BATCH_EXPORTS_KEEP_TEST_DATA"))) as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def services(work_dir: Path) -> Iterator[Services]:
+    with start_services(work_dir) as services:
+        os.environ["TEMPORAL_ADDRESS"] = services.temporal_address
+        yield services
+
+
+@pytest.fixture(scope="session")
+def settings(services: Services, work_dir: Path) -> Settings:
+    return Settings(
+        database_url=services.database_url,
+        encryption_key=SecretStr(generate_key()),
+        task_queue=f"batch-exports-tests-{uuid.uuid4().hex[:8]}",
+        settle_delay_seconds=0,
+        jitter_enabled=False,
+        allow_private_destinations=True,
+        run_max_attempts=2,
+        run_retry_initial_seconds=1,
+        export_max_attempts=1,
+        export_retry_initial_seconds=1,
+        max_records_per_execution=100,
+        auto_pause_after_failures=3,
+        backfill_concurrency=4,
+        max_running_backfills_per_project=3,
+        file_destination_root=work_dir / "exports",
+        data_dir=work_dir,
+    )
+
+
+@pytest.fixture(scope="session")
+def s3_service(work_dir: Path) -> Iterator[SeaweedS3]:
+    with SeaweedS3(work_dir / "seaweed").start() as service:
+        yield service
+
+
+@pytest.fixture
+async def s3(s3_service: SeaweedS3) -> AsyncIterator[Any]:
+    session = get_session()
+    async with session.create_client(
+        "s3", endpoint_url=s3_service.endpoint_url, region_name="us-east-1",
+        aws_access_key_id=s3_service.access_key_id, aws_secret_access_key=s3_service.secret_access_key,
+    ) as client:  # fmt: skip
+        yield client
+
+
+@pytest.fixture
+async def project(stack: Stack) -> Project:
+    return await stack.new_project()
+
+
+@pytest.fixture(scope="session")
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    await asyncio.to_thread(db.migrate, settings.database_url)
+    client = await connect_with_retry()
+    async with open_runtime(settings, process="test stack", client=client) as rt:
+        await projects.ensure(rt.pool, 1, "Default project", "phc_default")
+        await api_keys.ensure(rt.pool, API_KEY, label="tests")
+        runner = web.AppRunner(create_app(settings, rt), access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, LOOPBACK, port).start()
+        try:
+            async with build_worker(rt), aiohttp.ClientSession() as http:
+                yield Stack(rt, http, f"http://{LOOPBACK}:{port}")
+        finally:
+            await runner.cleanup()

@@ -1,0 +1,37 @@
+"""The key CLI: a created key works once printed, carries its scopes, and stops working when revoked."""
+
+import asyncio
+import os
+import subprocess
+import sys
+
+from tests.support.stack import Project
+
+
+async def cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BATCH_EXPORTS_DATABASE_URL": project.stack.settings.database_url}
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "entrypoints.keys", *args], env=env, capture_output=True, text=True
+    )
+
+
+async def test_create_use_and_revoke_a_key(project: Project) -> None:
+    created = await cli(
+        project, "create", "--label", "reader", "--scope", "batch_export:read", "--project", str(project.id)
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("phx_") and len(key) > 40
+    status, _ = await project.request("GET", "batch_exports/", key=key)
+    assert status == 200
+    status, _ = await project.request("POST", "batch_exports/", key=key, json={})
+    assert status == 403
+    listed = await cli(project, "list")
+    line = next(line for line in listed.stdout.splitlines() if " reader " in line and f"projects={project.id} " in line)
+    assert key not in listed.stdout and "active" in line
+    revoked = await cli(project, "revoke", line.split()[0])
+    assert revoked.returncode == 0, revoked.stderr
+    status, _ = await project.request("GET", "batch_exports/", key=key)
+    assert status == 401
+    again = await cli(project, "revoke", line.split()[0])
+    assert again.returncode == 1 and "no active key" in again.stderr

@@ -1,0 +1,170 @@
+"""A worker killed mid-export (SIGKILL, a real process) and a new one started: the interval ends
+Completed and the destination holds each source record exactly once (count and unique uuids)."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from temporalio.client import WorkflowHandle
+
+from tests.support.destinations import bucket, objects, postgres_database, s3_config
+from tests.support.helpers import create_export, eventually, runs_of, start_run
+from tests.support.stack import Project
+
+EVENTS = 200_000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker(project: Project, task_queue: str) -> subprocess.Popen[bytes]:
+    settings = project.stack.settings
+    assert settings.encryption_key is not None
+    env = {
+        **os.environ,
+        "BATCH_EXPORTS_DATABASE_URL": settings.database_url,
+        "BATCH_EXPORTS_ENCRYPTION_KEY": settings.encryption_key.get_secret_value(),
+        "BATCH_EXPORTS_TASK_QUEUE": task_queue,
+        "BATCH_EXPORTS_SETTLE_DELAY_SECONDS": "0",
+        "BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS": "true",
+        "BATCH_EXPORTS_MAX_RECORDS_PER_EXECUTION": "0",
+        "BATCH_EXPORTS_EXPORT_RETRY_INITIAL_SECONDS": "1",
+        "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
+    }
+    return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT)
+
+
+async def load_events(project: Project, count: int = EVENTS) -> datetime:
+    at = datetime.now(UTC) - timedelta(minutes=10)
+    await project.stack.pool.execute(
+        """
+        INSERT INTO events (uuid, team_id, event, distinct_id, properties, timestamp, created_at, inserted_at)
+        SELECT gen_random_uuid(), $1, 'load', 'user-' || (i % 1000),
+               jsonb_build_object('i', i, 'pad', repeat('p', 200)),
+               $2::timestamptz, $2::timestamptz, $2::timestamptz + i * interval '1 microsecond'
+        FROM generate_series(1, $3) AS i
+        """,
+        project.id,
+        at,
+        count,
+    )
+    return at
+
+
+async def checkpoint(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
+    """The export's last heartbeated checkpoint, as the Temporal server holds it."""
+    for pending in (await handle.describe()).raw_description.pending_activities:
+        if pending.heartbeat_details.payloads:
+            return json.loads(pending.heartbeat_details.payloads[0].data)  # type: ignore[no-any-return]
+    return None
+
+
+Midway = Callable[[WorkflowHandle[Any, Any]], Awaitable[bool]]
+
+
+async def kill_mid_export_then_recover(
+    project: Project, export: dict[str, Any], midway: Midway, events: int = EVENTS
+) -> datetime:
+    """Kill the worker once `midway` says the run is in the middle of its export; return when."""
+    task_queue = f"killed-{uuid.uuid4().hex[:8]}"
+    at = await load_events(project, events)
+    end = at.replace(second=0, microsecond=0) + timedelta(minutes=5)
+    first = worker(project, task_queue)
+    try:
+        handle = await start_run(project.stack, export, start=end - timedelta(hours=1), end=end, task_queue=task_queue)
+
+        await eventually(lambda: midway(handle), within=60, every=0.05)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    killed_at = datetime.now(UTC)
+    (run,) = await runs_of(project, export["id"])
+    assert run["status"] == "Running" and run["records_completed"] < events, run
+    await asyncio.sleep(1.5)  # anything written from here on has a later (whole-second) modification time
+    second = worker(project, task_queue)
+    try:
+
+        async def completed() -> dict[str, Any] | None:
+            found = await runs_of(project, export["id"])
+            return found[0] if found and found[0]["status"] == "Completed" else None
+
+        run = await eventually(completed, within=120, every=0.5)
+        assert run["records_completed"] == events  # counted once, not once per attempt
+    finally:
+        second.terminate()
+        await asyncio.to_thread(second.wait, 30)
+    return killed_at
+
+
+async def test_postgres_destination_survives_a_killed_worker(project: Project) -> None:
+    destination_config, dsn = await postgres_database(project)
+    body = {"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": destination_config}}
+    export = await create_export(project, body)
+
+    conn = await asyncpg.connect(dsn)
+
+    async def staging(handle: WorkflowHandle[Any, Any]) -> bool:  # the writer's transaction is open: rows staged
+        sql = """SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database()
+                 AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL)"""
+        return await conn.fetchval(sql)  # type: ignore[no-any-return]
+
+    try:
+        await kill_mid_export_then_recover(project, export, staging)
+        count, unique = await conn.fetchrow("SELECT count(*), count(DISTINCT uuid) FROM events")
+    finally:
+        await conn.close()
+    assert count == unique == EVENTS
+
+
+async def test_s3_destination_survives_a_killed_worker(project: Project, s3: Any, s3_service: Any) -> None:
+    name = await bucket(s3, project)
+    body = {
+        "name": "s3",
+        "interval": "hour",
+        "destination": {"type": "S3Compatible", "config": s3_config(s3_service, name)},
+    }
+    export = await create_export(project, body)
+
+    async def uploading(handle: WorkflowHandle[Any, Any]) -> bool:  # a multipart upload has begun
+        return bool((await s3.list_multipart_uploads(Bucket=name)).get("Uploads"))
+
+    await kill_mid_export_then_recover(project, export, uploading)
+    stored = await objects(s3, name)
+    lines = [line for data in stored.values() for line in data.splitlines()]
+    assert len(stored) == 1 and len(lines) == EVENTS
+    assert len({line[:60] for line in lines}) == EVENTS  # each line starts with its own uuid
+
+
+async def test_split_files_resume_after_the_last_complete_one(project: Project, s3: Any, s3_service: Any) -> None:
+    events = 1_500_000  # about 400 files of 1 MB: the export outlasts the 2 s between heartbeats several times
+    name = await bucket(s3, project)
+    body = {
+        "name": "s3-split",
+        "interval": "hour",
+        "destination": {"type": "S3Compatible", "config": s3_config(s3_service, name, max_file_size_mb=1)},
+    }
+    export = await create_export(project, body)
+
+    async def two_files_done(handle: WorkflowHandle[Any, Any]) -> bool:
+        return ((await checkpoint(handle)) or {}).get("files", 0) >= 2
+
+    killed_at = await kill_mid_export_then_recover(project, export, two_files_done, events)
+
+    listed = (await s3.list_objects_v2(Bucket=name, MaxKeys=1000))["Contents"]
+    modified = {item["Key"]: item["LastModified"] for item in listed}
+    stored = await objects(s3, name)
+    (manifest_key,) = [key for key in stored if key.endswith("_manifest.json")]
+    files = json.loads(stored.pop(manifest_key))["files"]
+    assert set(files) == set(stored)
+    uuids = [line[:60] for key in files for line in stored[key].splitlines()]  # each line starts with its uuid
+    assert len(uuids) == len(set(uuids)) == events
+    # The files done before the kill were kept, not written again: the new worker resumed after them.
+    assert modified[files[0]] <= killed_at and modified[files[1]] <= killed_at
+    assert max(modified.values()) > killed_at

@@ -1,0 +1,172 @@
+"""Destinations the tests write to (a PostgreSQL database of a test's own, buckets on the S3 API), and each
+destination as the contract suite drives it (`Target`)."""
+
+import json
+import uuid
+from abc import ABC, abstractmethod
+from typing import Any
+from urllib.parse import urlparse
+
+import asyncpg
+
+from connectors.destinations.http import BATCH_EVENTS
+from tests.support.helpers import eventually
+from tests.support.receiver import Receiver
+from tests.support.seaweed import SeaweedS3
+from tests.support.stack import Project
+
+
+async def postgres_database(project: Project, suffix: str = "") -> tuple[dict[str, Any], str]:
+    """A database of its own for this test, and the config that reaches it."""
+    name = f"destination_{project.id}{f'_{suffix}' if suffix else ''}"
+    await project.stack.pool.execute(f'CREATE DATABASE "{name}"')
+    url = urlparse(project.stack.settings.database_url)
+    config = {"host": url.hostname, "port": url.port, "database": name, "schema": "public", "table_name": "events",
+              "user": "postgres", "password": "s3cr3t-password"}  # fmt: skip
+    return config, url._replace(path=f"/{name}").geturl()
+
+
+async def bucket(s3: Any, project: Project) -> str:
+    name = f"exports-{project.id}-{uuid.uuid4().hex[:6]}"
+
+    async def created() -> bool:
+        try:
+            await s3.create_bucket(Bucket=name)
+            return True
+        except Exception:  # the gateway may still be starting
+            return False
+
+    await eventually(created, within=30, every=0.5)
+    return name
+
+
+def s3_config(service: SeaweedS3, bucket_name: str, **fields: Any) -> dict[str, Any]:
+    credentials = {"aws_access_key_id": service.access_key_id, "aws_secret_access_key": service.secret_access_key}
+    return {"bucket_name": bucket_name, "endpoint_url": service.endpoint_url, **credentials, **fields}
+
+
+async def objects(s3: Any, bucket_name: str) -> dict[str, bytes]:
+    listed = await s3.list_objects_v2(Bucket=bucket_name)
+    found = {}
+    for item in listed.get("Contents", []):
+        response = await s3.get_object(Bucket=bucket_name, Key=item["Key"])
+        async with response["Body"] as body:
+            found[item["Key"]] = await body.read()
+    return found
+
+
+class Target(ABC):
+    """One destination as the contract suite drives it: a fresh place to write, and what that place holds."""
+
+    type: str
+    checkpoints = True
+    """Whether a part of an interval is there for good before the whole is (files, POSTs): a resumed attempt
+    then goes on after it. Where nothing is (a staged load), the resumed attempt writes the interval again."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    @abstractmethod
+    async def config(self) -> dict[str, Any]:
+        """A working config of a place of its own."""
+
+    @abstractmethod
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """A config only the user can fix, and words of the provider's own message about it."""
+
+    @abstractmethod
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        """The uuids of the records the destination holds (repeats kept), as its readers would see them."""
+
+    def secrets(self, config: dict[str, Any]) -> list[str]:
+        """The secret values of `config`, which no error, log or response may show."""
+        fields = {"S3Compatible": ("aws_access_key_id", "aws_secret_access_key"), "Postgres": ("password",),
+                  "HTTP": ("token",)}.get(self.type, ())  # fmt: skip
+        return [str(config[name]) for name in fields if config.get(name)]
+
+    def resend_allowance(self) -> int:
+        """How many records a resumed attempt may deliver again (a receiver that deduplicates holds them once)."""
+        return 0
+
+
+def _uuids_of_lines(data: bytes) -> list[str]:
+    return [json.loads(line)["uuid"] for line in data.splitlines() if line.strip()]
+
+
+class FileTarget(Target):
+    type = "File"
+
+    async def config(self) -> dict[str, Any]:
+        return {"path": f"contract-{self.project.id}-{uuid.uuid4().hex[:6]}", "max_file_size_mb": 1}
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        blocker = self.project.stack.settings.exports_root / f"a-file-{uuid.uuid4().hex[:6]}"
+        blocker.parent.mkdir(parents=True, exist_ok=True)
+        blocker.write_text("in the way")
+        return {**config, "path": f"{blocker.name}/under-a-file"}, "cannot write to"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        directory = self.project.stack.settings.exports_root / config["path"]
+        if not directory.exists():
+            return []
+        files = sorted(p for p in directory.iterdir() if p.suffix == ".jsonl")
+        return [u for path in files for u in _uuids_of_lines(path.read_bytes())]
+
+
+class S3Target(Target):
+    type = "S3Compatible"
+
+    def __init__(self, project: Project, s3: Any, service: SeaweedS3) -> None:
+        super().__init__(project)
+        self.s3, self.service = s3, service
+
+    async def config(self) -> dict[str, Any]:
+        return s3_config(self.service, await bucket(self.s3, self.project), max_file_size_mb=1)
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return {**config, "aws_secret_access_key": "not-the-secret-key"}, "SignatureDoesNotMatch"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        stored = await objects(self.s3, config["bucket_name"])
+        return [u for key in sorted(stored) if key.endswith(".jsonl") for u in _uuids_of_lines(stored[key])]
+
+
+class PostgresTarget(Target):
+    type = "Postgres"
+    checkpoints = False
+
+    async def config(self) -> dict[str, Any]:
+        config, self.dsn = await postgres_database(self.project, suffix=uuid.uuid4().hex[:6])
+        return config
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return {**config, "database": f"{config['database']}_missing"}, "does not exist"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            if not await conn.fetchval("SELECT to_regclass('public.events')"):
+                return []
+            return [str(row["uuid"]) for row in await conn.fetch("SELECT uuid FROM public.events")]
+        finally:
+            await conn.close()
+
+
+class HttpTarget(Target):
+    type = "HTTP"
+
+    def __init__(self, project: Project, receiver: Receiver) -> None:
+        super().__init__(project)
+        self.receiver = receiver
+
+    async def config(self) -> dict[str, Any]:
+        return {"url": self.receiver.url, "token": self.receiver.token}
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return {**config, "token": "phc_not_the_token"}, "answered 401"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        return sorted(set(self.receiver.deliveries))  # a receiver deduplicates by uuid, as PostHog does
+
+    def resend_allowance(self) -> int:
+        return BATCH_EVENTS  # the POST in flight when the attempt stopped

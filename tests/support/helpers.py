@@ -1,0 +1,182 @@
+"""Small helpers the end-to-end tests share."""
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from temporalio.client import WorkflowHandle
+
+from api.app import create_app
+from batch_exports.temporal.schedules import run_retry_policy
+from contracts.intervals import Interval, IntervalSpec, run_workflow_id
+from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileResult, RunInputs
+from entrypoints.embedded import LOOPBACK, free_port, temporal_cli
+from tests.support.stack import Project, Stack
+
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 30, every: float = 0.2) -> T:
+    """Poll `probe` until it returns something truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
+        await asyncio.sleep(every)
+
+
+def temporal_cli_run(*args: str, address: str) -> str:
+    """Run the `temporal` CLI as an operator would, against the test server."""
+    completed = subprocess.run(
+        [temporal_cli(), *args, "--address", address], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+async def create_export(project: Project, body: dict[str, Any]) -> dict[str, Any]:
+    """Create an export whose runs the test starts itself.
+
+    It is created paused unless `body` says otherwise: its schedule must not add a run of its own when
+    the clock passes an interval boundary in the middle of a test that counts runs.
+    """
+    status, export = await project.request("POST", "batch_exports/", json={"paused": True, **body})
+    assert status == 201, export
+    return export  # type: ignore[no-any-return]
+
+
+def event(name: str, distinct_id: str, **properties: Any) -> dict[str, Any]:
+    return {"event": name, "distinct_id": distinct_id, "properties": properties}
+
+
+async def start_run(
+    stack: Stack,
+    export: dict[str, Any],
+    *,
+    end: datetime,
+    start: datetime | None = None,
+    execution_timeout: timedelta | None = None,
+    task_queue: str | None = None,
+) -> WorkflowHandle[Any, Any]:
+    """Start a run the way the export's schedule would (same id, inputs and retry policy)."""
+    settings = stack.settings
+    return await stack.client.start_workflow(
+        RUN_WORKFLOW,
+        RunInputs(
+            batch_export_id=export["id"],
+            team_id=export["team_id"],
+            spec=IntervalSpec(
+                Interval(export["interval"]), export["timezone"], export["offset_day"], export["offset_hour"]
+            ),
+            data_interval_start=start,
+            data_interval_end=end,
+        ),
+        id=run_workflow_id(export["id"], end),
+        task_queue=task_queue or settings.task_queue,
+        execution_timeout=execution_timeout,
+        retry_policy=run_retry_policy(settings),
+    )
+
+
+async def reconcile(stack: Stack) -> ReconcileResult:
+    """Run the reconciliation workflow once, as its schedule would."""
+    result: ReconcileResult = await stack.client.execute_workflow(
+        RECONCILE_WORKFLOW,
+        id=f"reconcile-{uuid.uuid4()}",
+        task_queue=stack.settings.task_queue,
+        result_type=ReconcileResult,
+    )
+    return result
+
+
+async def runs_of(project: Project, export_id: str, **query: str) -> list[dict[str, Any]]:
+    status, page = await project.request("GET", f"batch_exports/{export_id}/runs/", params=query)
+    assert status == 200, page
+    return page["results"]  # type: ignore[no-any-return]
+
+
+async def runs_until(
+    project: Project, export_id: str, done: Callable[[list[dict[str, Any]]], bool], within: float = 30
+) -> list[dict[str, Any]]:
+    """The export's runs (oldest first) once `done` holds for them."""
+
+    async def probe() -> list[dict[str, Any]] | None:
+        found = await runs_of(project, export_id, ordering="created_at")
+        return found if done(found) else None
+
+    return await eventually(probe, within=within)
+
+
+async def insert_events(stack: Stack, team_id: int, inserted_at: list[datetime]) -> set[str]:
+    """Events as an earlier ingestion left them (an `inserted_at` in the past); returns their uuids."""
+    rows = [(uuid.uuid4(), team_id, f"user-{i}", at) for i, at in enumerate(inserted_at)]
+    await stack.pool.executemany(
+        """
+        INSERT INTO events (uuid, team_id, event, distinct_id, timestamp, created_at, inserted_at)
+        VALUES ($1, $2, 'historical', $3, $4, $4, $4)
+        """,
+        rows,
+    )
+    return {str(row[0]) for row in rows}
+
+
+@contextlib.asynccontextmanager
+async def another_gateway(stack: Stack, *, temporal_address: str | None = None, **settings: Any) -> AsyncIterator[str]:
+    """A second gateway on its own port, with other settings or another Temporal address; yields its URL."""
+    address = os.environ["TEMPORAL_ADDRESS"]
+    os.environ["TEMPORAL_ADDRESS"] = temporal_address or address
+    try:
+        runner = web.AppRunner(create_app(stack.settings.model_copy(update=settings)), access_log=None)
+        await runner.setup()
+    finally:
+        os.environ["TEMPORAL_ADDRESS"] = address
+    port = free_port()
+    await web.TCPSite(runner, LOOPBACK, port).start()
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def capture(project: Project, batch: list[dict[str, Any]]) -> None:
+    status, body = await project.request("POST", "/batch/", key=None, json={"api_key": project.token, "batch": batch})
+    assert status == 200, body
+
+
+async def export_file_now(project: Project, path: str, **fields: Any) -> tuple[Path, dict[str, Any]]:
+    """Create a File export, run the hour that ends now, and return the file it wrote and its run."""
+    config = {"path": path, **fields.pop("config", {})}
+    body = {"name": path, "interval": "hour", "destination": {"type": "File", "config": config}, **fields}
+    export = await create_export(project, body)
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
+    (run,) = await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"])
+    (file,) = (project.stack.settings.exports_root / path).iterdir()
+    return file, run
+
+
+async def export_now(project: Project, path: str, **fields: Any) -> list[dict[str, Any]]:
+    """Create a File export, run the hour that ends now, and return the rows it wrote."""
+    file, run = await export_file_now(project, path, **fields)
+    rows = [json.loads(line) for line in file.read_text().splitlines()]
+    assert run["records_completed"] == len(rows)
+    return rows
+
+
+async def run_hour(project: Project, export: dict[str, Any], end: datetime, count: int) -> list[dict[str, Any]]:
+    await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
+    return await runs_until(
+        project, export["id"], lambda rs: len(rs) == count and rs[-1]["status"] not in ("Starting", "Running")
+    )

@@ -1,0 +1,167 @@
+"""The run workflow decides each execution's status: checked on Temporal's time-skipping test server, with stub
+activities in place of the bookkeeping and the export (no database, no destination)."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from contracts.intervals import Interval, IntervalSpec
+from contracts.statuses import RunStatus
+from contracts.workflows import ExportInputs, ExportResult, FinishRunInputs, RunInputs, StartedRun, StartRunInputs
+from tests.support.time_skipping import time_skipping_environment
+from workflows.run import RunBatchExportWorkflow
+
+END = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+@dataclass
+class Books:
+    """What the stub activities saw, in order."""
+
+    exporting: asyncio.Event = field(default_factory=asyncio.Event)
+    started: list[StartRunInputs] = field(default_factory=list)
+    finished: list[FinishRunInputs] = field(default_factory=list)
+    exports: list[ExportInputs] = field(default_factory=list)
+
+    @property
+    def statuses(self) -> list[RunStatus]:
+        return [f.status for f in self.finished]
+
+
+Export = Callable[[ExportInputs], Any]
+
+
+def stubs(books: Books, export: Export) -> list[Callable[..., Any]]:
+    @activity.defn(name="start-run")
+    async def start_run(inputs: StartRunInputs) -> StartedRun:
+        books.started.append(inputs)
+        return StartedRun(
+            run_id=str(uuid.uuid4()),
+            settle_delay_seconds=30,
+            export_max_attempts=1,
+            export_retry_initial_seconds=1,
+            max_records_per_execution=0,
+        )
+
+    @activity.defn(name="finish-run")
+    async def finish_run(inputs: FinishRunInputs) -> None:
+        books.finished.append(inputs)
+
+    @activity.defn(name="export-interval")
+    async def export_interval(inputs: ExportInputs) -> ExportResult:
+        books.exports.append(inputs)
+        books.exporting.set()
+        result = export(inputs)
+        return await result if asyncio.iscoroutine(result) else result  # type: ignore[no-any-return]
+
+    return [start_run, finish_run, export_interval]
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with time_skipping_environment() as environment:
+        yield environment
+
+
+async def run(client: Client, books: Books, export: Export, *, attempts: int = 1) -> Any:
+    task_queue = f"run-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        client, task_queue=task_queue, workflows=[RunBatchExportWorkflow], activities=stubs(books, export)
+    ):
+        return await client.execute_workflow(
+            RunBatchExportWorkflow.run,
+            RunInputs(batch_export_id="export", team_id=1, spec=IntervalSpec(Interval.HOUR), data_interval_end=END),
+            id=f"export-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+            retry_policy=RetryPolicy(maximum_attempts=attempts, initial_interval=timedelta(seconds=1)),
+        )
+
+
+async def test_a_scheduled_run_finds_its_interval_and_completes(env: WorkflowEnvironment) -> None:
+    books = Books()
+    result = await run(env.client, books, lambda inputs: ExportResult(records_completed=7, bytes_exported=70))
+    assert result.records_completed == 7
+    assert books.statuses == [RunStatus.COMPLETED]
+    assert (books.started[0].data_interval_start, books.started[0].data_interval_end) == (END - timedelta(hours=1), END)
+    assert books.finished[0].records_completed == 7
+
+
+async def test_a_user_error_fails_at_once_with_the_destinations_message(env: WorkflowEnvironment) -> None:
+    def export(inputs: ExportInputs) -> ExportResult:
+        raise ApplicationError("bucket gone: NoSuchBucket", type="DestinationUserError", non_retryable=True)
+
+    books = Books()
+    with pytest.raises(WorkflowFailureError):
+        await run(env.client, books, export, attempts=3)
+    assert books.statuses == [RunStatus.FAILED]  # one execution only: the user must act
+    assert "bucket gone: NoSuchBucket" in (books.finished[0].latest_error or "")
+
+
+async def test_a_failing_execution_is_failed_retryable_until_the_last(env: WorkflowEnvironment) -> None:
+    def export(inputs: ExportInputs) -> ExportResult:
+        raise ApplicationError("connection reset")
+
+    books = Books()
+    with pytest.raises(WorkflowFailureError):
+        await run(env.client, books, export, attempts=2)
+    assert books.statuses == [RunStatus.FAILED_RETRYABLE, RunStatus.FAILED]
+    assert all("connection reset" in (f.latest_error or "") for f in books.finished)
+
+
+async def test_a_segment_continues_as_new_from_its_cursor(env: WorkflowEnvironment) -> None:
+    def export(inputs: ExportInputs) -> ExportResult:
+        if inputs.cursor is None:
+            return ExportResult(records_completed=100, bytes_exported=1, cursor="after-100", files=2)
+        return ExportResult(records_completed=5, bytes_exported=1)
+
+    books = Books()
+    await run(env.client, books, export)
+    assert books.statuses == [RunStatus.CONTINUED_AS_NEW, RunStatus.COMPLETED]
+    assert books.finished[0].cursor == "after-100"
+    assert (books.exports[1].cursor, books.exports[1].first_file) == ("after-100", 2)
+
+
+async def test_a_cancelled_run_is_cancelled_once_its_export_stopped(env: WorkflowEnvironment) -> None:
+    stopped = asyncio.Event()
+
+    async def export(inputs: ExportInputs) -> ExportResult:
+        try:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(0.1)
+        finally:
+            stopped.set()
+
+    books = Books()
+    task_queue = f"run-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[RunBatchExportWorkflow],
+        activities=stubs(books, export),
+        max_heartbeat_throttle_interval=timedelta(milliseconds=200),  # the cancel arrives with the next heartbeat
+    ):
+        handle = await env.client.start_workflow(
+            RunBatchExportWorkflow.run,
+            RunInputs(batch_export_id="export", team_id=1, spec=IntervalSpec(Interval.HOUR), data_interval_end=END),
+            id=f"export-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        async with asyncio.timeout(30):
+            await books.exporting.wait()
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+    assert stopped.is_set()
+    assert books.statuses == [RunStatus.CANCELLED]
