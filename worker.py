@@ -15,7 +15,7 @@ from activities.reconciliation import Reconciler
 from activities.runs import RunBookkeeping
 from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.settings import get_settings
-from batch_exports.temporal.schedules import ensure_reconcile_schedule
+from batch_exports.temporal.schedules import ensure_reconciliation
 from workflows.backfill import BackfillWorkflow
 from workflows.reconciliation import ReconcileWorkflow
 from workflows.run import RunBatchExportWorkflow
@@ -32,9 +32,12 @@ def build_worker(rt: Runtime) -> Worker:
         activities=[
             runs.start_run,
             runs.finish_run,
+            runs.hand_over,
             exporter.export_interval,
             backfills.start_backfill,
             backfills.finish_backfill,
+            backfills.intervals_with_runs,
+            backfills.cancel_runs,
             backfills.wait_for_workflow,
             reconciler.reconcile,
         ],
@@ -43,7 +46,7 @@ def build_worker(rt: Runtime) -> Worker:
 
 async def main() -> None:
     async with open_runtime(get_settings(), process="worker") as rt:
-        await ensure_reconcile_schedule(rt.client, rt.settings)
+        await ensure_reconciliation(rt.client, rt.settings)
         await build_worker(rt).run()
 
 

@@ -1,7 +1,9 @@
 """Bookkeeping of backfills: their row moves from `Starting` to `Running` to how they ended."""
 
 import asyncio
+import contextlib
 import uuid
+from datetime import datetime
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
@@ -9,8 +11,9 @@ from temporalio.exceptions import ApplicationError
 
 from batch_exports.runtime import Runtime
 from batch_exports.store import backfills, exports, runs
+from batch_exports.temporal.client import TemporalUnavailable, cancel_workflow
 from connectors.sources import open_source
-from contracts.workflows import FinishBackfillInputs, StartBackfillInputs
+from contracts.workflows import CancelRunsInputs, FinishBackfillInputs, IntervalRunsInputs, StartBackfillInputs
 
 WAIT_POLL_SECONDS = 2.0
 
@@ -33,11 +36,24 @@ class BackfillBookkeeping:
             records = await source.count(backfill.start_at, backfill.end_at)
         await backfills.mark_running(self.rt.pool, backfill_id, inputs.total_runs, records)
 
+    @activity.defn(name="intervals-with-runs")
+    async def intervals_with_runs(self, inputs: IntervalRunsInputs) -> list[datetime]:
+        """The ends of the intervals in `(after, through]` that have a run (of any status)."""
+        ends = await runs.interval_ends(self.rt.pool, uuid.UUID(inputs.batch_export_id), inputs.after, inputs.through)
+        return sorted(ends)
+
     @activity.defn(name="finish-backfill")
     async def finish_backfill(self, inputs: FinishBackfillInputs) -> None:
         backfill_id = uuid.UUID(inputs.backfill_id)
         finished = await runs.finished_intervals(self.rt.pool, backfill_id)
         await backfills.finish(self.rt.pool, backfill_id, inputs.status, finished)
+
+    @activity.defn(name="cancel-runs")
+    async def cancel_runs(self, inputs: CancelRunsInputs) -> None:
+        """Cancel the latest execution of each workflow id (one a retry policy is about to start included)."""
+        for workflow_id in inputs.workflow_ids:
+            with contextlib.suppress(TemporalUnavailable):  # one gone or unreachable: the others still
+                await cancel_workflow(self.rt.client, workflow_id, reason=inputs.reason)
 
     @activity.defn(name="wait-for-workflow")
     async def wait_for_workflow(self, workflow_id: str) -> None:

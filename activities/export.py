@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from batch_exports.runtime import Runtime
 from batch_exports.store import exports, logs, runs
@@ -20,9 +21,12 @@ from batch_exports.store.exports import BatchExport
 from connectors.destinations import DestinationUserError, WriteRequest, ensure_allowed_host, open_writer
 from connectors.sources import open_source
 from contracts.statuses import RunStatus
-from contracts.workflows import ExportInputs, ExportResult
+from contracts.workflows import EXPORT_PROGRESS_SIGNAL, ExportInputs, ExportProgress, ExportResult
 
 PROGRESS_EVERY_SECONDS = 2.0
+TELL_THE_RUN_EVERY = 5
+"""Progress reaches the run workflow's current details every this many progress ticks (an event in its history
+each time, so not at every tick)."""
 
 
 @dataclass
@@ -142,8 +146,11 @@ class Exporter:
     async def _reporting(self, run_id: uuid.UUID, progress: Checkpoint, done: Checkpoint) -> AsyncIterator[None]:
         """Heartbeat and publish progress in the background until the block ends."""
 
+        info = activity.info()
+        run = self.rt.client.get_workflow_handle(info.workflow_id or "", run_id=info.workflow_run_id)
+
         async def report() -> None:
-            reported = -1
+            reported, told, ticks = -1, -1, 0
             while True:
                 activity.heartbeat(replace(done))
                 if progress.records != reported:
@@ -154,6 +161,11 @@ class Exporter:
                         reported = progress.records
                     except (OSError, asyncpg.PostgresError) as error:  # progress is best effort; the export goes on
                         activity.logger.warning("could not record progress: %s", error)
+                if ticks % TELL_THE_RUN_EVERY == 0 and progress.records != told:  # its details in the UI
+                    with contextlib.suppress(RPCError, RuntimeError):
+                        await run.signal(EXPORT_PROGRESS_SIGNAL, ExportProgress(progress.records, progress.bytes))
+                        told = progress.records
+                ticks += 1
                 await asyncio.sleep(PROGRESS_EVERY_SECONDS)
 
         task = asyncio.create_task(report())

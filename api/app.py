@@ -38,18 +38,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
 
     app.cleanup_ctx.append(resources)
     app.on_startup.append(schema.build_document)
-    for method, path, handler in [*health.ROUTES, *schema.ROUTES]:
-        app.router.add_route(method, path, handler)
-    for method, path, handler in capture.ROUTES:  # PostHog's SDKs post with and without the slash
-        app.router.add_route(method, path, handler)
-        app.router.add_route(method, path + "/", handler)
+    routes = [*health.ROUTES, *schema.ROUTES, *capture.ROUTES]
     for prefix in PROJECT_PREFIXES:
-        for method, path, handler in [
-            *destination_tests.ROUTES,
-            *batch_exports.ROUTES,
-            *runs.ROUTES,
-            *backfills.ROUTES,
-            *logs.ROUTES,
-        ]:
-            app.router.add_route(method, prefix + path, handler)
+        routes += [
+            (method, prefix + path, handler)
+            for method, path, handler in [
+                *destination_tests.ROUTES,
+                *batch_exports.ROUTES,
+                *runs.ROUTES,
+                *backfills.ROUTES,
+                *logs.ROUTES,
+            ]
+        ]
+    for method, path, handler in routes:  # every route with and without its trailing slash, as PostHog's `/?`
+        app.router.add_route(method, path, handler)
+        if path.endswith("/"):
+            app.router.add_route(method, path.rstrip("/"), handler, name=None)
     return app

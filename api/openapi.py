@@ -52,6 +52,7 @@ class Run(BaseModel):
     backfill: UUID | None
     workflow_id: str
     workflow_run_id: str
+    replaced_run: UUID | None = Field(None, description="The run a `temporal workflow reset` made this one replace.")
 
 
 class BatchExport(BaseModel):
@@ -105,6 +106,7 @@ class Backfill(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     last_updated_at: datetime
+    team: int = Field(description="The project (PostHog's name for it).")
     team_id: int
     batch_export: UUID
     total_records_count: int | None
@@ -126,6 +128,9 @@ class LogEntry(BaseModel):
 
 
 class Logs(BaseModel):
+    count: int = Field(description="How many entries this page holds (PostHog's page shape; one page).")
+    next: None = None
+    previous: None = None
     results: list[LogEntry]
 
 
@@ -140,6 +145,7 @@ class BackfillCreated(BaseModel):
 
 class Cancelled(BaseModel):
     cancelled: bool
+    status: str | None = Field(None, description="With a 202: the status as it stands (the stop takes longer).")
 
 
 class StepInfo(BaseModel):
@@ -157,6 +163,8 @@ class StepOutcome(BaseModel):
 
 
 class StepResult(BaseModel):
+    name: str
+    description: str
     result: StepOutcome
 
 
@@ -247,12 +255,14 @@ def document(app: web.Application) -> dict[str, Any]:
     components: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     error_ref = _schema_of(Error, components)
+    infos = [route.resource.get_info() for route in app.router.routes() if route.resource is not None]
+    slashed = {info.get("formatter") or info.get("path") for info in infos}
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
         op: Operation | None = getattr(route.handler, "__openapi__", None)
-        if path is None or op is None or route.method == "HEAD":
-            continue
+        if path is None or op is None or route.method == "HEAD" or f"{path}/" in slashed:
+            continue  # a route without its trailing slash is the same operation as the one with it
         parameters: list[dict[str, Any]] = []
         for name in ("project_id", "batch_export_id", "id"):
             if "{" + name + "}" in path:

@@ -1,7 +1,8 @@
 """Reading path and query parameters into typed values, with a 4xx that names the parameter."""
 
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -29,13 +30,29 @@ def query_int(request: web.Request, name: str, default: int, *, minimum: int = 0
     return value
 
 
-def query_datetime(request: web.Request, name: str) -> datetime | None:
-    """An ISO 8601 date-time parameter (UTC when it names no offset)."""
+_RELATIVE = re.compile(r"^-?(?P<number>[0-9]{1,6})?(?P<unit>[hdwmqysM])(?P<snap>Start|End)?$")
+_UNITS = {
+    "s": timedelta(seconds=1), "M": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1),
+    "w": timedelta(weeks=1), "m": timedelta(days=30), "q": timedelta(weeks=13), "y": timedelta(days=365),
+}  # fmt: skip
+
+
+def query_datetime(request: web.Request, name: str, *, relative: bool = False) -> datetime | None:
+    """An ISO 8601 date-time (or date) parameter, UTC when it names no offset; with `relative`, also PostHog's
+    forms counted back from now: `-7d`, `-1h`, `-30M` (minutes), `-2w`, `-1m` (30 days), `-1dStart`..."""
     raw = request.query.get(name)
     if raw is None:
         return None
+    if relative and (match := _RELATIVE.match(raw.strip())):
+        value = datetime.now(UTC) - int(match["number"] or 1) * _UNITS[match["unit"]]
+        if match["snap"] == "Start":
+            value = value.replace(hour=0, minute=0, second=0, microsecond=0)
+        elif match["snap"] == "End":
+            value = value.replace(hour=23, minute=59, second=59, microsecond=999999)
+        return value
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise validation_error(f"'{name}' must be an ISO 8601 date-time.", name) from None
+        forms = ", or a relative time such as -7d or -1h" if relative else ""
+        raise validation_error(f"'{name}' must be an ISO 8601 date-time{forms}.", name) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)

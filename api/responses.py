@@ -20,7 +20,10 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 def run_body(run: Run) -> dict[str, Any]:
-    body = oa.Run.model_validate(run.model_dump() | {"batch_export": run.batch_export_id, "backfill": run.backfill_id})
+    body = oa.Run.model_validate(
+        run.model_dump()
+        | {"batch_export": run.batch_export_id, "backfill": run.backfill_id, "replaced_run": run.replaced_run_id}
+    )
     return body.model_dump(mode="json")
 
 
@@ -48,6 +51,7 @@ def backfill_body(backfill: Backfill, finished_runs: int) -> dict[str, Any]:
         "progress": round(finished_runs / total, 4) if total else None,
     }
     body = oa.Backfill.model_validate(
-        backfill.model_dump() | {"batch_export": backfill.batch_export_id, "progress": progress}
+        backfill.model_dump()
+        | {"batch_export": backfill.batch_export_id, "team": backfill.team_id, "progress": progress}
     )
     return body.model_dump(mode="json")

@@ -1,6 +1,6 @@
 """The batch export as the API receives it: pydantic models that validate a request body in full."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,8 +17,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from connectors.destinations import TYPES, DestinationConfig, destination, parse_config
 from connectors.sources.filters import PropertyFilter
-from connectors.sources.hogql import HogQLError, parse_query, schema_of
-from contracts.intervals import Interval, IntervalSpec, dst_conflict
+from connectors.sources.hogql import HogQLError, HogQLParseError, parse_query, schema_of
+from contracts.intervals import Interval
 
 
 class DestinationIn(BaseModel):
@@ -82,6 +82,8 @@ class BatchExportIn(BaseModel):
         if value is not None and value.strip():
             try:
                 parse_query(value)
+            except HogQLParseError:
+                raise ValueError("Failed to parse query") from None  # PostHog's words, which its clients match
             except HogQLError as error:
                 raise ValueError(f"hogql_query is not allowed: {error}") from None
         return value or None
@@ -90,9 +92,13 @@ class BatchExportIn(BaseModel):
         """The exported columns, when a hogql_query picks them."""
         return schema_of(parse_query(self.hogql_query), self.hogql_query) if self.hogql_query else None
 
-    @field_validator("timezone")
+    @field_validator("timezone", mode="before")
     @classmethod
-    def _known_timezone(cls, value: str) -> str:
+    def _known_timezone(cls, value: object) -> object:
+        if value is None:  # PostHog's: no timezone is UTC
+            return "UTC"
+        if not isinstance(value, str):
+            return value  # the str field says what is wrong
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
@@ -102,19 +108,23 @@ class BatchExportIn(BaseModel):
     @field_validator("start_at", "end_at")
     @classmethod
     def _aware(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        """A time with no offset (`2022-07-19 00:00:00`) is UTC, as PostHog reads it."""
         if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a UTC offset (for example 2024-01-01T00:00:00Z)")
+            return value.replace(tzinfo=UTC)
         return value
 
     @model_validator(mode="after")
     def _offsets_fit_interval(self) -> Self:
         if self.offset_day is not None and self.interval is not Interval.WEEK:
-            raise field_error("offset_day", self.offset_day, "offset_day applies to weekly exports only")
+            raise field_error("offset_day", self.offset_day, "offset_day is not applicable for non-weekly intervals")
         if self.offset_hour is not None and not self.interval.is_calendar:
-            raise field_error("offset_hour", self.offset_hour, "offset_hour applies to daily and weekly exports only")
-        conflict = dst_conflict(IntervalSpec(self.interval, self.timezone, self.offset_day, self.offset_hour))
-        if conflict:
-            raise field_error("offset_hour", self.offset_hour, conflict)
+            message = "offset_hour is not applicable for non-daily/weekly intervals"
+            raise field_error("offset_hour", self.offset_hour, message)
+        # Daily and weekly exports start at midnight on Sunday unless told otherwise (what PostHog reports).
+        if self.interval.is_calendar and self.offset_hour is None:
+            self.offset_hour = 0
+        if self.interval is Interval.WEEK and self.offset_day is None:
+            self.offset_day = 0
         target = destination(self.destination.type)
         if self.model not in target.models:
             raise field_error("model", self.model, f"the {target.type} destination exports {', '.join(target.models)}")

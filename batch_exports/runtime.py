@@ -57,5 +57,5 @@ async def open_runtime(
         if settings.source_dsn != settings.database_url:
             source_pool = await stack.enter_async_context(await db.create_pool(settings.source_dsn))
         if client is None:
-            client = await temporal_client.connect(lazy=lazy)
+            client = await temporal_client.connect(lazy=lazy, process=process)
         yield Runtime(settings, pool, SourceDatabase(source_pool, settings.source_dsn), client, cipher)

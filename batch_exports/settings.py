@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         10, ge=1, description="Backfills one project may have running; more are refused with 429."
     )
     reconcile_every_seconds: int = Field(60, ge=5, description="How often reconciliation runs.")
+    cancel_wait_seconds: float = Field(
+        10, ge=0, le=60, description="How long a cancel request waits for the run (or backfill) to stop before a 202."
+    )
     allow_private_destinations: bool = Field(
         False, description="Let destinations reach loopback and private addresses (`make dev` and the tests do)."
     )

@@ -7,8 +7,11 @@ for weeks) in the export's timezone, so they follow DST: 23 or 25 hours across a
 
 The schedule is built from the same rules (`batch_exports.temporal.client.schedules.spec_for`), a backfill walks
 `boundaries` and a run finds its start with `previous_boundary`, so a backfill produces exactly the
-intervals the schedule does. A local time that a DST change skips or repeats is refused as a boundary
-(`dst_conflict`): there the schedule's firing would be ambiguous.
+intervals the schedule does. Every offset is a boundary in every timezone: a local time that a DST change
+repeats is a boundary once (its first occurrence), one it skips falls at the instant the clocks jump. Around
+such a night Temporal's calendar schedule may fire twice or not at all; a fire off a boundary exports the
+last whole interval (`last_whole_interval`) only if it has no run yet, and reconciliation runs a boundary
+the schedule did not fire at, so every interval is exported once.
 
 Pure functions over aware datetimes, safe to call from workflow code.
 """
@@ -117,52 +120,26 @@ def previous_boundary(spec: IntervalSpec, end: datetime) -> datetime:
     return [b for b in boundaries(spec, end - window, end) if b < end][-1]
 
 
-def interval_ending_at(end: datetime, spec: IntervalSpec) -> DataInterval:
-    """The data interval a run that ends at `end` exports.
+def latest_boundary(spec: IntervalSpec, at: datetime) -> datetime:
+    """The latest boundary at or before `at`."""
+    at = _utc(at)
+    window = spec.interval.nominal * 2 + timedelta(days=1)
+    return list(boundaries(spec, at - window, at))[-1]
 
-    At a boundary (every scheduled run) it starts at the previous boundary. Elsewhere (a run
-    triggered by hand) it is one whole interval long: the same local time a day or a week earlier
-    for calendar intervals, one step earlier otherwise.
+
+def last_whole_interval(spec: IntervalSpec, at: datetime) -> DataInterval:
+    """The interval that ends at the latest boundary at or before `at`: what a run fired at `at` exports.
+
+    A schedule fires at a boundary, so this is the interval ending at the fire. A run triggered by hand
+    between boundaries, or an extra fire of a calendar schedule on a DST night, gets the last interval
+    that has ended: the same interval (and workflow id) as its scheduled run, never an overlapping one.
     """
-    end = _utc(end)
-    if next(boundaries(spec, end, end), None) == end:
-        return DataInterval(previous_boundary(spec, end), end)
-    if not spec.interval.is_calendar:
-        return DataInterval(end - spec.interval.nominal, end)
-    days = 7 if spec.interval is Interval.WEEK else 1
-    local = end.astimezone(spec.zone).replace(tzinfo=None) - timedelta(days=days)
-    return DataInterval(local.replace(tzinfo=spec.zone).astimezone(UTC), end)
+    end = latest_boundary(spec, at)
+    return DataInterval(previous_boundary(spec, end), end)
 
 
-def dst_conflict(spec: IntervalSpec, years: int = 30) -> str | None:
-    """Why `offset_hour` cannot be a daily or weekly boundary in `timezone`, or None.
-
-    Around a local time that a DST change skips (spring forward) or repeats (fall back), Temporal's
-    calendar schedules fire at no time or at two (seen with the dev server: a daily 01:00 in
-    Europe/Berlin also fires at the first 02:00 of the fall-back night). So an hour is refused when
-    any wall-clock time from it to the next hour is skipped or repeated, in the next `years` years.
-    """
-    if not spec.interval.is_calendar:
-        return None
-    zone, hour = spec.zone, spec.offset_hour or 0
-    first = datetime.now(UTC).year - 1
-    day = datetime(first, 1, 1)
-    while day.year < first + years:
-        if (day - timedelta(days=1)).replace(tzinfo=zone).utcoffset() != (day + timedelta(days=1)).replace(
-            tzinfo=zone
-        ).utcoffset():  # the offset changes within these two days: look at the hour itself
-            for minutes in range(0, 61, 15):
-                local = day.replace(hour=hour) + timedelta(minutes=minutes)
-                earlier, later = local.replace(tzinfo=zone, fold=0), local.replace(tzinfo=zone, fold=1)
-                if earlier.utcoffset() != later.utcoffset():
-                    skipped = earlier.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local
-                    what = "does not exist" if skipped else "happens twice"
-                    return (
-                        f"offset_hour {hour} is too close to a DST change in {spec.timezone}: {local:%H:%M} {what} "
-                        f"on {local:%Y-%m-%d}; choose another hour"
-                    )
-        day += timedelta(days=1)
-    return None
+def is_boundary(spec: IntervalSpec, at: datetime) -> bool:
+    return next(boundaries(spec, at, at), None) == _utc(at)
 
 
 def _utc(value: datetime) -> datetime:

@@ -14,10 +14,20 @@ DATA_INTERVAL_START = SearchAttributeKey.for_datetime("DataIntervalStart")
 DATA_INTERVAL_END = SearchAttributeKey.for_datetime("DataIntervalEnd")
 DESTINATION_TYPE = SearchAttributeKey.for_keyword("DestinationType")
 BACKFILL_ID = SearchAttributeKey.for_keyword("BackfillId")
+BATCH_EXPORT_NAME = SearchAttributeKey.for_keyword("BatchExportName")
+"""On the export's schedule: operators find it by name."""
 SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 """Temporal's own: the nominal time at which a schedule started the workflow."""
 
-SEARCH_ATTRIBUTES = (BATCH_EXPORT_ID, TEAM_ID, DATA_INTERVAL_START, DATA_INTERVAL_END, DESTINATION_TYPE, BACKFILL_ID)
+SEARCH_ATTRIBUTES = (
+    BATCH_EXPORT_ID,
+    TEAM_ID,
+    DATA_INTERVAL_START,
+    DATA_INTERVAL_END,
+    DESTINATION_TYPE,
+    BACKFILL_ID,
+    BATCH_EXPORT_NAME,
+)
 """The custom search attributes every run and backfill carries; a cluster must register them."""
 
 

@@ -13,6 +13,8 @@ from contracts.statuses import BackfillStatus, RunStatus
 RUN_WORKFLOW = "batch-export-run"
 BACKFILL_WORKFLOW = "batch-export-backfill"
 RECONCILE_WORKFLOW = "batch-exports-reconcile"
+EXPORT_PROGRESS_SIGNAL = "export-progress"
+"""The run workflow's signal that carries its export's progress (`ExportProgress`), shown as its current details."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,19 @@ class RunInputs:
 
 
 @dataclass(frozen=True)
+class RunResult:
+    """How a run workflow ended, as operators read it."""
+
+    data_interval_start: datetime
+    data_interval_end: datetime
+    records_completed: int = 0
+    bytes_exported: int = 0
+    note: str | None = None
+    """Set when the execution exported nothing itself, and why (the interval has a run already, or another
+    execution, `{export id}-{interval end}`, exports it)."""
+
+
+@dataclass(frozen=True)
 class StartRunInputs:
     batch_export_id: str
     workflow_id: str
@@ -42,6 +57,10 @@ class StartRunInputs:
     data_interval_end: datetime
     backfill_id: str | None = None
     cursor: str | None = None
+    fresh_fire: bool = False
+    """A schedule's first execution for the interval: it exports nothing when the interval has a run already."""
+    reset_from: bool = False
+    """The execution is a reset (`temporal workflow reset`) of another: its row says which one it replaced."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,26 @@ class StartedRun:
     export_max_attempts: int
     export_retry_initial_seconds: float
     max_records_per_execution: int
+    already_run_by: str | None = None
+    """Set (and no row recorded) when a fresh fire found the interval already has a run: that run's execution."""
+
+
+@dataclass(frozen=True)
+class HandOverInputs:
+    """A fire off a boundary hands the last whole interval to the execution whose id is that interval's."""
+
+    batch_export_id: str
+    data_interval_start: datetime
+    data_interval_end: datetime
+    fired_at: datetime
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    """What the export activity tells its run while it writes (shown in the UI as the run's current details)."""
+
+    records: int
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -103,7 +142,31 @@ class BackfillInputs:
     """Run exactly `[start_at, end_at)` as one interval (a retry of a run), boundaries or not."""
     resume_from: datetime | None = None
     """Set by continue-as-new: the end of the last interval the previous execution started."""
+    missing_only: bool = False
+    """Run only the intervals that have no run yet (unpausing with a backfill of what the pause skipped)."""
     failed_runs: int = 0
+    cancelled_runs: int = 0
+    finished_runs: int = 0
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    runs: int
+    failed: int
+    cancelled: int
+
+
+@dataclass(frozen=True)
+class CancelRunsInputs:
+    workflow_ids: list[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class IntervalRunsInputs:
+    batch_export_id: str
+    after: datetime
+    through: datetime
 
 
 @dataclass(frozen=True)
@@ -120,9 +183,19 @@ class FinishBackfillInputs:
 
 
 @dataclass(frozen=True)
+class ReconcileInputs:
+    every_seconds: float
+    passes: int = 0
+    """How many passes to make before returning (0: for ever, continuing as new now and then)."""
+
+
+@dataclass(frozen=True)
 class ReconcileResult:
     runs: int
     backfills: int
     paused: int
     unpaused: int
     recreated: int
+    resynced: int = 0
+    gaps: int = 0
+    backfills_seen: int = 0

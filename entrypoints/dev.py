@@ -20,7 +20,7 @@ from batch_exports.crypto import generate_key
 from batch_exports.runtime import open_runtime
 from batch_exports.settings import Settings
 from batch_exports.store import api_keys, db, projects
-from batch_exports.temporal.schedules import ensure_reconcile_schedule
+from batch_exports.temporal.schedules import ensure_reconciliation
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer
 from worker import build_worker
 
@@ -43,7 +43,7 @@ async def serve(settings: Settings, ui_url: str | None) -> None:
     async with open_runtime(settings, process="dev stack") as rt:
         await projects.ensure(rt.pool, DEFAULT_PROJECT_ID, "Default project", settings.dev_project_token)
         await api_keys.ensure(rt.pool, settings.dev_api_key.get_secret_value(), label="make dev")
-        await ensure_reconcile_schedule(rt.client, settings)
+        await ensure_reconciliation(rt.client, settings)
         worker = build_worker(rt)
         runner = web.AppRunner(create_app(settings, rt), access_log=None)
         await runner.setup()

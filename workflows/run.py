@@ -10,29 +10,45 @@ data (`Running`), and records how it ended:
 - `Failed`: it failed and nothing will retry it (a user's error, or the last attempt).
 
 `Terminated` and `TimedOut` end an execution without letting it speak; reconciliation records them.
+
+A schedule's fire at a boundary exports the interval ending there, unless that interval has a run already
+(a retry or a gap filled by reconciliation got there first). A fire between boundaries (a trigger by hand, an
+extra fire on a DST night) exports nothing itself: it hands the last whole interval to the execution whose
+id is that interval's, unless the interval has a run, so two executions never write one interval.
+A cancel requested while an attempt fails wins: the run is `Cancelled`, and nothing retries it.
 """
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.export import Exporter
     from activities.runs import RunBookkeeping
-    from contracts.intervals import interval_ending_at
+    from contracts.intervals import DataInterval, last_whole_interval
     from contracts.search_attributes import DATA_INTERVAL_END, DATA_INTERVAL_START, SCHEDULED_START_TIME
     from contracts.statuses import RunStatus
     from contracts.timeouts import export_timeout
     from contracts.workflows import (
+        EXPORT_PROGRESS_SIGNAL,
         RUN_WORKFLOW,
         ExportInputs,
+        ExportProgress,
         ExportResult,
         FinishRunInputs,
+        HandOverInputs,
         RunInputs,
+        RunResult,
         StartedRun,
         StartRunInputs,
     )
@@ -44,16 +60,35 @@ EXPORT_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 
 @workflow.defn(name=RUN_WORKFLOW)
 class RunBatchExportWorkflow:
+    def __init__(self) -> None:
+        self._exporting = ""
+
+    @workflow.signal(name=EXPORT_PROGRESS_SIGNAL)
+    def export_progress(self, progress: ExportProgress) -> None:
+        """The export activity's progress, shown as the run's current details."""
+        if self._exporting:
+            workflow.set_current_details(
+                f"{self._exporting}: {progress.records:,} records, {progress.bytes / 1e6:,.1f} MB so far"
+            )
+
     @workflow.run
-    async def run(self, inputs: RunInputs) -> ExportResult | None:
-        end = inputs.data_interval_end or workflow.info().typed_search_attributes.get(SCHEDULED_START_TIME)
-        if end is None:
-            raise ApplicationError("a run needs data_interval_end when no schedule starts it", non_retryable=True)
-        start = inputs.data_interval_start
-        if start is None:  # started by the schedule: find the interval, and show it to operators
-            start = interval_ending_at(end, inputs.spec).start
-            workflow.upsert_search_attributes([DATA_INTERVAL_START.value_set(start), DATA_INTERVAL_END.value_set(end)])
+    async def run(self, inputs: RunInputs) -> RunResult:
         info = workflow.info()
+        fired = inputs.data_interval_end or info.typed_search_attributes.get(SCHEDULED_START_TIME)
+        if fired is None:
+            raise ApplicationError("a run needs data_interval_end when no schedule starts it", non_retryable=True)
+        scheduled = inputs.data_interval_start is None
+        if scheduled:  # started by the schedule (or a trigger): find the interval, and show it to operators
+            interval = last_whole_interval(inputs.spec, fired)
+            if interval.end != fired:
+                return await self._hand_over(inputs, interval, fired)
+            workflow.upsert_search_attributes(
+                [DATA_INTERVAL_START.value_set(interval.start), DATA_INTERVAL_END.value_set(interval.end)]
+            )
+        else:
+            interval = DataInterval(inputs.data_interval_start or fired, fired)
+        start, end = interval.start, interval.end
+        reset = info.run_id != info.original_execution_run_id and info.continued_run_id is None
         started: StartedRun = await workflow.execute_local_activity_method(
             RunBookkeeping.start_run,
             StartRunInputs(
@@ -64,20 +99,30 @@ class RunBatchExportWorkflow:
                 data_interval_end=end,
                 backfill_id=inputs.backfill_id,
                 cursor=inputs.cursor,
+                fresh_fire=scheduled and info.attempt == 1 and not reset,
+                reset_from=reset,
             ),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )
+        if started.already_run_by:
+            note = f"The interval already has a run ({started.already_run_by}): nothing exported again"
+            workflow.set_current_details(note)
+            return RunResult(start, end, note=note)
         finish = FinishRunInputs(
             run_id=started.run_id,
             batch_export_id=inputs.batch_export_id,
             team_id=inputs.team_id,
             status=RunStatus.STARTING,
         )
+        span = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
         try:
             if (wait := end + timedelta(seconds=started.settle_delay_seconds) - workflow.now()) > timedelta(0):
-                await workflow.sleep(wait)
-            result = await workflow.execute_activity_method(
+                workflow.set_current_details(f"Waiting {wait.total_seconds():.0f} s for {span} to settle")
+                await workflow.sleep(wait, summary="the interval settles")
+            self._exporting = f"Exporting {span}"
+            workflow.set_current_details(self._exporting)
+            result: ExportResult = await workflow.execute_activity_method(
                 Exporter.export_interval,
                 ExportInputs(
                     run_id=started.run_id,
@@ -97,14 +142,23 @@ class RunBatchExportWorkflow:
                     maximum_interval=timedelta(minutes=2),
                     maximum_attempts=started.export_max_attempts,
                 ),
+                summary=f"export {span}",
             )
         except (Exception, asyncio.CancelledError) as error:
-            status = _failure_status(error)
-            await self._finish(replace(finish, status=status, latest_error=_describe(error)))
-            if status is RunStatus.FAILED and not is_cancelled_exception(error):
-                raise ApplicationError(_describe(error), type="RunFailed", non_retryable=True) from error
-            raise
+            self._exporting = ""
+            if workflow.cancellation_reason() is not None and not is_cancelled_exception(error):
+                error = CancelledError("cancel requested while the export failed: the cancel wins")
+            status, message = _failure_status(error), _describe(error)
+            workflow.set_current_details(f"{status.value}: {message}")
+            await self._finish(replace(finish, status=status, latest_error=message))
+            if is_cancelled_exception(error):
+                raise error
+            # The destination's own words, in Temporal too (not the "Activity task failed" wrapper).
+            raise ApplicationError(message, type="RunFailed", non_retryable=status is RunStatus.FAILED) from error
+        self._exporting = ""
+        done = f"{result.records_completed:,} records, {result.bytes_exported / 1e6:,.1f} MB exported"
         if result.cursor is not None:
+            workflow.set_current_details(f"{done}; continuing as new after {result.cursor}")
             await self._finish(
                 replace(
                     finish,
@@ -123,6 +177,7 @@ class RunBatchExportWorkflow:
                     first_file=inputs.first_file + result.files,
                 )
             )
+        workflow.set_current_details(f"Completed: {done}")
         await self._finish(
             replace(
                 finish,
@@ -131,7 +186,17 @@ class RunBatchExportWorkflow:
                 bytes_exported=result.bytes_exported,
             )
         )
-        return result
+        return RunResult(start, end, result.records_completed, result.bytes_exported)
+
+    async def _hand_over(self, inputs: RunInputs, interval: DataInterval, fired: datetime) -> RunResult:
+        note: str = await workflow.execute_local_activity_method(
+            RunBookkeeping.hand_over,
+            HandOverInputs(inputs.batch_export_id, interval.start, interval.end, fired),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+        )
+        workflow.set_current_details(note)
+        return RunResult(interval.start, interval.end, note=note)
 
     async def _finish(self, inputs: FinishRunInputs) -> None:
         await workflow.execute_local_activity_method(
@@ -160,4 +225,6 @@ def _describe(error: BaseException) -> str:
         return "Cancelled"
     while isinstance(error, ActivityError) and error.cause is not None:
         error = error.cause
+    if isinstance(error, FailureError) and error.message:
+        return error.message
     return str(error) or type(error).__name__

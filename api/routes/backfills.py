@@ -13,10 +13,12 @@ from api.params import path_uuid
 from api.responses import backfill_body, json_response
 from api.routes import Route
 from api.state import runtime
+from api.waiting import wait_for
 from batch_exports.services import backfills as backfilling
 from batch_exports.store import api_keys, backfills, runs
-from batch_exports.store.backfills import Backfill
+from batch_exports.store.backfills import Backfill, BackfillKind
 from batch_exports.store.exports import BatchExport
+from contracts.statuses import BackfillStatus
 
 PAGE_SIZE = 50
 
@@ -33,18 +35,38 @@ async def create_backfill_for(request: web.Request, export: BatchExport) -> Back
 
 
 async def _render(request: web.Request, backfill: Backfill) -> dict[str, object]:
+    """The backfill with its progress counted from its runs as they are now (whatever closed them)."""
     finished = backfill.finished_runs
-    if backfill.status.is_open:
-        finished = await runs.finished_intervals(runtime(request).pool, backfill.id)
+    if backfill.status is BackfillStatus.COMPLETED and backfill.total_runs:
+        finished = backfill.total_runs
+    elif backfill.start_at is not None and backfill.end_at is not None:
+        own = backfill.id if backfill.kind is BackfillKind.API else None  # the others count any run of an interval
+        progress = await runs.progress_in_range(
+            runtime(request).pool, backfill.batch_export_id, backfill.start_at, backfill.end_at, backfill_id=own
+        )
+        finished = progress.finished
     return backfill_body(backfill, finished)
 
 
-@operation("List backfills, newest first", {200: oa.BackfillPage}, query=(oa.CURSOR,))
+@operation(
+    "List backfills, newest first",
+    {200: oa.BackfillPage},
+    query=(oa.CURSOR, oa.Query("ordering", {"type": "string", "enum": list(backfills.ORDERINGS)})),
+)
 async def list_backfills(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ)
     asked = PageRequest.of(request)
+    ordering = request.query.get("ordering", "-created_at")
+    if ordering not in backfills.ORDERINGS:  # as PostHog does: an ordering it does not know is ignored
+        ordering = "-created_at"
+    field = ordering.lstrip("-")
     page = await backfills.page(
-        runtime(request).pool, export.id, limit=PAGE_SIZE + 1, position=asked.position, backwards=asked.backwards
+        runtime(request).pool,
+        export.id,
+        ordering=ordering,
+        limit=PAGE_SIZE + 1,
+        position=asked.position,
+        backwards=asked.backwards,
     )
     rendered = {b.id: await _render(request, b) for b in page[:PAGE_SIZE]}
     body = page_body(
@@ -52,7 +74,7 @@ async def list_backfills(request: web.Request) -> web.Response:
         page,
         size=PAGE_SIZE,
         asked=asked,
-        key=lambda b: (b.created_at, b.id),
+        key=lambda b: (getattr(b, field) or b.created_at, b.id),
         render=lambda b: rendered[b.id],
     )
     return json_response(body)
@@ -80,17 +102,33 @@ async def retrieve_backfill(request: web.Request) -> web.Response:
     return json_response(await _render(request, await _backfill(request, api_keys.READ)))
 
 
-@operation("Cancel a running backfill and its runs", {200: oa.Cancelled, 503: oa.Error})
+@operation("Cancel a running backfill and its runs", {200: oa.Cancelled, 202: oa.Cancelled, 503: oa.Error})
 async def cancel_backfill(request: web.Request) -> web.Response:
+    """Cancel, then wait (up to `BATCH_EXPORTS_CANCEL_WAIT_SECONDS`) until its runs have closed and it reads
+    `Cancelled`: 200; past the wait, 202 with its status as it stands."""
     backfill = await _backfill(request, api_keys.WRITE)
     if not backfill.status.is_open:
+        raise ApiError(400, f"Cannot cancel a backfill that is in '{backfill.status.value}' status", code="not_running")
+    rt = runtime(request)
+    reason = f"cancelled through the API (backfills/{backfill.id}/cancel/)"
+    if backfill.workflow_id is None:
         raise ApiError(
             400,
-            f"The backfill has already ended ({backfill.status.value}); only a running one can be cancelled.",
-            code="not_running",
+            "This backfill was made with `temporal schedule backfill`: the schedule starts its runs, so cancel those "
+            "runs (runs/{id}/cancel/) or pause the export",
+            code="not_cancellable",
         )
-    if not await backfilling.cancel(runtime(request).client, backfill):
-        raise ApiError(400, "The backfill has already ended; reconciliation records how.", code="not_running")
+    if not await backfilling.cancel(rt.client, backfill, reason=reason):
+        raise ApiError(400, "Cannot cancel a backfill that has already ended.", code="not_running")
+
+    async def stopped() -> BackfillStatus | None:
+        now = await backfills.get(rt.pool, backfill.id)
+        return now.status if now is not None and not now.status.is_open else None
+
+    status = await wait_for(stopped, rt.settings.cancel_wait_seconds)
+    if status is None:
+        current = await backfills.get(rt.pool, backfill.id)
+        return json_response({"cancelled": True, "status": current.status if current else None}, status=202)
     return json_response({"cancelled": True})
 
 

@@ -18,12 +18,13 @@ from api.routes.backfills import create_backfill_for
 from api.state import runtime
 from batch_exports.models import BatchExportIn
 from batch_exports.runtime import Runtime
-from batch_exports.services import lifecycle
+from batch_exports.services import lifecycle, reconciliation
 from batch_exports.store import api_keys, exports, runs
 from connectors.destinations import hosts
 from connectors.sources.events import EventSelection, EventsSource
 from connectors.sources.filters import regex_values
 from connectors.sources.hogql import parse_query
+from contracts.intervals import Interval
 
 
 async def check_host(rt: Runtime, body: BatchExportIn) -> None:
@@ -89,19 +90,33 @@ async def create_export(request: web.Request) -> web.Response:
 @operation("Retrieve a batch export with its latest runs", {200: oa.BatchExport})
 async def retrieve_export(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ, name="id")
-    return json_response(export_body(export, latest_runs=await runs.latest(runtime(request).pool, export.id)))
+    rt = runtime(request)
+    latest = await reconciliation.as_temporal_says(rt, await runs.latest(rt.pool, export.id))
+    return json_response(export_body(export, latest_runs=latest))
 
 
 @operation(
     "Update a batch export (config merged) and its schedule", {200: oa.BatchExport, 503: oa.Error}, body=PATCH_BODY
 )
 async def update_export(request: web.Request) -> web.Response:
-    """PUT and PATCH: fields given replace the stored ones; a destination config is merged into the stored one."""
+    """PUT and PATCH: fields given replace the stored ones; a destination config is merged into the stored one.
+
+    PUT is a full update: it must name the required fields (`name`, `interval`, `destination`), as PostHog's
+    does. A new interval drops the offsets that do not apply to it.
+    """
     export = await export_for(request, api_keys.WRITE, name="id")
     patch = await read_json(request)
     if not isinstance(patch, dict):
         raise validation_error("The body must be a JSON object.")
+    if request.method == "PUT" and (missing := [f for f in ("name", "interval", "destination") if f not in patch]):
+        raise validation_error("This field is required.", missing[0], code="required")
     merged = export.as_input()
+    if patch.get("interval") in Interval._value2member_map_:
+        interval = Interval(patch["interval"])
+        if interval is not Interval.WEEK:
+            merged["offset_day"] = None
+        if not interval.is_calendar:
+            merged["offset_hour"] = None
     for field, value in patch.items():
         if field != "destination":
             merged[field] = value

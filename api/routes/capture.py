@@ -62,4 +62,4 @@ async def capture(request: web.Request) -> web.Response:
     return web.json_response({"status": 1})
 
 
-ROUTES: list[Route] = [("POST", path, capture) for path in ("/batch", "/capture", "/e", "/i/v0/e")]
+ROUTES: list[Route] = [("POST", path, capture) for path in ("/batch/", "/capture/", "/e/", "/i/v0/e/")]

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from api import openapi as oa
 from api.auth import authorize
-from api.errors import read_json, validation_error
+from api.errors import not_found, read_json, validation_error
 from api.lookups import export_for
 from api.openapi import operation
 from api.responses import json_response
@@ -18,8 +18,10 @@ from connectors.destinations import TYPES, DestinationConfig, destination, run_s
 
 
 def _destination_type(raw: str | None, attr: str) -> str:
-    if raw not in TYPES:
-        raise validation_error(f"'{raw}' is not a destination type; use one of {', '.join(TYPES)}.", attr)
+    if not raw:
+        raise validation_error(f"'{attr}' is required: one of {', '.join(TYPES)}.", attr)
+    if raw not in TYPES:  # PostHog's: an unknown destination has no checks to list
+        raise not_found(f"'{raw[:100]}' is not a destination type; use one of {', '.join(TYPES)}.")
     return raw
 
 
@@ -34,7 +36,10 @@ def _step_index(body: Any, destination_type: str) -> int:
 async def _result(request: web.Request, kind: str, config: DestinationConfig, step: int) -> web.Response:
     problem = await run_step(kind, config, runtime(request).destinations, step)
     status = "Passed" if problem is None else "Failed"
-    return json_response({"result": {"status": status, "message": problem}})
+    checked = destination(kind).steps[step]
+    return json_response(
+        {"name": checked.name, "description": checked.description, "result": {"status": status, "message": problem}}
+    )
 
 
 @operation(

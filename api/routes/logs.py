@@ -13,7 +13,8 @@ from api.state import runtime
 from batch_exports.store import api_keys, logs, runs
 
 LOG_QUERY = (
-    oa.LIMIT,
+    oa.Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "How many entries (50 by default)."),
+    oa.Query("instance_id", {"type": "string"}, "Only the entries of this workflow execution (its run id)."),
     oa.Query("after", oa.DATETIME),
     oa.Query("before", oa.DATETIME),
     oa.Query("level", {"type": "string", "enum": [level.value for level in logs.Level]}, repeatable=True),
@@ -44,13 +45,15 @@ async def _entries(request: web.Request, run_id_name: str | None) -> web.Respons
         runtime(request).pool,
         batch_export_id=export.id,
         run_id=run_id,
-        limit=query_int(request, "limit", 100, minimum=1, maximum=1000),
+        limit=query_int(request, "limit", 50, minimum=1, maximum=500),
+        instance_id=request.query.get("instance_id") or None,
         after=query_datetime(request, "after"),
         before=query_datetime(request, "before"),
         levels=_levels(request),
         text=request.query.get("search") or None,
     )
-    return json_response({"results": [entry.model_dump(mode="json") for entry in entries]})
+    results = [entry.model_dump(mode="json") for entry in entries]
+    return json_response({"count": len(results), "next": None, "previous": None, "results": results})
 
 
 @operation(

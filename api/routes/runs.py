@@ -1,10 +1,8 @@
 """`batch_exports/{id}/runs/`: one run per workflow execution, in cursor pages of 100; cancel and retry."""
 
-import contextlib
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from temporalio.service import RPCError
 
 from api import openapi as oa
 from api.errors import ApiError, not_found, validation_error
@@ -15,6 +13,7 @@ from api.params import path_uuid, query_datetime
 from api.responses import json_response, run_body
 from api.routes import Route
 from api.state import runtime
+from api.waiting import wait_for
 from batch_exports.services import backfills as backfilling
 from batch_exports.services import reconciliation
 from batch_exports.store import api_keys, runs
@@ -24,7 +23,7 @@ from batch_exports.temporal.client import calling_temporal, cancel_workflow
 from contracts.statuses import RunStatus
 
 PAGE_SIZE = 100
-RECONCILE_ON_READ_AFTER = timedelta(seconds=1)
+DEFAULT_INTERVAL_WINDOW = timedelta(days=7)
 
 
 def _filter(request: web.Request) -> RunFilter:
@@ -35,12 +34,15 @@ def _filter(request: web.Request) -> RunFilter:
         except ValueError:
             choices = ", ".join(s.value for s in RunStatus)
             raise validation_error(f"'{raw}' is not a run status; use one of {choices}.", "status") from None
+    interval_start = query_datetime(request, "start", relative=True)
+    if interval_start is None and request.query.get("ordering", "").lstrip("-") == "data_interval_start":
+        interval_start = datetime.now(UTC) - DEFAULT_INTERVAL_WINDOW  # PostHog's default: the last 7 days
     return RunFilter(
         statuses=tuple(statuses),
-        created_after=query_datetime(request, "after"),
-        created_before=query_datetime(request, "before"),
-        interval_start=query_datetime(request, "start"),
-        interval_end=query_datetime(request, "end"),
+        created_after=query_datetime(request, "after", relative=True),
+        created_before=query_datetime(request, "before", relative=True),
+        interval_start=interval_start,
+        interval_end=query_datetime(request, "end", relative=True),
     )
 
 
@@ -60,8 +62,8 @@ def _filter(request: web.Request) -> RunFilter:
 async def list_runs(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ)
     ordering = request.query.get("ordering", "-created_at")
-    if ordering not in runs.ORDERINGS:
-        raise validation_error(f"'ordering' must be one of {', '.join(sorted(runs.ORDERINGS))}.", "ordering")
+    if ordering not in runs.ORDERINGS:  # as PostHog does: an ordering it does not know is ignored
+        ordering = "-created_at"
     asked = PageRequest.of(request)
     page = await runs.page(
         runtime(request).pool,
@@ -72,6 +74,7 @@ async def list_runs(request: web.Request) -> web.Response:
         backwards=asked.backwards,
         where=_filter(request),
     )
+    page = await reconciliation.as_temporal_says(runtime(request), page)
     field = ordering.lstrip("-")
     body = page_body(
         request,
@@ -95,33 +98,39 @@ async def _run(request: web.Request, scope: str) -> tuple[BatchExport, Run]:
 @operation("Retrieve a run (reconciled with Temporal if it closed unseen)", {200: oa.Run})
 async def retrieve_run(request: web.Request) -> web.Response:
     """The run; an open one whose execution has closed unseen is reconciled on the spot."""
-    export, run = await _run(request, api_keys.READ)
-    stale = run.status.is_open and datetime.now(UTC) - run.last_updated_at > RECONCILE_ON_READ_AFTER
-    if stale:
-        with contextlib.suppress(RPCError, RuntimeError):  # Temporal down: the books as they stand
-            if await reconciliation.reconcile_run(runtime(request), run):
-                run = await runs.get(runtime(request).pool, run.id, export.id) or run
+    _, run = await _run(request, api_keys.READ)
+    (run,) = await reconciliation.as_temporal_says(runtime(request), [run])
     return json_response(run_body(run))
 
 
-@operation("Cancel a Starting or Running run", {200: oa.Cancelled, 503: oa.Error})
+@operation("Cancel a Starting or Running run", {200: oa.Cancelled, 202: oa.Cancelled, 503: oa.Error})
 async def cancel_run(request: web.Request) -> web.Response:
-    _, run = await _run(request, api_keys.WRITE)
+    """Cancel, then wait (up to `BATCH_EXPORTS_CANCEL_WAIT_SECONDS`) for the export to stop writing: 200 and the
+    run reads `Cancelled`; past the wait, 202 with the run's status as it stands."""
+    export, run = await _run(request, api_keys.WRITE)
     if not run.status.is_open:
-        raise ApiError(
-            400, f"Only a Starting or Running run can be cancelled; this one is {run.status.value}.", code="not_running"
-        )
+        raise ApiError(400, f"Cannot cancel a run that is in '{run.status.value}' status", code="not_running")
     rt = runtime(request)
     async with calling_temporal("look up the run"):
         # Its execution may have closed unseen (terminated, timed out): then record how, and say so.
         ended = await reconciliation.reconcile_run(rt, run)
-    if ended is not None or not await cancel_workflow(rt.client, run.workflow_id, run.workflow_run_id):
+    reason = f"cancelled through the API (runs/{run.id}/cancel/)"
+    if ended is not None or not await cancel_workflow(rt.client, run.workflow_id, run.workflow_run_id, reason=reason):
         ended = ended or await reconciliation.reconcile_run(rt, run)
         raise ApiError(
             400,
-            f"The run has already ended ({ended.value if ended else 'closed'}); it cannot be cancelled.",
+            f"Cannot cancel a run that is in '{ended.value if ended else 'closed'}' status",
             code="not_running",
         )
+
+    async def stopped() -> RunStatus | None:
+        now = await runs.get(rt.pool, run.id, export.id)
+        return now.status if now is not None and not now.status.is_open else None
+
+    status = await wait_for(stopped, rt.settings.cancel_wait_seconds)
+    if status is None:
+        current = await runs.get(rt.pool, run.id, export.id)
+        return json_response({"cancelled": True, "status": current.status if current else None}, status=202)
     return json_response({"cancelled": True})
 
 

@@ -22,8 +22,9 @@ class TooManyBackfills(Exception):
     pass
 
 
-def workflow_id_for(backfill_id: uuid.UUID) -> str:
-    return f"backfill-{backfill_id}"
+def workflow_id_for(export_id: uuid.UUID, backfill_id: uuid.UUID) -> str:
+    """`{export id}-backfill-{backfill id}`: an operator finds an export's backfills by its id."""
+    return f"{export_id}-backfill-{backfill_id}"
 
 
 async def start(
@@ -34,6 +35,7 @@ async def start(
     end_at: datetime,
     *,
     single_interval: bool = False,
+    missing_only: bool = False,
 ) -> Backfill:
     """Record a backfill and start its workflow; call inside a transaction, which Temporal's refusal rolls back."""
     client, settings = rt.client, rt.settings
@@ -46,7 +48,7 @@ async def start(
             f"{settings.max_running_backfills_per_project}); wait for one to finish or cancel one"
         )
     backfill_id = uuid.uuid4()
-    workflow_id = workflow_id_for(backfill_id)
+    workflow_id = workflow_id_for(export.id, backfill_id)
     await backfills.insert(
         conn,
         backfill_id,
@@ -71,6 +73,7 @@ async def start(
                 run_max_attempts=settings.run_max_attempts,
                 run_retry_initial_seconds=settings.run_retry_initial_seconds,
                 single_interval=single_interval,
+                missing_only=missing_only,
             ),
             id=workflow_id,
             task_queue=settings.task_queue,
@@ -85,12 +88,12 @@ async def start(
     return stored
 
 
-async def cancel(client: Client, backfill: Backfill) -> bool:
-    """Ask the backfill workflow to stop (it cancels its runs and records `Cancelled` itself).
+async def cancel(client: Client, backfill: Backfill, *, reason: str) -> bool:
+    """Ask the backfill workflow to stop (it cancels its runs, waits for them, and records `Cancelled` itself).
 
     False when it has already ended.
     """
-    return bool(backfill.workflow_id) and await cancel_workflow(client, backfill.workflow_id or "")
+    return bool(backfill.workflow_id) and await cancel_workflow(client, backfill.workflow_id or "", reason=reason)
 
 
 def _parse_bound(raw: object, name: str, spec: IntervalSpec) -> datetime:

@@ -7,7 +7,7 @@ they were.
 
 import contextlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 from temporalio.client import Client
@@ -21,13 +21,20 @@ from batch_exports.store.backfills import Backfill
 from batch_exports.store.exports import BatchExport
 from batch_exports.temporal import schedules
 from batch_exports.temporal.client import calling_temporal, cancel_workflow
-from contracts.intervals import previous_boundary
+from contracts.intervals import IntervalSpec, latest_boundary, previous_boundary
 from contracts.statuses import RunStatus
 
 
+def _covered_from(spec: IntervalSpec, now: datetime, start_at: datetime | None = None) -> datetime:
+    """Where a schedule that starts now (or at `start_at`) owes its first interval: after the latest boundary."""
+    return latest_boundary(spec, max(now, start_at or now))
+
+
 async def create(rt: Runtime, team_id: int, body: BatchExportIn) -> BatchExport:
+    spec = IntervalSpec(body.interval, body.timezone, body.offset_day, body.offset_hour)
+    covered = _covered_from(spec, datetime.now(UTC), body.start_at)
     async with rt.pool.acquire() as conn, conn.transaction():
-        export = await exports.insert(conn, team_id, body, rt.cipher)
+        export = await exports.insert(conn, team_id, body, rt.cipher, covered_until=covered)
         async with calling_temporal("create the export's schedule"):
             await schedules.create(rt.client, export, rt.settings)
     return export
@@ -36,14 +43,21 @@ async def create(rt: Runtime, team_id: int, body: BatchExportIn) -> BatchExport:
 async def update(rt: Runtime, export: BatchExport, body: BatchExportIn) -> BatchExport:
     async with rt.pool.acquire() as conn, conn.transaction():
         updated = await exports.update(conn, export, body, rt.cipher)
+        if updated.interval_spec != export.interval_spec:  # a new schedule: it owes intervals from now on
+            covered = _covered_from(updated.interval_spec, datetime.now(UTC), updated.start_at)
+            await exports.set_covered_until(conn, export.id, covered)
         async with calling_temporal("update the export's schedule"):
             await schedules.sync(rt.client, updated, rt.settings)
     return updated
 
 
 async def set_paused(rt: Runtime, export: BatchExport, paused: bool) -> BatchExport:
+    """Pause or unpause (without a backfill); pausing a paused export (or unpausing a live one) changes nothing."""
+    if export.paused == paused:
+        return export
+    covered = None if paused else _covered_from(export.interval_spec, datetime.now(UTC))
     async with rt.pool.acquire() as conn, conn.transaction():
-        await exports.set_paused(conn, export.id, paused)
+        await exports.set_paused(conn, export.id, paused, covered_until=covered)
         changed = await exports.get(conn, export.id, rt.cipher)
         if changed is None:
             raise exports.ExportNotFound(export.id)
@@ -55,16 +69,19 @@ async def set_paused(rt: Runtime, export: BatchExport, paused: bool) -> BatchExp
 async def unpause(rt: Runtime, export: BatchExport, *, backfill: bool, now: datetime) -> Backfill | None:
     """Unpause; with `backfill`, also run every interval the pause made the schedule skip.
 
-    The backfill starts at the boundary before the pause, so the interval that was under way when
-    the export was paused is exported too.
+    The backfill starts where the export was last covered (every interval before has a run), or else at the
+    boundary before the pause, and runs only the intervals that have no run: nothing is lost whenever the
+    pause happened, and nothing is exported twice. Without it the paused span is forgone.
     """
-    gap = None
-    if backfill and export.paused and export.last_paused_at:
-        start = previous_boundary(export.interval_spec, export.last_paused_at)
+    if not export.paused:
+        return None
+    gap, spec = None, export.interval_spec
+    if backfill:
+        start = export.covered_until or previous_boundary(spec, export.last_paused_at or now)
         with contextlib.suppress(InvalidField):  # paused for less than an interval: nothing was skipped
-            gap = backfilling.bounds(export, start.isoformat(), now.isoformat(), now)
+            gap = backfilling.bounds(export, start.isoformat(), latest_boundary(spec, now).isoformat(), now)
     async with rt.pool.acquire() as conn, conn.transaction():
-        await exports.set_paused(conn, export.id, False)
+        await exports.set_paused(conn, export.id, False, covered_until=_covered_from(spec, now))
         unpaused = await exports.get(conn, export.id, rt.cipher)
         if unpaused is None:
             raise exports.ExportNotFound(export.id)
@@ -73,7 +90,7 @@ async def unpause(rt: Runtime, export: BatchExport, *, backfill: bool, now: date
         if gap is None:
             return None
         try:
-            return await backfilling.start(rt, conn, unpaused, *gap)
+            return await backfilling.start(rt, conn, unpaused, *gap, missing_only=True)
         except BaseException:
             with contextlib.suppress(RPCError):  # undo the unpause with the rest of the request
                 await rt.client.get_schedule_handle(str(export.id)).pause(note="unpause failed: backfill not started")
@@ -89,13 +106,18 @@ async def delete(rt: Runtime, export: BatchExport) -> None:
             await cancel_running(conn, rt.client, export.id)
 
 
-async def cancel_running(conn: asyncpg.Connection | asyncpg.Pool, client: Client, export_id: uuid.UUID) -> None:
+async def cancel_running(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    client: Client,
+    export_id: uuid.UUID,
+    reason: str = "the export was deleted",
+) -> None:
     """Ask every running backfill and run of the export to stop (each records `Cancelled` itself)."""
     # One already closed is skipped: reconciliation records how it ended.
     for backfill in await backfills.open_for_export(conn, export_id):
-        await backfilling.cancel(client, backfill)
+        await backfilling.cancel(client, backfill, reason=reason)
     for run in await runs.open_for_export(conn, export_id):
-        await cancel_workflow(client, run.workflow_id, run.workflow_run_id)
+        await cancel_workflow(client, run.workflow_id, run.workflow_run_id, reason=reason)
 
 
 async def pause_if_failing(rt: Runtime, export_id: uuid.UUID) -> bool:
@@ -118,7 +140,7 @@ async def pause_if_failing(rt: Runtime, export_id: uuid.UUID) -> bool:
                 note=f"auto-paused: the latest {threshold} runs failed"
             )
         for backfill in await backfills.open_for_export(conn, export_id):
-            await backfilling.cancel(client, backfill)
+            await backfilling.cancel(client, backfill, reason="the export was paused: its latest runs failed")
         await logs.write(
             conn,
             team_id=row["team_id"],

@@ -1,25 +1,35 @@
-"""Reconciliation: make the books agree with what Temporal knows.
+"""Reconciliation: make the books agree with what Temporal knows, and the schedules with what the exports say.
 
-- Run and backfill rows left open by executions that closed without saying so (terminated, timed
-  out, worker lost) get the close status Temporal reports.
-- A schedule paused or unpaused outside the API (Temporal UI, `temporal schedule toggle`) is
-  reflected in its export's `paused`; a missing schedule of a live export is created again.
+- Run and backfill rows left open by executions that closed without saying so (terminated, timed out,
+  worker lost) get the close status Temporal reports.
+- A schedule paused or unpaused outside the API (Temporal UI, `temporal schedule toggle`) is reflected in
+  its export's `paused`, with the time and note Temporal recorded; a backfill made with `temporal schedule
+  backfill` appears among the export's backfills, its progress counted from its intervals' runs.
+- A schedule whose spec, action or policies changed outside the API, or no longer match the service's
+  settings, is put back; a missing schedule of a live export is created again.
+- No gap: every boundary of a live export after `covered_until` (the boundary up to which every interval
+  has a run, or was forgone while paused) that the schedule did not fire at (a wall-clock time a DST change
+  skips, a cluster down past the catch-up window) gets its run, with the id the scheduled run would have.
 """
 
+import asyncio
 import contextlib
 import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, ScheduleDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from batch_exports.runtime import Runtime
 from batch_exports.store import backfills, exports, logs, runs
+from batch_exports.store.backfills import Backfill, BackfillKind
+from batch_exports.store.exports import BatchExport
 from batch_exports.store.runs import Run
-from batch_exports.temporal import schedules
+from batch_exports.temporal import scheduler_history, schedules
+from contracts.intervals import DataInterval, boundaries, latest_boundary, previous_boundary
 from contracts.statuses import BackfillStatus, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -41,6 +51,12 @@ BACKFILL_CLOSE_STATUSES = {
 }
 SETTLING = timedelta(seconds=1)
 """Rows younger than this are left alone: their execution may be about to record itself."""
+GAP_GRACE = timedelta(minutes=1)
+"""How long after a boundary (and its jitter) the schedule has to start its run before reconciliation does."""
+GAPS_PER_PASS = 50
+"""Missing intervals one pass starts per export; the rest wait for the next pass."""
+SCHEDULE_BACKFILL_QUIET = timedelta(minutes=10)
+"""A `temporal schedule backfill` whose runs stopped coming this long ago is closed with what it has."""
 
 
 @dataclass
@@ -50,6 +66,9 @@ class Reconciled:
     paused: int = 0
     unpaused: int = 0
     recreated: int = 0
+    resynced: int = 0
+    gaps: int = 0
+    backfills_seen: int = 0
 
 
 async def _closed_as(client: Client, workflow_id: str, run_id: str | None) -> WorkflowExecutionStatus | None:
@@ -87,21 +106,42 @@ async def reconcile_run(rt: Runtime, run: Run) -> RunStatus | None:
     return status
 
 
-async def reconcile(rt: Runtime) -> Reconciled:
-    done = Reconciled()
+RECONCILE_ON_READ_AFTER = timedelta(seconds=1)
+READS_AT_ONCE = 8
+
+
+async def as_temporal_says(rt: Runtime, shown: list[Run]) -> list[Run]:
+    """`shown` with each open run whose execution has closed unseen (terminated, timed out) recorded as it
+    closed: what the API shows agrees with Temporal. Temporal out of reach: the books as they stand."""
+    now = datetime.now(UTC)
+    stale = [run for run in shown if run.status.is_open and now - run.last_updated_at > RECONCILE_ON_READ_AFTER]
+    if not stale:
+        return shown
+    slots = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def refreshed(run: Run) -> Run:
+        async with slots:
+            with contextlib.suppress(RPCError, RuntimeError):
+                if await reconcile_run(rt, run):
+                    return await runs.get(rt.pool, run.id, run.batch_export_id) or run
+        return run
+
+    fresh = {run.id: run for run in await asyncio.gather(*(refreshed(run) for run in stale))}
+    return [fresh.get(run.id, run) for run in shown]
+
+
+async def reconcile(rt: Runtime, now: datetime | None = None) -> Reconciled:
+    done, now = Reconciled(), now or datetime.now(UTC)
     for run in await runs.open_and_quiet(rt.pool, SETTLING):
         with _each("run", run.id):
             if await reconcile_run(rt, run):
                 done.runs += 1
     for backfill in await backfills.open_and_quiet(rt.pool, SETTLING):
         with _each("backfill", backfill.id):
-            closed = await _closed_as(rt.client, backfill.workflow_id or "", None)
-            if closed is not None:
-                status = BACKFILL_CLOSE_STATUSES.get(closed, BackfillStatus.FAILED)
-                done.backfills += await backfills.close_if_open(rt.pool, backfill.id, status)
+            done.backfills += await _reconcile_backfill(rt, backfill, now)
     for export_id in await exports.live_ids(rt.pool):
-        with _each("schedule of export", export_id):
-            await _reconcile_schedule(rt, export_id, done)
+        with _each("export", export_id):
+            await _reconcile_export(rt, export_id, done, now)
     return done
 
 
@@ -114,42 +154,214 @@ def _each(what: str, item: uuid.UUID) -> Iterator[None]:
         logger.warning("could not reconcile %s %s: %s", what, item, error)
 
 
-async def _reconcile_schedule(rt: Runtime, export_id: uuid.UUID, done: Reconciled) -> None:
+async def _reconcile_backfill(rt: Runtime, backfill: Backfill, now: datetime) -> bool:
+    """Close a backfill whose workflow closed unseen; close a schedule backfill whose runs are all in."""
+    if backfill.workflow_id:
+        closed = await _closed_as(rt.client, backfill.workflow_id, None)
+        if closed is None:
+            return False
+        return await backfills.close_if_open(
+            rt.pool, backfill.id, BACKFILL_CLOSE_STATUSES.get(closed, BackfillStatus.FAILED)
+        )
+    if backfill.start_at is None or backfill.end_at is None:
+        return False
+    progress = await runs.progress_in_range(
+        rt.pool, backfill.batch_export_id, backfill.start_at, backfill.end_at, backfill_id=None
+    )
+    total = backfill.total_runs or 0
+    quiet = now - max(progress.latest or backfill.created_at, backfill.created_at) > SCHEDULE_BACKFILL_QUIET
+    if progress.open or (progress.finished < total and not quiet):
+        return False
+    status = BackfillStatus.FAILED if progress.failed or progress.finished < total else BackfillStatus.COMPLETED
+    ended = await backfills.close_if_open(rt.pool, backfill.id, status)
+    if ended and progress.finished < total:
+        team_id = await exports.team_of(rt.pool, backfill.batch_export_id)
+        await logs.write(
+            rt.pool,
+            team_id=team_id or backfill.team_id,
+            batch_export_id=backfill.batch_export_id,
+            level=logs.Level.WARNING,
+            message=f"The schedule backfill {backfill.id} ran {progress.finished} of its {total} intervals: the "
+            "others were never started (the CLI's default overlap policy Skip drops a fire while a run is "
+            "open; pass --overlap-policy AllowAll, or backfill through the API)",
+        )
+    return ended
+
+
+async def _reconcile_export(rt: Runtime, export_id: uuid.UUID, done: Reconciled, now: datetime) -> None:
     export = await exports.get(rt.pool, export_id, rt.cipher)
     if export is None:
         return
     try:
-        paused = (await rt.client.get_schedule_handle(str(export_id)).describe()).schedule.state.paused
+        described = await rt.client.get_schedule_handle(str(export_id)).describe()
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
-        async with rt.pool.acquire() as conn, conn.transaction():
-            # A delete in flight holds this row: wait for it, and recreate nothing for a deleted export.
-            row = await exports.lock(conn, export_id)
-            if row is None or row["deleted"]:
-                return
-            await schedules.sync(rt.client, export, rt.settings)
-        done.recreated += 1
-        await logs.write(
-            rt.pool,
-            team_id=export.team_id,
-            batch_export_id=export_id,
-            level=logs.Level.WARNING,
-            message="The export's schedule was missing from Temporal and has been created again",
-        )
+        await _recreate(rt, export, done)
         return
+    state = dict(export.schedule_state or {})
+    export = await _operators_changes(rt, export, described, state, done, now)
+    await _put_back(rt, export, described, state, done)
+    await _fill_gaps(rt, export, done, now)
+
+
+async def _recreate(rt: Runtime, export: BatchExport, done: Reconciled) -> None:
+    async with rt.pool.acquire() as conn, conn.transaction():
+        # A delete in flight holds this row: wait for it, and recreate nothing for a deleted export.
+        row = await exports.lock(conn, export.id)
+        if row is None or row["deleted"]:
+            return
+        state = await schedules.sync(rt.client, export, rt.settings)
+        await exports.set_schedule_state(conn, export.id, state)
+    done.recreated += 1
+    await _log(
+        rt, export, logs.Level.WARNING, "The export's schedule was missing from Temporal and has been created again"
+    )
+
+
+async def _operators_changes(
+    rt: Runtime,
+    export: BatchExport,
+    described: ScheduleDescription,
+    state: dict[str, object],
+    done: Reconciled,
+    now: datetime,
+) -> BatchExport:
+    """Pauses, unpauses and backfills made in the UI or CLI, read from the scheduler's own record of them."""
+    paused = described.schedule.state.paused
+    actions = described.info.num_actions
+    seen_actions = state.get("actions")
+    # The scheduler's record is read only when something outside the schedule's spec happened: a pause or an
+    # unpause the books do not show, or more actions than its fires (a trigger, a backfill).
+    expected = _fires_since(export, state.get("checked_at"), now)
+    unusual = not isinstance(seen_actions, int) or actions - seen_actions > expected  # first look, or more
+    found: list[scheduler_history.Patch] | None = []
+    if paused != export.paused or unusual:
+        after = state.get("patches_seen_at")
+        since = datetime.fromisoformat(after) if isinstance(after, str) else export.created_at
+        found = await scheduler_history.patches(rt.client, str(export.id), after=since)
+    for patch in found or []:
+        for start, end in patch.backfills:
+            if await _schedule_backfill(rt, export, start, end, patch):
+                done.backfills_seen += 1
+    toggle = next((p for p in reversed(found or []) if (p.pause if paused else p.unpause)), None)
     if paused != export.paused:
+        at = toggle.at if toggle else now
+        covered = None if paused else latest_boundary(export.interval_spec, at)
         async with rt.pool.acquire() as conn:
-            await exports.set_paused(conn, export_id, paused)
-        if paused:
-            done.paused += 1
-        else:
-            done.unpaused += 1
-        await logs.write(
-            rt.pool,
-            team_id=export.team_id,
-            batch_export_id=export_id,
-            level=logs.Level.INFO,
-            message=f"The export's schedule was {'paused' if paused else 'unpaused'} outside the API (Temporal UI "
-            "or CLI); the export now shows it",
-        )
+            await exports.set_paused(conn, export.id, paused, at=at, covered_until=covered)
+        done.paused += paused
+        done.unpaused += not paused
+        who = f" by {toggle.identity}" if toggle and toggle.identity else ""
+        note = described.schedule.state.note
+        what = "paused" if paused else "unpaused"
+        await _log(
+            rt,
+            export,
+            logs.Level.INFO,
+            f"The export's schedule was {what} outside the API (Temporal UI or CLI){who} at {at.isoformat()}"
+            f"{f' ({note})' if note else ''}; the export now shows it"
+            + ("" if paused else ": the intervals of the paused span are not exported (unpause through the API "
+               "with backfill to export them)"),
+        )  # fmt: skip
+        export = await exports.get(rt.pool, export.id, rt.cipher) or export
+    state["actions"] = actions
+    state["checked_at"] = now.isoformat()
+    if found:
+        state["patches_seen_at"] = found[-1].at.isoformat()
+    elif found is None:  # the scheduler's record cannot be read here: do not look again for what passed
+        state["patches_seen_at"] = now.isoformat()
+    await exports.set_schedule_state(rt.pool, export.id, state)
+    return export
+
+
+def _fires_since(export: BatchExport, checked: object, now: datetime) -> int:
+    if not isinstance(checked, str):
+        return 0
+    return sum(1 for _ in boundaries(export.interval_spec, datetime.fromisoformat(checked), now))
+
+
+async def _schedule_backfill(
+    rt: Runtime, export: BatchExport, start: datetime, end: datetime, patch: scheduler_history.Patch
+) -> bool:
+    """Record a `temporal schedule backfill` as a backfill of the export, unless it holds no interval."""
+    ends = list(boundaries(export.interval_spec, start, end))
+    if not ends:
+        return False
+    backfill_id = uuid.uuid4()
+    await backfills.insert(
+        rt.pool,
+        backfill_id,
+        team_id=export.team_id,
+        batch_export_id=export.id,
+        start_at=previous_boundary(export.interval_spec, ends[0]),
+        end_at=ends[-1],
+        workflow_id=None,
+        kind=BackfillKind.SCHEDULE,
+        status=BackfillStatus.RUNNING,
+        total_runs=len(ends),
+    )
+    await _log(
+        rt,
+        export,
+        logs.Level.INFO,
+        f"A backfill of the schedule from {start.isoformat()} to {end.isoformat()} was made outside the API"
+        f"{f' by {patch.identity}' if patch.identity else ''} at {patch.at.isoformat()}: it shows as backfill "
+        f"{backfill_id}, {len(ends)} intervals (those that have a run already are not exported again)",
+    )
+    return True
+
+
+async def _put_back(
+    rt: Runtime, export: BatchExport, described: ScheduleDescription, state: dict[str, object], done: Reconciled
+) -> None:
+    """Put the schedule back to what the export and the settings say when either side has moved."""
+    now_held = schedules.fingerprints(export, rt.settings, described)
+    if "desired" not in state:  # first sight of this schedule: remember it
+        state.update(now_held)
+        await exports.set_schedule_state(rt.pool, export.id, state)
+        return
+    if now_held == {"desired": state["desired"], "described": state["described"]}:
+        return
+    why = "changed outside the API" if now_held["desired"] == state["desired"] else "behind the service's settings"
+    state.update(await schedules.sync(rt.client, export, rt.settings))
+    await exports.set_schedule_state(rt.pool, export.id, state)
+    done.resynced += 1
+    await _log(rt, export, logs.Level.WARNING, f"The export's schedule was {why}: its spec, action and policies "
+               "were put back to what the export says")  # fmt: skip
+
+
+async def _fill_gaps(rt: Runtime, export: BatchExport, done: Reconciled, now: datetime) -> None:
+    """Run the boundaries after `covered_until` the schedule did not fire at, once it has had its chance."""
+    if export.paused:
+        return
+    spec = export.interval_spec
+    if export.covered_until is None:  # first look: it owes intervals from now on
+        await exports.set_covered_until(rt.pool, export.id, latest_boundary(spec, now))
+        return
+    jitter = export.interval.jitter if rt.settings.jitter_enabled else timedelta(0)
+    through = now - jitter - GAP_GRACE
+    if export.end_at is not None:
+        through = min(through, export.end_at)
+    owed = [b for b in boundaries(spec, export.covered_until, through) if b > export.covered_until][:GAPS_PER_PASS]
+    if not owed:
+        return
+    have = await runs.interval_ends(rt.pool, export.id, export.covered_until, owed[-1])
+    for end in owed:
+        if end in have:
+            continue
+        interval = DataInterval(previous_boundary(spec, end), end)
+        if await schedules.start_interval_run(rt.client, rt.settings, export, interval):
+            done.gaps += 1
+            await _log(
+                rt,
+                export,
+                logs.Level.WARNING,
+                f"The schedule did not start the interval {interval.start.isoformat()} to {end.isoformat()} "
+                "(a time a DST change skipped, or Temporal down past its catch-up window): started it",
+            )
+    await exports.set_covered_until(rt.pool, export.id, owed[-1])
+
+
+async def _log(rt: Runtime, export: BatchExport, level: logs.Level, message: str) -> None:
+    await logs.write(rt.pool, team_id=export.team_id, batch_export_id=export.id, level=level, message=message)

@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TypeAlias
 
 import asyncpg
@@ -10,6 +11,15 @@ from pydantic import BaseModel
 from contracts.statuses import OPEN_BACKFILL_STATUSES, BackfillStatus
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+
+class BackfillKind(StrEnum):
+    API = "api"
+    """Started through the API: its runs carry its id."""
+    UNPAUSE = "unpause"
+    """Runs the intervals a pause skipped that have no run: the others count as done."""
+    SCHEDULE = "schedule"
+    """`temporal schedule backfill`: the schedule starts its runs; an interval with a run counts as done."""
 
 
 class Backfill(BaseModel):
@@ -26,6 +36,7 @@ class Backfill(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     last_updated_at: datetime
+    kind: BackfillKind = BackfillKind.API
 
 
 async def insert(
@@ -36,20 +47,26 @@ async def insert(
     batch_export_id: uuid.UUID,
     start_at: datetime,
     end_at: datetime,
-    workflow_id: str,
+    workflow_id: str | None,
+    kind: BackfillKind = BackfillKind.API,
+    status: BackfillStatus = BackfillStatus.STARTING,
+    total_runs: int | None = None,
 ) -> None:
     await conn.execute(
         """
-        INSERT INTO batch_export_backfills (id, team_id, batch_export_id, start_at, end_at, status, workflow_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        INSERT INTO batch_export_backfills (id, team_id, batch_export_id, start_at, end_at, status, workflow_id,
+                                            kind, total_runs)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         """,
         backfill_id,
         team_id,
         batch_export_id,
         start_at,
         end_at,
-        BackfillStatus.STARTING,
+        status,
         workflow_id,
+        kind,
+        total_runs,
     )
 
 
@@ -88,12 +105,15 @@ async def open_for_export(conn: Executor, export_id: uuid.UUID) -> list[Backfill
 async def open_and_quiet(conn: Executor, quiet_for: timedelta) -> list[Backfill]:
     """Open backfills whose row has not moved for `quiet_for`."""
     rows = await conn.fetch(
-        "SELECT * FROM batch_export_backfills WHERE status = ANY($1) AND workflow_id IS NOT NULL "
-        "AND last_updated_at < now() - $2::interval",
+        "SELECT * FROM batch_export_backfills WHERE status = ANY($1) AND last_updated_at < now() - $2::interval",
         OPEN_BACKFILL_STATUSES,
         quiet_for,
     )
     return [Backfill(**dict(row)) for row in rows]
+
+
+async def touch(conn: Executor, backfill_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE batch_export_backfills SET last_updated_at = now() WHERE id = $1", backfill_id)
 
 
 async def mark_running(conn: Executor, backfill_id: uuid.UUID, total_runs: int, total_records: int | None) -> None:
@@ -137,21 +157,28 @@ async def close_if_open(conn: Executor, backfill_id: uuid.UUID, status: Backfill
     return closed.endswith(" 1")
 
 
+ORDERINGS = ("created_at", "-created_at", "start_at", "-start_at")
+
+
 async def page(
     conn: Executor,
     export_id: uuid.UUID,
     *,
+    ordering: str = "-created_at",
     limit: int,
     position: tuple[datetime, uuid.UUID] | None,
     backwards: bool,
 ) -> list[Backfill]:
-    """A keyset page of an export's backfills, newest first (oldest first when paging `backwards`)."""
-    compare, direction = (">", "ASC") if backwards else ("<", "DESC")
+    """A keyset page of an export's backfills in `ordering` (ties by id), or before `position` when `backwards`."""
+    assert ordering in ORDERINGS
+    field = ordering.lstrip("-")
+    descending = ordering.startswith("-") != backwards
+    direction, compare = ("DESC", "<") if descending else ("ASC", ">")
     rows = await conn.fetch(
         f"""
         SELECT * FROM batch_export_backfills
-        WHERE batch_export_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) {compare} ($2, $3))
-        ORDER BY created_at {direction}, id {direction} LIMIT $4
+        WHERE batch_export_id = $1 AND ($2::timestamptz IS NULL OR ({field}, id) {compare} ($2, $3))
+        ORDER BY {field} {direction}, id {direction} LIMIT $4
         """,
         export_id,
         position[0] if position else None,

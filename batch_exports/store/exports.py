@@ -40,6 +40,10 @@ class BatchExport(BaseModel):
     created_at: datetime
     last_updated_at: datetime
     last_paused_at: datetime | None
+    covered_until: datetime | None = None
+    """Every boundary up to here has a run, is being run, or was forgone while paused (see reconciliation)."""
+    schedule_state: dict[str, Any] | None = None
+    """What reconciliation last saw of the Temporal Schedule (fingerprints, actions), to notice changes."""
 
     @property
     def interval_spec(self) -> IntervalSpec:
@@ -108,7 +112,14 @@ def _encrypted_config(body: BatchExportIn, cipher: ConfigCipher) -> bytes:
     return cipher.encrypt(body.destination.parsed().stored())
 
 
-async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, cipher: ConfigCipher) -> BatchExport:
+async def insert(
+    conn: asyncpg.Connection,
+    team_id: int,
+    body: BatchExportIn,
+    cipher: ConfigCipher,
+    *,
+    covered_until: datetime | None = None,
+) -> BatchExport:
     destination_id, export_id = uuid.uuid4(), uuid.uuid4()
     await conn.execute(
         "INSERT INTO batch_export_destinations (id, type, config_encrypted) VALUES ($1, $2, $3)",
@@ -116,7 +127,8 @@ async def insert(conn: asyncpg.Connection, team_id: int, body: BatchExportIn, ci
         body.destination.type,
         _encrypted_config(body, cipher),
     )
-    columns = {"id": export_id, "team_id": team_id, "destination_id": destination_id, **_columns(body)}
+    columns = {"id": export_id, "team_id": team_id, "destination_id": destination_id, **_columns(body),
+               "covered_until": covered_until}  # fmt: skip
     names = ", ".join(columns)
     values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     await conn.execute(f"INSERT INTO batch_exports ({names}) VALUES ({values})", *columns.values())
@@ -155,17 +167,40 @@ async def update(
     return updated
 
 
-async def set_paused(conn: asyncpg.Connection, export_id: uuid.UUID, paused: bool) -> None:
-    await conn.execute(
+async def set_paused(
+    conn: Executor,
+    export_id: uuid.UUID,
+    paused: bool,
+    *,
+    at: datetime | None = None,
+    covered_until: datetime | None = None,
+) -> bool:
+    """Pause or unpause (at `at`, by default now); False, and nothing changed, when it already was.
+
+    An unpause may say up to where the paused span counts as covered (`covered_until`).
+    """
+    status = await conn.execute(
         """
         UPDATE batch_exports
         SET paused = $2, last_updated_at = now(),
-            last_paused_at = CASE WHEN $2 AND NOT paused THEN now() ELSE last_paused_at END
-        WHERE id = $1
+            last_paused_at = CASE WHEN $2 THEN coalesce($3, now()) ELSE last_paused_at END,
+            covered_until = coalesce($4, covered_until)
+        WHERE id = $1 AND paused <> $2
         """,
         export_id,
         paused,
+        at,
+        covered_until,
     )
+    return not status.endswith(" 0")
+
+
+async def set_covered_until(conn: Executor, export_id: uuid.UUID, at: datetime) -> None:
+    await conn.execute("UPDATE batch_exports SET covered_until = $2 WHERE id = $1", export_id, at)
+
+
+async def set_schedule_state(conn: Executor, export_id: uuid.UUID, state: dict[str, Any]) -> None:
+    await conn.execute("UPDATE batch_exports SET schedule_state = $2 WHERE id = $1", export_id, state)
 
 
 async def get(

@@ -59,8 +59,9 @@ async def search(
     before: datetime | None = None,
     levels: tuple[Level, ...] = (),
     text: str | None = None,
+    instance_id: str | None = None,
 ) -> list[Entry]:
-    """An export's (or one run's) log entries, newest first."""
+    """An export's (or one run's, or one execution's: `instance_id`) log entries, newest first."""
     rows = await conn.fetch(
         """
         SELECT timestamp, level, message, workflow_run_id AS instance_id, batch_export_id AS log_source_id
@@ -69,6 +70,7 @@ async def search(
           AND ($3::timestamptz IS NULL OR timestamp > $3) AND ($4::timestamptz IS NULL OR timestamp < $4)
           AND (cardinality($5::text[]) = 0 OR level = ANY($5))
           AND ($6::text IS NULL OR message ILIKE $6)
+          AND ($8::text IS NULL OR workflow_run_id = $8)
         ORDER BY timestamp DESC, id DESC LIMIT $7
         """,
         batch_export_id,
@@ -78,5 +80,6 @@ async def search(
         [level.value for level in levels],
         like_containing(text) if text else None,
         limit,
+        instance_id,
     )
     return [Entry(**dict(row)) for row in rows]

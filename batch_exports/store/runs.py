@@ -31,6 +31,7 @@ class Run(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     last_updated_at: datetime
+    replaced_run_id: uuid.UUID | None = None
 
 
 async def start(
@@ -42,13 +43,14 @@ async def start(
     data_interval_start: datetime,
     data_interval_end: datetime,
     backfill_id: uuid.UUID | None,
+    replaced_run_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Record an execution as `Starting`; recording the same execution again returns the same row."""
     return await conn.fetchval(  # type: ignore[no-any-return]
         """
         INSERT INTO batch_export_runs (id, batch_export_id, workflow_id, workflow_run_id, status,
-                                       data_interval_start, data_interval_end, backfill_id)
-        VALUES ($1, $2, $3, $4, $8, $5, $6, $7)
+                                       data_interval_start, data_interval_end, backfill_id, replaced_run_id)
+        VALUES ($1, $2, $3, $4, $8, $5, $6, $7, $9)
         ON CONFLICT (workflow_id, workflow_run_id) DO UPDATE SET last_updated_at = now()
         RETURNING id
         """,
@@ -60,6 +62,7 @@ async def start(
         data_interval_end,
         backfill_id,
         RunStatus.STARTING,
+        replaced_run_id,
     )
 
 
@@ -230,3 +233,82 @@ async def finished_intervals(conn: Executor, backfill_id: uuid.UUID) -> int:
         backfill_id,
         FINAL_RUN_STATUSES,
     )
+
+
+async def for_interval(
+    conn: Executor, batch_export_id: uuid.UUID, data_interval_end: datetime, *, other_than: str | None = None
+) -> Run | None:
+    """The latest run of the interval ending at `data_interval_end` (other than execution `other_than`)."""
+    row = await conn.fetchrow(
+        """
+        SELECT * FROM batch_export_runs
+        WHERE batch_export_id = $1 AND data_interval_end = $2 AND ($3::text IS NULL OR workflow_run_id <> $3)
+        ORDER BY created_at DESC LIMIT 1
+        """,
+        batch_export_id,
+        data_interval_end,
+        other_than,
+    )
+    return Run(**dict(row)) if row else None
+
+
+async def interval_ends(
+    conn: Executor, batch_export_id: uuid.UUID, after: datetime, through: datetime
+) -> set[datetime]:
+    """The ends of the intervals in `(after, through]` that have a run."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT data_interval_end FROM batch_export_runs "
+        "WHERE batch_export_id = $1 AND data_interval_end > $2 AND data_interval_end <= $3",
+        batch_export_id,
+        after,
+        through,
+    )
+    return {row["data_interval_end"] for row in rows}
+
+
+async def by_execution(conn: Executor, workflow_id: str, workflow_run_id: str) -> Run | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM batch_export_runs WHERE workflow_id = $1 AND workflow_run_id = $2", workflow_id, workflow_run_id
+    )
+    return Run(**dict(row)) if row else None
+
+
+@dataclass(frozen=True)
+class IntervalProgress:
+    finished: int
+    failed: int
+    open: int
+    latest: datetime | None
+    """When a run in the range last moved."""
+
+
+async def progress_in_range(
+    conn: Executor, batch_export_id: uuid.UUID, start: datetime, end: datetime, *, backfill_id: uuid.UUID | None
+) -> IntervalProgress:
+    """Of the intervals ending in `(start, end]`: how many have a run that ended for good, how many of those
+    failed (their latest run), how many are running; only the runs of `backfill_id` when given."""
+    row = await conn.fetchrow(
+        """
+        WITH latest AS (
+            SELECT DISTINCT ON (data_interval_end) data_interval_end, status, last_updated_at
+            FROM batch_export_runs
+            WHERE batch_export_id = $1 AND data_interval_end > $2 AND data_interval_end <= $3
+              AND ($4::uuid IS NULL OR backfill_id = $4)
+            ORDER BY data_interval_end, created_at DESC
+        )
+        SELECT count(*) FILTER (WHERE status = ANY($5)) AS finished,
+               count(*) FILTER (WHERE status = $6) AS failed,
+               count(*) FILTER (WHERE status = ANY($7)) AS open,
+               max(last_updated_at) AS latest
+        FROM latest
+        """,
+        batch_export_id,
+        start,
+        end,
+        backfill_id,
+        FINAL_RUN_STATUSES,
+        RunStatus.FAILED,
+        OPEN_RUN_STATUSES,
+    )
+    assert row is not None
+    return IntervalProgress(row["finished"], row["failed"], row["open"], row["latest"])

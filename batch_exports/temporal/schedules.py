@@ -1,5 +1,5 @@
-"""The Temporal Schedules: each export's (its id is the export's id, its action the run workflow), and the
-service's own reconciliation schedule.
+"""The Temporal Schedule of each export (its id is the export's id, its action the run workflow), and the
+long-lived reconciliation workflow.
 
 Days and weeks are calendar specs in the export's timezone, so their boundaries follow local midnight
 and DST; sub-day intervals are fixed steps aligned to the timezone (see `contracts.intervals`). Where
@@ -7,16 +7,19 @@ one interval ends and the next begins is whatever the schedule says: `matching_t
 """
 
 import contextlib
+import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.api.schedule.v1 import Schedule as ScheduleProto
 from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
 from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
+    ScheduleDescription,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
@@ -26,18 +29,19 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from batch_exports.settings import Settings
 from batch_exports.store.exports import BatchExport
 from batch_exports.temporal.client import is_not_found
-from contracts.intervals import Interval, phase
-from contracts.search_attributes import search_attributes
+from contracts.intervals import DataInterval, Interval, phase, run_workflow_id
+from contracts.search_attributes import BATCH_EXPORT_NAME, search_attributes
 from contracts.timeouts import execution_timeout
-from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, RunInputs
+from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileInputs, RunInputs
 
-RECONCILE_SCHEDULE_ID = "batch-exports-reconcile"
+RECONCILE_WORKFLOW_ID = "batch-exports-reconcile"
 
 CATCHUP_WINDOW = timedelta(days=1)
 """Runs missed while the cluster was down for less than this are still started when it returns."""
@@ -72,6 +76,23 @@ def summary(export: BatchExport) -> str:
     return f"{export.name}: {export.model} to {export.destination_type}, {export.interval.value}"
 
 
+def memo(export: BatchExport) -> dict[str, Any]:
+    """What the schedule (and each run it starts) carries for operators to read."""
+    return {
+        "name": export.name,
+        "team_id": export.team_id,
+        "destination_type": export.destination_type,
+        "interval": export.interval.value,
+        "timezone": export.timezone,
+    }
+
+
+def schedule_search_attributes(export: BatchExport) -> TypedSearchAttributes:
+    """The schedule's own search attributes: `temporal schedule list --query "TeamId = 2"` finds it."""
+    attributes = search_attributes(str(export.id), export.team_id, export.destination_type)
+    return TypedSearchAttributes([*attributes.search_attributes, SearchAttributePair(BATCH_EXPORT_NAME, export.name)])
+
+
 def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
@@ -80,6 +101,7 @@ def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
             id=str(export.id),
             task_queue=settings.task_queue,
             typed_search_attributes=search_attributes(str(export.id), export.team_id, export.destination_type),
+            memo=memo(export),
             static_summary=summary(export),
             execution_timeout=execution_timeout(export.interval),
             retry_policy=run_retry_policy(settings),
@@ -90,23 +112,77 @@ def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
     )
 
 
-async def create(client: Client, export: BatchExport, settings: Settings) -> None:
-    await client.create_schedule(str(export.id), schedule_for(export, settings))
+async def start_interval_run(client: Client, settings: Settings, export: BatchExport, interval: DataInterval) -> bool:
+    """Start the run of one interval as its scheduled run would be (same id, options, search attributes), for a
+    gap the schedule left or a fire handed over; False when that id is running already."""
+    try:
+        await client.start_workflow(
+            RUN_WORKFLOW,
+            RunInputs(
+                batch_export_id=str(export.id),
+                team_id=export.team_id,
+                spec=export.interval_spec,
+                data_interval_start=interval.start,
+                data_interval_end=interval.end,
+            ),
+            id=run_workflow_id(str(export.id), interval.end),
+            task_queue=settings.task_queue,
+            execution_timeout=execution_timeout(export.interval),
+            retry_policy=run_retry_policy(settings),
+            search_attributes=search_attributes(
+                str(export.id), export.team_id, export.destination_type, interval=(interval.start, interval.end)
+            ),
+            static_summary=summary(export),
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True
 
 
-async def sync(client: Client, export: BatchExport, settings: Settings) -> None:
-    """Make the export's schedule say what the export says: replace it, or create it when missing."""
+async def create(client: Client, export: BatchExport, settings: Settings) -> dict[str, str]:
+    """Create the export's schedule; returns its fingerprints (see `fingerprints`)."""
+    handle = await client.create_schedule(
+        str(export.id),
+        schedule_for(export, settings),
+        memo=memo(export),
+        search_attributes=schedule_search_attributes(export),
+    )
+    return fingerprints(export, settings, await handle.describe())
+
+
+async def sync(client: Client, export: BatchExport, settings: Settings) -> dict[str, str]:
+    """Make the export's schedule say what the export says: replace it, or create it when missing.
+
+    Returns the fingerprints of what it should be and of what Temporal now holds, for reconciliation to notice
+    a later change made outside the API (or a change of the service's settings).
+    """
     schedule = schedule_for(export, settings)
 
     def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-        return ScheduleUpdate(schedule=schedule)
+        return ScheduleUpdate(schedule=schedule, search_attributes=schedule_search_attributes(export))
 
+    handle = client.get_schedule_handle(str(export.id))
     try:
-        await client.get_schedule_handle(str(export.id)).update(replace)
+        await handle.update(replace)
     except RPCError as error:
         if not is_not_found(error):
             raise
-        await client.create_schedule(str(export.id), schedule)
+        return await create(client, export, settings)
+    return fingerprints(export, settings, await handle.describe())
+
+
+def fingerprints(export: BatchExport, settings: Settings, described: ScheduleDescription) -> dict[str, str]:
+    """`desired`: of the schedule the export and the settings call for; `described`: of the spec, action and
+    policies Temporal holds (not its paused state, which reconciliation compares on its own)."""
+    desired = schedule_for(export, settings)
+    desired_text = repr((desired.action, desired.spec, desired.policy))
+    held = ScheduleProto()
+    held.CopyFrom(described.raw_description.schedule)
+    held.ClearField("state")
+    return {
+        "desired": hashlib.sha256(desired_text.encode()).hexdigest()[:24],
+        "described": hashlib.sha256(held.SerializeToString(deterministic=True)).hexdigest()[:24],
+    }
 
 
 async def delete(client: Client, export_id: str) -> None:
@@ -118,21 +194,19 @@ async def delete(client: Client, export_id: str) -> None:
             raise
 
 
-async def ensure_reconcile_schedule(client: Client, settings: Settings) -> None:
-    """Create the schedule that runs reconciliation, unless it exists."""
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            RECONCILE_WORKFLOW,
-            id=RECONCILE_SCHEDULE_ID,
-            task_queue=settings.task_queue,
-            execution_timeout=timedelta(minutes=10),
-            static_summary="Reconcile batch-export runs and schedules with Temporal",
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.reconcile_every_seconds))]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+async def ensure_reconciliation(client: Client, settings: Settings) -> None:
+    """Start the one long-lived reconciliation workflow unless it runs (it continues as new, so the workflow list
+    holds one row of it, not one a minute); remove the schedule that ran it before."""
+    with contextlib.suppress(RPCError):
+        await client.get_schedule_handle(RECONCILE_WORKFLOW_ID).delete()
+    await client.start_workflow(
+        RECONCILE_WORKFLOW,
+        ReconcileInputs(every_seconds=settings.reconcile_every_seconds),
+        id=RECONCILE_WORKFLOW_ID,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary="Reconcile batch-export runs and schedules with Temporal",
     )
-    with contextlib.suppress(ScheduleAlreadyRunningError):
-        await client.create_schedule(RECONCILE_SCHEDULE_ID, schedule)
 
 
 async def matching_times(client: Client, schedule_id: str, start: datetime, end: datetime) -> list[datetime]:

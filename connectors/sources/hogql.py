@@ -17,6 +17,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from connectors.sources.params import Params
 
@@ -43,6 +44,14 @@ _NUMERIC = r"'^\s*-?[0-9]+(\.[0-9]+)?\s*$'"
 
 class HogQLError(ValueError):
     """The query or expression is not one this service runs; the message says which part."""
+
+
+class HogQLParseError(HogQLError):
+    """The text does not parse at all (PostHog says exactly "Failed to parse query")."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"it does not parse: {reason}")
+        self.reason = reason
 
 
 def _to_number(args: list[str]) -> str:
@@ -142,15 +151,30 @@ def _parse(text: str) -> exp.Expression:
     if len(text) > MAX_LENGTH:
         raise HogQLError(f"the query is longer than {MAX_LENGTH} characters")
     try:
+        _strict(sqlglot.tokenize(text, read="mysql"))
         statements = sqlglot.parse(text, read="mysql")
+    except HogQLParseError:
+        raise
     except (ParseError, TokenError) as error:
-        raise HogQLError(f"it does not parse: {str(error).splitlines()[0][:200]}") from None
+        raise HogQLParseError(str(error).splitlines()[0][:200]) from None
     except (RecursionError, ValueError):
-        raise HogQLError("it does not parse") from None
+        raise HogQLParseError("it is not SQL") from None
     present = [s for s in statements if isinstance(s, exp.Expression)]
     if len(statements) != 1 or len(present) != 1:
         raise HogQLError("it must be a single SELECT statement")
     return present[0]
+
+
+def _strict(tokens: list[Any]) -> None:
+    """What sqlglot forgives and HogQL does not: an empty item in a list (`a,, b`, `a, FROM`, `SELECT , a`)."""
+    kinds = [token.token_type for token in tokens]
+    for before, after in zip([None, *kinds], [*kinds, None], strict=True):
+        if after is TokenType.COMMA and before in (None, TokenType.COMMA, TokenType.SELECT, TokenType.L_PAREN):
+            raise HogQLParseError("an empty item before a comma")
+        if before is TokenType.COMMA and after in (None, TokenType.FROM, TokenType.R_PAREN):
+            raise HogQLParseError("an empty item after a comma")
+    if kinds and kinds[0] is TokenType.SELECT and (len(kinds) == 1 or kinds[1] is TokenType.FROM):
+        raise HogQLParseError("SELECT names nothing")
 
 
 def parse_query(text: str) -> Query:

@@ -121,13 +121,19 @@ async def test_destination_checks_before_and_after_saving(project: Project) -> N
     status, body = await project.request("GET", "batch_exports/test/", params={"destination": "File"})
     assert status == 200 and body["steps"][0]["name"] == "Write to the directory"
     status, body = await project.request("GET", "batch_exports/test/", params={"destination": "Carrier pigeon"})
+    assert status == 404 and "Carrier pigeon" in body["detail"]  # PostHog's: no such destination, no checks
+    status, body = await project.request("GET", "batch_exports/test/")
     assert (status, body["attr"]) == (400, "destination")
 
     good = {"type": "File", "config": {"path": f"checked-{project.id}"}}
     status, body = await project.request(
         "POST", "batch_exports/run_test_step_new/", json={"step": 0, "destination": good}
     )
-    assert (status, body) == (200, {"result": {"status": "Passed", "message": None}})
+    assert (status, body["name"], body["result"]) == (
+        200,
+        "Write to the directory",
+        {"status": "Passed", "message": None},
+    )
     (project.stack.settings.exports_root / f"a-file-{project.id}").write_text("x")
     bad = {"type": "File", "config": {"path": f"a-file-{project.id}/below"}}
     status, body = await project.request(

@@ -9,7 +9,7 @@ from temporalio.client import WorkflowHandle
 
 from contracts.intervals import Interval, IntervalSpec, run_workflow_id
 from contracts.workflows import RUN_WORKFLOW, RunInputs
-from tests.support.helpers import create_export, eventually, insert_events, runs_until
+from tests.support.helpers import create_export, eventually, insert_events, later_boundary, runs_until
 from tests.support.stack import Project
 
 
@@ -28,7 +28,7 @@ async def hold_interval(project: Project, export: dict[str, Any], end: datetime)
         RUN_WORKFLOW,
         RunInputs(
             batch_export_id=export["id"], team_id=project.id, spec=IntervalSpec(Interval.HOUR),
-            data_interval_end=datetime.now(UTC) + timedelta(hours=1),
+            data_interval_end=later_boundary(),
         ),
         id=run_workflow_id(export["id"], end),
         task_queue=project.stack.settings.task_queue,

@@ -10,7 +10,16 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
-from tests.support.helpers import create_export, event, eventually, reconcile, runs_until, start_run, temporal_cli_run
+from tests.support.helpers import (
+    create_export,
+    event,
+    eventually,
+    later_boundary,
+    reconcile,
+    runs_until,
+    start_run,
+    temporal_cli_run,
+)
 from tests.support.stack import Project
 
 NOOP = {"name": "noop", "interval": "hour", "destination": {"type": "NoOp"}}
@@ -42,7 +51,7 @@ def hour_ago() -> tuple[datetime, datetime]:
 async def test_cancel_through_the_api(project: Project) -> None:
     export = await create_export(project, NOOP)
     # A run whose interval has not ended yet waits for it: it stays Starting until cancelled.
-    handle = await start_run(project.stack, export, end=datetime.now(UTC) + timedelta(hours=1))
+    handle = await start_run(project.stack, export, end=later_boundary())
     (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
     status, body = await project.request("POST", f"batch_exports/{export['id']}/runs/{run['id']}/cancel/")
     assert (status, body) == (200, {"cancelled": True})
@@ -55,7 +64,7 @@ async def test_cancel_through_the_api(project: Project) -> None:
 
 async def test_cancel_through_the_cli(project: Project) -> None:
     export = await create_export(project, NOOP)
-    handle = await start_run(project.stack, export, end=datetime.now(UTC) + timedelta(hours=1))
+    handle = await start_run(project.stack, export, end=later_boundary())
     await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
     temporal_cli_run("workflow", "cancel", "--workflow-id", handle.id, address=os.environ["TEMPORAL_ADDRESS"])
     await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Cancelled"])
@@ -63,7 +72,7 @@ async def test_cancel_through_the_cli(project: Project) -> None:
 
 async def test_terminate_is_recorded_when_the_run_is_read(project: Project) -> None:
     export = await create_export(project, NOOP)
-    handle = await start_run(project.stack, export, end=datetime.now(UTC) + timedelta(hours=1))
+    handle = await start_run(project.stack, export, end=later_boundary())
     (run,) = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
     temporal_cli_run(
         "workflow", "terminate", "--workflow-id", handle.id, "--reason", "test", address=os.environ["TEMPORAL_ADDRESS"]
@@ -82,9 +91,7 @@ async def test_terminate_is_recorded_when_the_run_is_read(project: Project) -> N
 
 async def test_execution_timeout_is_recorded_by_reconciliation(project: Project) -> None:
     export = await create_export(project, NOOP)
-    handle = await start_run(
-        project.stack, export, end=datetime.now(UTC) + timedelta(hours=1), execution_timeout=timedelta(seconds=2)
-    )
+    handle = await start_run(project.stack, export, end=later_boundary(), execution_timeout=timedelta(seconds=2))
     await runs_until(project, export["id"], lambda rs: statuses(rs) == ["Starting"])
     await eventually(closed_as(handle, WorkflowExecutionStatus.TIMED_OUT))
 

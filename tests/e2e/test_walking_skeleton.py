@@ -1,10 +1,10 @@
 """End to end through HTTP and the `temporal` CLI: capture events, create an export, trigger its
-schedule, and find a Completed run whose file holds exactly the interval's events."""
+schedule, and find a Completed run of the last whole hour whose file holds exactly that hour's events."""
 
 import asyncio
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contracts.search_attributes import BATCH_EXPORT_ID, DESTINATION_TYPE, TEAM_ID
@@ -53,8 +53,16 @@ async def test_capture_export_trigger_and_complete(project: Project) -> None:
     assert attributes.get(TEAM_ID) == project.id
     assert attributes.get(DESTINATION_TYPE) == "File"
 
-    await asyncio.sleep(1.1)  # the triggered interval ends at a whole second after the inserts
-    temporal_cli_run("schedule", "trigger", "--schedule-id", export["id"], address=os.environ["TEMPORAL_ADDRESS"])
+    # A trigger exports the last whole interval (the hour that ended last): the events arrived in it.
+    now = datetime.now(UTC)
+    if now.minute == 59 and now.second >= 45:  # not across the top of an hour
+        await asyncio.sleep(61 - now.second)
+    last_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
+    await stack.pool.execute("UPDATE events SET inserted_at = $2 WHERE team_id = $1", project.id, last_hour)
+    temporal_cli_run(
+        "schedule", "trigger", "--schedule-id", export["id"], "--overlap-policy", "AllowAll",
+        address=os.environ["TEMPORAL_ADDRESS"],
+    )  # fmt: skip
 
     async def completed_run() -> dict[str, Any] | None:
         _, page = await project.request("GET", f"batch_exports/{export['id']}/runs/")
@@ -68,6 +76,7 @@ async def test_capture_export_trigger_and_complete(project: Project) -> None:
     start = datetime.fromisoformat(run["data_interval_start"])
     end = datetime.fromisoformat(run["data_interval_end"])
     assert (end - start).total_seconds() == 3600 and end <= datetime.now(UTC)
+    assert end == last_hour.replace(minute=0) + timedelta(hours=1)  # the clock hour, not the hour before the trigger
 
     file = stack.settings.exports_root / "skeleton" / f"{start:%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}.jsonl"
     rows = [json.loads(line) for line in file.read_text().splitlines()]

@@ -18,7 +18,7 @@ from temporalio.client import WorkflowHandle
 from api.app import create_app
 from batch_exports.temporal.schedules import run_retry_policy
 from contracts.intervals import Interval, IntervalSpec, run_workflow_id
-from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileResult, RunInputs
+from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileInputs, ReconcileResult, RunInputs
 from entrypoints.embedded import LOOPBACK, free_port, temporal_cli
 from tests.support.stack import Project, Stack
 
@@ -55,6 +55,11 @@ async def create_export(project: Project, body: dict[str, Any]) -> dict[str, Any
     status, export = await project.request("POST", "batch_exports/", json={"paused": True, **body})
     assert status == 201, export
     return export  # type: ignore[no-any-return]
+
+
+def later_boundary(hours: int = 2) -> datetime:
+    """An hourly boundary `hours` from now (less than one): a run ending there waits for it, as a fresh fire."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
 
 
 def event(name: str, distinct_id: str, **properties: Any) -> dict[str, Any]:
@@ -94,6 +99,7 @@ async def reconcile(stack: Stack) -> ReconcileResult:
     """Run the reconciliation workflow once, as its schedule would."""
     result: ReconcileResult = await stack.client.execute_workflow(
         RECONCILE_WORKFLOW,
+        ReconcileInputs(every_seconds=0, passes=1),
         id=f"reconcile-{uuid.uuid4()}",
         task_queue=stack.settings.task_queue,
         result_type=ReconcileResult,

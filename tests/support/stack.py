@@ -69,7 +69,7 @@ async def connect_with_retry(attempts: int = 60) -> Client:
     """The Temporal client, once the server (started a moment ago) answers."""
     for _ in range(attempts - 1):
         try:
-            return await temporal_client.connect()
+            return await temporal_client.connect(process="test stack")
         except RuntimeError:
             await asyncio.sleep(0.5)
-    return await temporal_client.connect()
+    return await temporal_client.connect(process="test stack")

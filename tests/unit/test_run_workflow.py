@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -18,7 +18,15 @@ from temporalio.worker import Worker
 
 from contracts.intervals import Interval, IntervalSpec
 from contracts.statuses import RunStatus
-from contracts.workflows import ExportInputs, ExportResult, FinishRunInputs, RunInputs, StartedRun, StartRunInputs
+from contracts.workflows import (
+    ExportInputs,
+    ExportResult,
+    FinishRunInputs,
+    HandOverInputs,
+    RunInputs,
+    StartedRun,
+    StartRunInputs,
+)
 from tests.support.time_skipping import time_skipping_environment
 from workflows.run import RunBatchExportWorkflow
 
@@ -30,6 +38,9 @@ class Books:
     """What the stub activities saw, in order."""
 
     exporting: asyncio.Event = field(default_factory=asyncio.Event)
+    already_run_by: str | None = None
+    """What the stub bookkeeping says of the interval: it has a run already (a fresh fire exports nothing)."""
+    handed: list[HandOverInputs] = field(default_factory=list)
     started: list[StartRunInputs] = field(default_factory=list)
     finished: list[FinishRunInputs] = field(default_factory=list)
     exports: list[ExportInputs] = field(default_factory=list)
@@ -46,13 +57,20 @@ def stubs(books: Books, export: Export) -> list[Callable[..., Any]]:
     @activity.defn(name="start-run")
     async def start_run(inputs: StartRunInputs) -> StartedRun:
         books.started.append(inputs)
+        already = books.already_run_by if inputs.fresh_fire else None
         return StartedRun(
-            run_id=str(uuid.uuid4()),
+            run_id="" if already else str(uuid.uuid4()),
             settle_delay_seconds=30,
             export_max_attempts=1,
             export_retry_initial_seconds=1,
             max_records_per_execution=0,
+            already_run_by=already,
         )
+
+    @activity.defn(name="hand-over")
+    async def hand_over(inputs: HandOverInputs) -> str:
+        books.handed.append(inputs)
+        return "handed over"
 
     @activity.defn(name="finish-run")
     async def finish_run(inputs: FinishRunInputs) -> None:
@@ -65,7 +83,7 @@ def stubs(books: Books, export: Export) -> list[Callable[..., Any]]:
         result = export(inputs)
         return await result if asyncio.iscoroutine(result) else result  # type: ignore[no-any-return]
 
-    return [start_run, finish_run, export_interval]
+    return [start_run, finish_run, export_interval, hand_over]
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +92,14 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
-async def run(client: Client, books: Books, export: Export, *, attempts: int = 1) -> Any:
+async def run(client: Client, books: Books, export: Export, *, attempts: int = 1, end: datetime = END) -> Any:
     task_queue = f"run-{uuid.uuid4().hex[:8]}"
     async with Worker(
         client, task_queue=task_queue, workflows=[RunBatchExportWorkflow], activities=stubs(books, export)
     ):
         return await client.execute_workflow(
             RunBatchExportWorkflow.run,
-            RunInputs(batch_export_id="export", team_id=1, spec=IntervalSpec(Interval.HOUR), data_interval_end=END),
+            RunInputs(batch_export_id="export", team_id=1, spec=IntervalSpec(Interval.HOUR), data_interval_end=end),
             id=f"export-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
             retry_policy=RetryPolicy(maximum_attempts=attempts, initial_interval=timedelta(seconds=1)),
@@ -132,18 +150,8 @@ async def test_a_segment_continues_as_new_from_its_cursor(env: WorkflowEnvironme
     assert (books.exports[1].cursor, books.exports[1].first_file) == ("after-100", 2)
 
 
-async def test_a_cancelled_run_is_cancelled_once_its_export_stopped(env: WorkflowEnvironment) -> None:
-    stopped = asyncio.Event()
-
-    async def export(inputs: ExportInputs) -> ExportResult:
-        try:
-            while True:
-                activity.heartbeat()
-                await asyncio.sleep(0.1)
-        finally:
-            stopped.set()
-
-    books = Books()
+async def cancelled_while_exporting(env: WorkflowEnvironment, books: Books, export: Export) -> WorkflowHandle[Any, Any]:
+    """Start a run (its retry policy would run it three times), cancel it once it exports, and wait for its end."""
     task_queue = f"run-{uuid.uuid4().hex[:8]}"
     async with Worker(
         env.client,
@@ -157,11 +165,57 @@ async def test_a_cancelled_run_is_cancelled_once_its_export_stopped(env: Workflo
             RunInputs(batch_export_id="export", team_id=1, spec=IntervalSpec(Interval.HOUR), data_interval_end=END),
             id=f"export-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
+            retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
         )
         async with asyncio.timeout(30):
             await books.exporting.wait()
             await handle.cancel()
             with pytest.raises(WorkflowFailureError):
                 await handle.result()
+    return handle
+
+
+async def test_a_cancelled_run_is_cancelled_once_its_export_stopped(env: WorkflowEnvironment) -> None:
+    stopped = asyncio.Event()
+
+    async def export(inputs: ExportInputs) -> ExportResult:
+        try:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(0.1)
+        finally:
+            stopped.set()
+
+    books = Books()
+    await cancelled_while_exporting(env, books, export)
     assert stopped.is_set()
     assert books.statuses == [RunStatus.CANCELLED]
+
+
+async def test_a_fire_between_boundaries_hands_the_last_whole_interval_over(env: WorkflowEnvironment) -> None:
+    books = Books()
+    result = await run(env.client, books, lambda inputs: ExportResult(1, 1), end=END + timedelta(minutes=24))
+    assert [(h.data_interval_start, h.data_interval_end) for h in books.handed] == [(END - timedelta(hours=1), END)]
+    assert (books.started, books.exports, result.note) == ([], [], "handed over")
+
+
+async def test_a_fresh_fire_exports_nothing_when_its_interval_has_a_run(env: WorkflowEnvironment) -> None:
+    books = Books(already_run_by="an-earlier-run")
+    result = await run(env.client, books, lambda inputs: ExportResult(1, 1))
+    assert books.started[0].fresh_fire and books.exports == [] and books.finished == []
+    assert "an-earlier-run" in (result.note or "")
+
+
+async def test_a_cancel_wins_over_a_failure_racing_it(env: WorkflowEnvironment) -> None:
+    async def export(inputs: ExportInputs) -> ExportResult:
+        try:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(0.1)
+        except asyncio.CancelledError:  # the attempt fails on its way out, after the cancel was requested
+            raise ApplicationError("connection reset while stopping") from None
+
+    books = Books()
+    handle = await cancelled_while_exporting(env, books, export)
+    assert books.statuses == [RunStatus.CANCELLED]  # not FailedRetryable: nothing runs it again
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
