@@ -311,3 +311,34 @@ async def test_reconciliation_is_one_workflow_however_often_the_worker_starts(pr
         assert described.status == WorkflowExecutionStatus.RUNNING
     finally:
         await stack.client.get_workflow_handle(RECONCILE_WORKFLOW_ID).terminate("test over")
+
+
+async def test_a_backfill_cancelled_in_the_cli_counts_its_runs_as_they_are(project: Project) -> None:
+    stack = project.stack
+    async with running_receiver(f"phc_{uuid.uuid4().hex}") as receiver:
+        receiver.open.clear()  # the runs' batches hang: they are under way when the operator cancels
+        config = {"url": receiver.url, "token": receiver.token}
+        export = await create_export(
+            project, {"name": "progress", "interval": "hour", "destination": {"type": "HTTP", "config": config}}
+        )
+        now = latest_boundary(IntervalSpec(Interval.HOUR), datetime.now(UTC))
+        await insert_events(stack, project.id, [now - timedelta(hours=h, minutes=30) for h in range(6)])
+        status, body = await project.request(
+            "POST",
+            f"batch_exports/{export['id']}/backfills/",
+            json={"start_at": (now - timedelta(hours=6)).isoformat(), "end_at": now.isoformat()},
+        )
+        assert status == 201, body
+        concurrency = stack.settings.backfill_concurrency
+        await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Running"] * concurrency)
+        cli("workflow", "cancel", "--workflow-id", f"{export['id']}-backfill-{body['backfill_id']}")
+
+        async def cancelled() -> dict[str, Any] | None:
+            _, backfill = await project.request("GET", f"batch_exports/{export['id']}/backfills/{body['backfill_id']}/")
+            return backfill if backfill["status"] == "Cancelled" else None
+
+        backfill = await eventually(cancelled)
+    assert backfill["progress"]["total_runs"] == 6
+    assert backfill["progress"]["finished_runs"] == concurrency  # the runs it had started, all Cancelled
+    _, page = await project.request("GET", f"batch_exports/{export['id']}/runs/")
+    assert [r["status"] for r in page["results"]] == ["Cancelled"] * concurrency

@@ -4,6 +4,7 @@ Unlike PostHog (and this service's own `/batch/`), it does not deduplicate, so a
 often as it was sent.
 """
 
+import asyncio
 import contextlib
 import gzip
 import json
@@ -24,10 +25,16 @@ class Receiver:
     posts: int = 0
     answer: int = 200
     """What it answers a batch with the right token (set it to 503 to refuse for a while)."""
+    open: asyncio.Event = field(default_factory=asyncio.Event)
+    """Cleared, it holds every batch (a receiver that does not answer) until it is set again."""
+
+    def __post_init__(self) -> None:
+        self.open.set()
 
     async def batch(self, request: web.Request) -> web.Response:
         body = await request.read()  # aiohttp has inflated a `Content-Encoding: gzip` body already
         payload = json.loads(gzip.decompress(body) if body.startswith(b"\x1f\x8b") else body)
+        await self.open.wait()
         if payload.get("api_key") != self.token:
             return web.json_response({"type": "authentication_error", "detail": "invalid token"}, status=401)
         if self.answer >= 300:
@@ -50,4 +57,5 @@ async def running_receiver(token: str) -> AsyncIterator[Receiver]:
     try:
         yield receiver
     finally:
+        receiver.open.set()  # nothing held past the test
         await runner.cleanup()
