@@ -30,13 +30,18 @@ def _covered_from(spec: IntervalSpec, now: datetime, start_at: datetime | None =
     return latest_boundary(spec, max(now, start_at or now))
 
 
+async def _remember(conn: asyncpg.Connection, export: BatchExport, fingerprints: dict[str, str]) -> None:
+    """Keep what the API made of the schedule, so reconciliation puts back only what changed outside it."""
+    await exports.set_schedule_state(conn, export.id, {**(export.schedule_state or {}), **fingerprints})
+
+
 async def create(rt: Runtime, team_id: int, body: BatchExportIn) -> BatchExport:
     spec = IntervalSpec(body.interval, body.timezone, body.offset_day, body.offset_hour)
     covered = _covered_from(spec, datetime.now(UTC), body.start_at)
     async with rt.pool.acquire() as conn, conn.transaction():
         export = await exports.insert(conn, team_id, body, rt.cipher, covered_until=covered)
         async with calling_temporal("create the export's schedule"):
-            await schedules.create(rt.client, export, rt.settings)
+            await _remember(conn, export, await schedules.create(rt.client, export, rt.settings))
     return export
 
 
@@ -47,7 +52,7 @@ async def update(rt: Runtime, export: BatchExport, body: BatchExportIn) -> Batch
             covered = _covered_from(updated.interval_spec, datetime.now(UTC), updated.start_at)
             await exports.set_covered_until(conn, export.id, covered)
         async with calling_temporal("update the export's schedule"):
-            await schedules.sync(rt.client, updated, rt.settings)
+            await _remember(conn, updated, await schedules.sync(rt.client, updated, rt.settings))
     return updated
 
 
@@ -62,7 +67,7 @@ async def set_paused(rt: Runtime, export: BatchExport, paused: bool) -> BatchExp
         if changed is None:
             raise exports.ExportNotFound(export.id)
         async with calling_temporal("pause the export's schedule" if paused else "unpause the export's schedule"):
-            await schedules.sync(rt.client, changed, rt.settings)
+            await _remember(conn, changed, await schedules.sync(rt.client, changed, rt.settings))
     return changed
 
 
@@ -86,7 +91,7 @@ async def unpause(rt: Runtime, export: BatchExport, *, backfill: bool, now: date
         if unpaused is None:
             raise exports.ExportNotFound(export.id)
         async with calling_temporal("unpause the export's schedule"):
-            await schedules.sync(rt.client, unpaused, rt.settings)
+            await _remember(conn, unpaused, await schedules.sync(rt.client, unpaused, rt.settings))
         if gap is None:
             return None
         try:

@@ -212,7 +212,7 @@ async def _recreate(rt: Runtime, export: BatchExport, done: Reconciled) -> None:
         if row is None or row["deleted"]:
             return
         state = await schedules.sync(rt.client, export, rt.settings)
-        await exports.set_schedule_state(conn, export.id, state)
+        await exports.set_schedule_state(conn, export.id, {**(export.schedule_state or {}), **state})
     done.recreated += 1
     await _log(
         rt, export, logs.Level.WARNING, "The export's schedule was missing from Temporal and has been created again"

@@ -203,7 +203,10 @@ async def test_a_reset_run_names_the_run_it_replaced(project: Project) -> None:
 
 async def test_a_schedule_changed_outside_the_api_is_put_back(project: Project) -> None:
     export = await create_export(project, file_export(f"drift-{project.id}", paused=False))
-    await reconcile(project.stack)  # the schedule as the export made it
+    status, _ = await project.request("PATCH", f"batch_exports/{export['id']}/", json={"name": "drift, renamed"})
+    assert status == 200
+    await reconcile(project.stack)  # a change made through the API is not a drift
+    assert not any("put back" in m for m in await logs_of(project, export["id"]))
     handle = project.stack.client.get_schedule_handle(export["id"])
     original = (await handle.describe()).schedule
 
