@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from batch_exports.models import InvalidField
 from batch_exports.services.backfills import TooManyBackfills
+from batch_exports.store import db
 from batch_exports.store.exports import ExportNotFound
 from batch_exports.temporal.client import TemporalUnavailable
 
@@ -70,6 +71,10 @@ async def error_middleware(
         return validation_error(str(error), error.attr).response()
     except TemporalUnavailable as error:
         return ApiError(503, str(error), type="server_error", code="temporal_unavailable").response()
+    except db.UNAVAILABLE as error:
+        logger.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+        detail = "The database is unavailable; try again in a moment."
+        return ApiError(503, detail, type="server_error", code="database_unavailable").response()
     except ExportNotFound:
         return not_found("Batch export not found.").response()
     except TooManyBackfills as error:

@@ -281,7 +281,7 @@ def document(app: web.Application) -> dict[str, Any]:
             if model is not None:
                 described["content"] = {"application/json": {"schema": _schema_of(model, components)}}
             responses[str(status)] = described
-        errors = [400, 404, 405, 413] if op.auth != "none" else []
+        errors = [400, 404, 405, 413, 503] if op.auth != "none" else []  # 503: the database is down
         if op.auth == "key":
             errors += [401, 403]
         for status in errors:

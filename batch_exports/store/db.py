@@ -1,4 +1,8 @@
-"""PostgreSQL access: one asyncpg pool per process, and the schema migrations (yoyo)."""
+"""PostgreSQL access: one asyncpg pool per process, and the schema migrations (yoyo).
+
+A database that cannot be reached (down, restarting, cut off) shows as one of `UNAVAILABLE`, never as a
+bare socket error: callers tell an outage from a fault of their own.
+"""
 
 import json
 from pathlib import Path
@@ -10,6 +14,28 @@ from yoyo import get_backend, read_migrations
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+class DatabaseUnavailable(ConnectionError):
+    """PostgreSQL could not be reached: the connection was refused, timed out or failed."""
+
+
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    DatabaseUnavailable,
+    asyncpg.PostgresConnectionError,  # includes a connection lost in the middle of a query
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+"""The errors that say the database is unavailable (as opposed to a statement that failed)."""
+
+
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except OSError as error:  # refused, unreachable, timed out
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {type(error).__name__}: {error}") from error
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -19,6 +45,7 @@ async def create_pool(dsn: str, **kwargs: Any) -> asyncpg.Pool:
     """A pool whose connections read and write json/jsonb as Python objects."""
     kwargs.setdefault("min_size", 1)
     kwargs.setdefault("max_size", 10)
+    kwargs.setdefault("connect", _connect)
     pool = await asyncpg.create_pool(dsn, init=init_connection, **kwargs)
     assert pool is not None
     return pool
