@@ -1,17 +1,16 @@
 """Sources: where a run reads its interval from, one module per model (events, persons, sessions).
 
 A source streams an interval as Arrow record batches (a bounded number of rows each, and at most `batch_bytes`
-when that is given), in an order a checkpoint can resume from (`position`, for each batch), so an export's memory
-does not grow with its interval. The export activity only ever sees this interface.
+and `batch_rows` when those are given), in an order a checkpoint can resume from (`position`, for each batch),
+so an export's memory does not grow with its interval. The export activity only ever sees this interface.
 """
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
 from connectors.sources.events import EventSelection, EventsSource
 from connectors.sources.persons import PersonsSource
-from connectors.sources.reading import RecordBatch, SourceDatabase
+from connectors.sources.reading import RecordStream, SourceDatabase
 from connectors.sources.sessions import SessionsSource
 
 MODELS = ("events", "persons", "sessions")
@@ -19,8 +18,18 @@ MODELS = ("events", "persons", "sessions")
 
 class Source(Protocol):
     def read(
-        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
-    ) -> AsyncIterator[RecordBatch]: ...
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        after: str | None = None,
+        limit: int = 0,
+        batch_bytes: int = 0,
+        batch_rows: int = 0,
+    ) -> RecordStream:
+        """The interval's rows after `after` (at most `limit`), in batches of about `batch_bytes` and at most
+        `batch_rows` rows where those are given."""
+        ...
 
     async def count(self, start: datetime, end: datetime) -> int: ...
 

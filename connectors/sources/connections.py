@@ -2,11 +2,15 @@
 
 A new ADBC connection costs a server process and the driver's query of the type catalog: for a small
 interval that is most of the work, so connections that ended a read cleanly wait here for the next.
-They run in autocommit mode: an idle one holds no transaction (and no snapshot) open.
+They run in autocommit mode: an idle one holds no transaction (and no snapshot) open. Each knows its server
+process (pid and start), so that a reader can ask the source whether the process serving it is still there.
 """
 
+import contextlib
 import threading
+import weakref
 from collections.abc import Callable
+from datetime import datetime
 
 import adbc_driver_postgresql.dbapi as adbc
 
@@ -22,9 +26,24 @@ class ArrowConnections:
         self.keep = keep
         self._idle: list[adbc.Connection] = []
         self._lock = threading.Lock()
+        self._backends: weakref.WeakKeyDictionary[adbc.Connection, tuple[int, datetime]] = weakref.WeakKeyDictionary()
 
     def connect(self) -> adbc.Connection:
-        return adbc.connect(self.dsn, autocommit=True)
+        conn = adbc.connect(self.dsn, autocommit=True)
+        with contextlib.suppress(adbc.Error), conn.cursor() as cursor:
+            cursor.execute("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+            if (row := cursor.fetchone()) is not None:
+                self._backends[conn] = (row[0], row[1])
+        return conn
+
+    def backend(self, conn: adbc.Connection) -> tuple[int, datetime] | None:
+        """The server process of `conn`: its pid and when it started."""
+        return self._backends.get(conn)
+
+    def discard(self, conn: adbc.Connection) -> None:
+        """Close a connection that may not be kept (a read that failed or stopped early)."""
+        self._backends.pop(conn, None)
+        conn.close()
 
     def give_back(self, conn: adbc.Connection) -> None:
         """Keep a connection that ended its read cleanly (or close it, when enough are idle)."""
@@ -32,7 +51,7 @@ class ArrowConnections:
             if len(self._idle) < self.keep:
                 self._idle.append(conn)
                 return
-        conn.close()
+        self.discard(conn)
 
     def execute(self, sql: str, opened: Callable[[adbc.Cursor], object]) -> tuple[adbc.Connection, adbc.Cursor]:
         """A connection and a cursor on which `sql` runs; an idle connection that went stale is replaced once.
@@ -45,12 +64,12 @@ class ArrowConnections:
             try:
                 return idle, _execute(idle, sql, opened)
             except adbc.Error:
-                idle.close()  # closed by the server meanwhile, most likely: once more, on a new one
+                self.discard(idle)  # closed by the server meanwhile, most likely: once more, on a new one
         conn = self.connect()
         try:
             return conn, _execute(conn, sql, opened)
         except BaseException:
-            conn.close()
+            self.discard(conn)
             raise
 
 

@@ -5,7 +5,6 @@ export's property `filters` (ANDed) and its `hogql_query`, which picks and names
 """
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +12,7 @@ import asyncpg
 
 from connectors.sources.filters import PropertyFilter
 from connectors.sources.hogql import Query
-from connectors.sources.reading import Params, RecordBatch, SourceDatabase, stream
+from connectors.sources.reading import Params, RecordStream, SourceDatabase, stream
 
 COLUMNS = (
     "uuid",
@@ -89,12 +88,28 @@ class EventsSource:
         return query, p, names
 
     def read(
-        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
-    ) -> AsyncIterator[RecordBatch]:
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        after: str | None = None,
+        limit: int = 0,
+        batch_bytes: int = 0,
+        batch_rows: int = 0,
+    ) -> RecordStream:
         """The interval's events in `(inserted_at, uuid)` order, after the `after` position, at most `limit`."""
         query, p, names = self.query(start, end, after, limit)
         json = _JSON if self.selection.query is None else ()
-        return stream(self.db, query, p.values, position=_position, names=names, json=json, batch_bytes=batch_bytes)
+        return stream(
+            self.db,
+            query,
+            p.values,
+            position=_position,
+            names=names,
+            json=json,
+            batch_bytes=batch_bytes,
+            batch_rows=batch_rows,
+        )
 
     async def type_check(self) -> str | None:
         """Why PostgreSQL would refuse this selection's query (a function given text, ...), or None.

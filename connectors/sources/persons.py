@@ -3,10 +3,9 @@
 One row per distinct id, with the person's latest properties and versions.
 """
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
-from connectors.sources.reading import Params, RecordBatch, SourceDatabase, stream
+from connectors.sources.reading import Params, RecordStream, SourceDatabase, stream
 
 COLUMNS = (
     "team_id",
@@ -51,13 +50,28 @@ class PersonsSource:
         return query, p.values
 
     def read(
-        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
-    ) -> AsyncIterator[RecordBatch]:
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        after: str | None = None,
+        limit: int = 0,
+        batch_bytes: int = 0,
+        batch_rows: int = 0,
+    ) -> RecordStream:
         select = f"""d.team_id, d.distinct_id, p.id AS person_id, p.properties::text AS properties,
                      p.version AS person_version, d.version AS person_distinct_id_version, p.created_at, p.is_deleted,
                      {_CHANGED} AS _inserted_at"""
         query, args = self._query(start, end, after, limit, select)
-        return stream(self.db, query, args, position=_position, json=("properties",), batch_bytes=batch_bytes)
+        return stream(
+            self.db,
+            query,
+            args,
+            position=_position,
+            json=("properties",),
+            batch_bytes=batch_bytes,
+            batch_rows=batch_rows,
+        )
 
     async def count(self, start: datetime, end: datetime) -> int:
         query, args = self._query(start, end, None, 0, "count(*)")

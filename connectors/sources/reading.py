@@ -5,6 +5,11 @@ decodes the stream straight into Arrow: no Python object per row. One statement 
 however long it streams. A thread reads ahead (a few batches at most, so memory stays flat) while
 the event loop encodes and uploads what it already has.
 
+A read that breaks off (the source restarted, say) ends the work waiting on it at once: the reader's error
+is raised in `RecordStream.guard`, which the caller wraps around each write. While the caller is slow (a
+destination taking its time) the thread waits with batches in hand and does not touch its connection, so a
+watchdog asks the source every few seconds whether the read's server process is still there.
+
 COPY takes no bound parameters, so the query's parameters are first rendered as literals by
 PostgreSQL itself (`quote_nullable` of each typed value): values from outside still never reach the
 SQL as text this code wrote.
@@ -15,9 +20,10 @@ import concurrent.futures
 import contextlib
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import adbc_driver_postgresql.dbapi as adbc
 import asyncpg
@@ -28,6 +34,17 @@ from connectors.sources.connections import ArrowConnections
 from connectors.sources.params import Params
 
 READ_AHEAD_BATCHES = 4
+WATCH_EVERY_SECONDS = 2.0
+"""How often the watchdog asks the source whether a read that waits on the caller still has its connection."""
+_ALIVE = "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2)"
+_UNREACHABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+T = TypeVar("T")
 _TYPE_NAMES = "SELECT array_agg(format_type(oid, NULL) ORDER BY n) FROM unnest($1::oid[]) WITH ORDINALITY AS t(oid, n)"
 _PARAMETER = re.compile(r"\$(\d+)(?!\d)")
 # Literals any session reads back the same (ISO dates, exact floats), set for the quoting statement only.
@@ -77,7 +94,65 @@ async def inline_parameters(pool: asyncpg.Pool, query: str, args: Sequence[Any])
     return _PARAMETER.sub(lambda m: f"({literals[int(m[1]) - 1]}::{types[int(m[1]) - 1]})", query)
 
 
-async def stream(
+class SourceLost(Exception):
+    """The source broke the read off (it restarted, or it stopped answering) while the caller was busy."""
+
+
+class RecordStream:
+    """A read's record batches (`async for`), and `guard` for the work done with each."""
+
+    def __init__(
+        self,
+        db: SourceDatabase,
+        query: str,
+        args: Sequence[Any],
+        convert: Callable[[pa.RecordBatch], list[RecordBatch]],
+    ) -> None:
+        self.error: BaseException | None = None
+        self._failed = asyncio.Event()
+        self._batches: AsyncGenerator[RecordBatch, None] = self._read(db, query, args, convert)
+
+    def __aiter__(self) -> AsyncIterator[RecordBatch]:
+        return self._batches
+
+    async def aclose(self) -> None:
+        """Stop reading (the query is cancelled if it has not ended)."""
+        await self._batches.aclose()
+
+    async def guard(self, work: Awaitable[T]) -> T:
+        """`work`'s result, unless the read fails first: then `work` is cancelled and the read's error raised."""
+        if self.error is not None:
+            raise self.error
+        task, failing = asyncio.ensure_future(work), asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait({task, failing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failing.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+        if task.cancelled() and self.error is not None:  # the read failed first
+            raise self.error
+        return task.result()
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+            self._failed.set()
+
+    async def _read(
+        self,
+        db: SourceDatabase,
+        query: str,
+        args: Sequence[Any],
+        convert: Callable[[pa.RecordBatch], list[RecordBatch]],
+    ) -> AsyncGenerator[RecordBatch, None]:
+        sql = await inline_parameters(db.pool, query, args)
+        async for batch in _read_ahead(db, sql, convert, self._fail):
+            yield batch
+
+
+def stream(
     db: SourceDatabase,
     query: str,
     args: Sequence[Any],
@@ -86,36 +161,39 @@ async def stream(
     names: Sequence[str] | None = None,
     json: Collection[str] = (),
     batch_bytes: int = 0,
-) -> AsyncIterator[RecordBatch]:
+    batch_rows: int = 0,
+) -> RecordStream:
     """The query's rows in record batches; `names` renames the first columns and drops the rest.
 
     `position` gets the last row of each batch (all its columns) and says where a resumed read starts.
     The `json` columns are JSON documents the query selected as text (`::text`), which the driver
-    reads for less than a `jsonb`. With `batch_bytes`, the driver's batches are sliced into batches of
-    about that size, each with its own position: a writer that ends a file at a batch boundary then
-    has a position to resume from at the end of each file.
+    reads for less than a `jsonb`. With `batch_bytes` (or `batch_rows`), the driver's batches are sliced
+    into batches of about that size (at most that many rows), each with its own position: a writer that
+    makes each batch durable (a file, a POST) then has a position to resume from after each.
     """
-    sql = await inline_parameters(db.pool, query, args)
 
     def record_batches(data: pa.RecordBatch) -> list[RecordBatch]:  # in the reader's thread, beside the event loop
         data = _as_exported(data, json)
         batches = []
-        for piece in _slices(data, batch_bytes):
+        for piece in _slices(data, batch_bytes, batch_rows):
             last = piece.slice(piece.num_rows - 1).to_pylist()[0]
             if names is not None:
                 piece = pa.RecordBatch.from_arrays(piece.columns[: len(names)], names=list(names))
             batches.append(RecordBatch(piece, position(last)))
         return batches
 
-    async for batch in _read_ahead(db.connections, sql, record_batches):
-        yield batch
+    return RecordStream(db, query, args, record_batches)
 
 
-def _slices(data: pa.RecordBatch, batch_bytes: int) -> list[pa.RecordBatch]:
-    """`data` in slices of about `batch_bytes` (all of it, without a size)."""
-    if not batch_bytes or data.nbytes <= batch_bytes:
+def _slices(data: pa.RecordBatch, batch_bytes: int, batch_rows: int = 0) -> list[pa.RecordBatch]:
+    """`data` in slices of about `batch_bytes` and at most `batch_rows` rows (all of it, without either)."""
+    rows = data.num_rows
+    if batch_bytes and data.nbytes > batch_bytes:
+        rows = max(1, data.num_rows * batch_bytes // data.nbytes)
+    if batch_rows:
+        rows = min(rows, batch_rows)
+    if rows >= data.num_rows:
         return [data]
-    rows = max(1, data.num_rows * batch_bytes // data.nbytes)
     return [data.slice(offset, rows) for offset in range(0, data.num_rows, rows)]
 
 
@@ -132,24 +210,42 @@ def _as_exported(data: pa.RecordBatch, json: Collection[str]) -> pa.RecordBatch:
 
 
 async def _read_ahead(
-    connections: ArrowConnections, sql: str, convert: Callable[[pa.RecordBatch], list[RecordBatch]]
+    db: SourceDatabase,
+    sql: str,
+    convert: Callable[[pa.RecordBatch], list[RecordBatch]],
+    fail: Callable[[BaseException], None],
 ) -> AsyncIterator[RecordBatch]:
-    """`sql`'s non-empty record batches, read and converted ahead by a thread; stopping early cancels the query."""
+    """`sql`'s non-empty record batches, read and converted ahead by a thread; stopping early cancels the query.
+
+    `fail` hears of the read's error as soon as it happens, even while no batch is being asked for.
+    """
     loop = asyncio.get_running_loop()
     handed: asyncio.Queue[RecordBatch | BaseException | None] = asyncio.Queue(READ_AHEAD_BATCHES)
     stop = threading.Event()
+    waiting = [0.0]  # since when the reader has been waiting for room (0: it is not)
+    backend: list[tuple[int, Any]] = []  # the read's server process (pid, start), once connected
 
     def hand(item: RecordBatch | BaseException | None) -> bool:
         """Give the loop one item, waiting for room; False once the reader is no longer wanted."""
         delivery = asyncio.run_coroutine_threadsafe(handed.put(item), loop)
-        while not stop.is_set():
-            try:
-                delivery.result(timeout=0.5)
-                return True
-            except concurrent.futures.TimeoutError:
-                continue
+        waiting[0] = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    delivery.result(timeout=0.5)
+                    return True
+                except concurrent.futures.TimeoutError:
+                    continue
+        finally:
+            waiting[0] = 0.0
         delivery.cancel()
         return False
+
+    def failed(error: BaseException) -> None:
+        if not stop.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(fail, error)
+        hand(error)
 
     reading: list[adbc.Cursor] = []  # the cursor while the query runs, for a cancel from the loop
     registry = threading.Lock()  # a cursor is cancelled only while registered, never once closed
@@ -160,10 +256,12 @@ async def _read_ahead(
 
     def read() -> None:
         try:
-            conn, cursor = connections.execute(sql, opened)
+            conn, cursor = db.connections.execute(sql, opened)
         except BaseException as error:  # handed to the loop, which raises it in the reading task
-            hand(error)
+            failed(error)
             return
+        if (server := db.connections.backend(conn)) is not None:
+            backend.append(server)
         done = False
         try:
             for data in cursor.fetch_record_batch():
@@ -173,21 +271,39 @@ async def _read_ahead(
             else:
                 done = True
         except BaseException as error:
-            hand(error)
+            failed(error)
         with registry:
             reading.clear()
             keep = done and not stop.is_set()  # a connection the loop may be cancelling is never kept
         with contextlib.suppress(Exception):
             cursor.close()
         if keep:
-            connections.give_back(conn)
+            db.connections.give_back(conn)
             hand(None)
         else:
-            conn.close()
+            db.connections.discard(conn)
+
+    async def watch() -> None:
+        """While the reader waits for room, ask the source whether the read's server process is still there."""
+        while True:
+            await asyncio.sleep(WATCH_EVERY_SECONDS)
+            if not backend or not waiting[0] or time.monotonic() - waiting[0] < WATCH_EVERY_SECONDS:
+                continue
+            try:
+                alive = await asyncio.wait_for(db.pool.fetchval(_ALIVE, *backend[0]), WATCH_EVERY_SECONDS * 2)
+            except TimeoutError:
+                continue  # slow to answer is not gone
+            except _UNREACHABLE as error:
+                fail(SourceLost(f"the source stopped answering in the middle of the read: {error}"))
+                return
+            if not alive:
+                fail(SourceLost("the source ended the read's connection in the middle of the read (a restart?)"))
+                return
 
     # Its own thread, not the loop's executor: a reader waits on the loop, which may wait on the executor.
     reader = threading.Thread(target=read, name="arrow-reader", daemon=True)
     reader.start()
+    watchdog = asyncio.create_task(watch())
     finished = False
     try:
         while (item := await handed.get()) is not None:
@@ -197,6 +313,7 @@ async def _read_ahead(
         finished = True
     finally:
         stop.set()
+        watchdog.cancel()
         if not finished:  # stopped early, maybe while the server keeps the query waiting (on a lock, say)
             canceller = threading.Thread(target=_cancel_until_done, args=(reader, reading, registry), daemon=True)
             canceller.start()
@@ -213,4 +330,4 @@ def _cancel_until_done(reader: threading.Thread, reading: list[adbc.Cursor], reg
         reader.join(0.2)
 
 
-__all__ = ["Params", "RecordBatch", "SourceDatabase", "inline_parameters", "stream"]
+__all__ = ["Params", "RecordBatch", "RecordStream", "SourceDatabase", "SourceLost", "inline_parameters", "stream"]

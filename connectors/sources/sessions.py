@@ -4,10 +4,9 @@ A session is summarised over all its events (not only this interval's), so a lat
 touches it again exports its updated summary.
 """
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
-from connectors.sources.reading import Params, RecordBatch, SourceDatabase, stream
+from connectors.sources.reading import Params, RecordStream, SourceDatabase, stream
 
 COLUMNS = (
     "session_id",
@@ -57,8 +56,15 @@ class SessionsSource:
         return query
 
     def read(
-        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, batch_bytes: int = 0
-    ) -> AsyncIterator[RecordBatch]:
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        after: str | None = None,
+        limit: int = 0,
+        batch_bytes: int = 0,
+        batch_rows: int = 0,
+    ) -> RecordStream:
         p = Params()
         touched = self._touched(p, start, end, after)
         query = f"""
@@ -68,7 +74,14 @@ class SessionsSource:
             WHERE e.team_id = {p(self.team_id)} AND e.properties ? '$session_id'
             GROUP BY 1 ORDER BY 1
         """
-        return stream(self.db, query, p.values, position=lambda row: str(row["session_id"]), batch_bytes=batch_bytes)
+        return stream(
+            self.db,
+            query,
+            p.values,
+            position=lambda row: str(row["session_id"]),
+            batch_bytes=batch_bytes,
+            batch_rows=batch_rows,
+        )
 
     async def count(self, start: datetime, end: datetime) -> int:
         p = Params()
