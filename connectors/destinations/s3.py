@@ -4,6 +4,11 @@ Keys depend only on the export, the interval and the file's number (`{prefix}/{s
 the prefix templated), and an object appears only when its upload completes, replacing any earlier copy
 as a whole: a rerun leaves exactly one copy of each record. Numbered files, the size limit and the
 manifest are `files.FileSeriesWriter`'s.
+
+An attempt that dies leaves its multipart upload open (its parts cost storage). Every attempt, when it
+commits or gives up, aborts the uploads still open under the interval's keys: only one attempt writes an
+interval at a time, so any but its own are left over. (A bucket lifecycle rule,
+`AbortIncompleteMultipartUpload`, catches the rest: see the README.)
 """
 
 import asyncio
@@ -20,13 +25,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator, model_validator
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, Step, WriteRequest
-from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
+from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles, interval_stem
 
 logger = logging.getLogger(__name__)
 
 PART_BYTES = 8 * 2**20
 """Every part but the last must be at least 5 MiB."""
 PARTS_IN_FLIGHT = 4
+SWEEP_SECONDS = 10
+"""The longest an attempt spends aborting an upload (on its way out, maybe cancelled)."""
 USER_ERROR_CODES = {
     "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
     "InvalidBucketName", "KMS.NotFoundException", "KMS.DisabledException", "InvalidArgument",
@@ -202,10 +209,13 @@ class _S3Object(FileUpload):
         for task in self._parts:
             task.cancel()
         if self._upload_id is not None:
-            # On failure the bucket's lifecycle rules clean the parts; the object itself is untouched.
-            with contextlib.suppress(ClientError, BotoCoreError):
-                await self.s3.abort_multipart_upload(
-                    Bucket=self.config.bucket_name, Key=self.key, UploadId=self._upload_id
+            # On failure the next attempt (or the bucket's lifecycle rule) cleans the parts; the object is untouched.
+            with contextlib.suppress(ClientError, BotoCoreError, TimeoutError):
+                await asyncio.wait_for(
+                    self.s3.abort_multipart_upload(
+                        Bucket=self.config.bucket_name, Key=self.key, UploadId=self._upload_id
+                    ),
+                    SWEEP_SECONDS,
                 )
 
 
@@ -260,9 +270,36 @@ class S3Writer(FileSeriesWriter):
         return self.key(name)
 
     async def _close(self) -> None:
-        context, self._client_context, self._client = self._client_context, None, None
-        if context is not None:
-            await context.__aexit__(None, None, None)
+        try:
+            await asyncio.wait_for(self._abort_left_over_uploads(), SWEEP_SECONDS)
+        except (ClientError, BotoCoreError, TimeoutError) as error:  # the lifecycle rule will
+            logger.warning("could not abort uploads left over in bucket %s: %s", self.config.bucket_name, error)
+        finally:
+            context, self._client_context, self._client = self._client_context, None, None
+            if context is not None:
+                await context.__aexit__(None, None, None)
+
+    async def _abort_left_over_uploads(self) -> None:
+        """Abort the multipart uploads open under the interval's keys (this writer's own are done by now)."""
+        s3 = await self._s3()
+        arguments = {"Bucket": self.config.bucket_name, "Prefix": self.key(interval_stem(self.start, self.end))}
+        while True:
+            try:
+                listed = await s3.list_multipart_uploads(**arguments)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("403", "AccessDenied"):
+                    return  # write-only credentials may not look: the lifecycle rule cleans up
+                raise
+            for upload in listed.get("Uploads", []):
+                logger.info(
+                    "aborting upload %s of %s, left over by an earlier attempt", upload["UploadId"], upload["Key"]
+                )
+                await s3.abort_multipart_upload(
+                    Bucket=self.config.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+            if not listed.get("IsTruncated"):
+                return
+            arguments |= {"KeyMarker": listed["NextKeyMarker"], "UploadIdMarker": listed["NextUploadIdMarker"]}
 
 
 async def _writable(config: S3Config, context: Context) -> None:
