@@ -2,9 +2,18 @@
 
 Run it with `python worker.py` against the Temporal cluster and PostgreSQL the environment names
 (`TEMPORAL_ADDRESS`, `BATCH_EXPORTS_DATABASE_URL`, ...; see the README).
+
+On SIGTERM (or SIGINT) it stops polling and gives the attempts in flight `BATCH_EXPORTS_SHUTDOWN_GRACE_SECONDS`
+to reach a checkpoint; each then stops there, and another worker resumes it a second later. The handlers are
+its own, so it shuts down the same way as PID 1 in a container (where a signal without one is ignored).
 """
 
 import asyncio
+import logging
+import os
+import signal
+import sys
+import traceback
 from datetime import timedelta
 
 from temporalio.worker import Worker
@@ -20,6 +29,8 @@ from workflows.backfill import BackfillWorkflow
 from workflows.reconciliation import ReconcileWorkflow
 from workflows.run import RunBatchExportWorkflow
 
+logger = logging.getLogger("worker")
+
 
 def build_worker(rt: Runtime) -> Worker:
     runs, backfills, exporter, reconciler = RunBookkeeping(rt), BackfillBookkeeping(rt), Exporter(rt), Reconciler(rt)
@@ -29,6 +40,8 @@ def build_worker(rt: Runtime) -> Worker:
         workflows=[RunBatchExportWorkflow, BackfillWorkflow, ReconcileWorkflow],
         # Heartbeats reach the server at least every 2 s, so a cancel reaches an export within seconds.
         max_heartbeat_throttle_interval=timedelta(seconds=2),
+        # On shutdown, attempts in flight get this long to reach a checkpoint before they are cancelled.
+        graceful_shutdown_timeout=timedelta(seconds=rt.settings.shutdown_grace_seconds),
         activities=[
             runs.start_run,
             runs.finish_run,
@@ -45,10 +58,37 @@ def build_worker(rt: Runtime) -> Worker:
 
 
 async def main() -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
     async with open_runtime(get_settings(), process="worker") as rt:
         await ensure_reconciliation(rt.client, rt.settings)
-        await build_worker(rt).run()
+        worker = build_worker(rt)
+        running = asyncio.create_task(worker.run())
+        stop = asyncio.create_task(stopping.wait())
+        await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set():
+            logger.info(
+                "shutting down: attempts in flight have %ss to reach a checkpoint", rt.settings.shutdown_grace_seconds
+            )
+            await worker.shutdown()
+        stop.cancel()
+        await running
+        logger.info("worker stopped")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    code = 0
+    try:
+        asyncio.run(main())
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    # Leave without the interpreter's finalisation, which can abort while the SDK's native threads still run
+    # (temporalio/sdk-python#300): a clean shutdown would otherwise end with SIGABRT.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

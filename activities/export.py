@@ -1,55 +1,32 @@
 """The export activity: read one interval from the source and write it to the destination.
 
-It heartbeats while it works (so a cancel reaches it within seconds) and keeps the run row's
-`records_completed` moving, so progress shows in the API while the interval is being written.
+It heartbeats while it works (so a cancel reaches it within seconds), and checkpoints each step the
+destination holds for good (`activities.attempts`), which is also what the run's `records_completed` shows:
+it never goes down, even when an attempt is lost. When its worker shuts down it stops at the next checkpoint
+(or, at the end of the grace period, at the last one) and the next attempt resumes from there.
 """
 
 import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
 
-import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities.attempts import Attempt, Checkpoint, WorkerShutdown
 from batch_exports.runtime import Runtime
-from batch_exports.store import exports, logs, runs
+from batch_exports.store import exports
 from batch_exports.store.exports import BatchExport
-from connectors.destinations import DestinationUserError, WriteRequest, ensure_allowed_host, open_writer
+from connectors.destinations import WriteRequest, ensure_allowed_host, open_writer
 from connectors.sources import open_source
-from contracts.statuses import RunStatus
 from contracts.workflows import EXPORT_PROGRESS_SIGNAL, ExportInputs, ExportProgress, ExportResult
 
-PROGRESS_EVERY_SECONDS = 2.0
+HEARTBEAT_EVERY_SECONDS = 2.0
 TELL_THE_RUN_EVERY = 5
-"""Progress reaches the run workflow's current details every this many progress ticks (an event in its history
-each time, so not at every tick)."""
-
-
-@dataclass
-class Checkpoint:
-    """How far an attempt got, heartbeated: a retried attempt resumes from here (see `resume`).
-
-    Everything up to `position` is in the destination for good, in `files` complete files; `records`
-    and `bytes` count what this execution exported, so a resumed attempt never counts a record twice.
-    """
-
-    position: str | None = None
-    files: int = 0
-    records: int = 0
-    bytes: int = 0
-
-
-def resume() -> Checkpoint:
-    """The checkpoint of the attempt before this one (of the same activity), or a fresh start."""
-    details = activity.info().heartbeat_details
-    if details and isinstance(details[0], dict):
-        with contextlib.suppress(TypeError):
-            return Checkpoint(**details[0])
-    return Checkpoint()
+"""Progress reaches the run workflow's current details every this many heartbeats (an event in its history
+each time, so not at every one)."""
 
 
 class Exporter:
@@ -58,46 +35,31 @@ class Exporter:
 
     @activity.defn(name="export-interval")
     async def export_interval(self, inputs: ExportInputs) -> ExportResult:
-        run_id = uuid.UUID(inputs.run_id)
-        export = await exports.get(self.rt.pool, uuid.UUID(inputs.batch_export_id), self.rt.cipher)
-        if export is None:
-            raise ApplicationError(
-                f"batch export {inputs.batch_export_id} no longer exists",
-                type="BatchExportNotFound",
-                non_retryable=True,
-            )
-        await runs.update_progress(self.rt.pool, run_id, status=RunStatus.RUNNING)
-        start = resume()
-        progress = Checkpoint(**vars(start))  # what this execution has written
-        done = Checkpoint(**vars(start))  # what of it is in the destination for good
+        attempt = Attempt(self.rt, uuid.UUID(inputs.run_id), uuid.UUID(inputs.batch_export_id))
         try:
-            async with self._reporting(run_id, progress, done):
+            export = await exports.get(self.rt.pool, attempt.batch_export_id, self.rt.cipher)
+            if export is None:
+                raise ApplicationError(
+                    f"batch export {inputs.batch_export_id} no longer exists",
+                    type="BatchExportNotFound",
+                    non_retryable=True,
+                )
+            start = await attempt.begin(export)
+            written = Checkpoint(records=start.records, bytes=start.bytes)  # so far, if not all for good yet
+            async with self._heartbeating(attempt, written):
                 await ensure_allowed_host(export.destination_config, self.rt.settings.allow_private_destinations)
-                result = await self._write(export, inputs, start, progress, done)
-        except DestinationUserError as error:
-            raise ApplicationError(str(error), type="DestinationUserError", non_retryable=True) from error
-        except Exception as error:
-            # Temporal retries it; the run stays Running and shows what went wrong this attempt.
-            message = f"{type(error).__name__}: {error}"
-            await runs.update_progress(self.rt.pool, run_id, latest_error=message)
-            info = activity.info()
-            await logs.write(
-                self.rt.pool,
-                team_id=export.team_id,
-                batch_export_id=export.id,
-                run_id=run_id,
-                workflow_run_id=info.workflow_run_id,
-                level=logs.Level.WARNING,
-                message=f"Export attempt {info.attempt} failed: {message}",
-            )
-            raise
-        return result
+                return await self._write(export, inputs, attempt, start, written)
+        except BaseException as error:
+            outcome = await attempt.end(error)
+            if outcome is error:
+                raise
+            raise outcome from error
 
     async def _write(
-        self, export: BatchExport, inputs: ExportInputs, start: Checkpoint, progress: Checkpoint, done: Checkpoint
+        self, export: BatchExport, inputs: ExportInputs, attempt: Attempt, start: Checkpoint, written: Checkpoint
     ) -> ExportResult:
-        """Copy the interval (after `start`) from the source to the destination, keeping `progress` and
-        `done` (heartbeated whenever the destination says everything so far is there for good)."""
+        """Copy the interval (after `start`) from the source to the destination, checkpointing whenever the
+        destination says everything so far is there for good, and counting what it wrote in `written`."""
         request = WriteRequest(
             context=self.rt.destinations,
             model=export.model,
@@ -107,68 +69,65 @@ class Exporter:
             first_file=inputs.first_file + start.files,
         )
         writer = open_writer(export.destination_type, export.destination_config, request)
-        last = start.position
+        last, records = start.position, start.records
         remaining = inputs.max_records - start.records if inputs.max_records else 0
         try:
             if not inputs.max_records or remaining > 0:
                 source = open_source(self.rt.source, export.team_id, export.model, export.selection())
-                batches = source.read(
+                read = source.read(
                     inputs.data_interval_start,
                     inputs.data_interval_end,
                     after=start.position or inputs.cursor,
                     limit=remaining,
                     batch_bytes=writer.batch_bytes,
+                    batch_rows=writer.batch_rows,
                 )
-                async for batch in batches:
-                    durable = await writer.write(batch.data)
-                    progress.records += batch.data.num_rows
-                    progress.bytes = start.bytes + writer.bytes_written
-                    last = batch.position
-                    if durable:
-                        done.position, done.files = last, start.files + writer.files
-                        done.records, done.bytes = progress.records, progress.bytes
-                        activity.heartbeat(replace(done))
+                async with contextlib.aclosing(read) as batches:
+                    async for batch in batches:
+                        durable = await batches.guard(writer.write(batch.data))  # a failed read ends it at once
+                        records += batch.data.num_rows
+                        last = batch.position
+                        written.records, written.bytes = records, start.bytes + writer.bytes_written
+                        if durable:
+                            await attempt.checkpoint(
+                                Checkpoint(
+                                    last, start.files + writer.files, records, start.bytes + writer.bytes_written
+                                )
+                            )
+                            if activity.is_worker_shutdown():
+                                raise WorkerShutdown()
             # At the record limit the execution stops here; the next one resumes after the last record.
-            at_limit = bool(inputs.max_records) and progress.records >= inputs.max_records
+            at_limit = bool(inputs.max_records) and records >= inputs.max_records
             await writer.commit(final=not at_limit)
         except BaseException:
             await asyncio.shield(writer.abort())
             raise
-        progress.bytes = start.bytes + writer.bytes_written
         return ExportResult(
-            records_completed=progress.records,
-            bytes_exported=progress.bytes,
+            records_completed=records,
+            bytes_exported=start.bytes + writer.bytes_written,
             cursor=last if at_limit else None,
             files=start.files + writer.files,
         )
 
     @contextlib.asynccontextmanager
-    async def _reporting(self, run_id: uuid.UUID, progress: Checkpoint, done: Checkpoint) -> AsyncIterator[None]:
-        """Heartbeat and publish progress in the background until the block ends."""
-
+    async def _heartbeating(self, attempt: Attempt, written: Checkpoint) -> AsyncIterator[None]:
+        """Heartbeat the last checkpoint in the background until the block ends, and tell the run (for its details
+        in the UI) how much has been written."""
         info = activity.info()
         run = self.rt.client.get_workflow_handle(info.workflow_id or "", run_id=info.workflow_run_id)
 
-        async def report() -> None:
-            reported, told, ticks = -1, -1, 0
+        async def beat() -> None:
+            told, beats = -1, 0
             while True:
-                activity.heartbeat(replace(done))
-                if progress.records != reported:
-                    try:
-                        await runs.update_progress(
-                            self.rt.pool, run_id, records_completed=progress.records, bytes_exported=progress.bytes
-                        )
-                        reported = progress.records
-                    except (OSError, asyncpg.PostgresError) as error:  # progress is best effort; the export goes on
-                        activity.logger.warning("could not record progress: %s", error)
-                if ticks % TELL_THE_RUN_EVERY == 0 and progress.records != told:  # its details in the UI
+                activity.heartbeat(attempt.beat())
+                if beats % TELL_THE_RUN_EVERY == 0 and written.records != told:
                     with contextlib.suppress(RPCError, RuntimeError):
-                        await run.signal(EXPORT_PROGRESS_SIGNAL, ExportProgress(progress.records, progress.bytes))
-                        told = progress.records
-                ticks += 1
-                await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+                        await run.signal(EXPORT_PROGRESS_SIGNAL, ExportProgress(written.records, written.bytes))
+                        told = written.records
+                beats += 1
+                await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
-        task = asyncio.create_task(report())
+        task = asyncio.create_task(beat())
         try:
             yield
         finally:

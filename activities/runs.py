@@ -39,6 +39,7 @@ class RunBookkeeping:
             export_max_attempts=s.export_max_attempts,
             export_retry_initial_seconds=s.export_retry_initial_seconds,
             max_records_per_execution=s.max_records_per_execution,
+            export_heartbeat_timeout_seconds=s.export_heartbeat_timeout_seconds,
         )
         if inputs.fresh_fire:
             ran = await runs.for_interval(

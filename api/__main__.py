@@ -1,4 +1,9 @@
-"""Run the gateway alone: `python -m api` (settings from the environment, see the README)."""
+"""Run the gateway alone: `python -m api` (settings from the environment, see the README).
+
+On SIGTERM (or SIGINT) it stops accepting connections, lets the requests in flight finish (for at most
+`BATCH_EXPORTS_SHUTDOWN_GRACE_SECONDS`), then closes its pool and exits: aiohttp's `run_app` installs the
+handlers, so it does the same as PID 1 in a container.
+"""
 
 import logging
 
@@ -10,4 +15,9 @@ from batch_exports.settings import get_settings
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     settings = get_settings()
-    web.run_app(create_app(settings), host=settings.api_host, port=settings.api_port)
+    web.run_app(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+    )

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     run_retry_initial_seconds: float = Field(60, gt=0, description="Wait before a run's first re-execution.")
     export_max_attempts: int = Field(10, ge=1, description="Attempts of the export activity within one execution.")
     export_retry_initial_seconds: float = Field(10, gt=0, description="Wait before the export's first retry.")
+    export_heartbeat_timeout_seconds: float = Field(
+        20, ge=2, description="How long an export attempt may go without a heartbeat before Temporal retries it."
+    )
+    shutdown_grace_seconds: float = Field(
+        20,
+        ge=0,
+        description="On SIGTERM, how long the worker lets attempts reach a checkpoint (and the gateway finishes "
+        "requests) before it stops them: below Kubernetes' default 30 s.",
+    )
     max_records_per_execution: int = Field(
         0, ge=0, description="Records one execution exports before it continues as new (0: no limit)."
     )

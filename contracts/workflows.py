@@ -71,6 +71,7 @@ class StartedRun:
     export_max_attempts: int
     export_retry_initial_seconds: float
     max_records_per_execution: int
+    export_heartbeat_timeout_seconds: float = 20
     already_run_by: str | None = None
     """Set (and no row recorded) when a fresh fire found the interval already has a run: that run's execution."""
 

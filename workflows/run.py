@@ -55,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-EXPORT_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 
 
 @workflow.defn(name=RUN_WORKFLOW)
@@ -134,7 +133,7 @@ class RunBatchExportWorkflow:
                     max_records=started.max_records_per_execution,
                 ),
                 start_to_close_timeout=export_timeout(inputs.spec.interval),
-                heartbeat_timeout=EXPORT_HEARTBEAT_TIMEOUT,
+                heartbeat_timeout=timedelta(seconds=started.export_heartbeat_timeout_seconds),
                 # The run is recorded Cancelled only once the export has stopped writing.
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 retry_policy=RetryPolicy(

@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 from pydantic import BaseModel
@@ -75,12 +75,12 @@ async def update_progress(
     bytes_exported: int | None = None,
     latest_error: str | None = None,
 ) -> None:
-    """Move an open run forward; never touches a run that has already finished."""
+    """Move an open run forward (its counts never go down); never touches a run that has already finished."""
     await conn.execute(
         """
         UPDATE batch_export_runs
-        SET status = $2, records_completed = coalesce($3, records_completed),
-            bytes_exported = coalesce($4, bytes_exported), latest_error = coalesce($5, latest_error),
+        SET status = $2, records_completed = greatest(records_completed, $3),
+            bytes_exported = greatest(bytes_exported, $4), latest_error = coalesce($5, latest_error),
             last_updated_at = now()
         WHERE id = $1 AND status = ANY($6)
         """,
@@ -91,6 +91,48 @@ async def update_progress(
         latest_error,
         OPEN_RUN_STATUSES,
     )
+
+
+async def claim_checkpoint(conn: asyncpg.Pool, run_id: uuid.UUID, attempt: int) -> tuple[bool, dict[str, Any] | None]:
+    """Take the run's export over for `attempt`: whether it may go on (no later attempt has taken it), and the
+    checkpoint the attempts before it saved (None before the first save)."""
+    row = await conn.fetchrow(
+        """
+        WITH claimed AS (
+            UPDATE batch_export_runs
+            SET checkpoint = coalesce(checkpoint, '{}'::jsonb) || jsonb_build_object('attempt', $2::int)
+            WHERE id = $1 AND coalesce((checkpoint->>'attempt')::int, 0) <= $2
+            RETURNING checkpoint
+        )
+        SELECT EXISTS (SELECT FROM claimed) AS claimed, (SELECT checkpoint FROM claimed) AS checkpoint
+        """,
+        run_id,
+        attempt,
+    )
+    assert row is not None
+    return row["claimed"], row["checkpoint"]
+
+
+async def save_checkpoint(
+    conn: asyncpg.Pool, run_id: uuid.UUID, attempt: int, checkpoint: dict[str, Any], records: int, bytes_exported: int
+) -> bool:
+    """Save `attempt`'s checkpoint, and the records and bytes the destination now holds for good (which never go
+    down); False when a later attempt has taken the export over, and this one must stop."""
+    saved = await conn.fetchval(
+        """
+        UPDATE batch_export_runs
+        SET checkpoint = $3, records_completed = greatest(records_completed, $4),
+            bytes_exported = greatest(bytes_exported, $5), last_updated_at = now()
+        WHERE id = $1 AND coalesce((checkpoint->>'attempt')::int, 0) <= $2
+        RETURNING true
+        """,
+        run_id,
+        attempt,
+        {**checkpoint, "attempt": attempt},
+        records,
+        bytes_exported,
+    )
+    return bool(saved)
 
 
 async def finish(

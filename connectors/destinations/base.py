@@ -77,6 +77,9 @@ class IntervalWriter(ABC):
     batch_bytes: int = 0
     """The size of batch (Arrow bytes) this writer wants, if it has a wish: one that splits files ends them
     between batches, so batches of a fraction of a file let each file end near the size limit."""
+    batch_rows: int = 0
+    """The most rows a batch may hold, if the writer has a wish: one that makes each batch durable on its own
+    (a POST) wants batches that size, so that a retried attempt resumes after the last one that was taken."""
 
     @abstractmethod
     async def write(self, batch: pa.RecordBatch) -> bool:

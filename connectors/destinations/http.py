@@ -1,8 +1,11 @@
 """`HTTP`: events in PostHog's capture batch format (`{"api_key", "batch"}`) POSTed to `url`.
 
 Each event keeps its `uuid`, so a receiver that deduplicates by it (PostHog, and this service's own
-capture endpoint) holds each record once however often the interval is sent. 429 and 5xx answers are
-retried with backoff; any other 4xx fails the run with the answer in `latest_error`.
+capture endpoint) holds each record once however often the interval is sent. Each batch the writer gets
+is one POST (it asks the source for batches of `BATCH_EVENTS`), and is in the destination for good once
+answered: the export checkpoints after every POST, so a resumed attempt sends again at most the one POST
+that was in flight. 429 and 5xx answers are retried with backoff; any other 4xx fails the run with the
+answer in `latest_error`.
 """
 
 import asyncio
@@ -64,13 +67,14 @@ class HttpWriter(IntervalWriter):
         if model != "events":
             raise DestinationUserError(f"the HTTP destination sends events, not {model}")
         self.config = config
+        self.batch_rows = BATCH_EVENTS
         self._session: aiohttp.ClientSession | None = None
 
     async def write(self, batch: pa.RecordBatch) -> bool:
         rows = python_rows(batch)
         for start in range(0, len(rows), BATCH_EVENTS):
             await self.send([capture_event(row) for row in rows[start : start + BATCH_EVENTS]])
-        return True  # sent is sent: a retried attempt may go on from here
+        return True  # taken is taken: a retried attempt may go on from here
 
     async def send(self, events: list[dict[str, Any]]) -> None:
         """POST one capture batch (gzip), retrying 429 and 5xx answers."""

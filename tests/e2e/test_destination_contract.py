@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.export import Checkpoint, Exporter
+from activities.attempts import Checkpoint
+from activities.export import Exporter
 from batch_exports.store import runs
 from contracts.workflows import ExportInputs
 from tests.support.destinations import FileTarget, HttpTarget, PostgresTarget, S3Target, Target
