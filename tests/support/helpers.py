@@ -10,12 +10,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
 from api.app import create_app
+from batch_exports.settings import Settings
 from batch_exports.temporal.schedules import run_retry_policy
 from contracts.intervals import Interval, IntervalSpec, run_workflow_id
 from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileInputs, ReconcileResult, RunInputs
@@ -66,8 +67,18 @@ def event(name: str, distinct_id: str, **properties: Any) -> dict[str, Any]:
     return {"event": name, "distinct_id": distinct_id, "properties": properties}
 
 
+class Runs(Protocol):
+    """What starts runs: the shared stack, or a stack of a test's own."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+
 async def start_run(
-    stack: Stack,
+    stack: Runs,
     export: dict[str, Any],
     *,
     end: datetime,
