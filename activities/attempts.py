@@ -78,6 +78,8 @@ class Attempt:
         self.rt, self.run_id, self.batch_export_id = rt, run_id, batch_export_id
         info = activity.info()
         self.number = info.attempt
+        self.scheduled = info.current_attempt_scheduled_time
+        """Fences: attempts are scheduled one after the other (their numbers may start again, on an activity reset)."""
         self.previous = _heartbeated(info.heartbeat_details)
         self.export: BatchExport | None = None
         self.done = replace(self.previous, attempt=self.number, ended=False, unrecorded=list(self.previous.unrecorded))
@@ -89,7 +91,7 @@ class Attempt:
     async def begin(self, export: BatchExport) -> Checkpoint:
         """Take the run over, record what became of the attempts before, and say where this one resumes."""
         self.export = export
-        claimed, saved = await runs.claim_checkpoint(self.rt.pool, self.run_id, self.number)
+        claimed, saved = await runs.claim_checkpoint(self.rt.pool, self.run_id, self.number, self.scheduled)
         if not claimed:
             raise Superseded(f"a later attempt has taken the export of run {self.run_id} over")
         if saved and saved.get("records", 0) > self.done.records:  # the row is ahead of the last heartbeat
@@ -125,7 +127,13 @@ class Attempt:
         try:
             saved = await asyncio.wait_for(
                 runs.save_checkpoint(
-                    self.rt.pool, self.run_id, self.number, self.done.durable(), self.done.records, self.done.bytes
+                    self.rt.pool,
+                    self.run_id,
+                    self.number,
+                    self.scheduled,
+                    self.done.durable(),
+                    self.done.records,
+                    self.done.bytes,
                 ),
                 BOOKKEEPING_SECONDS,
             )

@@ -93,42 +93,55 @@ async def update_progress(
     )
 
 
-async def claim_checkpoint(conn: asyncpg.Pool, run_id: uuid.UUID, attempt: int) -> tuple[bool, dict[str, Any] | None]:
-    """Take the run's export over for `attempt`: whether it may go on (no later attempt has taken it), and the
-    checkpoint the attempts before it saved (None before the first save)."""
+async def claim_checkpoint(
+    conn: asyncpg.Pool, run_id: uuid.UUID, attempt: int, scheduled: datetime
+) -> tuple[bool, dict[str, Any] | None]:
+    """Take the run's export over for the attempt `scheduled` then: whether it may go on (no attempt scheduled
+    later has taken it), and the checkpoint the attempts before it saved (None before the first save)."""
     row = await conn.fetchrow(
         """
         WITH claimed AS (
             UPDATE batch_export_runs
-            SET checkpoint = coalesce(checkpoint, '{}'::jsonb) || jsonb_build_object('attempt', $2::int)
-            WHERE id = $1 AND coalesce((checkpoint->>'attempt')::int, 0) <= $2
+            SET checkpoint = coalesce(checkpoint, '{}'::jsonb)
+                             || jsonb_build_object('attempt', $2::int, 'scheduled', $3::timestamptz)
+            WHERE id = $1 AND coalesce((checkpoint->>'scheduled')::timestamptz, '-infinity') <= $3
             RETURNING checkpoint
         )
         SELECT EXISTS (SELECT FROM claimed) AS claimed, (SELECT checkpoint FROM claimed) AS checkpoint
         """,
         run_id,
         attempt,
+        scheduled,
     )
     assert row is not None
     return row["claimed"], row["checkpoint"]
 
 
 async def save_checkpoint(
-    conn: asyncpg.Pool, run_id: uuid.UUID, attempt: int, checkpoint: dict[str, Any], records: int, bytes_exported: int
+    conn: asyncpg.Pool,
+    run_id: uuid.UUID,
+    attempt: int,
+    scheduled: datetime,
+    checkpoint: dict[str, Any],
+    records: int,
+    bytes_exported: int,
 ) -> bool:
-    """Save `attempt`'s checkpoint, and the records and bytes the destination now holds for good (which never go
-    down); False when a later attempt has taken the export over, and this one must stop."""
+    """Save the checkpoint of the attempt `scheduled` then, and the records and bytes the destination now holds
+    for good (which never go down); False when an attempt scheduled later has taken the export over, and this
+    one must stop."""
     saved = await conn.fetchval(
         """
         UPDATE batch_export_runs
-        SET checkpoint = $3, records_completed = greatest(records_completed, $4),
-            bytes_exported = greatest(bytes_exported, $5), last_updated_at = now()
-        WHERE id = $1 AND coalesce((checkpoint->>'attempt')::int, 0) <= $2
+        SET checkpoint = $4::jsonb || jsonb_build_object('attempt', $2::int, 'scheduled', $3::timestamptz),
+            records_completed = greatest(records_completed, $5),
+            bytes_exported = greatest(bytes_exported, $6), last_updated_at = now()
+        WHERE id = $1 AND coalesce((checkpoint->>'scheduled')::timestamptz, '-infinity') <= $3
         RETURNING true
         """,
         run_id,
         attempt,
-        {**checkpoint, "attempt": attempt},
+        scheduled,
+        checkpoint,
         records,
         bytes_exported,
     )

@@ -81,9 +81,10 @@ async def test_each_record_once_across_a_rerun(target: Target) -> None:
     config = await target.config()
     export = await export_to(target, config)
     for count in (1, 2):  # the interval, then the same interval again
-        await start_run(target.project.stack, export, start=START, end=END)
+        handle = await start_run(target.project.stack, export, start=START, end=END)
         found = await runs_until(target.project, export["id"], ended(count), within=60)
         assert found[-1]["status"] == "Completed", found[-1]
+        await asyncio.wait_for(handle.result(), 30)  # the row says Completed a moment before the workflow closes
         held = await target.held(config)
         assert len(held) == len(set(held)) == SEGMENTED and set(held) == sent
 

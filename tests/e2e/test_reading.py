@@ -1,6 +1,9 @@
 """The Arrow reader: its parameters, rendered as literals by PostgreSQL, mean what the bound values meant; its
 batches are as large as asked, each with the position of its last row."""
 
+import asyncio
+import contextlib
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -8,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from connectors.sources.reading import SourceDatabase, inline_parameters, stream
+from connectors.sources.reading import WATCH_EVERY_SECONDS, SourceDatabase, SourceLost, inline_parameters, stream
 from tests.support.stack import Stack
 
 HOSTILE = [
@@ -68,3 +71,32 @@ async def test_batches_of_a_size_asked_for_each_end_at_their_position(stack: Sta
     assert numbers == list(range(1, 20_001))  # each row once, in order
     assert len(batches) >= 18 and all(b.data.nbytes <= 1.1 * 2**20 for b in batches)  # ~20 MB in ~1 MiB batches
     assert [b.position for b in batches] == [str(b.data.column("i")[-1].as_py()) for b in batches]
+
+
+async def test_batches_of_at_most_the_rows_asked_for(stack: Stack) -> None:
+    query = "SELECT i FROM generate_series(1, $1::int) AS i ORDER BY i"
+    db = SourceDatabase(stack.pool, stack.settings.database_url)
+    batches = [b async for b in stream(db, query, [5_000], position=lambda row: str(row["i"]), batch_rows=500)]
+    assert [n for b in batches for n in b.data.column("i").to_pylist()] == list(range(1, 5_001))
+    assert max(b.data.num_rows for b in batches) == 500 and len(batches) == 10
+    assert [b.position for b in batches] == [str(500 * (k + 1)) for k in range(10)]
+
+
+async def test_a_read_cut_while_the_caller_waits_ends_the_wait(stack: Stack) -> None:
+    """The reader holds batches ahead and does not read while the caller is slow; when the source ends the read's
+    connection (here: terminated; a restart does the same) the caller's wait still ends within seconds."""
+    query = "SELECT i, repeat('x', 1000) AS padding FROM generate_series(1, $1::int) AS i"
+    db = SourceDatabase(stack.pool, stack.settings.database_url)
+    read = stream(db, query, [200_000], position=lambda row: str(row["i"]), batch_bytes=2**20)
+    async with contextlib.aclosing(read) as batches:
+        async for _ in batches:
+            await asyncio.sleep(0.5)  # the reader fills its queue and waits for room
+            ended = await stack.pool.fetchval(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT i, repeat%'"
+            )
+            assert ended
+            began = time.monotonic()
+            with pytest.raises(SourceLost, match="ended the read's connection"):
+                await batches.guard(asyncio.sleep(60))  # a slow destination
+            assert time.monotonic() - began < 2 * WATCH_EVERY_SECONDS + 1
+            break
