@@ -20,7 +20,7 @@ from batch_exports.runtime import Runtime
 from batch_exports.store import exports
 from batch_exports.store.exports import BatchExport
 from connectors.destinations import WriteRequest, ensure_allowed_host, open_writer
-from connectors.sources import open_source
+from connectors.sources import BatchSize, open_source
 from contracts.workflows import EXPORT_PROGRESS_SIGNAL, ExportInputs, ExportProgress, ExportResult
 
 HEARTBEAT_EVERY_SECONDS = 2.0
@@ -79,8 +79,7 @@ class Exporter:
                     inputs.data_interval_end,
                     after=start.position or inputs.cursor,
                     limit=remaining,
-                    batch_bytes=writer.batch_bytes,
-                    batch_rows=writer.batch_rows,
+                    size=BatchSize(writer.batch_bytes, writer.batch_rows),
                 )
                 async with contextlib.aclosing(read) as batches:
                     async for batch in batches:

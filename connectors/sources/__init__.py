@@ -1,8 +1,8 @@
 """Sources: where a run reads its interval from, one module per model (events, persons, sessions).
 
-A source streams an interval as Arrow record batches (a bounded number of rows each, and at most `batch_bytes`
-and `batch_rows` when those are given), in an order a checkpoint can resume from (`position`, for each batch),
-so an export's memory does not grow with its interval. The export activity only ever sees this interface.
+A source streams an interval as Arrow record batches (a bounded number of rows each, and of the `BatchSize` a
+writer asks for), in an order a checkpoint can resume from (`position`, for each batch), so an export's memory
+does not grow with its interval. The export activity only ever sees this interface.
 """
 
 from datetime import datetime
@@ -10,7 +10,7 @@ from typing import Protocol
 
 from connectors.sources.events import EventSelection, EventsSource
 from connectors.sources.persons import PersonsSource
-from connectors.sources.reading import RecordStream, SourceDatabase
+from connectors.sources.reading import AS_READ, BatchSize, RecordStream, SourceDatabase
 from connectors.sources.sessions import SessionsSource
 
 MODELS = ("events", "persons", "sessions")
@@ -18,17 +18,9 @@ MODELS = ("events", "persons", "sessions")
 
 class Source(Protocol):
     def read(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        after: str | None = None,
-        limit: int = 0,
-        batch_bytes: int = 0,
-        batch_rows: int = 0,
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, size: BatchSize = AS_READ
     ) -> RecordStream:
-        """The interval's rows after `after` (at most `limit`), in batches of about `batch_bytes` and at most
-        `batch_rows` rows where those are given."""
+        """The interval's rows after `after` (at most `limit`), in batches of `size` where one is given."""
         ...
 
     async def count(self, start: datetime, end: datetime) -> int: ...

@@ -12,7 +12,7 @@ import asyncpg
 
 from connectors.sources.filters import PropertyFilter
 from connectors.sources.hogql import Query
-from connectors.sources.reading import Params, RecordStream, SourceDatabase, stream
+from connectors.sources.reading import AS_READ, BatchSize, Params, RecordStream, SourceDatabase, stream
 
 COLUMNS = (
     "uuid",
@@ -88,14 +88,7 @@ class EventsSource:
         return query, p, names
 
     def read(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        after: str | None = None,
-        limit: int = 0,
-        batch_bytes: int = 0,
-        batch_rows: int = 0,
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, size: BatchSize = AS_READ
     ) -> RecordStream:
         """The interval's events in `(inserted_at, uuid)` order, after the `after` position, at most `limit`."""
         query, p, names = self.query(start, end, after, limit)
@@ -107,8 +100,7 @@ class EventsSource:
             position=_position,
             names=names,
             json=json,
-            batch_bytes=batch_bytes,
-            batch_rows=batch_rows,
+            size=size,
         )
 
     async def type_check(self) -> str | None:

@@ -5,7 +5,7 @@ One row per distinct id, with the person's latest properties and versions.
 
 from datetime import datetime
 
-from connectors.sources.reading import Params, RecordStream, SourceDatabase, stream
+from connectors.sources.reading import AS_READ, BatchSize, Params, RecordStream, SourceDatabase, stream
 
 COLUMNS = (
     "team_id",
@@ -50,14 +50,7 @@ class PersonsSource:
         return query, p.values
 
     def read(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        after: str | None = None,
-        limit: int = 0,
-        batch_bytes: int = 0,
-        batch_rows: int = 0,
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, size: BatchSize = AS_READ
     ) -> RecordStream:
         select = f"""d.team_id, d.distinct_id, p.id AS person_id, p.properties::text AS properties,
                      p.version AS person_version, d.version AS person_distinct_id_version, p.created_at, p.is_deleted,
@@ -69,8 +62,7 @@ class PersonsSource:
             args,
             position=_position,
             json=("properties",),
-            batch_bytes=batch_bytes,
-            batch_rows=batch_rows,
+            size=size,
         )
 
     async def count(self, start: datetime, end: datetime) -> int:

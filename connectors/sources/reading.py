@@ -67,6 +67,18 @@ class SourceDatabase:
 
 
 @dataclass(frozen=True)
+class BatchSize:
+    """The batches a writer wants: about `bytes` of Arrow data and at most `rows` rows (0: no wish)."""
+
+    bytes: int = 0
+    rows: int = 0
+
+
+AS_READ = BatchSize()
+"""The driver's own batches."""
+
+
+@dataclass(frozen=True)
 class RecordBatch:
     data: pa.RecordBatch
     """The rows, column per exported field: UUIDs as text, JSON as `arrow.json` text."""
@@ -160,22 +172,21 @@ def stream(
     position: Callable[[dict[str, Any]], str],
     names: Sequence[str] | None = None,
     json: Collection[str] = (),
-    batch_bytes: int = 0,
-    batch_rows: int = 0,
+    size: BatchSize = AS_READ,
 ) -> RecordStream:
     """The query's rows in record batches; `names` renames the first columns and drops the rest.
 
     `position` gets the last row of each batch (all its columns) and says where a resumed read starts.
     The `json` columns are JSON documents the query selected as text (`::text`), which the driver
-    reads for less than a `jsonb`. With `batch_bytes` (or `batch_rows`), the driver's batches are sliced
-    into batches of about that size (at most that many rows), each with its own position: a writer that
-    makes each batch durable (a file, a POST) then has a position to resume from after each.
+    reads for less than a `jsonb`. With a `size`, the driver's batches are sliced into batches of about
+    that many bytes and at most that many rows, each with its own position: a writer that makes each
+    batch durable (a file, a POST) then has a position to resume from after each.
     """
 
     def record_batches(data: pa.RecordBatch) -> list[RecordBatch]:  # in the reader's thread, beside the event loop
         data = _as_exported(data, json)
         batches = []
-        for piece in _slices(data, batch_bytes, batch_rows):
+        for piece in _slices(data, size):
             last = piece.slice(piece.num_rows - 1).to_pylist()[0]
             if names is not None:
                 piece = pa.RecordBatch.from_arrays(piece.columns[: len(names)], names=list(names))
@@ -185,13 +196,13 @@ def stream(
     return RecordStream(db, query, args, record_batches)
 
 
-def _slices(data: pa.RecordBatch, batch_bytes: int, batch_rows: int = 0) -> list[pa.RecordBatch]:
-    """`data` in slices of about `batch_bytes` and at most `batch_rows` rows (all of it, without either)."""
+def _slices(data: pa.RecordBatch, size: BatchSize) -> list[pa.RecordBatch]:
+    """`data` in slices of about `size` (all of it, without one)."""
     rows = data.num_rows
-    if batch_bytes and data.nbytes > batch_bytes:
-        rows = max(1, data.num_rows * batch_bytes // data.nbytes)
-    if batch_rows:
-        rows = min(rows, batch_rows)
+    if size.bytes and data.nbytes > size.bytes:
+        rows = max(1, data.num_rows * size.bytes // data.nbytes)
+    if size.rows:
+        rows = min(rows, size.rows)
     if rows >= data.num_rows:
         return [data]
     return [data.slice(offset, rows) for offset in range(0, data.num_rows, rows)]
@@ -330,4 +341,14 @@ def _cancel_until_done(reader: threading.Thread, reading: list[adbc.Cursor], reg
         reader.join(0.2)
 
 
-__all__ = ["Params", "RecordBatch", "RecordStream", "SourceDatabase", "SourceLost", "inline_parameters", "stream"]
+__all__ = [
+    "AS_READ",
+    "BatchSize",
+    "Params",
+    "RecordBatch",
+    "RecordStream",
+    "SourceDatabase",
+    "SourceLost",
+    "inline_parameters",
+    "stream",
+]

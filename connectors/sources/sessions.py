@@ -6,7 +6,7 @@ touches it again exports its updated summary.
 
 from datetime import datetime
 
-from connectors.sources.reading import Params, RecordStream, SourceDatabase, stream
+from connectors.sources.reading import AS_READ, BatchSize, Params, RecordStream, SourceDatabase, stream
 
 COLUMNS = (
     "session_id",
@@ -56,14 +56,7 @@ class SessionsSource:
         return query
 
     def read(
-        self,
-        start: datetime,
-        end: datetime,
-        *,
-        after: str | None = None,
-        limit: int = 0,
-        batch_bytes: int = 0,
-        batch_rows: int = 0,
+        self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, size: BatchSize = AS_READ
     ) -> RecordStream:
         p = Params()
         touched = self._touched(p, start, end, after)
@@ -79,8 +72,7 @@ class SessionsSource:
             query,
             p.values,
             position=lambda row: str(row["session_id"]),
-            batch_bytes=batch_bytes,
-            batch_rows=batch_rows,
+            size=size,
         )
 
     async def count(self, start: datetime, end: datetime) -> int:

@@ -11,7 +11,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from connectors.sources.reading import WATCH_EVERY_SECONDS, SourceDatabase, SourceLost, inline_parameters, stream
+from connectors.sources.reading import (
+    WATCH_EVERY_SECONDS,
+    BatchSize,
+    SourceDatabase,
+    SourceLost,
+    inline_parameters,
+    stream,
+)
 from tests.support.stack import Stack
 
 HOSTILE = [
@@ -66,7 +73,8 @@ async def test_literals_do_not_depend_on_the_sessions_date_style(stack: Stack) -
 async def test_batches_of_a_size_asked_for_each_end_at_their_position(stack: Stack) -> None:
     query = "SELECT i, repeat('x', 1000) AS padding FROM generate_series(1, $1::int) AS i ORDER BY i"
     db = SourceDatabase(stack.pool, stack.settings.database_url)
-    batches = [b async for b in stream(db, query, [20_000], position=lambda row: str(row["i"]), batch_bytes=2**20)]
+    read = stream(db, query, [20_000], position=lambda row: str(row["i"]), size=BatchSize(bytes=2**20))
+    batches = [b async for b in read]
     numbers = [n for b in batches for n in b.data.column("i").to_pylist()]
     assert numbers == list(range(1, 20_001))  # each row once, in order
     assert len(batches) >= 18 and all(b.data.nbytes <= 1.1 * 2**20 for b in batches)  # ~20 MB in ~1 MiB batches
@@ -76,7 +84,8 @@ async def test_batches_of_a_size_asked_for_each_end_at_their_position(stack: Sta
 async def test_batches_of_at_most_the_rows_asked_for(stack: Stack) -> None:
     query = "SELECT i FROM generate_series(1, $1::int) AS i ORDER BY i"
     db = SourceDatabase(stack.pool, stack.settings.database_url)
-    batches = [b async for b in stream(db, query, [5_000], position=lambda row: str(row["i"]), batch_rows=500)]
+    read = stream(db, query, [5_000], position=lambda row: str(row["i"]), size=BatchSize(rows=500))
+    batches = [b async for b in read]
     assert [n for b in batches for n in b.data.column("i").to_pylist()] == list(range(1, 5_001))
     assert max(b.data.num_rows for b in batches) == 500 and len(batches) == 10
     assert [b.position for b in batches] == [str(500 * (k + 1)) for k in range(10)]
@@ -87,7 +96,7 @@ async def test_a_read_cut_while_the_caller_waits_ends_the_wait(stack: Stack) -> 
     connection (here: terminated; a restart does the same) the caller's wait still ends within seconds."""
     query = "SELECT i, repeat('x', 1000) AS padding FROM generate_series(1, $1::int) AS i"
     db = SourceDatabase(stack.pool, stack.settings.database_url)
-    read = stream(db, query, [200_000], position=lambda row: str(row["i"]), batch_bytes=2**20)
+    read = stream(db, query, [200_000], position=lambda row: str(row["i"]), size=BatchSize(bytes=2**20))
     async with contextlib.aclosing(read) as batches:
         async for _ in batches:
             await asyncio.sleep(0.5)  # the reader fills its queue and waits for room
