@@ -24,7 +24,8 @@ def test_the_two_commands_run_what_exists() -> None:
     commands = [line.split("#")[0].strip() for line in block[1].splitlines() if line.strip()]
     assert commands == ["make dev", "make test"]
     for target in ("dev", "test"):
-        recipe = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        dry_run = ["make", "-n", "--no-print-directory", target]  # no "Entering directory" lines under `make test`
+        recipe = subprocess.run(dry_run, cwd=ROOT, capture_output=True, text=True, check=True).stdout
         last = recipe.strip().splitlines()[-1]
         module = re.search(r"python -m (\S+)", last)
         assert module is not None, last
