@@ -6,6 +6,10 @@ Temporal at most every few seconds): a worker killed between heartbeats loses no
 from the later of the two. The row also fences: an attempt takes the run over when it begins, and an earlier
 one still running (its worker cut off from Temporal past the heartbeat timeout) stops at its next step.
 
+Whatever ends an attempt leaves it through `Attempt.end`, with every secret value of the destination's config
+redacted: the run's `latest_error`, its logs, the Temporal failure and the worker's log lines never hold one,
+whatever library wrote the message.
+
 Every attempt's end reaches the run's logs once. It writes its own when it can. When it cannot (the database
 is down) it hands the words on in its last heartbeat, and the next attempt writes them. An attempt that left
 nothing (its worker was killed) is described by the next one, from what Temporal says of it. Bookkeeping that
@@ -14,6 +18,7 @@ fails never replaces the error the attempt ends with.
 
 import asyncio
 import contextlib
+import traceback
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -143,15 +148,19 @@ class Attempt:
         if not saved:
             raise Superseded(f"a later attempt has taken the export of run {self.run_id} over")
 
+    def redact(self, message: str) -> str:
+        """`message` without any secret value of the export's destination config."""
+        return self.export.destination_config.redact(message) if self.export else message
+
     async def end(self, error: BaseException) -> BaseException:
-        """Record how the attempt ends (or hand it on); returns what the attempt raises."""
+        """Record how the attempt ends (or hand it on); returns what the attempt raises (with no secret in it)."""
         if isinstance(error, Superseded):
             activity.logger.warning("export attempt %s stops: %s", self.number, error)
             return ApplicationError(str(error), type="Superseded")
         if isinstance(error, DestinationUserError):  # the run fails, with these words
-            return ApplicationError(str(error), type="DestinationUserError", non_retryable=True)
+            return ApplicationError(self.redact(str(error)), type="DestinationUserError", non_retryable=True)
         if isinstance(error, ApplicationError) and error.non_retryable:
-            return error
+            return ApplicationError(self.redact(error.message), type=error.type, non_retryable=True)
         if isinstance(error, WorkerShutdown) or (is_cancelled_exception(error) and _worker_shutting_down()):
             message = "Export attempt interrupted by worker shutdown, resuming from checkpoint"
             message += f" after record {self.done.records:,}" if self.done.position else " (from the start)"
@@ -164,9 +173,14 @@ class Attempt:
             )
         if is_cancelled_exception(error) or not isinstance(error, Exception):
             return error  # a cancel: the run records it
-        reason = f"{type(error).__name__}: {error}"
+        reason = self.redact(f"{type(error).__name__}: {error}")
+        activity.logger.warning(
+            "export attempt %s failed:\n%s",
+            self.number,
+            self.redact("".join(traceback.format_exception(error)).rstrip()),
+        )
         await self._record(f"Export attempt {self.number} failed: {reason}", latest_error=reason)
-        return error
+        return ApplicationError(reason, type=type(error).__name__)  # retried, as the error itself would be
 
     async def _record(self, message: str, *, level: logs.Level = logs.Level.WARNING, latest_error: str = "") -> None:
         """Write the attempt's end (and ends still unrecorded) to the run's logs, or hand it on in the heartbeat."""

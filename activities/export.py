@@ -19,7 +19,7 @@ from activities.attempts import Attempt, Checkpoint, WorkerShutdown
 from batch_exports.runtime import Runtime
 from batch_exports.store import exports
 from batch_exports.store.exports import BatchExport
-from connectors.destinations import WriteRequest, ensure_allowed_host, open_writer
+from connectors.destinations import Context, WriteRequest, ensure_allowed_host, open_writer
 from connectors.sources import BatchSize, open_source
 from contracts.workflows import EXPORT_PROGRESS_SIGNAL, ExportInputs, ExportProgress, ExportResult
 
@@ -46,22 +46,29 @@ class Exporter:
                 )
             start = await attempt.begin(export)
             written = Checkpoint(records=start.records, bytes=start.bytes)  # so far, if not all for good yet
+            context = self.rt.destinations.for_project(export.team_id)
             async with self._heartbeating(attempt, written):
-                await ensure_allowed_host(export.destination_config, self.rt.settings.allow_private_destinations)
-                return await self._write(export, inputs, attempt, start, written)
+                await ensure_allowed_host(export.destination_config, context)
+                return await self._write(export, inputs, attempt, start, written, context)
         except BaseException as error:
             outcome = await attempt.end(error)
             if outcome is error:
                 raise
-            raise outcome from error
+            raise outcome from None  # the cause's own words could hold a secret (`Attempt.end` redacts them)
 
     async def _write(
-        self, export: BatchExport, inputs: ExportInputs, attempt: Attempt, start: Checkpoint, written: Checkpoint
+        self,
+        export: BatchExport,
+        inputs: ExportInputs,
+        attempt: Attempt,
+        start: Checkpoint,
+        written: Checkpoint,
+        context: Context,
     ) -> ExportResult:
         """Copy the interval (after `start`) from the source to the destination, checkpointing whenever the
         destination says everything so far is there for good, and counting what it wrote in `written`."""
         request = WriteRequest(
-            context=self.rt.destinations,
+            context=context,
             model=export.model,
             custom_columns=export.hogql_query is not None,
             start=inputs.data_interval_start,

@@ -8,6 +8,7 @@ a pool or a client of its own.
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 import asyncpg
 from temporalio.client import Client
@@ -17,6 +18,7 @@ from batch_exports.settings import Settings
 from batch_exports.store import db
 from batch_exports.temporal import client as temporal_client
 from connectors.destinations import Context
+from connectors.destinations.base import ProtectedDatabase
 from connectors.sources.reading import SourceDatabase
 
 
@@ -32,8 +34,22 @@ class Runtime:
 
     @property
     def destinations(self) -> Context:
-        """What destinations are told about where they run."""
-        return Context(files_root=self.settings.exports_root, allow_private=self.settings.allow_private_destinations)
+        """What destinations are told about where they run (`for_project` narrows it to one project's)."""
+        return Context(
+            files_root=self.settings.exports_root,
+            allow_private=self.settings.allow_private_destinations,
+            protected_databases=own_databases(self.settings),
+        )
+
+
+def own_databases(settings: Settings) -> tuple[ProtectedDatabase, ...]:
+    """The service's own databases (metadata, event source), which no destination may point at."""
+    found = []
+    for dsn in dict.fromkeys((settings.database_url, settings.source_dsn)):
+        url = urlparse(dsn)
+        with contextlib.suppress(ValueError):
+            found.append(ProtectedDatabase(url.hostname or "", url.port or 5432, url.path.lstrip("/")))
+    return tuple(found)
 
 
 def cipher_for(settings: Settings, process: str) -> ConfigCipher:
@@ -58,4 +74,10 @@ async def open_runtime(
             source_pool = await stack.enter_async_context(await db.create_pool(settings.source_dsn))
         if client is None:
             client = await temporal_client.connect(lazy=lazy, process=process)
-        yield Runtime(settings, pool, SourceDatabase(source_pool, settings.source_dsn), client, cipher)
+        yield Runtime(
+            settings,
+            pool,
+            SourceDatabase(source_pool, settings.source_dsn, settings.source_statement_timeout_seconds),
+            client,
+            cipher,
+        )

@@ -4,6 +4,7 @@
 Adding a destination is one new module plus one line in that list.
 """
 
+import logging
 from typing import Any
 
 from connectors.destinations import file, http, noop, postgres, s3
@@ -24,6 +25,7 @@ DESTINATIONS: tuple[Destination[Any], ...] = (
     *s3.DESTINATIONS,
     noop.DESTINATION,
 )
+logger = logging.getLogger(__name__)
 _BY_TYPE = {destination.type: destination for destination in DESTINATIONS}
 TYPES = tuple(_BY_TYPE)
 """Every destination type, in the order the API lists them."""
@@ -44,12 +46,15 @@ def open_writer(type_name: str, config: DestinationConfig, request: WriteRequest
 
 
 async def run_step(type_name: str, config: DestinationConfig, context: Context, index: int) -> str | None:
-    """Run check `index` of the destination; None when it passes, else what went wrong."""
+    """Run check `index` of the destination; None when it passes, else what went wrong (no secret in it)."""
     try:
-        await ensure_allowed_host(config, context.allow_private)
+        await ensure_allowed_host(config, context)
         await destination(type_name).steps[index].run(config, context)
     except DestinationUserError as error:
-        return str(error)
+        return config.redact(str(error))
+    except Exception as error:  # what the check could not foresee is still the answer to the person asking
+        logger.warning("destination check %s of %s failed: %s", index, type_name, config.redact(repr(error)))
+        return config.redact(f"The check failed with an unexpected error: {type(error).__name__}: {error}")
     return None
 
 

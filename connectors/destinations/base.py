@@ -5,16 +5,20 @@ A destination writes an interval so that writing it again leaves exactly one cop
 leaves the destination as it was.
 
 Fields listed in a config's `secret_fields` are write-only: they are stored (encrypted, like the rest
-of the config) but never returned by the API or written to a log.
+of the config) but never returned by the API, and their values are redacted from every message that leaves
+a destination (`redact`). A secret stays with the place it was given for: `secret_scope_fields` are the
+fields that say where the secrets go, and a change to one of them needs the secrets sent again.
 """
 
 import builtins
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import urlparse
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,9 +30,32 @@ class DestinationUserError(Exception):
     """An error only the user can fix (bad credentials, missing bucket, no permission): never retried."""
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a destination connects: its host (and the config field naming it), its port and, for a database,
+    the database's name."""
+
+    host: str
+    field: str
+    port: int = 0
+    database: str | None = None
+
+    @classmethod
+    def of_url(cls, url: str, field: str) -> "Endpoint":
+        parsed = urlparse(url)
+        try:
+            port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        except ValueError:
+            port = 0
+        return cls(parsed.hostname or "", field, port)
+
+
 class DestinationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     secret_fields: ClassVar[frozenset[str]] = frozenset()
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset()
+    """The fields that say where the secrets are sent (host, url, bucket, ...): changing one without sending
+    the secrets again is refused, so a stored secret never follows a new address it was not given for."""
 
     include_events: list[str] | None = Field(None, description="Export only these events (events model).")
     exclude_events: list[str] | None = Field(None, description="Export all events but these (events model).")
@@ -45,15 +72,59 @@ class DestinationConfig(BaseModel):
         """The host this destination connects to, and the field naming it; None for local ones."""
         return None
 
+    def endpoint(self) -> Endpoint | None:
+        """Where this destination connects (host, port, database), checked before anything connects."""
+        remote = self.remote_host()
+        return Endpoint(remote[0], remote[1]) if remote else None
+
+    def secret_values(self) -> list[str]:
+        """The values of the secret fields that are set, longest first."""
+        values = {str(getattr(self, name)) for name in self.secret_fields if getattr(self, name, None)}
+        return sorted(values, key=len, reverse=True)
+
+    def redact(self, message: str) -> str:
+        """`message` with every secret value of this config replaced by `[redacted]`."""
+        return redact(message, self.secret_values())
+
+
+SHORT_SECRET = 6
+"""A secret shorter than this is redacted only where it stands alone (not inside a longer word)."""
+
+
+def redact(message: str, secrets: list[str]) -> str:
+    """`message` without any of `secrets`: each replaced by `[redacted]` wherever it occurs (a short one where
+    it is not part of a longer word, so that a user called `ed` leaves 'redacted' readable)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if len(secret) >= SHORT_SECRET:
+            message = message.replace(secret, "[redacted]")
+        else:
+            message = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "[redacted]", message)
+    return message
+
+
+@dataclass(frozen=True)
+class ProtectedDatabase:
+    """A database of this service (its metadata, its event source): never a destination."""
+
+    host: str
+    port: int
+    database: str
+
 
 @dataclass(frozen=True)
 class Context:
     """What the service tells a destination about where it runs."""
 
     files_root: Path
-    """The directory `File` destinations write under."""
+    """The directory `File` destinations write under: the project's own (see `for_project`)."""
     allow_private: bool
     """Whether a destination may reach loopback, private and other non-internet addresses."""
+    protected_databases: tuple[ProtectedDatabase, ...] = ()
+    """The service's own databases, which no destination may point at."""
+
+    def for_project(self, team_id: int) -> "Context":
+        """The context of one project's destinations: files under the project's own directory of the root."""
+        return replace(self, files_root=self.files_root / str(team_id))
 
 
 @dataclass(frozen=True)

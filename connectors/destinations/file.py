@@ -1,4 +1,8 @@
-"""`File`: files in a local directory (under the worker's root), laid out like the S3 destination's keys.
+"""`File`: files in a local directory (under the project's own directory of the worker's root), laid out like
+the S3 destination's keys.
+
+Two projects never share a directory (each writes under `{root}/{project id}`), and a path is one the file
+system can hold: relative, no `..`, no NUL or other control character, names of at most 255 bytes.
 
 Each file is written to a hidden partial file beside its final name and renamed over it when complete,
 so a reader sees the previous copy or the complete new one, never half of either.
@@ -16,23 +20,36 @@ from pydantic import Field, field_validator
 from connectors.destinations.base import Context, Destination, DestinationUserError, Step
 from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
 
+NAME_BYTES = 255
+"""The longest file or directory name most file systems take."""
+
 
 class FileConfig(FilesConfig):
-    path: str = Field(min_length=1, description="Directory, relative to the workers' file-destination root.")
-    prefix: str = Field("", description="Sub-directory for this export's files.")
+    path: str = Field(
+        min_length=1, max_length=1000, description="Directory, relative to the project's directory of the root."
+    )
+    prefix: str = Field("", max_length=1000, description="Sub-directory for this export's files.")
 
     @field_validator("path", "prefix")
     @classmethod
-    def _no_parent_segments(cls, value: str) -> str:
+    def _a_relative_path(cls, value: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not contain NUL or other control characters")
         if ".." in value.split("/"):
             raise ValueError("must not contain '..' segments")
         if value.startswith("/"):
             raise ValueError("must be relative to the directory this service writes files under")
+        try:
+            too_long = [part for part in value.split("/") if len(part.encode()) > NAME_BYTES]
+        except UnicodeEncodeError:
+            raise ValueError("must be valid unicode text") from None
+        if too_long:
+            raise ValueError(f"a directory name may be at most {NAME_BYTES} bytes long")
         return value
 
 
 def resolve_directory(config: FileConfig, root: Path) -> Path:
-    """The directory `config` names, which must lie inside `root` (the worker's file-destination root)."""
+    """The directory `config` names, which must lie inside `root` (the project's directory of the root)."""
     directory = (root / config.path / config.prefix).resolve()
     if not directory.is_relative_to(root):
         raise DestinationUserError(

@@ -5,7 +5,9 @@ capture endpoint) holds each record once however often the interval is sent. Eac
 is one POST (it asks the source for batches of `BATCH_EVENTS`), and is in the destination for good once
 answered: the export checkpoints after every POST, so a resumed attempt sends again at most the one POST
 that was in flight. 429 and 5xx answers are retried with backoff; any other 4xx fails the run with the
-answer in `latest_error`.
+answer in `latest_error`. A redirect is not followed (the token would go wherever it points): it fails the
+run, naming where it pointed. Connections go only where the policy allows (`egress`), and at most
+`ANSWER_BYTES` of an answer are read.
 """
 
 import asyncio
@@ -13,7 +15,6 @@ import gzip
 import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 import aiohttp
 import pyarrow as pa
@@ -25,26 +26,32 @@ from connectors.destinations.base import (
     Destination,
     DestinationConfig,
     DestinationUserError,
+    Endpoint,
     IntervalWriter,
     Step,
 )
+from connectors.destinations.egress import http_session
+from connectors.destinations.hosts import AddressRefused
 from connectors.json_encoding import default
 
 BATCH_EVENTS = 500
 ATTEMPTS = 5
 FIRST_BACKOFF_SECONDS = 0.5
+ANSWER_BYTES = 300
+"""How much of an answer's body is read (and shown in an error)."""
 
 
 class HttpConfig(DestinationConfig):
     """PostHog's capture batch format, POSTed to `url` with `token` as the batch's api_key."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"token"})
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"url"})
 
     url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://[^\s/$.?#][^\s]*$")
     token: str = Field(min_length=1, max_length=1000)
 
-    def remote_host(self) -> tuple[str, str] | None:
-        return urlparse(self.url).hostname or "", "url"
+    def endpoint(self) -> Endpoint | None:
+        return Endpoint.of_url(self.url, "url")
 
 
 class DestinationUnavailable(Exception):
@@ -63,11 +70,12 @@ def capture_event(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class HttpWriter(IntervalWriter):
-    def __init__(self, config: HttpConfig, model: str) -> None:
+    def __init__(self, config: HttpConfig, model: str, context: Context) -> None:
         if model != "events":
             raise DestinationUserError(f"the HTTP destination sends events, not {model}")
         self.config = config
         self.batch_rows = BATCH_EVENTS
+        self.context = context
         self._session: aiohttp.ClientSession | None = None
 
     async def write(self, batch: pa.RecordBatch) -> bool:
@@ -79,7 +87,7 @@ class HttpWriter(IntervalWriter):
     async def send(self, events: list[dict[str, Any]]) -> None:
         """POST one capture batch (gzip), retrying 429 and 5xx answers."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+            self._session = http_session(self.context.allow_private, aiohttp.ClientTimeout(total=60))
         body = json.dumps({"api_key": self.config.token, "batch": events}, default=default).encode()
         await self._post(gzip.compress(body, compresslevel=5))
         self.bytes_written += len(body)
@@ -92,14 +100,24 @@ class HttpWriter(IntervalWriter):
             if attempt:
                 await asyncio.sleep(FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1))
             try:
-                async with self._session.post(self.config.url, data=body, headers=headers) as response:
+                async with self._session.post(
+                    self.config.url, data=body, headers=headers, allow_redirects=False
+                ) as response:
                     if response.status < 300:
                         return
-                    answer = (await response.text())[:300]
+                    if response.status < 400:
+                        raise DestinationUserError(
+                            f"{self.config.url} answered {response.status}, a redirect to "
+                            f"{response.headers.get('Location', '(nowhere)')[:200]}: redirects are not followed; "
+                            "configure the URL the batches should go to"
+                        )
+                    answer = (await response.content.read(ANSWER_BYTES)).decode(errors="replace")
                     if response.status != 429 and response.status < 500:
                         raise DestinationUserError(f"{self.config.url} answered {response.status}: {answer}")
                     problem = f"{response.status}: {answer}"
             except (aiohttp.ClientError, TimeoutError) as error:
+                if isinstance(refused := getattr(error, "os_error", None), AddressRefused):
+                    raise DestinationUserError(f"{self.config.url}: {refused.strerror}") from error
                 problem = f"{type(error).__name__}: {error}"
         raise DestinationUnavailable(f"{self.config.url} did not take the batch after {ATTEMPTS} tries ({problem})")
 
@@ -116,7 +134,7 @@ class HttpWriter(IntervalWriter):
 
 
 async def _answers(config: HttpConfig, context: Context) -> None:
-    writer = HttpWriter(config, "events")
+    writer = HttpWriter(config, "events", context)
     try:
         await writer.send([])
     except DestinationUnavailable as error:
@@ -128,7 +146,7 @@ async def _answers(config: HttpConfig, context: Context) -> None:
 DESTINATION = Destination(
     type="HTTP",
     config=HttpConfig,
-    open_writer=lambda config, request: HttpWriter(config, request.model),
+    open_writer=lambda config, request: HttpWriter(config, request.model, request.context),
     steps=(Step("Send an empty batch", "POST an empty capture batch: the URL and the token answer.", _answers),),
     models=("events",),
 )

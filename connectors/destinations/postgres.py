@@ -5,10 +5,19 @@ temporary staging table inside one transaction; commit
 deletes the target rows with the same keys and inserts the staged ones, then commits: a rerun of the
 interval (or of a continued segment) replaces what it wrote before, and a failure leaves nothing.
 The table is created when missing, with the model's column types.
+
+A connection reaches only the addresses `hosts` checked (asyncpg is given a numeric address, never the
+user's host string, so never a socket path and never a second lookup), and reads nothing of the worker's
+environment: no PGPASSWORD, PGPASSFILE or ~/.pgpass, no PGHOST/PGUSER/PGDATABASE, no client certificate
+or sslmode from PG* variables or ~/.postgresql. TLS is verified against the system's certificate
+authorities and the host name given (encrypted but unverified with `has_self_signed_cert`); a server that
+does not offer TLS is reached in plain text unless `has_self_signed_cert` asks for TLS. A database that
+holds this service's own tables is refused right after connecting, before any statement of the export.
 """
 
 import asyncio
 import io
+import ssl
 from typing import Any, ClassVar
 
 import asyncpg
@@ -21,9 +30,11 @@ from connectors.destinations.base import (
     Destination,
     DestinationConfig,
     DestinationUserError,
+    Endpoint,
     IntervalWriter,
     Step,
 )
+from connectors.destinations.hosts import HostRefused, allowed_addresses
 from connectors.sources.schemas import KEYS, SCHEMAS
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
@@ -32,8 +43,9 @@ _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 class PostgresConfig(DestinationConfig):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     secret_fields: ClassVar[frozenset[str]] = frozenset({"user", "password"})
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"host", "port", "database"})
 
-    host: str = Field(min_length=1, max_length=255)
+    host: str = Field(min_length=1, max_length=253, description="A DNS name or an IP address.")
     port: int = Field(5432, ge=1, le=65535)
     database: str = Field(min_length=1, max_length=63)
     schema_name: str = Field("public", alias="schema", pattern=_IDENTIFIER)
@@ -42,8 +54,8 @@ class PostgresConfig(DestinationConfig):
     password: str = Field("", max_length=1000)
     has_self_signed_cert: bool = False
 
-    def remote_host(self) -> tuple[str, str] | None:
-        return self.host, "host"
+    def endpoint(self) -> Endpoint | None:
+        return Endpoint(self.host, "host", self.port, self.database)
 
 
 SQL_TYPES = {"uuid": "uuid", "text": "text", "json": "jsonb", "timestamp": "timestamptz", "bigint": "bigint",
@@ -66,20 +78,98 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-async def connect(config: PostgresConfig) -> asyncpg.Connection:
-    try:
-        conn = await asyncpg.connect(
-            host=config.host,
-            port=config.port,
-            user=config.user,
-            password=config.password or None,
-            database=config.database,
-            ssl="require" if config.has_self_signed_cert else "prefer",
-            timeout=30,
+class _ServerNameContext(ssl.SSLContext):
+    """A TLS context that checks the certificate against the host name the user gave, whatever address
+    (asyncpg passes the numeric one it connects to) the caller names."""
+
+    server_name: str | None = None
+
+    def wrap_bio(self, incoming: Any, outgoing: Any, server_side: bool = False, server_hostname: Any = None,
+                 session: Any = None) -> ssl.SSLObject:  # fmt: skip
+        return super().wrap_bio(incoming, outgoing, server_side, self.server_name, session)
+
+    def wrap_socket(self, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
+                    suppress_ragged_eofs: bool = True, server_hostname: Any = None,
+                    session: Any = None) -> ssl.SSLSocket:  # fmt: skip
+        return super().wrap_socket(
+            sock, server_side, do_handshake_on_connect, suppress_ragged_eofs, self.server_name, session
         )
-    except USER_ERRORS as error:
-        raise DestinationUserError(f"cannot connect to PostgreSQL at {config.host}:{config.port}: {error}") from error
-    return conn
+
+
+def tls_context(config: PostgresConfig) -> ssl.SSLContext:
+    context = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.server_name = config.host
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if config.has_self_signed_cert:  # encrypted, not authenticated
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context.load_default_certs()
+    return context
+
+
+_OWN_TABLES = """SELECT count(*) FROM pg_catalog.pg_class
+                 WHERE relname IN ('batch_export_destinations', 'personal_api_keys', 'person_distinct_ids')"""
+"""Tables of this service's own databases (its metadata, its event source)."""
+
+
+async def _connect_to(address: str, config: PostgresConfig, tls: ssl.SSLContext | bool) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        host=address,  # checked, numeric: asyncpg resolves nothing and opens no socket path
+        port=config.port,
+        user=config.user,  # never None: None reads PGUSER
+        database=config.database,  # never None: None reads PGDATABASE
+        password=config.password,  # never None: None reads PGPASSWORD, then PGPASSFILE or ~/.pgpass
+        passfile=None,
+        ssl=tls,  # a context or False: a mode's name reads PGSSLROOTCERT, PGSSLCERT, ~/.postgresql, ...
+        direct_tls=False,
+        target_session_attrs="any",
+        krbsrvname="postgres",
+        gsslib="gssapi",
+        server_settings={"application_name": "batch-exports"},
+        timeout=30,
+    )
+
+
+async def connect(config: PostgresConfig, context: Context) -> asyncpg.Connection:
+    """A connection to the destination, at an address the policy allows, with nothing of the worker's own."""
+    addresses = await allowed_addresses(config, context)
+    last: Exception | None = None
+    for address in addresses:
+        try:
+            try:
+                conn = await _connect_to(address, config, tls_context(config))
+            except ConnectionError as error:
+                if config.has_self_signed_cert or "rejected SSL upgrade" not in str(error):
+                    raise
+                conn = await _connect_to(address, config, False)  # the server has no TLS
+        except USER_ERRORS as error:
+            raise DestinationUserError(
+                f"cannot connect to PostgreSQL at {config.host}:{config.port}: {error}"
+            ) from error
+        except ssl.SSLCertVerificationError as error:
+            raise DestinationUserError(
+                f"cannot connect to PostgreSQL at {config.host}:{config.port}: its certificate is not trusted "
+                f"({error.verify_message}); set has_self_signed_cert if it is self-signed"
+            ) from error
+        except (OSError, TimeoutError) as error:
+            last = error
+            continue
+        try:
+            own = await conn.fetchval(_OWN_TABLES)
+        except BaseException:
+            await conn.close()
+            raise
+        if own:
+            await conn.close()
+            raise HostRefused(
+                f"{config.host}:{config.port}/{config.database} is a database of this service itself; "
+                "it cannot be a destination",
+                "host",
+            )
+        return conn
+    assert last is not None
+    raise last
 
 
 def as_csv(batch: pa.RecordBatch, columns: tuple[str, ...]) -> bytes:
@@ -96,10 +186,11 @@ def as_csv(batch: pa.RecordBatch, columns: tuple[str, ...]) -> bytes:
 
 
 class PostgresWriter(IntervalWriter):
-    def __init__(self, config: PostgresConfig, model: str) -> None:
+    def __init__(self, config: PostgresConfig, model: str, context: Context) -> None:
         if model not in SCHEMAS:
             raise DestinationUserError(f"the Postgres destination does not export the {model} model")
         self.config = config
+        self.context = context
         self.types = {column: SQL_TYPES[kind] for column, kind in SCHEMAS[model].items()}
         self.key = KEYS[model]
         self.columns = tuple(self.types)
@@ -110,7 +201,7 @@ class PostgresWriter(IntervalWriter):
     async def _open(self) -> asyncpg.Connection:
         if self._conn is not None:
             return self._conn
-        conn = await connect(self.config)
+        conn = await connect(self.config, self.context)
         try:
             definition = ", ".join(f"{quote(c)} {t}" for c, t in self.types.items())
             await conn.execute(f"CREATE TABLE IF NOT EXISTS {self.target} ({definition})")
@@ -159,12 +250,12 @@ class PostgresWriter(IntervalWriter):
 
 
 async def _connects(config: PostgresConfig, context: Context) -> None:
-    conn = await connect(config)
+    conn = await connect(config, context)
     await conn.close()
 
 
 async def _table_writable(config: PostgresConfig, context: Context) -> None:
-    conn = await connect(config)
+    conn = await connect(config, context)
     try:
         exists = await conn.fetchval("SELECT to_regclass($1)", f"{config.schema_name}.{config.table_name}")
         if exists:
@@ -183,7 +274,7 @@ async def _table_writable(config: PostgresConfig, context: Context) -> None:
 DESTINATION = Destination(
     type="Postgres",
     config=PostgresConfig,
-    open_writer=lambda config, request: PostgresWriter(config, request.model),
+    open_writer=lambda config, request: PostgresWriter(config, request.model, request.context),
     steps=(
         Step("Connect", "Connect to the database with the credentials given.", _connects),
         Step("Table is writable", "The table can be created, or written and rewritten.", _table_writable),

@@ -9,6 +9,10 @@ An attempt that dies leaves its multipart upload open (its parts cost storage). 
 commits or gives up, aborts the uploads still open under the interval's keys: only one attempt writes an
 interval at a time, so any but its own are left over. (A bucket lifecycle rule,
 `AbortIncompleteMultipartUpload`, catches the rest: see the README.)
+
+The client connects only where the policy allows, to checked addresses, and follows no redirect (`egress`).
+The prefix is a template of bare `{name}` fields only: no format spec, conversion, index or attribute, so
+its expansion is never larger than the fields' own values.
 """
 
 import asyncio
@@ -18,13 +22,13 @@ import string
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Self
-from urllib.parse import urlparse
 
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator, model_validator
 
-from connectors.destinations.base import Context, Destination, DestinationUserError, Step, WriteRequest
+from connectors.destinations.base import Context, Destination, DestinationUserError, Endpoint, Step, WriteRequest
+from connectors.destinations.egress import s3_config
 from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles, interval_stem
 
 logger = logging.getLogger(__name__)
@@ -50,12 +54,13 @@ class S3Config(FilesConfig):
     """Objects in a bucket: an interval's files (see `FilesConfig`), each overwritten as a whole."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"bucket_name", "region", "endpoint_url"})
 
     bucket_name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
-    region: str = Field("us-east-1", min_length=1, max_length=40)
+    region: str = Field("us-east-1", min_length=1, max_length=40, pattern=r"^[a-z0-9-]+$")
     prefix: str = Field("", max_length=500, description="May use {year} {month} {day} {hour} {minute} {table} "
                         "{data_interval_start} {data_interval_end}.")  # fmt: skip
-    endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s/$.?#][^\s]*$")
+    endpoint_url: str | None = Field(None, max_length=2000, pattern=r"^https?://[^\s/$.?#][^\s]*$")
     aws_access_key_id: str = Field(min_length=1, max_length=200)
     aws_secret_access_key: str = Field(min_length=1, max_length=200)
     encryption: Literal["AES256", "aws:kms"] | None = None
@@ -63,13 +68,22 @@ class S3Config(FilesConfig):
 
     @field_validator("prefix")
     @classmethod
-    def _known_placeholders(cls, value: str) -> str:
+    def _bare_fields(cls, value: str) -> str:
+        """Literal text and bare `{name}` fields of PREFIX_FIELDS (`{{`, `}}` for braces)."""
         try:
-            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+            parts = list(string.Formatter().parse(value))
         except ValueError as error:
             raise ValueError(f"the prefix template is malformed: {error}") from None
-        if unknown := sorted(names - PREFIX_FIELDS):
-            raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use {', '.join(sorted(PREFIX_FIELDS))}")
+        for _, name, spec, conversion in parts:
+            if name is None:
+                continue
+            if conversion is not None or spec:
+                raise ValueError(
+                    f"the prefix takes bare fields such as {{year}}: no conversion (!) or format (:) in "
+                    f"{{{name[:40]}{'!' + conversion if conversion else ''}{':' + spec[:20] if spec else ''}}}"
+                )
+            if name not in PREFIX_FIELDS:  # also {}, {0}, {year[0]} and {year.attr}
+                raise ValueError(f"unknown placeholder {{{name[:40]}}}; use {', '.join(sorted(PREFIX_FIELDS))}")
         return value
 
     @model_validator(mode="after")
@@ -78,12 +92,12 @@ class S3Config(FilesConfig):
             raise ValueError("encryption aws:kms needs kms_key_id")
         return self
 
-    def remote_host(self) -> tuple[str, str] | None:
-        return (urlparse(self.endpoint_url).hostname or "", "endpoint_url") if self.endpoint_url else None
+    def endpoint(self) -> Endpoint | None:
+        return Endpoint.of_url(self.endpoint_url, "endpoint_url") if self.endpoint_url else None
 
 
 class S3CompatibleConfig(S3Config):
-    endpoint_url: str = Field(pattern=r"^https?://[^\s/$.?#][^\s]*$")  # type: ignore[assignment]
+    endpoint_url: str = Field(max_length=2000, pattern=r"^https?://[^\s/$.?#][^\s]*$")  # type: ignore[assignment]
 
 
 def object_prefix(config: S3Config, table: str, start: datetime, end: datetime) -> str:
@@ -128,13 +142,14 @@ async def put(s3: Any, config: S3Config, key: str, body: bytes) -> None:
     await call(config, s3.put_object(Bucket=config.bucket_name, Key=key, Body=body, **extra(config)))
 
 
-def client(config: S3Config) -> Any:
+def client(config: S3Config, context: Context) -> Any:
     return get_session().create_client(
         "s3",
         region_name=config.region,
         endpoint_url=config.endpoint_url,
         aws_access_key_id=config.aws_access_key_id,
         aws_secret_access_key=config.aws_secret_access_key,
+        config=s3_config(context.allow_private),
     )
 
 
@@ -220,9 +235,10 @@ class _S3Object(FileUpload):
 
 
 class S3Writer(FileSeriesWriter):
-    def __init__(self, config: S3Config, table: str, files: IntervalFiles) -> None:
+    def __init__(self, config: S3Config, table: str, files: IntervalFiles, context: Context) -> None:
         super().__init__(files)
         self.config = config
+        self.context = context
         self.directory = object_prefix(config, table, files.start, files.end)
         self._client_context: Any = None
         self._client: Any = None
@@ -232,7 +248,7 @@ class S3Writer(FileSeriesWriter):
 
     async def _s3(self) -> Any:
         if self._client is None:
-            self._client_context = client(self.config)
+            self._client_context = client(self.config, self.context)
             self._client = await self._client_context.__aenter__()
         return self._client
 
@@ -305,7 +321,7 @@ class S3Writer(FileSeriesWriter):
 async def _writable(config: S3Config, context: Context) -> None:
     key = f"{config.prefix.split('{')[0].strip('/')}/.batch-exports-check-{uuid.uuid4().hex}".lstrip("/")
     try:
-        async with client(config) as s3:
+        async with client(config, context) as s3:
             await s3.put_object(Bucket=config.bucket_name, Key=key, Body=b"")
             await s3.delete_object(Bucket=config.bucket_name, Key=key)
     except ClientError as error:
@@ -315,7 +331,7 @@ async def _writable(config: S3Config, context: Context) -> None:
 
 
 def _writer(config: S3Config, request: WriteRequest) -> S3Writer:
-    return S3Writer(config, request.model, IntervalFiles.of(config, request))
+    return S3Writer(config, request.model, IntervalFiles.of(config, request), request.context)
 
 
 _STEPS = (Step("Write to the bucket", "Put (then delete) an empty object under the prefix.", _writable),)

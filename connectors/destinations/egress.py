@@ -1,0 +1,105 @@
+"""HTTP clients of destinations (aiohttp, and aiobotocore on top of it) that connect only where the policy
+allows (`hosts`), to the very addresses that were checked.
+
+Two checks, one on each side of the lookup: the resolver resolves a name once and returns only checked
+numeric addresses (so the answer checked is the answer used), and the socket factory refuses any address
+that is about to be connected but not allowed, which also covers numeric URLs (aiohttp never asks the
+resolver about those) and every redirect hop. Redirects are not followed at all, proxies from the
+environment are ignored, and nothing here reads the worker's own credentials.
+"""
+
+import asyncio
+import socket
+from typing import Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from connectors.destinations.hosts import AddressRefused, address_refusal
+
+
+class PinnedResolver(AbstractResolver):
+    """Resolves once with getaddrinfo and returns only addresses the policy allows; one refused address
+    refuses the name."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self.allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+        results: list[ResolveResult] = []
+        for info_family, _, proto, _, sockaddr in infos:
+            if info_family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            address = str(sockaddr[0])
+            if why := address_refusal(address, self.allow_private):
+                raise AddressRefused(f"{host} ({address})", why)
+            results.append(
+                ResolveResult(
+                    hostname=host, host=address, port=int(sockaddr[1]), family=info_family, proto=proto,
+                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                )
+            )  # fmt: skip
+        if not results:
+            raise OSError(f"{host} has no IP address")
+        return results
+
+    async def close(self) -> None:
+        pass
+
+
+def socket_factory(allow_private: bool) -> Any:
+    """The last check, on the exact address a socket is about to connect to."""
+
+    def make(addr_info: Any) -> socket.socket:
+        family, kind, proto, _, sockaddr = addr_info
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            raise AddressRefused(sockaddr, "not an IP socket")
+        if why := address_refusal(str(sockaddr[0]), allow_private):
+            raise AddressRefused(sockaddr[0], why)
+        return socket.socket(family, kind, proto)
+
+    return make
+
+
+def connector_args(allow_private: bool) -> dict[str, Any]:
+    return {"resolver": PinnedResolver(allow_private), "socket_factory": socket_factory(allow_private)}
+
+
+def http_session(allow_private: bool, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+    """An aiohttp session for a destination: pinned connections, no proxy from the environment.
+    Each request must pass `allow_redirects=False`."""
+    connector = aiohttp.TCPConnector(**connector_args(allow_private))
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
+
+
+class _NoRedirects:
+    """An aiohttp session whose requests never follow a redirect: the answer comes back as it is."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._session.request(*args, allow_redirects=False, **kwargs)
+
+
+class NoRedirectSession(AIOHTTPSession):
+    """aiobotocore's HTTP session, with redirects left unfollowed (botocore's own S3 region redirects, which
+    it computes from the answer rather than following `Location`, still work)."""
+
+    async def _get_session(self, proxy_url: Any) -> Any:
+        return _NoRedirects(await super()._get_session(proxy_url))
+
+
+def s3_config(allow_private: bool) -> AioConfig:
+    """The aiobotocore config of a destination's S3 client: pinned connections, no redirects, no proxy from
+    the environment (`proxies={}`: None would make botocore read HTTP(S)_PROXY)."""
+    return AioConfig(
+        connector_args=connector_args(allow_private),  # type: ignore[arg-type]
+        http_session_cls=NoRedirectSession,
+        proxies={},
+    )
