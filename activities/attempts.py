@@ -33,6 +33,7 @@ from batch_exports.runtime import Runtime
 from batch_exports.store import db, exports, logs, runs
 from batch_exports.store.exports import BatchExport
 from connectors.destinations import DestinationUserError
+from connectors.sources.reading import SourceTimeout
 from contracts.statuses import RunStatus
 
 BOOKKEEPING_SECONDS = 5.0
@@ -159,6 +160,8 @@ class Attempt:
             return ApplicationError(str(error), type="Superseded")
         if isinstance(error, DestinationUserError):  # the run fails, with these words
             return ApplicationError(self.redact(str(error)), type="DestinationUserError", non_retryable=True)
+        if isinstance(error, SourceTimeout):  # another attempt would run the same query as long
+            return ApplicationError(str(error), type="SourceStatementTimeout", non_retryable=True)
         if isinstance(error, ApplicationError) and error.non_retryable:
             return ApplicationError(self.redact(error.message), type=error.type, non_retryable=True)
         if isinstance(error, WorkerShutdown) or (is_cancelled_exception(error) and _worker_shutting_down()):

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from api.errors import error_middleware
+from api.inputs import refuse_nul
 from api.routes import (
     PROJECT_PREFIXES,
     backfills,
@@ -24,7 +25,11 @@ from batch_exports.settings import Settings
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
     """The gateway; it opens a runtime of its own unless given one (a process that also runs a worker)."""
     cipher_for(settings, "gateway")  # refuse to start without the key, before any request
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_mb * 2**20)
+    app = web.Application(
+        middlewares=[error_middleware, refuse_nul],
+        client_max_size=settings.max_body_mb * 2**20,
+        handler_args={"auto_decompress": False},  # bodies inflate in a thread, bounded (`api.inputs`)
+    )
     app[SETTINGS] = settings
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

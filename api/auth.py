@@ -11,7 +11,7 @@ async def authorize(request: web.Request, scope: str) -> int:
     """The project the route names, once the caller's key may use `scope` on it.
 
     401 without a valid key; 404 for a project the key may not touch (its existence is not revealed);
-    403 for a key that lacks the scope.
+    403 for a key that lacks the scope (`batch_export:write` includes `batch_export:read`).
     """
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -35,9 +35,11 @@ async def authorize(request: web.Request, scope: str) -> int:
         project_id = int(request.match_info["project_id"])
     except ValueError:
         raise not_found("Project not found.") from None
+    if not 0 < project_id < 2**63:  # beyond a bigint there is no project
+        raise not_found("Project not found.")
     if not key.may_access(project_id) or not await projects.exists(pool, project_id):
         raise not_found("Project not found.")
-    if scope not in key.scopes:
+    if not key.may_use(scope):
         raise ApiError(
             403, f"This API key lacks the scope '{scope}'.", type="authentication_error", code="permission_denied"
         )

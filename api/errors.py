@@ -1,6 +1,5 @@
 """Errors as PostHog's API renders them: `{type, code, detail, attr}`, never a bare 500 page."""
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -8,6 +7,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from api import inputs
+from api.state import SETTINGS
 from batch_exports.models import InvalidField
 from batch_exports.services.backfills import TooManyBackfills
 from batch_exports.store import db
@@ -51,10 +52,11 @@ def from_pydantic(error: ValidationError) -> ApiError:
 
 
 async def read_json(request: web.Request) -> Any:
+    """The body as strict JSON, within the body limit (see `api.inputs`)."""
     try:
-        return json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"The body is not valid JSON: {error}", code="parse_error") from None
+        return await inputs.read_json(request, request.app[SETTINGS].max_body_mb * 2**20)
+    except inputs.BodyRejected as error:
+        raise ApiError(error.status, error.detail, code=error.code) from None
 
 
 @web.middleware

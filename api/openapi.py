@@ -190,9 +190,13 @@ class UnpauseIn(BaseModel):
 
 class StepIn(BaseModel):
     step: int = Field(0, ge=0)
+    destination: dict[str, Any] | None = Field(
+        None, description="Merged over the saved destination before the check (a new host needs its secrets)."
+    )
 
 
-class UnsavedStepIn(StepIn):
+class UnsavedStepIn(BaseModel):
+    step: int = Field(0, ge=0)
     destination: dict[str, Any]
 
 

@@ -1,5 +1,10 @@
-"""The batch export as the API receives it: pydantic models that validate a request body in full."""
+"""The batch export as the API receives it: pydantic models that validate a request body in full.
 
+The bounds that are settings (`Limits`: how many filters, how long, how deeply nested) reach validation as its
+context, and are checked before the costlier checks of what they bound.
+"""
+
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,8 +22,27 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from connectors.destinations import TYPES, DestinationConfig, destination, parse_config
 from connectors.sources.filters import PropertyFilter
-from connectors.sources.hogql import HogQLError, HogQLParseError, parse_query, schema_of
+from connectors.sources.hogql import MAX_DEPTH, HogQLError, HogQLParseError, parse_query, schema_of
 from contracts.intervals import Interval
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of an export's selection, from the settings of the same names (`BATCH_EXPORTS_MAX_...`)."""
+
+    max_filters: int
+    max_filter_length: int
+    max_expression_depth: int
+
+    @classmethod
+    def of(cls, settings: Any) -> "Limits":
+        return cls(settings.max_filters, settings.max_filter_length, settings.max_expression_depth)
+
+
+def _text_length(value: Any) -> int:
+    if isinstance(value, list):
+        return sum(_text_length(v) for v in value)
+    return len(value) if isinstance(value, str) else len(str(value)) if value is not None else 0
 
 
 class DestinationIn(BaseModel):
@@ -76,12 +100,33 @@ class BatchExportIn(BaseModel):
     )
     filters: list[PropertyFilter] | None = Field(None, description="Property filters, all of which must hold.")
 
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _bounded_filters(cls, value: Any, info: ValidationInfo) -> Any:
+        """The number and size of the filters, checked before any of them is parsed."""
+        limits = info.context
+        if not isinstance(limits, Limits) or not isinstance(value, list):
+            return value
+        if len(value) > limits.max_filters:
+            raise field_error(  # a field validator's error is placed under its field
+                (), len(value), f"at most {limits.max_filters} filters (BATCH_EXPORTS_MAX_FILTERS); "
+                f"got {len(value)}"
+            )  # fmt: skip
+        for index, item in enumerate(value):
+            for part in ("key", "value"):
+                if isinstance(item, dict) and (size := _text_length(item.get(part))) > limits.max_filter_length:
+                    raise field_error(
+                        (index, part), size, f"a filter's {part} may be at most {limits.max_filter_length} "
+                        f"characters long (BATCH_EXPORTS_MAX_FILTER_LENGTH); this one is {size}"
+                    )  # fmt: skip
+        return value
+
     @field_validator("hogql_query")
     @classmethod
-    def _allowed_query(cls, value: str | None) -> str | None:
+    def _allowed_query(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and value.strip():
             try:
-                parse_query(value)
+                parse_query(value, getattr(info.context, "max_expression_depth", MAX_DEPTH))
             except HogQLParseError:
                 raise ValueError("Failed to parse query") from None  # PostHog's words, which its clients match
             except HogQLError as error:
@@ -139,9 +184,12 @@ class BatchExportIn(BaseModel):
         return self
 
 
-def field_error(field: str, value: Any, message: str) -> ValidationError:
-    """A validation error that names `field`, for checks that span several fields."""
-    detail = InitErrorDetails(type=PydanticCustomError("invalid", message), loc=(field,), input=value)
+def field_error(field: str | tuple[str | int, ...], value: Any, message: str) -> ValidationError:
+    """A validation error that names `field` (or a path to a part of it), for checks that span several fields."""
+    loc = field if isinstance(field, tuple) else (field,)
+    detail = InitErrorDetails(
+        type=PydanticCustomError("invalid", message.replace("{", "{{").replace("}", "}}")), loc=loc, input=value
+    )
     return ValidationError.from_exception_data("BatchExportIn", [detail])
 
 
@@ -151,3 +199,39 @@ class InvalidField(ValueError):
     def __init__(self, attr: str, message: str) -> None:
         super().__init__(message)
         self.attr = attr
+
+
+def merge_destination(stored_type: str, stored: DestinationConfig, posted: Any) -> dict[str, Any]:
+    """A posted `destination` merged over the stored one, as PUT, PATCH and `run_test_step/` take it (PostHog's
+    merge: the posted config's fields over the stored config's).
+
+    Its type cannot change. A secret stays with the place it was given for: when a field that says where
+    the secrets go (`secret_scope_fields`: host, url, bucket, ...) changes, every stored secret must be sent
+    again in the same request, or it is an InvalidField naming the first one missing.
+    """
+    if not isinstance(posted, dict):
+        raise InvalidField("destination", "destination must be an object.")
+    new_type = posted.get("type", stored_type)
+    if new_type != stored_type:
+        raise InvalidField(
+            "destination__type",
+            f"Cannot change destination type from '{stored_type}' to '{str(new_type)[:100]}'. Delete this batch "
+            "export and create a new one with the new destination type.",
+        )
+    config = posted.get("config") or {}
+    if not isinstance(config, dict):
+        raise InvalidField("destination__config", "destination.config must be an object.")
+    merged = {**stored.stored(), **config}
+    try:
+        changed = parse_config(stored_type, merged)
+    except ValidationError:
+        return {"type": stored_type, "config": merged}  # the body's own validation names the problem
+    moved = sorted(f for f in stored.secret_scope_fields if getattr(changed, f, None) != getattr(stored, f, None))
+    missing = sorted(f for f in stored.secret_fields if getattr(stored, f, None) and f not in config)
+    if moved and missing:
+        raise InvalidField(
+            f"destination__config__{missing[0]}",
+            f"Changing {', '.join(repr(f) for f in moved)} changes where the stored secrets are sent: send "
+            f"{', '.join(repr(f) for f in missing)} again in the same request.",
+        )
+    return {"type": stored_type, "config": merged}

@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     allow_private_destinations: bool = Field(
         False, description="Let destinations reach loopback and private addresses (`make dev` and the tests do)."
     )
+    max_filters: int = Field(100, ge=1, description="Filters one export may have.")
+    max_filter_length: int = Field(
+        2000, ge=1, description="Characters of a filter's key, and of its value (a list's values together)."
+    )
+    max_expression_depth: int = Field(
+        64, ge=1, le=500, description="How deeply a hogql_query's or hogql filter's expressions may nest."
+    )
+    max_backfill_intervals: int = Field(50_000, ge=1, description="Intervals one backfill may run.")
+    source_statement_timeout_seconds: float = Field(
+        3600, gt=0, description="How long one query of a run on the event source may take (whole stream)."
+    )
     file_destination_root: Path | None = Field(
         None, description="Directory `File` destinations write under; defaults to `{data_dir}/exports`."
     )

@@ -28,8 +28,10 @@ async def create_backfill_for(request: web.Request, export: BatchExport) -> Back
     if not isinstance(body, dict):
         raise validation_error("The body must be a JSON object with start_at and end_at.")
     now = datetime.now(UTC)
-    start_at, end_at = backfilling.bounds(export, body.get("start_at"), body.get("end_at"), now)
     rt = runtime(request)
+    start_at, end_at = backfilling.bounds(
+        export, body.get("start_at"), body.get("end_at"), now, rt.settings.max_backfill_intervals
+    )
     async with rt.pool.acquire() as conn, conn.transaction():
         return await backfilling.start(rt, conn, export, start_at, end_at)
 

@@ -1,5 +1,6 @@
 """`batch_exports/`: exports and their schedules, changed together in one request."""
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -16,22 +17,37 @@ from api.responses import export_body, json_response
 from api.routes import Route
 from api.routes.backfills import create_backfill_for
 from api.state import runtime
-from batch_exports.models import BatchExportIn
+from batch_exports.models import BatchExportIn, Limits, merge_destination
 from batch_exports.runtime import Runtime
 from batch_exports.services import lifecycle, reconciliation
 from batch_exports.store import api_keys, exports, runs
 from connectors.destinations import hosts
+from connectors.sources import regex_subset
 from connectors.sources.events import EventSelection, EventsSource
 from connectors.sources.filters import regex_values
 from connectors.sources.hogql import parse_query
 from contracts.intervals import Interval
 
 
-async def check_host(rt: Runtime, body: BatchExportIn) -> None:
-    """A destination may not reach this network's own addresses unless the settings allow it."""
-    remote = body.destination.parsed().remote_host()
-    if remote and (problem := await hosts.refused(remote[0], rt.settings.allow_private_destinations)):
-        raise validation_error(problem, f"destination__config__{remote[1]}")
+async def validated(rt: Runtime, data: Any) -> BatchExportIn:
+    """The body as an export, validated in a thread (parsing queries and filters, DST checks: the event loop
+    keeps serving meanwhile) within the settings' limits."""
+    limits = Limits.of(rt.settings)
+    return await asyncio.to_thread(lambda: BatchExportIn.model_validate(data, context=limits))
+
+
+async def check_host(rt: Runtime, project_id: int, body: BatchExportIn) -> None:
+    """A destination may not reach this network's own addresses unless the settings allow it, nor this
+    service's own databases; its host must resolve."""
+    try:
+        await hosts.ensure_allowed_host(body.destination.parsed(), rt.destinations.for_project(project_id))
+    except hosts.HostRefused as refused:
+        raise validation_error(str(refused), f"destination__config__{refused.field}") from None
+    except OSError as error:
+        endpoint = body.destination.parsed().endpoint()
+        raise validation_error(
+            f"The host could not be resolved now: {error}", f"destination__config__{endpoint.field if endpoint else ''}"
+        ) from None
 
 
 async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
@@ -39,6 +55,10 @@ async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
     query = parse_query(body.hogql_query) if body.hogql_query else None
     source = EventsSource(rt.source, 0, EventSelection(filters=tuple(body.filters or ()), query=query))
     for index, pattern in regex_values(body.filters or []):
+        if problem := regex_subset.regex_problem(pattern):
+            raise validation_error(
+                f"The regular expression is outside the subset filters take: {problem}.", f"filters__{index}__value"
+            )
         if problem := await source.regex_problem(pattern):
             raise validation_error(f"Not a valid regular expression: {problem}", f"filters__{index}__value")
     if (body.hogql_query or body.filters) and (problem := await source.type_check()):
@@ -79,9 +99,9 @@ async def list_exports(request: web.Request) -> web.Response:
 )
 async def create_export(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.WRITE)
-    body = BatchExportIn.model_validate(await read_json(request))
     rt = runtime(request)
-    await check_host(rt, body)
+    body = await validated(rt, await read_json(request))
+    await check_host(rt, project_id, body)
     await check_with_postgres(rt, body)
     export = await lifecycle.create(rt, project_id, body)
     return json_response(export_body(export, latest_runs=[]), status=201)
@@ -118,24 +138,12 @@ async def update_export(request: web.Request) -> web.Response:
         if not interval.is_calendar:
             merged["offset_hour"] = None
     for field, value in patch.items():
-        if field != "destination":
-            merged[field] = value
-            continue
-        if not isinstance(value, dict):
-            raise validation_error("destination must be an object.", "destination")
-        if value.get("type", export.destination_type) != export.destination_type:
-            raise validation_error(
-                f"A batch export's destination type cannot change (it is {export.destination_type}); "
-                "create a new export instead.",
-                "destination__type",
-            )
-        config = value.get("config") or {}
-        if not isinstance(config, dict):
-            raise validation_error("destination.config must be an object.", "destination__config")
-        merged["destination"] = {**merged["destination"], "config": {**merged["destination"]["config"], **config}}
-    body = BatchExportIn.model_validate(merged)
+        if field == "destination":
+            value = merge_destination(export.destination_type, export.destination_config, value)
+        merged[field] = value
     rt = runtime(request)
-    await check_host(rt, body)
+    body = await validated(rt, merged)
+    await check_host(rt, export.team_id, body)
     await check_with_postgres(rt, body)
     updated = await lifecycle.update(rt, export, body)
     return json_response(export_body(updated, latest_runs=await runs.latest(rt.pool, updated.id)))

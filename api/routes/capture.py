@@ -3,11 +3,12 @@
 A payload is authenticated by its project token and written whole or not at all.
 """
 
-import json
-import zlib
+import asyncio
+from typing import Any
 
 from aiohttp import web
 
+from api import inputs
 from api import openapi as oa
 from api.errors import ApiError
 from api.openapi import operation
@@ -16,18 +17,14 @@ from api.state import runtime
 from batch_exports.services import capture as ingestion
 from batch_exports.store import event_store, projects
 
-_GZIP_MAGIC = b"\x1f\x8b"
+INLINE_EVENTS = 2000
 
 
-def _decompress(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as error:
-        raise ApiError(400, f"The body is not valid gzip: {error}", code="invalid_payload") from None
-    if len(data) > limit:
-        raise ApiError(413, f"The decompressed body exceeds {limit // 2**20} MiB.", code="too_large")
-    return data
+def _large(body: Any) -> bool:
+    return (
+        isinstance(body, list | dict)
+        and len(body if isinstance(body, list) else body.get("batch") or ()) > INLINE_EVENTS
+    )
 
 
 @operation(
@@ -38,16 +35,13 @@ def _decompress(body: bytes, limit: int) -> bytes:
 )
 async def capture(request: web.Request) -> web.Response:
     rt = runtime(request)
-    limit = rt.settings.max_body_mb * 2**20
-    body = await request.read()
-    # aiohttp already inflates `Content-Encoding: gzip`; PostHog's SDKs may instead send gzip with
-    # `?compression=gzip-js`, so the body itself says whether it is compressed.
-    if body.startswith(_GZIP_MAGIC):
-        body = _decompress(body, limit)
-    try:
-        payload = ingestion.parse(json.loads(body))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"The body is not valid JSON: {error}", code="invalid_payload") from None
+    try:  # gzip by `Content-Encoding` or by the body itself (PostHog's `?compression=gzip-js`), bounded
+        body = await inputs.read_json(request, rt.settings.max_body_mb * 2**20)
+    except inputs.BodyRejected as error:
+        code = "invalid_payload" if error.status == 400 else error.code
+        raise ApiError(error.status, error.detail, code=code) from None
+    try:  # a large batch is checked in a thread: the event loop goes on serving
+        payload = await asyncio.to_thread(ingestion.parse, body) if _large(body) else ingestion.parse(body)
     except ingestion.CaptureError as error:
         raise ApiError(400, f"Invalid payload: {error}.", code="invalid_payload") from None
     team_id = await projects.for_token(rt.pool, payload.token) if payload.token else None

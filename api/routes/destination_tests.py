@@ -12,7 +12,7 @@ from api.openapi import operation
 from api.responses import json_response
 from api.routes import Route
 from api.state import runtime
-from batch_exports.models import DestinationIn
+from batch_exports.models import DestinationIn, merge_destination
 from batch_exports.store import api_keys
 from connectors.destinations import TYPES, DestinationConfig, destination, run_step
 
@@ -33,8 +33,10 @@ def _step_index(body: Any, destination_type: str) -> int:
     return step
 
 
-async def _result(request: web.Request, kind: str, config: DestinationConfig, step: int) -> web.Response:
-    problem = await run_step(kind, config, runtime(request).destinations, step)
+async def _result(
+    request: web.Request, project_id: int, kind: str, config: DestinationConfig, step: int
+) -> web.Response:
+    problem = await run_step(kind, config, runtime(request).destinations.for_project(project_id), step)
     status = "Passed" if problem is None else "Failed"
     checked = destination(kind).steps[step]
     return json_response(
@@ -57,22 +59,28 @@ async def list_steps(request: web.Request) -> web.Response:
 
 @operation("Run one check against a saved export's destination", {200: oa.StepResult}, body=oa.StepIn)
 async def run_step_saved(request: web.Request) -> web.Response:
-    """`POST batch_exports/{id}/run_test_step/` `{"step": n}`: a check against a saved export's destination."""
+    """`POST batch_exports/{id}/run_test_step/` `{"step": n}`: a check against a saved export's destination;
+    a posted `destination` is merged over the stored one first (the same rules as a PATCH)."""
     export = await export_for(request, api_keys.WRITE, name="id")
-    step = _step_index(await read_json(request), export.destination_type)
-    return await _result(request, export.destination_type, export.destination_config, step)
+    body = await read_json(request)
+    step = _step_index(body, export.destination_type)
+    config = export.destination_config
+    if isinstance(body, dict) and body.get("destination") is not None:
+        merged = merge_destination(export.destination_type, config, body["destination"])
+        config = DestinationIn.model_validate(merged).parsed()
+    return await _result(request, export.team_id, export.destination_type, config, step)
 
 
 @operation("Run one check against a destination before saving it", {200: oa.StepResult}, body=oa.UnsavedStepIn)
 async def run_step_unsaved(request: web.Request) -> web.Response:
     """`POST batch_exports/run_test_step_new/` `{"step": n, "destination": {...}}`: before saving."""
-    await authorize(request, api_keys.WRITE)
+    project_id = await authorize(request, api_keys.WRITE)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise validation_error("The body must be a JSON object with 'step' and 'destination'.")
     destination = DestinationIn.model_validate(body.get("destination"))
     step = _step_index(body, destination.type)
-    return await _result(request, destination.type, destination.parsed(), step)
+    return await _result(request, project_id, destination.type, destination.parsed(), step)
 
 
 ROUTES: list[Route] = [

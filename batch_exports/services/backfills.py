@@ -22,6 +22,10 @@ class TooManyBackfills(Exception):
     pass
 
 
+class TooManyIntervals(InvalidField):
+    """A backfill over more intervals than `BATCH_EXPORTS_MAX_BACKFILL_INTERVALS`."""
+
+
 def workflow_id_for(export_id: uuid.UUID, backfill_id: uuid.UUID) -> str:
     """`{export id}-backfill-{backfill id}`: an operator finds an export's backfills by its id."""
     return f"{export_id}-backfill-{backfill_id}"
@@ -106,23 +110,38 @@ def _parse_bound(raw: object, name: str, spec: IntervalSpec) -> datetime:
     try:
         value = date.fromisoformat(raw) if is_date else datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidField(name, f"{name} is not an ISO 8601 date-time: {raw!r}") from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise InvalidField(name, f"{name} must carry a UTC offset (for example 2024-01-01T00:00:00Z)")
-        return value.astimezone(UTC)
-    return datetime(value.year, value.month, value.day, spec.offset_hour or 0, tzinfo=spec.zone).astimezone(UTC)
+        raise InvalidField(name, f"{name} is not an ISO 8601 date-time: {raw[:40]!r}") from None
+    try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise InvalidField(name, f"{name} must carry a UTC offset (for example 2024-01-01T00:00:00Z)")
+            return value.astimezone(UTC)
+        return datetime(value.year, value.month, value.day, spec.offset_hour or 0, tzinfo=spec.zone).astimezone(UTC)
+    except OverflowError:
+        raise InvalidField(name, f"{name} is out of range") from None
 
 
-def bounds(export: BatchExport, start_raw: object, end_raw: object, now: datetime) -> tuple[datetime, datetime]:
-    """Validated backfill bounds: ordered, not in the future, holding at least one whole interval."""
+def bounds(
+    export: BatchExport, start_raw: object, end_raw: object, now: datetime, max_intervals: int = 0
+) -> tuple[datetime, datetime]:
+    """Validated backfill bounds: ordered, not in the future, holding at least one whole interval and (with
+    `max_intervals`) not more than that many."""
     spec = export.interval_spec
     start_at, end_at = _parse_bound(start_raw, "start_at", spec), _parse_bound(end_raw, "end_at", spec)
     if start_at >= end_at:
         raise InvalidField("end_at", "end_at must be after start_at")
     if end_at > now:
         raise InvalidField("end_at", "end_at is in the future: a backfill exports intervals that have ended")
-    ends = list(itertools.islice(boundaries(spec, start_at, end_at), 2))
+    if max_intervals and (about := (end_at - start_at) // export.interval.nominal) > max_intervals:
+        raise TooManyIntervals(
+            "start_at",
+            f"the backfill would run about {about:,} {export.interval.value} intervals; a backfill may run at most "
+            f"{max_intervals:,} (BATCH_EXPORTS_MAX_BACKFILL_INTERVALS): split it into several",
+        )
+    try:
+        ends = list(itertools.islice(boundaries(spec, start_at, end_at), 2))
+    except (OverflowError, ValueError):
+        raise InvalidField("start_at", "start_at is out of the range of dates a backfill can run") from None
     if len(ends) < 2:
         raise InvalidField("start_at", f"no whole {export.interval.value} interval lies between start_at and end_at")
     return start_at, end_at

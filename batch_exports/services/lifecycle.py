@@ -83,8 +83,13 @@ async def unpause(rt: Runtime, export: BatchExport, *, backfill: bool, now: date
     gap, spec = None, export.interval_spec
     if backfill:
         start = export.covered_until or previous_boundary(spec, export.last_paused_at or now)
-        with contextlib.suppress(InvalidField):  # paused for less than an interval: nothing was skipped
-            gap = backfilling.bounds(export, start.isoformat(), latest_boundary(spec, now).isoformat(), now)
+        try:
+            end = latest_boundary(spec, now).isoformat()
+            gap = backfilling.bounds(export, start.isoformat(), end, now, rt.settings.max_backfill_intervals)
+        except backfilling.TooManyIntervals:
+            raise
+        except InvalidField:  # paused for less than an interval: nothing was skipped
+            pass
     async with rt.pool.acquire() as conn, conn.transaction():
         await exports.set_paused(conn, export.id, False, covered_until=_covered_from(spec, now))
         unpaused = await exports.get(conn, export.id, rt.cipher)

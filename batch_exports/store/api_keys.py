@@ -26,6 +26,11 @@ class ApiKey:
     def may_access(self, project_id: int) -> bool:
         return self.project_ids is None or project_id in self.project_ids
 
+    def may_use(self, scope: str) -> bool:
+        """Whether the key holds `scope`; `write` implies `read`, as in PostHog (a change answers with what it
+        changed, so a key that may change an export may see it)."""
+        return scope in self.scopes or (scope == READ and WRITE in self.scopes)
+
 
 @dataclass(frozen=True)
 class StoredKey:

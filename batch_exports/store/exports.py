@@ -11,7 +11,7 @@ from batch_exports.crypto import ConfigCipher
 from batch_exports.models import BatchExportIn
 from connectors.destinations import DestinationConfig, parse_config
 from connectors.sources.events import EventSelection
-from connectors.sources.filters import PropertyFilter
+from connectors.sources.filters import STORED, PropertyFilter
 from connectors.sources.hogql import parse_query
 from contracts.intervals import Interval, IntervalSpec
 
@@ -87,7 +87,8 @@ def _from_row(row: asyncpg.Record, cipher: ConfigCipher) -> BatchExport:
     values = dict(row)
     destination_type = values.pop("destination_type")
     config = parse_config(destination_type, cipher.decrypt(values.pop("config_encrypted")))
-    return BatchExport(**values, destination_type=destination_type, destination_config=config)
+    values.update(destination_type=destination_type, destination_config=config)
+    return BatchExport.model_validate(values, context=STORED)  # its filters were checked when saved
 
 
 def _columns(body: BatchExportIn) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 A new ADBC connection costs a server process and the driver's query of the type catalog: for a small
 interval that is most of the work, so connections that ended a read cleanly wait here for the next.
-They run in autocommit mode: an idle one holds no transaction (and no snapshot) open. Each knows its server
-process (pid and start), so that a reader can ask the source whether the process serving it is still there.
+They run in autocommit mode: an idle one holds no transaction (and no snapshot) open, and under a
+`statement_timeout` (a setting): a query that runs longer, however it is consumed, is cancelled by PostgreSQL.
+Each knows its server process (pid and start), so that a reader can ask the source whether the process
+serving it is still there.
 """
 
 import contextlib
@@ -21,15 +23,22 @@ and a Parquet row group (one per batch) still holds about 8,000 events."""
 
 
 class ArrowConnections:
-    def __init__(self, dsn: str, keep: int = 8) -> None:
+    def __init__(self, dsn: str, keep: int = 8, statement_timeout_seconds: float = 0) -> None:
         self.dsn = dsn
         self.keep = keep
+        self.statement_timeout_ms = int(statement_timeout_seconds * 1000)
         self._idle: list[adbc.Connection] = []
         self._lock = threading.Lock()
         self._backends: weakref.WeakKeyDictionary[adbc.Connection, tuple[int, datetime]] = weakref.WeakKeyDictionary()
 
     def connect(self) -> adbc.Connection:
         conn = adbc.connect(self.dsn, autocommit=True)
+        try:
+            with conn.cursor() as cursor:  # for the connection's life: every query it runs is bounded
+                cursor.execute(f"SET statement_timeout = {self.statement_timeout_ms:d}")
+        except BaseException:
+            conn.close()
+            raise
         with contextlib.suppress(adbc.Error), conn.cursor() as cursor:
             cursor.execute("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
             if (row := cursor.fetchone()) is not None:

@@ -4,6 +4,7 @@ What an export selects narrows it: the destination config's `include_events` / `
 export's property `filters` (ANDed) and its `hogql_query`, which picks and names the columns.
 """
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,7 +111,7 @@ class EventsSource:
         does not fail at 3 a.m. for its types.
         """
         now = datetime.now().astimezone()
-        query, _, _ = self.query(now, now, None, 1)
+        query, _, _ = await asyncio.to_thread(self.query, now, now, None, 1)  # compiling may parse: not on the loop
         async with self.db.pool.acquire() as conn:
             try:
                 await conn.prepare(query)
@@ -121,9 +122,13 @@ class EventsSource:
     async def regex_problem(self, pattern: str) -> str | None:
         """Why PostgreSQL, which runs the filters, would refuse `pattern` as a regular expression, or None."""
         try:
-            await self.db.pool.fetchval("SELECT '' ~ $1::text", pattern)
+            async with self.db.pool.acquire() as conn, conn.transaction():
+                await conn.execute("SET LOCAL statement_timeout = 2000")
+                await conn.fetchval("SELECT '' ~ $1::text", pattern)
         except asyncpg.InvalidRegularExpressionError as error:
             return str(error)
+        except asyncpg.QueryCanceledError:
+            return "PostgreSQL took too long to compile it"
         return None
 
     async def count(self, start: datetime, end: datetime) -> int:

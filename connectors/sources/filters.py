@@ -6,9 +6,9 @@ with it, and `hogql` filters are a HogQL boolean expression in `key`.
 
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from connectors.sources.hogql import HogQLError, parse_expression
+from connectors.sources.hogql import MAX_DEPTH, HogQLError, parse_expression
 from connectors.sources.params import Params, like_containing
 
 Operator = Literal[
@@ -19,6 +19,9 @@ Scalar = str | int | float | bool
 _COLUMN = {"event": "properties", "person": "person_properties"}
 _COMPARE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _NUMERIC = r"'^\s*-?[0-9]+(\.[0-9]+)?\s*$'"
+STORED = "stored"
+"""The validation context of filters read back from storage: checked when they were saved, so a HogQL key is
+not parsed again until it is compiled (reading an export costs no parse)."""
 
 
 class PropertyFilter(BaseModel):
@@ -30,10 +33,12 @@ class PropertyFilter(BaseModel):
     operator: Operator = "exact"
 
     @model_validator(mode="after")
-    def _value_fits_operator(self) -> Self:
+    def _value_fits_operator(self, info: ValidationInfo) -> Self:
         if self.type == "hogql":
-            try:
-                parse_expression(self.key)
+            if info.context == STORED:
+                return self
+            try:  # the context, when validation has one, may bound the nesting further (a setting)
+                parse_expression(self.key, getattr(info.context, "max_expression_depth", MAX_DEPTH))
             except HogQLError as error:
                 raise ValueError(f"the HogQL expression in key is not allowed: {error}") from None
             return self

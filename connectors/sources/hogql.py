@@ -7,8 +7,12 @@ IS NULL, IN (literals), LIKE/ILIKE and the functions in `FUNCTIONS`.
 
 Nothing the user wrote reaches SQL as text: columns and functions map to fixed SQL, property names
 and literals become bound parameters, and output names are applied to the rows, never to the SQL.
+
+Parsing is the costly part (an export's filters are read, compiled and shown again on every request), so
+the latest checked queries and expressions are kept; they are immutable.
 """
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +26,9 @@ from sqlglot.tokens import TokenType
 from connectors.sources.params import Params
 
 MAX_LENGTH = 10_000
+MAX_DEPTH = 200
+"""How deeply expressions may nest at most (`BATCH_EXPORTS_MAX_EXPRESSION_DEPTH` may ask for less): compiling
+them recurses, so this stays well inside Python's recursion limit."""
 
 COLUMNS = {
     "uuid": "uuid",
@@ -145,6 +152,26 @@ class Query:
         return [e.name for e in self.expressions]
 
 
+def depth(node: exp.Expression) -> int:
+    """How deeply `node`'s tree nests (a walk of its own: the tree may be deeper than Python would recurse)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in current.iter_expressions())
+    return deepest
+
+
+def _check_depth(node: exp.Expression, max_depth: int) -> None:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    limit = min(max_depth, MAX_DEPTH)
+    if (nesting := depth(node)) > limit:
+        raise HogQLError(
+            f"an expression nests {nesting} levels deep, more than {limit} (BATCH_EXPORTS_MAX_EXPRESSION_DEPTH)"
+        )
+
+
 def _parse(text: str) -> exp.Expression:
     if not isinstance(text, str) or not text.strip():
         raise HogQLError("the query is empty")
@@ -177,8 +204,18 @@ def _strict(tokens: list[Any]) -> None:
         raise HogQLParseError("SELECT names nothing")
 
 
-def parse_query(text: str) -> Query:
-    """Check a `hogql_query`; raises HogQLError saying what is not allowed."""
+def parse_query(text: str, max_depth: int = MAX_DEPTH) -> Query:
+    """Check a `hogql_query`; raises HogQLError saying what is not allowed, such as expressions nested more than
+    `max_depth` levels."""
+    query = _checked_query(text)
+    if max_depth < MAX_DEPTH:
+        for expression in query.expressions:
+            _check_depth(expression.node, max_depth)
+    return query
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_query(text: str) -> Query:
     node = _parse(text)
     if not isinstance(node, exp.Select):
         raise HogQLError(f"it must be a SELECT, not {node.key.upper()}")
@@ -196,6 +233,7 @@ def parse_query(text: str) -> Query:
     for item in node.expressions:
         name = _output_name(item)
         inner = item.this if isinstance(item, exp.Alias) else item
+        _check_depth(inner, MAX_DEPTH)
         _check(inner)
         expressions.append(Expression(inner, name))
     names = [e.name for e in expressions]
@@ -204,13 +242,13 @@ def parse_query(text: str) -> Query:
     return Query(tuple(expressions))
 
 
-def parse_expression(text: str) -> Expression:
+def parse_expression(text: str, max_depth: int = MAX_DEPTH) -> Expression:
     """Check one HogQL expression (a `hogql` filter); raises HogQLError."""
     if len(text or "") > MAX_LENGTH:
         raise HogQLError(f"the expression is longer than {MAX_LENGTH} characters")
     if not isinstance(text, str) or not text.strip():
         raise HogQLError("the expression is empty")
-    query = parse_query(f"SELECT ({text}) AS expression FROM events")
+    query = parse_query(f"SELECT ({text}) AS expression FROM events", max_depth)
     if len(query.expressions) != 1:
         raise HogQLError("it must be one expression")
     return query.expressions[0]

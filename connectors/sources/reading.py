@@ -60,10 +60,12 @@ class SourceDatabase:
     """For counts, type checks and rendering parameters."""
     dsn: str
     """For the Arrow reader's own connections."""
+    statement_timeout_seconds: float = 0
+    """How long one query of the reader may run (0: no limit); past it the read raises `SourceTimeout`."""
     connections: ArrowConnections = field(init=False)
 
     def __post_init__(self) -> None:
-        self.connections = ArrowConnections(self.dsn)
+        self.connections = ArrowConnections(self.dsn, statement_timeout_seconds=self.statement_timeout_seconds)
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,21 @@ class SourceLost(Exception):
     """The source broke the read off (it restarted, or it stopped answering) while the caller was busy."""
 
 
+class SourceTimeout(Exception):
+    """A query on the source ran past its statement timeout, and PostgreSQL cancelled it."""
+
+
+def _timed_out(error: BaseException, elapsed: float, timeout: float) -> bool:
+    """Whether `error` is PostgreSQL's cancel at the statement timeout: its SQLSTATE (57014) when the driver
+    passes it on, else (mid-stream, the driver raises a bare OSError with the server's localised words) the
+    time the query ran."""
+    if not timeout:
+        return False
+    if getattr(error, "sqlstate", None) == "57014" or "statement timeout" in str(error):
+        return True
+    return isinstance(error, OSError | adbc.Error) and elapsed >= timeout * 0.99
+
+
 class RecordStream:
     """A read's record batches (`async for`), and `guard` for the work done with each."""
 
@@ -122,6 +139,7 @@ class RecordStream:
     ) -> None:
         self.error: BaseException | None = None
         self._failed = asyncio.Event()
+        self._timeout, self._started = db.statement_timeout_seconds, time.monotonic()
         self._batches: AsyncGenerator[RecordBatch, None] = self._read(db, query, args, convert)
 
     def __aiter__(self) -> AsyncIterator[RecordBatch]:
@@ -149,8 +167,18 @@ class RecordStream:
 
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
-            self.error = error
+            self.error = self._as_timeout(error) or error
             self._failed.set()
+
+    def _as_timeout(self, error: BaseException) -> SourceTimeout | None:
+        """The read's error as a `SourceTimeout`, when it is PostgreSQL's cancel at the statement timeout."""
+        if not _timed_out(error, time.monotonic() - self._started, self._timeout):
+            return None
+        return SourceTimeout(
+            f"the query on the event source ran past its statement timeout of {self._timeout:g} s "
+            "(BATCH_EXPORTS_SOURCE_STATEMENT_TIMEOUT_SECONDS) and was cancelled: narrow the export's filters or "
+            "hogql_query, or raise the setting"
+        )
 
     async def _read(
         self,
@@ -160,8 +188,13 @@ class RecordStream:
         convert: Callable[[pa.RecordBatch], list[RecordBatch]],
     ) -> AsyncGenerator[RecordBatch, None]:
         sql = await inline_parameters(db.pool, query, args)
-        async for batch in _read_ahead(db, sql, convert, self._fail):
-            yield batch
+        try:
+            async for batch in _read_ahead(db, sql, convert, self._fail):
+                yield batch
+        except Exception as error:
+            if (timeout := self._as_timeout(error)) is None:
+                raise
+            raise timeout from error
 
 
 def stream(
@@ -349,6 +382,7 @@ __all__ = [
     "RecordStream",
     "SourceDatabase",
     "SourceLost",
+    "SourceTimeout",
     "inline_parameters",
     "stream",
 ]
