@@ -1,9 +1,11 @@
 """PostHog's capture endpoints (`/batch/`, `/capture/`, `/e/`, `/i/v0/e/`): events into the source.
 
-A payload is authenticated by its project token and written whole or not at all.
+A payload is authenticated by its project token and written whole or not at all. A token the store knew is
+trusted for `TOKEN_SECONDS` without asking again (capture's hot path; a project does not change tokens often).
 """
 
 import asyncio
+import time
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +20,21 @@ from batch_exports.services import capture as ingestion
 from batch_exports.store import event_store, projects
 
 INLINE_EVENTS = 2000
+TOKEN_SECONDS = 10.0
+_known_tokens: dict[str, tuple[float, int]] = {}
+"""token -> (when it was looked up, its project)."""
+
+
+async def _project_of(pool: Any, token: str) -> int | None:
+    seen = _known_tokens.get(token)
+    if seen is not None and time.monotonic() - seen[0] < TOKEN_SECONDS:
+        return seen[1]
+    team_id = await projects.for_token(pool, token)
+    if team_id is not None:
+        if len(_known_tokens) >= 10_000:
+            _known_tokens.clear()
+        _known_tokens[token] = (time.monotonic(), team_id)
+    return team_id
 
 
 def _large(body: Any) -> bool:
@@ -44,7 +61,7 @@ async def capture(request: web.Request) -> web.Response:
         payload = await asyncio.to_thread(ingestion.parse, body) if _large(body) else ingestion.parse(body)
     except ingestion.CaptureError as error:
         raise ApiError(400, f"Invalid payload: {error}.", code="invalid_payload") from None
-    team_id = await projects.for_token(rt.pool, payload.token) if payload.token else None
+    team_id = await _project_of(rt.pool, payload.token) if payload.token else None
     if team_id is None:
         raise ApiError(
             401,

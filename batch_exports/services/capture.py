@@ -1,12 +1,13 @@
 """Capture ingestion: PostHog capture payloads become rows of the event source.
 
 `parse` validates a whole payload before anything is written; `store.event_store.write` then stores the
-batch in one transaction.
+batch in one transaction. Every timestamp lands within the years 1 to 9999 (a client's clock, offset or
+`sent_at` that would move it beyond is a CaptureError, not an overflow).
 """
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batch_exports.store.event_store import CapturedEvent
@@ -52,12 +53,16 @@ def _event(raw: Any, index: int, sent_at: datetime | None, now: datetime) -> Cap
     except ValueError:
         raise CaptureError(f"{where}.uuid is not a UUID") from None
     timestamp = now
-    if raw.get("timestamp") is not None:
-        timestamp = _datetime(raw["timestamp"], f"{where}.timestamp")
-        if sent_at is not None:  # the client's clock may be off: keep the event's age as it measured it
-            timestamp = now - (sent_at - timestamp)
-    elif isinstance(raw.get("offset"), int | float):
-        timestamp = datetime.fromtimestamp(now.timestamp() - raw["offset"] / 1000, UTC)
+    try:
+        if raw.get("timestamp") is not None:
+            timestamp = _datetime(raw["timestamp"], f"{where}.timestamp")
+            if sent_at is not None:  # the client's clock may be off: keep the event's age as it measured it
+                timestamp = now - (sent_at - timestamp)
+        elif isinstance(raw.get("offset"), int | float) and not isinstance(raw["offset"], bool):
+            timestamp = now - timedelta(milliseconds=raw["offset"])
+        timestamp = timestamp.astimezone(UTC)
+    except (OverflowError, ValueError, OSError):
+        raise CaptureError(f"{where}: its timestamp (with offset or sent_at) is out of range") from None
     set_ = raw.get("$set", properties.get("$set")) or {}
     set_once = raw.get("$set_once", properties.get("$set_once")) or {}
     if not isinstance(set_, dict) or not isinstance(set_once, dict):

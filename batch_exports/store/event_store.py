@@ -1,15 +1,34 @@
 """The embedded event store's tables as capture writes them: `events`, `persons`, `person_distinct_ids`.
 
-(The sources in `connectors/sources` read them.) A batch is stored in one transaction, resolving (or
-creating) each distinct id's person and applying `$set`/`$set_once`.
+(The sources in `connectors/sources` read them.) A batch is stored in a few statements whatever its size,
+never one per event, and nothing holds a lock per event, so one large batch cannot exhaust PostgreSQL's lock
+table for everyone. `$set`/`$set_once` are applied in event order in Python, from the persons as read.
+
+A batch whose distinct ids all have persons takes two statements, optimistically: one reads the persons;
+one (atomic, as any single statement) updates the changed persons and inserts the events, provided every
+changed person still has the `version` read (else it refuses to apply, `_RACED`). A batch with new distinct
+ids does the same in a transaction that first claims them (a person each, with no properties yet; another
+batch claiming one meanwhile waits for this one, and the other way round). When batches keep meeting, the
+transaction locks the batch's persons (row locks) before reading them, and nothing can overtake it. Either
+way each distinct id has one person and no `$set` is lost. Rows are taken in one order (distinct ids, person
+ids, event uuids) so that concurrent batches wait rather than deadlock (one that does anyway is written again).
 """
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
+import pydantic_core
+
+OPTIMISTIC_ATTEMPTS = 2
+ATTEMPTS = 5
+INLINE_EVENTS = 2000
+"""Batches up to this many events are prepared on the event loop; larger ones in a thread."""
+T = TypeVar("T")
 
 
 @dataclass
@@ -23,66 +42,149 @@ class CapturedEvent:
     set_once: dict[str, Any] = field(default_factory=dict)
 
 
+_PERSONS = """
+    SELECT d.distinct_id, p.id, p.properties::text AS properties, p.version
+    FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
+    WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
+"""
+_RACED = "capture raced another batch"
+_WRITE = f"""
+    WITH changed AS (
+        UPDATE persons p SET properties = c.properties::jsonb, version = p.version + 1, updated_at = clock_timestamp()
+        FROM unnest($2::uuid[], $3::text[], $4::bigint[]) AS c(id, properties, version)
+        WHERE p.id = c.id AND p.version = c.version
+        RETURNING 1
+    ), inserted AS (
+        INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp,
+                            created_at, elements_chain)
+        SELECT e.uuid, $1, e.event, e.distinct_id, e.properties::jsonb, e.person_id, e.person_properties::jsonb,
+               e.timestamp, now(), e.elements_chain
+        FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::uuid[], $10::text[], $11::timestamptz[],
+                    $12::text[])
+             AS e(uuid, event, distinct_id, properties, person_id, person_properties, timestamp, elements_chain)
+        ORDER BY e.uuid
+        ON CONFLICT (team_id, uuid) DO NOTHING
+        RETURNING 1
+    )
+    SELECT CASE WHEN (SELECT count(*) FROM changed) = cardinality($2::uuid[]) THEN (SELECT count(*) FROM inserted)
+                ELSE ('{_RACED}: ' || (SELECT count(*) FROM changed) || ' of ' || cardinality($2::uuid[])
+                      || ' persons changed')::bigint END
+"""
+"""Everything a batch writes, or (when another batch changed one of its persons since they were read) nothing:
+the failed cast aborts the whole statement."""
+_CLAIM = """
+    WITH claimed AS (
+        INSERT INTO person_distinct_ids (team_id, distinct_id, person_id)
+        SELECT $1, n.distinct_id, n.id FROM unnest($2::uuid[], $3::text[]) AS n(id, distinct_id) ORDER BY 2
+        ON CONFLICT (team_id, distinct_id) DO NOTHING
+        RETURNING person_id
+    )
+    INSERT INTO persons (id, team_id) SELECT person_id, $1 FROM claimed
+"""
+_LOCK_PERSONS = _PERSONS + " ORDER BY p.id FOR UPDATE OF p"
+
+
+def _json(value: Any) -> str:
+    return pydantic_core.to_json(value).decode()
+
+
+@dataclass
+class _Person:
+    id: uuid.UUID
+    properties: dict[str, Any]
+    version: int
+
+
+def _fold(person: _Person, events: list[CapturedEvent]) -> list[dict[str, Any]]:
+    """Apply the person's events' `$set_once` and `$set` in order; the properties after each event."""
+    properties, after = person.properties, []
+    for event in events:
+        if event.set or event.set_once:
+            properties = {**event.set_once, **properties, **event.set}
+        after.append(properties)
+    return after
+
+
 async def write(pool: asyncpg.Pool, team_id: int, events: list[CapturedEvent]) -> None:
     """Store every event of a payload, or none of them."""
-    async with pool.acquire() as conn, conn.transaction():
-        for event in events:
-            person_id, person_properties = await _person(conn, team_id, event)
-            await conn.execute(
-                """
-                INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties,
-                                    timestamp, created_at, elements_chain)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9)
-                ON CONFLICT (team_id, uuid) DO NOTHING
-                """,
-                event.uuid,
-                team_id,
-                event.event,
-                event.distinct_id,
-                event.properties,
-                person_id,
-                person_properties,
-                event.timestamp,
-                _elements_chain(event.properties),
-            )
+    if not events:
+        return
+    by_id: dict[str, list[CapturedEvent]] = {}
+    for event in events:
+        by_id.setdefault(event.distinct_id, []).append(event)
+    distinct_ids = sorted(by_id)
+    async with pool.acquire() as conn:
+        for attempt in range(1, ATTEMPTS + 1):
+            locking = attempt > OPTIMISTIC_ATTEMPTS
+            try:
+                rows = [] if locking else await conn.fetch(_PERSONS, team_id, distinct_ids)
+                if not locking and len(rows) == len(distinct_ids):
+                    await _apply(conn, team_id, events, by_id, rows)
+                    return
+                async with conn.transaction():
+                    known = {row["distinct_id"] for row in rows}
+                    new = [d for d in distinct_ids if d not in known]
+                    await conn.execute(_CLAIM, team_id, [uuid.uuid4() for _ in new], new)
+                    rows = await conn.fetch(_LOCK_PERSONS if locking else _PERSONS, team_id, distinct_ids)
+                    await _apply(conn, team_id, events, by_id, rows)
+                return
+            except asyncpg.DeadlockDetectedError:
+                if attempt == ATTEMPTS:
+                    raise
+            except asyncpg.InvalidTextRepresentationError as error:
+                if attempt == ATTEMPTS or _RACED not in str(error):
+                    raise
+
+
+async def _apply(
+    conn: asyncpg.Connection, team_id: int, events: list[CapturedEvent], by_id: dict[str, list[CapturedEvent]],
+    rows: list[asyncpg.Record],
+) -> None:  # fmt: skip
+    arguments = await _off_loop(_arguments, events, by_id, rows, size=len(events))
+    await conn.fetchval(_WRITE, team_id, *arguments)
+
+
+async def _off_loop(function: Callable[..., T], *args: Any, size: int) -> T:
+    """`function(*args)` in a thread for a large batch (the event loop goes on serving), else right here."""
+    return await asyncio.to_thread(function, *args) if size > INLINE_EVENTS else function(*args)
+
+
+def _arguments(
+    events: list[CapturedEvent], by_id: dict[str, list[CapturedEvent]], rows: list[asyncpg.Record]
+) -> list[list[Any]]:
+    """The arrays `_WRITE` takes: the changed persons (with the version read), and the events, each with its
+    person and that person's properties after it. Every distinct id has its person in `rows`."""
+    persons = {row["distinct_id"]: _Person(row["id"], pydantic_core.from_json(row["properties"]), row["version"])
+               for row in rows}  # fmt: skip
+    after = {d: _fold(persons[d], by_id[d]) for d in by_id}
+    changed = sorted((d for d in by_id if after[d][-1] != persons[d].properties), key=lambda d: persons[d].id)
+    encoded: dict[int, str] = {}  # the text of each distinct properties object, made once
+    person_properties, person_ids = [], []
+    position = dict.fromkeys(by_id, 0)
+    for event in events:
+        d = event.distinct_id
+        properties = after[d][position[d]]
+        position[d] += 1
+        text = encoded.get(id(properties))
+        if text is None:
+            text = encoded[id(properties)] = _json(properties)
+        person_properties.append(text)
+        person_ids.append(persons[d].id)
+    return [
+        [persons[d].id for d in changed],
+        [_json(after[d][-1]) for d in changed],
+        [persons[d].version for d in changed],
+        [e.uuid for e in events],
+        [e.event for e in events],
+        [e.distinct_id for e in events],
+        [_json(e.properties) for e in events],
+        person_ids,
+        person_properties,
+        [e.timestamp for e in events],
+        [_elements_chain(e.properties) for e in events],
+    ]
 
 
 def _elements_chain(properties: dict[str, Any]) -> str:
     chain = properties.get("$elements_chain")
     return chain if isinstance(chain, str) else ""
-
-
-async def _person(conn: asyncpg.Connection, team_id: int, event: CapturedEvent) -> tuple[uuid.UUID, dict[str, Any]]:
-    """The person of the event's distinct id (created if new), after its `$set`/`$set_once`."""
-    # Serialise ingestion of one distinct id so two batches never create two persons for it.
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($2, $1))", team_id, event.distinct_id)
-    row = await conn.fetchrow(
-        """
-        SELECT p.id, p.properties FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
-        WHERE d.team_id = $1 AND d.distinct_id = $2
-        """,
-        team_id,
-        event.distinct_id,
-    )
-    if row is None:
-        person_id = uuid.uuid4()
-        properties = {**event.set_once, **event.set}
-        await conn.execute(
-            "INSERT INTO persons (id, team_id, properties) VALUES ($1, $2, $3)", person_id, team_id, properties
-        )
-        await conn.execute(
-            "INSERT INTO person_distinct_ids (team_id, distinct_id, person_id) VALUES ($1, $2, $3)",
-            team_id,
-            event.distinct_id,
-            person_id,
-        )
-        return person_id, properties
-    person_id, properties = row["id"], row["properties"]
-    updated = {**event.set_once, **properties, **event.set}
-    if updated != properties:
-        await conn.execute(
-            "UPDATE persons SET properties = $2, version = version + 1, updated_at = clock_timestamp() WHERE id = $1",
-            person_id,
-            updated,
-        )
-    return person_id, updated

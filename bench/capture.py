@@ -1,0 +1,213 @@
+"""Benchmark: events of about 1 KB captured over `/batch/` by concurrent clients, against a COPY floor.
+
+    .venv/bin/python -m bench.capture [--events 200000] [--clients 4] [--batches 100,1000]
+
+Starts PostgreSQL in a temporary directory and the gateway as its own process (`python -m api`, as it
+is deployed), makes the request bodies before timing (1 KB events of realistic properties, 20,000
+distinct ids, one in ten events with `$set`), then for each batch size posts `--events` events from
+`--clients` concurrent clients and prints events/s and MB/s. The floor, measured in the same run,
+is the same rows (what the events table holds after capture) written by binary COPY from as many
+connections, in chunks of 10,000: the database taking the rows and nothing else. Every event must
+be stored once, or the benchmark fails.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import psutil
+
+from batch_exports.crypto import generate_key
+from batch_exports.store import db, projects
+from entrypoints.embedded import LOOPBACK, EmbeddedPostgres, free_port
+from tests.support.scratch import scratch_directory
+
+USERS = 20_000
+FLOOR_CHUNK = 10_000
+
+
+def make_event(rnd: random.Random, i: int) -> dict[str, Any]:
+    user = rnd.randrange(USERS)
+    properties = {
+        "$current_url": f"https://example.com/products/{i % 997}?ref=campaign_{i % 13}",
+        "$browser": rnd.choice(["Chrome", "Firefox", "Safari"]), "$browser_version": 120 + i % 10,
+        "$os": "Mac OS X", "$device_type": "Desktop", "$screen_height": 1080, "$screen_width": 1920,
+        "$referrer": f"https://www.google.com/search?q={uuid.UUID(int=rnd.getrandbits(128)).hex}",
+        "$lib": "web", "$lib_version": "1.160.0", "$session_id": uuid.UUID(int=rnd.getrandbits(128)).hex,
+        "$window_id": uuid.UUID(int=rnd.getrandbits(128)).hex, "plan": "pro", "price": (i % 100) * 1.5,
+        "utm_source": "newsletter", "title": f'A product page with "quotes" and ünïcode {rnd.getrandbits(64):x}',
+        "$pathname": f"/products/{i % 997}", "$insert_id": uuid.UUID(int=rnd.getrandbits(128)).hex,
+        "padding": "x" * 300,
+    }  # fmt: skip
+    event = {
+        "event": rnd.choice(["$pageview", "$autocapture", "signed_up", "$pageleave"]),
+        "distinct_id": f"user-{user}",
+        "uuid": str(uuid.UUID(int=rnd.getrandbits(128))),
+        "timestamp": datetime.now(UTC).isoformat(),
+        "properties": properties,
+    }
+    if i % 10 == 0:
+        event["$set"] = {"email": f"user{user}@example.com", "plan": rnd.choice(["free", "pro"])}
+    return event
+
+
+def bodies(token: str, events: int, batch: int, seed: int) -> list[bytes]:
+    rnd = random.Random(seed)
+    made = []
+    for start in range(0, events, batch):
+        chunk = [make_event(rnd, start + i) for i in range(min(batch, events - start))]
+        made.append(json.dumps({"api_key": token, "batch": chunk}).encode())
+    return made
+
+
+async def post_all(url: str, work: list[bytes], clients: int) -> float:
+    """Post every body from `clients` concurrent clients; the wall time."""
+    queue = list(reversed(work))
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def client() -> None:
+            while queue:
+                body = queue.pop()
+                async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+                    if response.status != 200:
+                        raise RuntimeError(f"capture answered {response.status}: {await response.text()}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return time.perf_counter() - started
+
+
+async def floor(dsn: str, rows: list[tuple[Any, ...]], clients: int) -> float:
+    """Binary COPY of the rows into the events table from `clients` connections; the wall time."""
+
+    async def binary_json(conn: asyncpg.Connection) -> None:  # jsonb's binary form: a version byte, then text
+        await conn.set_type_codec(
+            "jsonb", schema="pg_catalog", format="binary", encoder=lambda text: b"\x01" + text.encode(),
+            decoder=lambda data: data[1:].decode(),
+        )  # fmt: skip
+
+    columns = ("uuid", "team_id", "event", "distinct_id", "properties", "person_id", "person_properties",
+               "timestamp", "created_at", "elements_chain")  # fmt: skip
+    chunks = [rows[i : i + FLOOR_CHUNK] for i in range(0, len(rows), FLOOR_CHUNK)]
+    pool = await asyncpg.create_pool(dsn, min_size=clients, max_size=clients, init=binary_json)
+    try:
+
+        async def copier() -> None:
+            while chunks:
+                chunk = chunks.pop()
+                async with pool.acquire() as conn:
+                    await conn.copy_records_to_table("events", records=chunk, columns=columns)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(copier() for _ in range(clients)))
+        return time.perf_counter() - started
+    finally:
+        await pool.close()
+
+
+def floor_rows(work: list[bytes], team_id: int) -> list[tuple[Any, ...]]:
+    """The rows capture makes of the bodies (a person per distinct id, properties as text)."""
+    people: dict[str, uuid.UUID] = {}
+    rows = []
+    now = datetime.now(UTC)
+    for body in work:
+        for event in json.loads(body)["batch"]:
+            person = people.setdefault(event["distinct_id"], uuid.uuid4())
+            rows.append((uuid.UUID(event["uuid"]), team_id, event["event"], event["distinct_id"],
+                         json.dumps(event["properties"]), person, json.dumps(event.get("$set", {})),
+                         datetime.fromisoformat(event["timestamp"]), now, ""))  # fmt: skip
+    return rows
+
+
+def cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def postgres_cpu(postgres: EmbeddedPostgres) -> float:
+    assert postgres.process is not None
+    parent = psutil.Process(postgres.process.pid)
+    return sum(cpu(p) for p in [parent, *parent.children(recursive=True)] if p.is_running())
+
+
+async def main(args: argparse.Namespace, work: Path) -> None:
+    with EmbeddedPostgres(work / "postgres", free_port()).start() as postgres:
+        dsn = postgres.create_database("batch_exports")
+        await asyncio.to_thread(db.migrate, dsn)
+        pool = await db.create_pool(dsn)
+        sizes = [int(size) for size in args.batches.split(",")]
+        teams = {size: team for team, size in enumerate(sizes, start=2)}
+        for size, team in [("warm", 1), *teams.items()]:
+            await projects.ensure(pool, team, f"capture {size}", f"phc_bench_{size}")
+        print(f"making {args.events:,} events per batch size ...", flush=True)
+        prepared = {size: bodies(f"phc_bench_{size}", args.events, size, seed=size) for size in sizes}
+        port = free_port()
+        env = {**os.environ, "BATCH_EXPORTS_DATABASE_URL": dsn, "BATCH_EXPORTS_ENCRYPTION_KEY": generate_key(),
+               "BATCH_EXPORTS_API_PORT": str(port), "TEMPORAL_ADDRESS": f"{LOOPBACK}:{free_port()}"}  # fmt: skip
+        log = (work / "gateway.log").open("wb")
+        gateway = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "api", env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        url = f"http://{LOOPBACK}:{port}/batch/"
+        try:
+            async with aiohttp.ClientSession() as http:
+                for _ in range(100):
+                    try:
+                        async with http.get(f"http://{LOOPBACK}:{port}/_health"):
+                            break
+                    except aiohttp.ClientError:
+                        await asyncio.sleep(0.1)
+            warm = bodies("phc_bench_warm", 2000, 100, seed=0)
+            await post_all(url, warm, args.clients)  # connections, caches and the gateway's pool warmed up
+            results = []
+            for size in sizes:
+                work_bodies = prepared[size]
+                megabytes = sum(len(b) for b in work_bodies) / 2**20
+                before = (cpu(psutil.Process(gateway.pid)), postgres_cpu(postgres))
+                seconds = await post_all(url, work_bodies, args.clients)
+                after = (cpu(psutil.Process(gateway.pid)), postgres_cpu(postgres))
+                stored = await pool.fetchval("SELECT count(*) FROM events WHERE team_id = $1", teams[size])
+                if stored != args.events:
+                    raise SystemExit(f"batches of {size}: {stored:,} events stored, {args.events:,} sent")
+                results.append((size, seconds, megabytes, after[0] - before[0], after[1] - before[1]))
+        except BaseException:
+            print((work / "gateway.log").read_text()[-3000:])
+            raise
+        finally:
+            gateway.terminate()
+            await gateway.wait()
+            log.close()
+        rows = floor_rows(prepared[sizes[0]], team_id=len(sizes) + 2)
+        floor_seconds = await floor(dsn, rows, args.clients)
+        await pool.close()
+    print(f"\n{args.events:,} events of about {results[0][2] * 2**20 / args.events / 1024:.1f} KB per batch size, "
+          f"{args.clients} concurrent clients")  # fmt: skip
+    print(f"floor (binary COPY, {args.clients} connections): {floor_seconds:.2f} s, "
+          f"{args.events / floor_seconds:,.0f} rows/s")  # fmt: skip
+    for size, seconds, megabytes, gateway_cpu, postgres_seconds in results:
+        print(
+            f"batches of {size:>5}: {seconds:.2f} s, {args.events / seconds:,.0f} events/s, "
+            f"{megabytes / seconds:.1f} MB/s, {floor_seconds / seconds:.2f} of the floor; "
+            f"CPU s: gateway {gateway_cpu:.1f}, PostgreSQL {postgres_seconds:.1f}   (target 50,000 events/s)"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--batches", default="100,1000")
+    with scratch_directory("bench-capture-") as work:
+        asyncio.run(main(parser.parse_args(), work))
