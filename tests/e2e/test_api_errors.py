@@ -134,7 +134,8 @@ async def test_destination_checks_before_and_after_saving(project: Project) -> N
         "Write to the directory",
         {"status": "Passed", "message": None},
     )
-    (project.stack.settings.exports_root / f"a-file-{project.id}").write_text("x")
+    project.files.mkdir(parents=True, exist_ok=True)
+    (project.files / f"a-file-{project.id}").write_text("x")
     bad = {"type": "File", "config": {"path": f"a-file-{project.id}/below"}}
     status, body = await project.request(
         "POST", "batch_exports/run_test_step_new/", json={"step": 0, "destination": bad}

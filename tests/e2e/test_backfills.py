@@ -87,7 +87,7 @@ async def test_backfill_exports_each_interval_once_and_retry_rewrites_it(project
 
     def exported(run: dict[str, Any]) -> list[str]:
         s, e = datetime.fromisoformat(run["data_interval_start"]), datetime.fromisoformat(run["data_interval_end"])
-        file = stack.settings.exports_root / path / f"{s:%Y-%m-%dT%H:%M:%SZ}-{e:%Y-%m-%dT%H:%M:%SZ}.jsonl"
+        file = project.files / path / f"{s:%Y-%m-%dT%H:%M:%SZ}-{e:%Y-%m-%dT%H:%M:%SZ}.jsonl"
         return [json.loads(line)["uuid"] for line in file.read_text().splitlines()]
 
     assert [set(exported(run)) for run in found] == uuids

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 import pytest
 
 from entrypoints.embedded import LOOPBACK, free_port
@@ -85,6 +86,11 @@ def test_dev_starts_prints_stops_and_restarts_with_its_data(tmp_path: Path) -> N
         )
         with urllib.request.urlopen(f"http://{LOOPBACK}:{stack.ports['TEMPORAL_UI']}", timeout=5) as ui:
             assert ui.status == 200
+        # The embedded PostgreSQL takes no connection without its password, kept in the data directory.
+        password = data_dir / "postgres.password"
+        assert password.stat().st_mode & 0o077 == 0 and password.read_text().strip()
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(host=LOOPBACK, port=stack.ports["POSTGRES"], user="postgres", password="", dbname="x")
     finally:
         stack.stop(process)
 

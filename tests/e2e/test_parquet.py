@@ -54,7 +54,7 @@ async def test_split_parquet_files_are_each_complete(project: Project) -> None:
     )
     (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
     assert (run["status"], run["records_completed"]) == ("Completed", 80), run
-    directory = project.stack.settings.exports_root / path
+    directory = project.files / path
     (manifest,) = directory.glob("*_manifest.json")
     files = json.loads(manifest.read_text())["files"]
     assert len(files) >= 2 and {p.name for p in directory.iterdir()} == {*files, manifest.name}

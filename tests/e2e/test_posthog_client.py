@@ -44,7 +44,7 @@ async def test_events_from_the_posthog_client_reach_an_export(project: Project) 
     await start_run(stack, export, start=end - timedelta(hours=1), end=end)
     (run,) = await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"])
     assert run["records_completed"] == 3
-    (file,) = (stack.settings.exports_root / f"sdk-{project.id}").iterdir()
+    (file,) = (project.files / f"sdk-{project.id}").iterdir()
     exported = [json.loads(line) for line in file.read_text().splitlines()]
     assert {row["uuid"] for row in exported} == set(sent)
     assert {row["properties"].get("$lib") for row in exported} == {"posthog-python"}

@@ -110,11 +110,7 @@ async def test_a_failing_destination_is_retried_then_fails(project: Project) -> 
     )
     start, end = hour_ago()
     # The interval's file name is taken by a directory: writing it fails until someone removes it.
-    target = (
-        stack.settings.exports_root
-        / f"broken-{project.id}"
-        / f"{start:%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}.jsonl"
-    )
+    target = project.files / f"broken-{project.id}" / f"{start:%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}.jsonl"
     target.mkdir(parents=True)
     handle = await start_run(stack, export, start=start, end=end)
     found = await runs_until(project, export["id"], lambda rs: statuses(rs) == ["FailedRetryable", "Failed"])
@@ -125,8 +121,8 @@ async def test_a_failing_destination_is_retried_then_fails(project: Project) -> 
 
 async def test_a_user_error_fails_at_once_without_retries(project: Project) -> None:
     stack = project.stack
-    (stack.settings.exports_root / f"blocker-{project.id}").parent.mkdir(parents=True, exist_ok=True)
-    (stack.settings.exports_root / f"blocker-{project.id}").write_text("a file where a directory should be")
+    (project.files / f"blocker-{project.id}").parent.mkdir(parents=True, exist_ok=True)
+    (project.files / f"blocker-{project.id}").write_text("a file where a directory should be")
     export = await create_export(
         project, {**NOOP, "destination": {"type": "File", "config": {"path": f"blocker-{project.id}/out"}}}
     )
@@ -155,7 +151,7 @@ async def test_a_long_interval_continues_as_new_from_its_cursor(project: Project
     )
     assert [run["records_completed"] for run in found] == [100, 100, 50]  # the limit in tests is 100
     assert found[0]["cursor"] and found[1]["cursor"] and found[0]["cursor"] != found[1]["cursor"]
-    directory = stack.settings.exports_root / f"can-{project.id}"
+    directory = project.files / f"can-{project.id}"
     files = sorted(directory.iterdir())
     stem = f"{end - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}"
     assert {f.name for f in files} == {f"{stem}.jsonl", f"{stem}-1.jsonl", f"{stem}-2.jsonl"}
@@ -166,8 +162,8 @@ async def test_a_long_interval_continues_as_new_from_its_cursor(project: Project
 
 async def test_repeated_failures_pause_the_export(project: Project) -> None:
     stack = project.stack
-    stack.settings.exports_root.mkdir(parents=True, exist_ok=True)
-    (stack.settings.exports_root / f"pauser-{project.id}").write_text("not a directory")
+    project.files.mkdir(parents=True, exist_ok=True)
+    (project.files / f"pauser-{project.id}").write_text("not a directory")
     export = await create_export(  # live: it is the schedule that gets paused
         project,
         {**NOOP, "paused": False, "destination": {"type": "File", "config": {"path": f"pauser-{project.id}/x"}}},

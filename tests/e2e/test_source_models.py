@@ -76,6 +76,6 @@ async def test_persons_and_sessions_resume_from_their_cursor(project: Project) -
             project, export["id"], lambda rs: [r["status"] for r in rs] == ["ContinuedAsNew", "Completed"]
         )
         assert [r["records_completed"] for r in found] == [100, 50]
-        files = sorted((project.stack.settings.exports_root / path).iterdir())
+        files = sorted((project.files / path).iterdir())
         keys = [json.loads(line)[key] for f in files for line in f.read_text().splitlines()]
         assert len(keys) == len(set(keys)) == 150, model

@@ -78,7 +78,7 @@ async def test_capture_export_trigger_and_complete(project: Project) -> None:
     assert (end - start).total_seconds() == 3600 and end <= datetime.now(UTC)
     assert end == last_hour.replace(minute=0) + timedelta(hours=1)  # the clock hour, not the hour before the trigger
 
-    file = stack.settings.exports_root / "skeleton" / f"{start:%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}.jsonl"
+    file = project.files / "skeleton" / f"{start:%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}.jsonl"
     rows = [json.loads(line) for line in file.read_text().splitlines()]
     assert {row["uuid"] for row in rows} == uuids
     first = next(row for row in rows if row["distinct_id"] == "user-0")

@@ -17,12 +17,15 @@ from tests.support.stack import Project
 
 
 async def postgres_database(project: Project, suffix: str = "") -> tuple[dict[str, Any], str]:
-    """A database of its own for this test, and the config that reaches it."""
+    """A database of its own for this test, owned by a user of its own (whose name and password are secrets
+    no error may show), the config that reaches it, and a superuser's DSN of it."""
     name = f"destination_{project.id}{f'_{suffix}' if suffix else ''}"
-    await project.stack.pool.execute(f'CREATE DATABASE "{name}"')
+    user, password = f"exporter_{uuid.uuid4().hex[:12]}", f"pw-{uuid.uuid4().hex}"
+    await project.stack.pool.execute(f"CREATE USER {user} PASSWORD '{password}'")
+    await project.stack.pool.execute(f'CREATE DATABASE "{name}" OWNER {user}')
     url = urlparse(project.stack.settings.database_url)
     config = {"host": url.hostname, "port": url.port, "database": name, "schema": "public", "table_name": "events",
-              "user": "postgres", "password": "s3cr3t-password"}  # fmt: skip
+              "user": user, "password": password}  # fmt: skip
     return config, url._replace(path=f"/{name}").geturl()
 
 
@@ -80,7 +83,7 @@ class Target(ABC):
 
     def secrets(self, config: dict[str, Any]) -> list[str]:
         """The secret values of `config`, which no error, log or response may show."""
-        fields = {"S3Compatible": ("aws_access_key_id", "aws_secret_access_key"), "Postgres": ("password",),
+        fields = {"S3Compatible": ("aws_access_key_id", "aws_secret_access_key"), "Postgres": ("user", "password"),
                   "HTTP": ("token",)}.get(self.type, ())  # fmt: skip
         return [str(config[name]) for name in fields if config.get(name)]
 
@@ -100,13 +103,13 @@ class FileTarget(Target):
         return {"path": f"contract-{self.project.id}-{uuid.uuid4().hex[:6]}", "max_file_size_mb": 1}
 
     def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        blocker = self.project.stack.settings.exports_root / f"a-file-{uuid.uuid4().hex[:6]}"
+        blocker = self.project.files / f"a-file-{uuid.uuid4().hex[:6]}"
         blocker.parent.mkdir(parents=True, exist_ok=True)
         blocker.write_text("in the way")
         return {**config, "path": f"{blocker.name}/under-a-file"}, "cannot write to"
 
     async def held(self, config: dict[str, Any]) -> list[str]:
-        directory = self.project.stack.settings.exports_root / config["path"]
+        directory = self.project.files / config["path"]
         if not directory.exists():
             return []
         files = sorted(p for p in directory.iterdir() if p.suffix == ".jsonl")

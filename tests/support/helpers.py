@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from aiohttp import web
 from temporalio.client import Client, WorkflowHandle
 
 from api.app import create_app
@@ -20,7 +19,8 @@ from batch_exports.settings import Settings
 from batch_exports.temporal.schedules import run_retry_policy
 from contracts.intervals import Interval, IntervalSpec, run_workflow_id
 from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileInputs, ReconcileResult, RunInputs
-from entrypoints.embedded import LOOPBACK, free_port, temporal_cli
+from entrypoints.embedded import temporal_cli
+from tests.support.listeners import serving
 from tests.support.stack import Project, Stack
 
 T = TypeVar("T")
@@ -154,17 +154,13 @@ async def another_gateway(stack: Stack, *, temporal_address: str | None = None, 
     """A second gateway on its own port, with other settings or another Temporal address; yields its URL."""
     address = os.environ["TEMPORAL_ADDRESS"]
     os.environ["TEMPORAL_ADDRESS"] = temporal_address or address
-    try:
-        runner = web.AppRunner(create_app(stack.settings.model_copy(update=settings)), access_log=None)
-        await runner.setup()
+    try:  # the app connects to Temporal when it starts, which `serving` does
+        app = create_app(stack.settings.model_copy(update=settings))
+        async with serving(app) as url:
+            os.environ["TEMPORAL_ADDRESS"] = address
+            yield url
     finally:
         os.environ["TEMPORAL_ADDRESS"] = address
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
-    try:
-        yield f"http://{LOOPBACK}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def capture(project: Project, batch: list[dict[str, Any]]) -> None:
@@ -180,7 +176,7 @@ async def export_file_now(project: Project, path: str, **fields: Any) -> tuple[P
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
     (run,) = await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"])
-    (file,) = (project.stack.settings.exports_root / path).iterdir()
+    (file,) = (project.files / path).iterdir()
     return file, run
 
 

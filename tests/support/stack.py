@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -50,6 +51,11 @@ class Project:
     stack: Stack
     id: int
     token: str
+
+    @property
+    def files(self) -> Path:
+        """Where this project's `File` exports write: its own directory of the file root."""
+        return self.stack.settings.exports_root / str(self.id)
 
     def url(self, path: str) -> str:
         if path.startswith("/"):
