@@ -186,7 +186,8 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             print((work / "gateway.log").read_text()[-3000:])
             raise
         finally:
-            gateway.terminate()
+            if gateway.returncode is None:
+                gateway.terminate()
             await gateway.wait()
             log.close()
         rows = floor_rows(prepared[sizes[0]], team_id=len(sizes) + 2)

@@ -60,8 +60,10 @@ async def test_a_write_key_cannot_send_a_stored_password_elsewhere(project: Proj
     async with listening() as attacker:
         moved = {"host": attacker.host, "port": attacker.port}
         for change in ({"host": "localhost"}, {"port": attacker.port}, {"database": "postgres"}, moved):
-            for method in ("PATCH", "PUT"):
-                status, body = await project.request(method, path, key=writer, json={"destination": {"config": change}})
+            for method in ("PATCH", "PUT"):  # a PUT names the required fields as well
+                full = {"name": "pg", "interval": "hour"} if method == "PUT" else {}
+                body = {**full, "destination": {"config": change}}
+                status, body = await project.request(method, path, key=writer, json=body)
                 assert (status, body["attr"]) == (400, "destination__config__password"), (method, change, body)
                 assert "'password', 'user'" in body["detail"]
         status, body = await project.request(
