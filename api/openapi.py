@@ -170,8 +170,8 @@ class StepResult(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
-    database: str
-    temporal: str
+    database: Literal["ok", "unavailable"]
+    temporal: Literal["ok", "unavailable"]
 
 
 class Captured(BaseModel):
