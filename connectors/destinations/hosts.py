@@ -65,7 +65,7 @@ def refusal(address: str) -> str | None:
             return "a Teredo address"
         if embedded is not None:
             why = refusal(str(embedded))
-            return f"it embeds {embedded}, {why}" if why else None
+            return f"an address that embeds {embedded}, {why}" if why else None
         if ip not in _GLOBAL_UNICAST_V6 or not ip.is_global or any(ip in net for net in _MORE_V6):
             return "a private, loopback or otherwise internal address"
         return None
@@ -131,12 +131,15 @@ async def resolve(host: str, port: int, *, allow_private: bool, field: str = "ho
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos if info[0] in families))
         if not addresses:
             raise HostRefused(f"{host} does not resolve to an IP address", field)
-    refused = [f"{a} ({why})" for a in addresses if (why := address_refusal(a, allow_private))]
+    refused = [(a, why) for a in addresses if (why := address_refusal(a, allow_private))]
     if refused:
+        what = (
+            f"{host} is {refused[0][1]}"
+            if literal(host) is not None
+            else f"{host} resolves to {', '.join(f'{a} ({why})' for a, why in refused)}"
+        )
         raise HostRefused(
-            f"{host} is {'' if literal(host) else 'resolves to '}{', '.join(refused)}; destinations must be "
-            f"reachable on the internet ({POLICY_SETTING} allows others)",
-            field,
+            f"{what}; destinations must be reachable on the internet ({POLICY_SETTING} allows others)", field
         )
     return addresses
 

@@ -39,7 +39,7 @@ def file_export(path: str, interval: str = "hour", **fields: Any) -> dict[str, A
 
 
 def exported_uuids(project: Project, path: str) -> list[str]:
-    directory = project.stack.settings.exports_root / path
+    directory = project.files / path
     files = sorted(directory.glob("*.jsonl")) if directory.exists() else []
     return [json.loads(line)["uuid"] for file in files for line in file.read_text().splitlines()]
 
