@@ -142,13 +142,15 @@ class EmbeddedPostgres(ChildProcess):
 
                 owner = pwd.getpwnam(self._user)
                 os.chown(pwfile, owner.pw_uid, owner.pw_gid)
-            subprocess.run(
+            made = subprocess.run(
                 [bin_dir / "initdb", "-D", self.pgdata, "-U", "postgres", "--auth=scram-sha-256",
                  f"--pwfile={pwfile}", "--encoding=UTF8", "--no-sync"],
-                check=True,
                 capture_output=True,
+                text=True,
                 user=self._user,
             )  # fmt: skip
+            if made.returncode != 0:
+                raise RuntimeError(f"initdb failed ({made.returncode}) in {self.pgdata}:\n{made.stderr[-2000:]}")
         finally:
             pwfile.unlink(missing_ok=True)
 
