@@ -24,6 +24,7 @@ from activities.reconciliation import Reconciler
 from activities.runs import RunBookkeeping
 from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.settings import get_settings
+from batch_exports.telemetry import gauges, logs
 from batch_exports.temporal.schedules import ensure_reconciliation
 from workflows.backfill import BackfillWorkflow
 from workflows.reconciliation import ReconcileWorkflow
@@ -38,6 +39,7 @@ def build_worker(rt: Runtime) -> Worker:
         rt.client,
         task_queue=rt.settings.task_queue,
         workflows=[RunBatchExportWorkflow, BackfillWorkflow, ReconcileWorkflow],
+        interceptors=[logs.ActivityLogContext()],  # log lines name the export and run an activity works on
         # Heartbeats reach the server at least every 2 s, so a cancel reaches an export within seconds.
         max_heartbeat_throttle_interval=timedelta(seconds=2),
         # On shutdown, attempts in flight get this long to reach a checkpoint before they are cancelled.
@@ -62,7 +64,9 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    async with open_runtime(get_settings(), process="worker") as rt:
+    settings = get_settings()
+    logs.configure(settings)
+    async with open_runtime(settings, process="worker", metrics="worker") as rt, gauges.refreshing(rt):
         await ensure_reconciliation(rt.client, rt.settings)
         worker = build_worker(rt)
         running = asyncio.create_task(worker.run())

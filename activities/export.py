@@ -8,6 +8,7 @@ it never goes down, even when an attempt is lost. When its worker shuts down it 
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -47,9 +48,12 @@ class Exporter:
             start = await attempt.begin(export)
             written = Checkpoint(records=start.records, bytes=start.bytes)  # so far, if not all for good yet
             context = self.rt.destinations.for_project(export.team_id)
+            began = time.monotonic()
             async with self._heartbeating(attempt, written):
                 await ensure_allowed_host(export.destination_config, context)
-                return await self._write(export, inputs, attempt, start, written, context)
+                result = await self._write(export, inputs, attempt, start, written, context)
+            self.rt.metrics.exported(export.destination_type, result, seconds=time.monotonic() - began)
+            return result
         except BaseException as error:
             outcome = await attempt.end(error)
             if outcome is error:

@@ -118,7 +118,7 @@ class RunBookkeeping:
         status = RunStatus(inputs.status)
         run_id = uuid.UUID(inputs.run_id)
         export_id = uuid.UUID(inputs.batch_export_id)
-        await runs.finish(
+        finished = await runs.finish(
             self.rt.pool,
             run_id,
             status=status,
@@ -127,6 +127,8 @@ class RunBookkeeping:
             latest_error=inputs.latest_error,
             cursor=inputs.cursor,
         )
+        if finished is not None:
+            self.rt.metrics.run_finished(finished)
         message = f"Run {status.value}"
         if inputs.records_completed is not None:
             message += f": {inputs.records_completed} records exported"
