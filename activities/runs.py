@@ -3,6 +3,7 @@
 They run as local activities of the run workflow: a few SQL statements, no task-queue round trip.
 """
 
+import logging
 import uuid
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ from temporalio.service import RPCError
 from batch_exports.runtime import Runtime
 from batch_exports.services import lifecycle
 from batch_exports.store import exports, logs, runs
+from batch_exports.telemetry.logs import log_context
 from batch_exports.temporal import schedules
 from batch_exports.temporal.client import TemporalUnavailable, reset_base
 from contracts.intervals import DataInterval, run_workflow_id
@@ -69,6 +71,8 @@ class RunBookkeeping:
         resumed = f", resuming after {inputs.cursor}" if inputs.cursor else ""
         if replaced is not None:
             resumed += f"; a reset of run {replaced.id} (execution {replaced.workflow_run_id})"
+        with log_context(run_id=run_id):
+            activity.logger.info("run started for %s to %s%s", start, inputs.data_interval_end, resumed)
         await logs.write(
             self.rt.pool,
             team_id=team_id,
@@ -137,6 +141,7 @@ class RunBookkeeping:
         if inputs.latest_error:
             message += f": {inputs.latest_error}"
         ok = status in (RunStatus.COMPLETED, RunStatus.CONTINUED_AS_NEW)
+        activity.logger.log(logging.INFO if ok else logging.WARNING, message)
         await logs.write(
             self.rt.pool,
             team_id=inputs.team_id,

@@ -1,21 +1,27 @@
-"""Benchmark: a one-year hourly backfill (8,760 intervals) over about 1M events, on the embedded stack.
+"""Benchmark: a one-year hourly backfill (8,760 intervals) over about 1M events, on the embedded stack,
+against Temporal's own floor measured in the same run on the same server.
 
-    .venv/bin/python bench/backfill.py [--events 1000000] [--concurrency 32] [--destination NoOp|File]
+    .venv/bin/python bench/backfill.py [--events 1000000] [--concurrency 32] [--destination NoOp|File] [--workers 1]
 
 Starts PostgreSQL and the Temporal dev server (persisting to a file, as `make dev` does) in a
-temporary directory, loads the events, runs the backfill through the real worker and prints: wall
-time, intervals per second, the median run, and the median *empty* run (a second backfill over a
-range with no events).
+temporary directory, loads the events and starts `--workers` worker processes (`bench.workers`). Then the
+floor: as many bare workflows as the backfill has intervals, each with one no-op activity, started as
+children at the same concurrency (`bench.floor`). Then the backfill through the real workers. It prints
+both in intervals per second and their ratio, the median run, and the median *empty* run (a second
+backfill over a range with no events).
 """
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,9 +34,12 @@ from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings
 from batch_exports.store import db, projects
 from batch_exports.store.exports import BatchExport
+from bench.floor import FLOOR_WORKFLOW, FloorInputs
+from bench.workers import floor_queue
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
 from tests.support.scratch import scratch_directory
-from worker import build_worker
+
+ROOT = Path(__file__).resolve().parents[1]
 
 YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
 YEAR_END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -68,6 +77,47 @@ async def run_backfill(rt: Runtime, export: BatchExport, start: datetime, end: d
     return wall, [float(r["seconds"]) for r in rows]
 
 
+@contextlib.contextmanager
+def worker_processes(settings: Settings, count: int) -> Iterator[None]:
+    """`count` worker processes (`bench.workers`) on the settings' database and task queue, until the block ends."""
+    assert settings.encryption_key is not None
+    env = {
+        **os.environ,
+        "BATCH_EXPORTS_DATABASE_URL": settings.database_url,
+        "BATCH_EXPORTS_ENCRYPTION_KEY": settings.encryption_key.get_secret_value(),
+        "BATCH_EXPORTS_TASK_QUEUE": settings.task_queue,
+        "BATCH_EXPORTS_SETTLE_DELAY_SECONDS": "0",
+        "BATCH_EXPORTS_FILE_DESTINATION_ROOT": str(settings.exports_root),
+        "BATCH_EXPORTS_WORKER_METRICS_PORT": "0",
+        "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
+    }
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "bench.workers"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    try:
+        for process in workers:
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.wait(60)
+
+
+async def run_floor(rt: Runtime, count: int, concurrency: int) -> float:
+    """Seconds Temporal takes for `count` bare workflows with one no-op activity each, `concurrency` at a time."""
+    began = time.perf_counter()
+    await rt.client.execute_workflow(
+        FLOOR_WORKFLOW,
+        FloorInputs(prefix=f"floor-{uuid.uuid4().hex[:8]}", count=count, concurrency=concurrency),
+        id=f"floor-{uuid.uuid4()}",
+        task_queue=floor_queue(rt.settings.task_queue),
+    )
+    return time.perf_counter() - began
+
+
 async def main(args: argparse.Namespace, work: Path) -> None:
     with (
         EmbeddedPostgres(work / "postgres", free_port()).start() as postgres,
@@ -98,7 +148,10 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                  "destination": {"type": args.destination, "config": config}}
             )  # fmt: skip
             export = await lifecycle.create(rt, 1, body)
-            async with build_worker(rt):
+            intervals_in_year = int((YEAR_END - YEAR_START) / timedelta(hours=1))
+            with worker_processes(settings, args.workers):
+                floor_wall = await run_floor(rt, intervals_in_year, args.concurrency)
+                print(f"floor: {floor_wall:.1f} s", flush=True)
                 wall, durations = await run_backfill(rt, export, YEAR_START, YEAR_END)
                 intervals = len(durations)
                 exported = await pool.fetchval(
@@ -106,10 +159,13 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 )
                 empty_start = YEAR_START - timedelta(hours=args.empty_intervals)
                 empty_wall, empty = await run_backfill(rt, export, empty_start, YEAR_START)
-    print(f"destination:              {args.destination}, backfill concurrency {args.concurrency}")
+    print(f"destination:              {args.destination}, concurrency {args.concurrency}, {args.workers} worker(s)")
     print(f"intervals:                {intervals:,} ({exported:,} records exported)")
     print(f"wall time:                {wall:.1f} s  (target: under 300 s)")
     print(f"intervals per second:     {intervals / wall:.1f}")
+    print(f"floor:                    {floor_wall:.1f} s, {intervals_in_year / floor_wall:.1f} intervals per second "
+          f"({intervals_in_year:,} bare workflows with one no-op activity each)")  # fmt: skip
+    print(f"ratio to the floor:       {floor_wall / wall:.2f}  (target: at least 0.8)")
     print(f"median run:               {statistics.median(durations) * 1000:.0f} ms")
     print(f"median empty run:         {statistics.median(empty) * 1000:.0f} ms "
           f"({len(empty)} empty intervals in {empty_wall:.1f} s)")  # fmt: skip
@@ -121,6 +177,7 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--destination", choices=["NoOp", "File"], default="File")
     parser.add_argument("--empty-intervals", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
     with scratch_directory("bench-backfill-") as work:
         asyncio.run(main(parser.parse_args(), work))

@@ -261,10 +261,11 @@ async def soft_delete(conn: Executor, export_id: uuid.UUID) -> None:
 
 @dataclass(frozen=True)
 class Freshness:
-    """How far a live export has got: the end of its latest completed interval (None before the first)."""
+    """How far an export has got: the end of its latest completed interval (None before the first)."""
 
     id: uuid.UUID
     interval: Interval
+    paused: bool
     exported_until: datetime | None
     created_at: datetime
     start_at: datetime | None
@@ -272,14 +273,14 @@ class Freshness:
 
 
 async def freshness(conn: Executor) -> list[Freshness]:
-    """Every export that is neither deleted nor paused, with the end of its latest completed interval."""
+    """Every export that is not deleted, with the end of its latest completed interval."""
     rows = await conn.fetch(
         """
-        SELECT e.id, e.interval, e.created_at, e.start_at, e.end_at,
+        SELECT e.id, e.interval, e.paused, e.created_at, e.start_at, e.end_at,
                (SELECT r.data_interval_end FROM batch_export_runs r
                 WHERE r.batch_export_id = e.id AND r.status = $1
                 ORDER BY r.data_interval_start DESC LIMIT 1) AS exported_until
-        FROM batch_exports e WHERE NOT e.deleted AND NOT e.paused
+        FROM batch_exports e WHERE NOT e.deleted
         """,
         RunStatus.COMPLETED,
     )

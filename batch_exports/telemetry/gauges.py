@@ -1,4 +1,6 @@
-"""The gauges read from the database: each live export's lag, and the runs its open backfills have left.
+"""The gauges read from the database: the lag of each export that runs on schedule (not deleted, not paused),
+and the runs each export's open backfills have left (0 without one, so a rule finds the series before the
+first backfill).
 
 Every worker refreshes them every `metrics_refresh_seconds` (two queries), so any one worker's endpoint
 tells the whole truth; dashboards and rules take the `max` over workers. A failed refresh is logged and
@@ -32,10 +34,14 @@ async def refresh(rt: Runtime, now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
     live = await exports.freshness(rt.pool)
     rt.metrics.export_lags(
-        {str(export.id): (lag_seconds(export, now), export.interval.nominal.total_seconds()) for export in live}
+        {
+            str(export.id): (lag_seconds(export, now), export.interval.nominal.total_seconds())
+            for export in live
+            if not export.paused
+        }
     )
     left = await backfills.runs_left_by_export(rt.pool)
-    rt.metrics.backfills_left({str(export_id): runs for export_id, runs in left.items()})
+    rt.metrics.backfills_left({str(export.id): left.get(export.id, 0) for export in live})
 
 
 @contextlib.asynccontextmanager

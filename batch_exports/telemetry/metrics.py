@@ -81,7 +81,7 @@ class ServiceMetrics:
         )
         self.export_lag = meter.create_gauge_float(
             "batch_exports_export_lag_seconds",
-            "Now minus the end of a live export's latest completed interval (0 once it is deleted or paused).",
+            "Now minus the end of the latest completed interval of an export on schedule (0 once deleted or paused).",
         )
         self.export_interval = meter.create_gauge_float(
             "batch_exports_export_interval_seconds", "The nominal length of a live export's interval."
@@ -147,7 +147,7 @@ class ServiceMetrics:
         self._lagging = set(lags)
 
     def backfills_left(self, left: dict[str, int]) -> None:
-        """Set the runs left per export with open backfills; an export whose backfills all ended drops to 0."""
+        """Set the runs each export's open backfills have left; a deleted export drops to 0."""
         for export_id in self._backfilling - left.keys():
             self.backfill_runs_left.set(0, {"batch_export_id": export_id})
         for export_id, runs in left.items():
