@@ -127,15 +127,17 @@ class Exporter:
         run = self.rt.client.get_workflow_handle(info.workflow_id or "", run_id=info.workflow_run_id)
 
         async def beat() -> None:
-            told, beats = -1, 0
+            # Nothing before the first tick: an export that ends within it (most intervals of a backfill) costs
+            # no heartbeat and no signal (each a write on the server); its result says it all.
+            told, beats = 0, 0
             while True:
+                await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
                 activity.heartbeat(attempt.beat())
                 if beats % TELL_THE_RUN_EVERY == 0 and written.records != told:
                     with contextlib.suppress(RPCError, RuntimeError):
                         await run.signal(EXPORT_PROGRESS_SIGNAL, ExportProgress(written.records, written.bytes))
                         told = written.records
                 beats += 1
-                await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
         task = asyncio.create_task(beat())
         try:

@@ -3,6 +3,7 @@
 They run as local activities of the run workflow: a few SQL statements, no task-queue round trip.
 """
 
+import asyncio
 import logging
 import uuid
 from dataclasses import replace
@@ -122,17 +123,6 @@ class RunBookkeeping:
         status = RunStatus(inputs.status)
         run_id = uuid.UUID(inputs.run_id)
         export_id = uuid.UUID(inputs.batch_export_id)
-        finished = await runs.finish(
-            self.rt.pool,
-            run_id,
-            status=status,
-            records_completed=inputs.records_completed,
-            bytes_exported=inputs.bytes_exported,
-            latest_error=inputs.latest_error,
-            cursor=inputs.cursor,
-        )
-        if finished is not None:
-            self.rt.metrics.run_finished(finished)
         message = f"Run {status.value}"
         if inputs.records_completed is not None:
             message += f": {inputs.records_completed} records exported"
@@ -142,15 +132,29 @@ class RunBookkeeping:
             message += f": {inputs.latest_error}"
         ok = status in (RunStatus.COMPLETED, RunStatus.CONTINUED_AS_NEW)
         activity.logger.log(logging.INFO if ok else logging.WARNING, message)
-        await logs.write(
-            self.rt.pool,
-            team_id=inputs.team_id,
-            batch_export_id=export_id,
-            run_id=run_id,
-            workflow_run_id=activity.info().workflow_run_id,
-            level=logs.Level.INFO if ok else logs.Level.ERROR,
-            message=message,
+        # Two independent writes, side by side: this runs inside the workflow's task, which waits for it.
+        finished, _ = await asyncio.gather(
+            runs.finish(
+                self.rt.pool,
+                run_id,
+                status=status,
+                records_completed=inputs.records_completed,
+                bytes_exported=inputs.bytes_exported,
+                latest_error=inputs.latest_error,
+                cursor=inputs.cursor,
+            ),
+            logs.write(
+                self.rt.pool,
+                team_id=inputs.team_id,
+                batch_export_id=export_id,
+                run_id=run_id,
+                workflow_run_id=activity.info().workflow_run_id,
+                level=logs.Level.INFO if ok else logs.Level.ERROR,
+                message=message,
+            ),
         )
+        if finished is not None:
+            self.rt.metrics.run_finished(finished)
         if status is RunStatus.FAILED:
             try:
                 await lifecycle.pause_if_failing(self.rt, export_id)
