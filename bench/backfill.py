@@ -79,9 +79,9 @@ async def run_backfill(rt: Runtime, export: BatchExport, start: datetime, end: d
 
 
 @contextlib.contextmanager
-def worker_processes(settings: Settings, count: int) -> Iterator[list[str]]:
+def worker_processes(settings: Settings, count: int) -> Iterator[tuple[list[str], list[int]]]:
     """`count` worker processes (`bench.workers`) on the settings' database and task queue, until the block ends;
-    yields the URLs of their metrics endpoints."""
+    yields the URLs of their metrics endpoints and their pids."""
     assert settings.encryption_key is not None
     env = {
         **os.environ,
@@ -107,7 +107,7 @@ def worker_processes(settings: Settings, count: int) -> Iterator[list[str]]:
     try:
         for process in workers:
             assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-        yield [f"http://127.0.0.1:{port}/metrics" for port in ports]
+        yield [f"http://127.0.0.1:{port}/metrics" for port in ports], [process.pid for process in workers]
     finally:
         for process in workers:
             process.terminate()
@@ -115,12 +115,13 @@ def worker_processes(settings: Settings, count: int) -> Iterator[list[str]]:
             process.wait(60)
 
 
-async def run_floor(rt: Runtime, count: int, concurrency: int) -> float:
-    """Seconds Temporal takes for `count` bare workflows with one no-op activity each, `concurrency` at a time."""
+async def run_floor(rt: Runtime, count: int, concurrency: int, dressed: bool = False) -> float:
+    """Seconds Temporal takes for `count` bare workflows with one no-op activity each, `concurrency` at a time
+    (`dressed`: with the Temporal features a run has, see `bench.floor`)."""
     began = time.perf_counter()
     await rt.client.execute_workflow(
         FLOOR_WORKFLOW,
-        FloorInputs(prefix=f"floor-{uuid.uuid4().hex[:8]}", count=count, concurrency=concurrency),
+        FloorInputs(prefix=f"floor-{uuid.uuid4().hex[:8]}", count=count, concurrency=concurrency, dressed=dressed),
         id=f"floor-{uuid.uuid4()}",
         task_queue=floor_queue(rt.settings.task_queue),
     )
@@ -158,13 +159,19 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             )  # fmt: skip
             export = await lifecycle.create(rt, 1, body)
             hours = args.intervals or int((YEAR_END - YEAR_START) / timedelta(hours=1))
-            with worker_processes(settings, args.workers) as metrics:
-                before_floor = latencies.scrape(metrics)
+            with worker_processes(settings, args.workers) as (metrics, worker_pids):
+                assert postgres.process is not None and server.process is not None
+                pids = {"Temporal server": [server.process.pid], "workers": worker_pids,
+                        "PostgreSQL": [postgres.process.pid]}  # fmt: skip
+                before_floor, cpu_before_floor = latencies.scrape(metrics), latencies.cpu_seconds(pids)
                 floor_wall = await run_floor(rt, hours, args.concurrency)
-                before_backfill = latencies.scrape(metrics)
+                before_backfill, cpu_before_backfill = latencies.scrape(metrics), latencies.cpu_seconds(pids)
                 print(f"floor: {floor_wall:.1f} s", flush=True)
                 wall, durations = await run_backfill(rt, export, YEAR_START, YEAR_START + timedelta(hours=hours))
-                after_backfill = latencies.scrape(metrics)
+                after_backfill, cpu_after_backfill = latencies.scrape(metrics), latencies.cpu_seconds(pids)
+                if args.dressed_floor:
+                    dressed_wall = await run_floor(rt, hours, args.concurrency, dressed=True)
+                    after_dressed, cpu_after_dressed = latencies.scrape(metrics), latencies.cpu_seconds(pids)
                 intervals = len(durations)
                 exported = await pool.fetchval(
                     "SELECT sum(records_completed) FROM batch_export_runs WHERE batch_export_id = $1", export.id
@@ -183,8 +190,17 @@ async def main(args: argparse.Namespace, work: Path) -> None:
           f"({len(empty)} empty intervals in {empty_wall:.1f} s)")  # fmt: skip
     print("where the floor's time went (the workers' Temporal SDK metrics):")
     print("\n".join(latencies.report(before_floor, before_backfill)))
+    print(latencies.cpu_report(cpu_before_floor, cpu_before_backfill, floor_wall))
     print("where the backfill's time went:")
     print("\n".join(latencies.report(before_backfill, after_backfill)))
+    print(latencies.cpu_report(cpu_before_backfill, cpu_after_backfill, wall))
+    if args.dressed_floor:
+        print(
+            f"dressed floor:            {dressed_wall:.1f} s, {hours / dressed_wall:.1f} intervals per second "
+            f"(the run's Temporal features, none of its code); backfill / dressed floor {dressed_wall / wall:.2f}"
+        )
+        print("\n".join(latencies.report(after_backfill, after_dressed)))
+        print(latencies.cpu_report(cpu_after_backfill, cpu_after_dressed, dressed_wall))
 
 
 if __name__ == "__main__":
@@ -195,6 +211,7 @@ if __name__ == "__main__":
     parser.add_argument("--empty-intervals", type=int, default=500)
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--intervals", type=int, default=0, help="the first N hours of the year only (profiling)")
+    parser.add_argument("--dressed-floor", action="store_true", help="also a floor with the run's Temporal features")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
     with scratch_directory("bench-backfill-") as work:
         asyncio.run(main(parser.parse_args(), work))

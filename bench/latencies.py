@@ -1,9 +1,12 @@
-"""Where a benchmark's time goes, from the workers' own Temporal SDK metrics: scraped before and after a phase,
-the mean of each latency histogram over the phase (by workflow, activity or request type) and how many."""
+"""Where a benchmark's time goes: from the workers' own Temporal SDK metrics, scraped before and after a phase,
+the mean of each latency histogram over the phase (by workflow, activity or request type) and how many; and the
+CPU seconds each process (and its children) used over the phase."""
 
 import re
 import urllib.request
 from collections import defaultdict
+
+import psutil
 
 HISTOGRAMS = {
     "temporal_workflow_task_schedule_to_start_latency_seconds": "workflow task waits for a worker",
@@ -47,3 +50,26 @@ def report(before: Totals, after: Totals) -> list[str]:
             what = f"{HISTOGRAMS[name]} ({key})" if key else HISTOGRAMS[name]
             lines.append(f"  {what:<68} {spent / done * 1000:8.1f} ms mean  x{int(done):,}")
     return lines
+
+
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """User and system CPU seconds used so far by each named group of processes, their children included."""
+    used = {}
+    for name, group in pids.items():
+        total = 0.0
+        for pid in group:
+            try:
+                process = psutil.Process(pid)
+                for member in [process, *process.children(recursive=True)]:
+                    times = member.cpu_times()
+                    total += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        used[name] = total
+    return used
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], wall: float) -> str:
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    parts = [f"{name} {seconds:.0f} s ({seconds / wall:.2f} cores)" for name, seconds in spent.items()]
+    return "  CPU: " + ", ".join(parts)

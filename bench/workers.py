@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 from batch_exports.runtime import open_runtime
 from batch_exports.settings import get_settings
 from bench.floor import FloorChildWorkflow, FloorWorkflow, noop
-from worker import build_worker
+from worker import POLLING, build_worker
 
 
 def floor_queue(task_queue: str) -> str:
@@ -29,6 +29,8 @@ async def main() -> None:
             task_queue=floor_queue(rt.settings.task_queue),
             workflows=[FloorWorkflow, FloorChildWorkflow],
             activities=[noop],
+            workflow_task_poller_behavior=POLLING,  # the same worker options as the service's
+            activity_task_poller_behavior=POLLING,
         )
         async with build_worker(rt), floor:
             print("ready", flush=True)
