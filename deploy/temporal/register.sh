@@ -14,7 +14,7 @@ until temporal operator search-attribute list --namespace "$namespace" >/dev/nul
   sleep 1
 done
 for attribute in BatchExportId=Keyword TeamId=Int DataIntervalStart=Datetime DataIntervalEnd=Datetime \
-                 DestinationType=Keyword BackfillId=Keyword; do
+                 DestinationType=Keyword BackfillId=Keyword BatchExportName=Keyword; do
   name="${attribute%%=*}"
   type="${attribute#*=}"
   if temporal operator search-attribute list --namespace "$namespace" | grep -qw "$name"; then
