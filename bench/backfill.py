@@ -179,7 +179,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 empty_start = YEAR_START - timedelta(hours=args.empty_intervals)
                 empty_wall, empty = await run_backfill(rt, export, empty_start, YEAR_START)
     print(f"destination:              {args.destination}, concurrency {args.concurrency}, {args.workers} worker(s)")
-    print(f"intervals:                {intervals:,} ({exported:,} records exported)")
+    print(f"intervals:                {intervals:,} ({int(exported):,} records exported)")
     print(f"wall time:                {wall:.1f} s  (target: under 300 s)")
     print(f"intervals per second:     {intervals / wall:.1f}")
     print(f"floor:                    {floor_wall:.1f} s, {hours / floor_wall:.1f} intervals per second "
