@@ -9,6 +9,7 @@ route patterns (never a raw path), and export ids for the per-export gauges.
 Counters start at zero for every status, so a rule or a dashboard finds its series before the first event.
 """
 
+import logging
 from datetime import UTC, datetime
 
 from temporalio.common import MetricMeter
@@ -18,6 +19,8 @@ from temporalio.runtime import Runtime as TemporalRuntime
 from batch_exports.store.runs import FinishedRun
 from contracts.statuses import FINAL_RUN_STATUSES, OPEN_RUN_STATUSES, RunStatus
 from contracts.workflows import ExportResult
+
+logger = logging.getLogger(__name__)
 
 # Histogram buckets, in seconds (Prometheus's defaults are made for requests, not for exports).
 HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
@@ -29,10 +32,10 @@ CAPTURE_OUTCOMES = ("accepted", "rejected", "failed")
 
 
 def temporal_runtime(host: str, port: int, setting: str) -> TemporalRuntime | None:
-    """A Temporal runtime serving Prometheus metrics on `host:port` (None for port 0: metrics are dropped).
+    """A Temporal runtime serving Prometheus metrics on `host:port`, or None (metrics are dropped) for port 0.
 
-    It fails at once when the port is taken, naming `setting`: a process that should be scraped and cannot
-    be is a misconfiguration, not something to find out from a missing graph.
+    A port already taken (a second worker on the same host with the same settings) does not stop the process: it
+    runs without an endpoint and says so at ERROR, naming `setting`; the rule on absent workers shows it too.
     """
     if not port:
         return None
@@ -50,7 +53,10 @@ def temporal_runtime(host: str, port: int, setting: str) -> TemporalRuntime | No
     try:
         return TemporalRuntime(telemetry=TelemetryConfig(metrics=config, attach_service_name=False))
     except ValueError as error:
-        raise RuntimeError(f"cannot serve metrics on {host}:{port} ({error}): set {setting} to a free port") from None
+        logger.error(
+            "metrics are not served: %s:%s cannot be bound (%s); set %s to a free port", host, port, error, setting
+        )
+        return None
 
 
 class ServiceMetrics:

@@ -113,7 +113,7 @@ async def test_a_backfill_survives_a_killed_worker_and_gateway(project: Project,
     assert sum(run["records_completed"] for run in completed_runs) == HOURS * EVENTS_PER_HOUR
 
     # (A write the kill interrupted may leave its hidden partial file behind; only complete files count.)
-    files = [file for file in (settings.exports_root / path).rglob("*") if file.is_file()]
+    files = [file for file in (project.files / path).rglob("*") if file.is_file()]
     files = [file for file in files if not file.name.startswith(".")]
     assert len(files) == HOURS
     uuids = [json.loads(line)["uuid"] for file in files for line in file.read_text().splitlines()]
