@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Debian's Prometheus, unpacked for the test that scrapes a worker and a gateway (tests/support/prometheus.py).
+PROMETHEUS := $(VENV)/prometheus/usr/bin/prometheus
 
 .PHONY: dev test test-unit lint worker api clean
 
@@ -15,8 +17,11 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/python -m entrypoints.dev
 
-test: $(STAMP)
+test: $(STAMP) $(PROMETHEUS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(PROMETHEUS):
+	sh tests/support/install_prometheus.sh $(VENV)/prometheus
 
 # The unit tier alone: no services, a few seconds.
 test-unit: $(STAMP)

@@ -8,6 +8,7 @@ it never goes down, even when an attempt is lost. When its worker shuts down it 
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -47,9 +48,12 @@ class Exporter:
             start = await attempt.begin(export)
             written = Checkpoint(records=start.records, bytes=start.bytes)  # so far, if not all for good yet
             context = self.rt.destinations.for_project(export.team_id)
+            began = time.monotonic()
             async with self._heartbeating(attempt, written):
                 await ensure_allowed_host(export.destination_config, context)
-                return await self._write(export, inputs, attempt, start, written, context)
+                result = await self._write(export, inputs, attempt, start, written, context)
+            self.rt.metrics.exported(export.destination_type, result, seconds=time.monotonic() - began)
+            return result
         except BaseException as error:
             outcome = await attempt.end(error)
             if outcome is error:
@@ -123,15 +127,17 @@ class Exporter:
         run = self.rt.client.get_workflow_handle(info.workflow_id or "", run_id=info.workflow_run_id)
 
         async def beat() -> None:
-            told, beats = -1, 0
+            # Nothing before the first tick: an export that ends within it (most intervals of a backfill) costs
+            # no heartbeat and no signal (each a write on the server); its result says it all.
+            told, beats = 0, 0
             while True:
+                await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
                 activity.heartbeat(attempt.beat())
                 if beats % TELL_THE_RUN_EVERY == 0 and written.records != told:
                     with contextlib.suppress(RPCError, RuntimeError):
                         await run.signal(EXPORT_PROGRESS_SIGNAL, ExportProgress(written.records, written.bytes))
                         told = written.records
                 beats += 1
-                await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
         task = asyncio.create_task(beat())
         try:

@@ -3,6 +3,8 @@
 They run as local activities of the run workflow: a few SQL statements, no task-queue round trip.
 """
 
+import asyncio
+import logging
 import uuid
 from dataclasses import replace
 
@@ -13,6 +15,7 @@ from temporalio.service import RPCError
 from batch_exports.runtime import Runtime
 from batch_exports.services import lifecycle
 from batch_exports.store import exports, logs, runs
+from batch_exports.telemetry.logs import log_context
 from batch_exports.temporal import schedules
 from batch_exports.temporal.client import TemporalUnavailable, reset_base
 from contracts.intervals import DataInterval, run_workflow_id
@@ -69,6 +72,8 @@ class RunBookkeeping:
         resumed = f", resuming after {inputs.cursor}" if inputs.cursor else ""
         if replaced is not None:
             resumed += f"; a reset of run {replaced.id} (execution {replaced.workflow_run_id})"
+        with log_context(run_id=run_id):
+            activity.logger.info("run started for %s to %s%s", start, inputs.data_interval_end, resumed)
         await logs.write(
             self.rt.pool,
             team_id=team_id,
@@ -118,15 +123,6 @@ class RunBookkeeping:
         status = RunStatus(inputs.status)
         run_id = uuid.UUID(inputs.run_id)
         export_id = uuid.UUID(inputs.batch_export_id)
-        await runs.finish(
-            self.rt.pool,
-            run_id,
-            status=status,
-            records_completed=inputs.records_completed,
-            bytes_exported=inputs.bytes_exported,
-            latest_error=inputs.latest_error,
-            cursor=inputs.cursor,
-        )
         message = f"Run {status.value}"
         if inputs.records_completed is not None:
             message += f": {inputs.records_completed} records exported"
@@ -135,15 +131,30 @@ class RunBookkeeping:
         if inputs.latest_error:
             message += f": {inputs.latest_error}"
         ok = status in (RunStatus.COMPLETED, RunStatus.CONTINUED_AS_NEW)
-        await logs.write(
-            self.rt.pool,
-            team_id=inputs.team_id,
-            batch_export_id=export_id,
-            run_id=run_id,
-            workflow_run_id=activity.info().workflow_run_id,
-            level=logs.Level.INFO if ok else logs.Level.ERROR,
-            message=message,
+        activity.logger.log(logging.INFO if ok else logging.WARNING, message)
+        # Two independent writes, side by side: this runs inside the workflow's task, which waits for it.
+        finished, _ = await asyncio.gather(
+            runs.finish(
+                self.rt.pool,
+                run_id,
+                status=status,
+                records_completed=inputs.records_completed,
+                bytes_exported=inputs.bytes_exported,
+                latest_error=inputs.latest_error,
+                cursor=inputs.cursor,
+            ),
+            logs.write(
+                self.rt.pool,
+                team_id=inputs.team_id,
+                batch_export_id=export_id,
+                run_id=run_id,
+                workflow_run_id=activity.info().workflow_run_id,
+                level=logs.Level.INFO if ok else logs.Level.ERROR,
+                message=message,
+            ),
         )
+        if finished is not None:
+            self.rt.metrics.run_finished(finished)
         if status is RunStatus.FAILED:
             try:
                 await lifecycle.pause_if_failing(self.rt, export_id)

@@ -5,19 +5,23 @@ On SIGTERM (or SIGINT) it stops accepting connections, lets the requests in flig
 handlers, so it does the same as PID 1 in a container.
 """
 
-import logging
+import os
 
 from aiohttp import web
 
 from api.app import create_app
 from batch_exports.settings import get_settings
+from batch_exports.telemetry import logs
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
     settings = get_settings()
+    logs.configure(settings)
     web.run_app(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         shutdown_timeout=settings.shutdown_grace_seconds,
     )
+    # The Temporal runtime's threads can abort the interpreter's finalisation (temporalio/sdk-python#300):
+    # everything is closed by now, so leave without it.
+    os._exit(0)

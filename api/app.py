@@ -18,15 +18,17 @@ from api.routes import (
     schema,
 )
 from api.state import RUNTIME, SETTINGS
+from api.telemetry import telemetry_middleware
 from batch_exports.runtime import Runtime, cipher_for, open_runtime
 from batch_exports.settings import Settings
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Application:
-    """The gateway; it opens a runtime of its own unless given one (a process that also runs a worker)."""
+    """The gateway; it opens a runtime of its own (serving metrics on the gateway's metrics port) unless given
+    one (a process that also runs a worker)."""
     cipher_for(settings, "gateway")  # refuse to start without the key, before any request
     app = web.Application(
-        middlewares=[error_middleware, refuse_nul],
+        middlewares=[telemetry_middleware, error_middleware, refuse_nul],
         client_max_size=settings.max_body_mb * 2**20,
         handler_args={"auto_decompress": False},  # bodies inflate in a thread, bounded (`api.inputs`)
     )
@@ -37,7 +39,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
             app[RUNTIME] = runtime
             yield
             return
-        async with open_runtime(settings, process="gateway", lazy=True) as opened:
+        async with open_runtime(settings, process="gateway", lazy=True, metrics="api") as opened:
             app[RUNTIME] = opened
             yield
 

@@ -7,15 +7,20 @@ a pool or a client of its own.
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlparse
 
 import asyncpg
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 from temporalio.client import Client
 
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings
 from batch_exports.store import db
+from batch_exports.telemetry import tracing
+from batch_exports.telemetry.metrics import ServiceMetrics, temporal_runtime
 from batch_exports.temporal import client as temporal_client
 from connectors.destinations import Context
 from connectors.destinations.base import ProtectedDatabase
@@ -31,6 +36,10 @@ class Runtime:
     """The event store runs read (the same database by default)."""
     client: Client
     cipher: ConfigCipher
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    """Where the service's metrics are recorded (nowhere unless the process serves them)."""
+    tracer: Tracer | None = None
+    """Set when tracing is on: the gateway's request spans."""
 
     @property
     def destinations(self) -> Context:
@@ -60,24 +69,43 @@ def cipher_for(settings: Settings, process: str) -> ConfigCipher:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, process: str, client: Client | None = None, lazy: bool = False
+    settings: Settings,
+    *,
+    process: str,
+    client: Client | None = None,
+    lazy: bool = False,
+    metrics: Literal["worker", "api"] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the pools (one when metadata and events share a database) and, unless given, the Temporal client.
 
     `lazy` connects the client on first use, so a gateway can start (and report) while Temporal is down.
+    `metrics` serves Prometheus metrics on the worker's or the gateway's metrics port (when it is not 0);
+    traces are sent where `OTEL_EXPORTER_OTLP_ENDPOINT` says, or to `tracer_provider`.
     """
     cipher = cipher_for(settings, process)
     async with contextlib.AsyncExitStack() as stack:
+        temporal_rt = None
+        if metrics is not None:
+            port = settings.worker_metrics_port if metrics == "worker" else settings.api_metrics_port
+            temporal_rt = temporal_runtime(settings.metrics_host, port, f"BATCH_EXPORTS_{metrics.upper()}_METRICS_PORT")
+        if tracer_provider is None and (tracer_provider := tracing.provider_from_environment(process)) is not None:
+            stack.callback(tracer_provider.shutdown)  # sends what is still buffered
+        tracer = tracing.tracer_of(tracer_provider)
         pool = await stack.enter_async_context(await db.create_pool(settings.database_url))
         source_pool = pool
         if settings.source_dsn != settings.database_url:
             source_pool = await stack.enter_async_context(await db.create_pool(settings.source_dsn))
         if client is None:
-            client = await temporal_client.connect(lazy=lazy, process=process)
+            client = await temporal_client.connect(
+                lazy=lazy, process=process, runtime=temporal_rt, interceptors=tracing.client_interceptors(tracer)
+            )
         yield Runtime(
             settings,
             pool,
             SourceDatabase(source_pool, settings.source_dsn, settings.source_statement_timeout_seconds),
             client,
             cipher,
+            metrics=ServiceMetrics(temporal_rt.metric_meter) if temporal_rt else ServiceMetrics(),
+            tracer=tracer,
         )

@@ -6,6 +6,7 @@ The Temporal client itself follows Temporal's conventions (`TEMPORAL_ADDRESS`, `
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,22 @@ class Settings(BaseSettings):
     file_destination_root: Path | None = Field(
         None, description="Directory `File` destinations write under; defaults to `{data_dir}/exports`."
     )
+
+    # What the processes tell operators: metrics, logs (traces follow OpenTelemetry's own OTEL_* variables).
+    metrics_host: str = Field("127.0.0.1", description="Address the Prometheus metrics endpoints bind.")
+    worker_metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the worker's Prometheus endpoint (`make dev`'s too); 0: none."
+    )
+    api_metrics_port: int = Field(
+        9465, ge=0, le=65535, description="Port of the gateway's Prometheus endpoint; 0: none."
+    )
+    metrics_refresh_seconds: float = Field(
+        15, gt=0, description="How often a worker recomputes the gauges read from the database (lag, backfills left)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per log line, with the export, run and workflow ids it concerns."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Lowest level logged.")
 
     # The embedded stack of `make dev`.
     data_dir: Path = Field(Path(".data"), description="Where `make dev` keeps PostgreSQL and Temporal data.")

@@ -1,21 +1,27 @@
-"""Benchmark: a one-year hourly backfill (8,760 intervals) over about 1M events, on the embedded stack.
+"""Benchmark: a one-year hourly backfill (8,760 intervals) over about 1M events, on the embedded stack,
+against Temporal's own floor measured in the same run on the same server.
 
-    .venv/bin/python bench/backfill.py [--events 1000000] [--concurrency 32] [--destination NoOp|File]
+    .venv/bin/python bench/backfill.py [--events 1000000] [--concurrency 32] [--destination NoOp|File] [--workers 1]
 
 Starts PostgreSQL and the Temporal dev server (persisting to a file, as `make dev` does) in a
-temporary directory, loads the events, runs the backfill through the real worker and prints: wall
-time, intervals per second, the median run, and the median *empty* run (a second backfill over a
-range with no events).
+temporary directory, loads the events and starts `--workers` worker processes (`bench.workers`). Then the
+floor: as many bare workflows as the backfill has intervals, each with one no-op activity, started as
+children at the same concurrency (`bench.floor`). Then the backfill through the real workers. It prints
+both in intervals per second and their ratio, the median run, and the median *empty* run (a second
+backfill over a range with no events).
 """
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,9 +34,13 @@ from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings
 from batch_exports.store import db, projects
 from batch_exports.store.exports import BatchExport
+from bench import latencies
+from bench.floor import FLOOR_WORKFLOW, FloorInputs
+from bench.workers import floor_queue
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
 from tests.support.scratch import scratch_directory
-from worker import build_worker
+
+ROOT = Path(__file__).resolve().parents[1]
 
 YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
 YEAR_END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -68,6 +78,56 @@ async def run_backfill(rt: Runtime, export: BatchExport, start: datetime, end: d
     return wall, [float(r["seconds"]) for r in rows]
 
 
+@contextlib.contextmanager
+def worker_processes(settings: Settings, count: int) -> Iterator[tuple[list[str], list[int]]]:
+    """`count` worker processes (`bench.workers`) on the settings' database and task queue, until the block ends;
+    yields the URLs of their metrics endpoints and their pids."""
+    assert settings.encryption_key is not None
+    env = {
+        **os.environ,
+        "BATCH_EXPORTS_DATABASE_URL": settings.database_url,
+        "BATCH_EXPORTS_ENCRYPTION_KEY": settings.encryption_key.get_secret_value(),
+        "BATCH_EXPORTS_TASK_QUEUE": settings.task_queue,
+        "BATCH_EXPORTS_SETTLE_DELAY_SECONDS": "0",
+        "BATCH_EXPORTS_FILE_DESTINATION_ROOT": str(settings.exports_root),
+        "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
+        "BATCH_EXPORTS_LOG_LEVEL": "WARNING",  # not two lines per run
+    }
+    ports = [free_port() for _ in range(count)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.workers"],
+            env={**env, "BATCH_EXPORTS_WORKER_METRICS_PORT": str(port)},
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for port in ports
+    ]
+    try:
+        for process in workers:
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        yield [f"http://127.0.0.1:{port}/metrics" for port in ports], [process.pid for process in workers]
+    finally:
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.wait(60)
+
+
+async def run_floor(rt: Runtime, count: int, concurrency: int, dressed: bool = False) -> float:
+    """Seconds Temporal takes for `count` bare workflows with one no-op activity each, `concurrency` at a time
+    (`dressed`: with the Temporal features a run has, see `bench.floor`)."""
+    began = time.perf_counter()
+    await rt.client.execute_workflow(
+        FLOOR_WORKFLOW,
+        FloorInputs(prefix=f"floor-{uuid.uuid4().hex[:8]}", count=count, concurrency=concurrency, dressed=dressed),
+        id=f"floor-{uuid.uuid4()}",
+        task_queue=floor_queue(rt.settings.task_queue),
+    )
+    return time.perf_counter() - began
+
+
 async def main(args: argparse.Namespace, work: Path) -> None:
     with (
         EmbeddedPostgres(work / "postgres", free_port()).start() as postgres,
@@ -98,21 +158,49 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                  "destination": {"type": args.destination, "config": config}}
             )  # fmt: skip
             export = await lifecycle.create(rt, 1, body)
-            async with build_worker(rt):
-                wall, durations = await run_backfill(rt, export, YEAR_START, YEAR_END)
+            hours = args.intervals or int((YEAR_END - YEAR_START) / timedelta(hours=1))
+            with worker_processes(settings, args.workers) as (metrics, worker_pids):
+                assert postgres.process is not None and server.process is not None
+                pids = {"Temporal server": [server.process.pid], "workers": worker_pids,
+                        "PostgreSQL": [postgres.process.pid]}  # fmt: skip
+                before_floor, cpu_before_floor = latencies.scrape(metrics), latencies.cpu_seconds(pids)
+                floor_wall = await run_floor(rt, hours, args.concurrency)
+                before_backfill, cpu_before_backfill = latencies.scrape(metrics), latencies.cpu_seconds(pids)
+                print(f"floor: {floor_wall:.1f} s", flush=True)
+                wall, durations = await run_backfill(rt, export, YEAR_START, YEAR_START + timedelta(hours=hours))
+                after_backfill, cpu_after_backfill = latencies.scrape(metrics), latencies.cpu_seconds(pids)
+                if args.dressed_floor:
+                    dressed_wall = await run_floor(rt, hours, args.concurrency, dressed=True)
+                    after_dressed, cpu_after_dressed = latencies.scrape(metrics), latencies.cpu_seconds(pids)
                 intervals = len(durations)
                 exported = await pool.fetchval(
                     "SELECT sum(records_completed) FROM batch_export_runs WHERE batch_export_id = $1", export.id
                 )
                 empty_start = YEAR_START - timedelta(hours=args.empty_intervals)
                 empty_wall, empty = await run_backfill(rt, export, empty_start, YEAR_START)
-    print(f"destination:              {args.destination}, backfill concurrency {args.concurrency}")
-    print(f"intervals:                {intervals:,} ({exported:,} records exported)")
+    print(f"destination:              {args.destination}, concurrency {args.concurrency}, {args.workers} worker(s)")
+    print(f"intervals:                {intervals:,} ({int(exported):,} records exported)")
     print(f"wall time:                {wall:.1f} s  (target: under 300 s)")
     print(f"intervals per second:     {intervals / wall:.1f}")
+    print(f"floor:                    {floor_wall:.1f} s, {hours / floor_wall:.1f} intervals per second "
+          f"({hours:,} bare workflows with one no-op activity each)")  # fmt: skip
+    print(f"ratio to the floor:       {floor_wall / wall:.2f}  (target: at least 0.8)")
     print(f"median run:               {statistics.median(durations) * 1000:.0f} ms")
     print(f"median empty run:         {statistics.median(empty) * 1000:.0f} ms "
           f"({len(empty)} empty intervals in {empty_wall:.1f} s)")  # fmt: skip
+    print("where the floor's time went (the workers' Temporal SDK metrics):")
+    print("\n".join(latencies.report(before_floor, before_backfill)))
+    print(latencies.cpu_report(cpu_before_floor, cpu_before_backfill, floor_wall))
+    print("where the backfill's time went:")
+    print("\n".join(latencies.report(before_backfill, after_backfill)))
+    print(latencies.cpu_report(cpu_before_backfill, cpu_after_backfill, wall))
+    if args.dressed_floor:
+        print(
+            f"dressed floor:            {dressed_wall:.1f} s, {hours / dressed_wall:.1f} intervals per second "
+            f"(the run's Temporal features, none of its code); backfill / dressed floor {dressed_wall / wall:.2f}"
+        )
+        print("\n".join(latencies.report(after_backfill, after_dressed)))
+        print(latencies.cpu_report(cpu_after_backfill, cpu_after_dressed, dressed_wall))
 
 
 if __name__ == "__main__":
@@ -121,6 +209,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--destination", choices=["NoOp", "File"], default="File")
     parser.add_argument("--empty-intervals", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--intervals", type=int, default=0, help="the first N hours of the year only (profiling)")
+    parser.add_argument("--dressed-floor", action="store_true", help="also a floor with the run's Temporal features")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
     with scratch_directory("bench-backfill-") as work:
         asyncio.run(main(parser.parse_args(), work))

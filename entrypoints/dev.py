@@ -20,6 +20,7 @@ from batch_exports.crypto import generate_key
 from batch_exports.runtime import open_runtime
 from batch_exports.settings import Settings
 from batch_exports.store import api_keys, db, projects
+from batch_exports.telemetry import gauges
 from batch_exports.temporal.schedules import ensure_reconciliation
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer
 from worker import build_worker
@@ -40,7 +41,7 @@ def _encryption_key(data_dir: Path) -> str:
 
 async def serve(settings: Settings, ui_url: str | None, database: str) -> None:
     db.migrate(settings.database_url)
-    async with open_runtime(settings, process="dev stack") as rt:
+    async with open_runtime(settings, process="dev stack", metrics="worker") as rt, gauges.refreshing(rt):
         await projects.ensure(rt.pool, DEFAULT_PROJECT_ID, "Default project", settings.dev_project_token)
         await api_keys.ensure(rt.pool, settings.dev_api_key.get_secret_value(), label="make dev")
         await ensure_reconciliation(rt.client, settings)

@@ -16,6 +16,7 @@ from api.errors import ApiError
 from api.openapi import operation
 from api.routes import Route
 from api.state import runtime
+from batch_exports.runtime import Runtime
 from batch_exports.services import capture as ingestion
 from batch_exports.store import event_store, projects
 
@@ -52,6 +53,20 @@ def _large(body: Any) -> bool:
 )
 async def capture(request: web.Request) -> web.Response:
     rt = runtime(request)
+    try:
+        events = await _capture(request, rt)
+    except (ApiError, web.HTTPClientError):  # the client's to fix: bad payload, wrong token, too large
+        rt.metrics.captured("rejected")
+        raise
+    except Exception:
+        rt.metrics.captured("failed")
+        raise
+    rt.metrics.captured("accepted", events)
+    return web.json_response({"status": 1})
+
+
+async def _capture(request: web.Request, rt: Runtime) -> int:
+    """Write the request's events; returns how many."""
     try:  # gzip by `Content-Encoding` or by the body itself (PostHog's `?compression=gzip-js`), bounded
         body = await inputs.read_json(request, rt.settings.max_body_mb * 2**20)
     except inputs.BodyRejected as error:
@@ -70,7 +85,7 @@ async def capture(request: web.Request) -> web.Response:
             code="invalid_api_key",
         )
     await event_store.write(rt.pool, team_id, payload.events)
-    return web.json_response({"status": 1})
+    return len(payload.events)
 
 
 ROUTES: list[Route] = [("POST", path, capture) for path in ("/batch/", "/capture/", "/e/", "/i/v0/e/")]

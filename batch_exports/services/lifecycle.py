@@ -159,4 +159,5 @@ async def pause_if_failing(rt: Runtime, export_id: uuid.UUID) -> bool:
             message=f"Paused automatically: the latest {threshold} runs failed. Fix the cause shown in their "
             "errors, then unpause the export (with backfill to export what was missed).",
         )
+    rt.metrics.export_paused_automatically()
     return True

@@ -91,7 +91,8 @@ async def reconcile_run(rt: Runtime, run: Run) -> RunStatus | None:
         return None
     status = CLOSE_STATUSES.get(closed, RunStatus.FAILED)
     message = f"The execution ended as {status.value} without recording it (recorded by reconciliation)"
-    if await runs.finish(rt.pool, run.id, status=status, latest_error=message, only_if_open=True):
+    if finished := await runs.finish(rt.pool, run.id, status=status, latest_error=message, only_if_open=True):
+        rt.metrics.run_finished(finished)
         team_id = await exports.team_of(rt.pool, run.batch_export_id)
         if team_id is not None:
             await logs.write(

@@ -8,7 +8,7 @@ from typing import TypeAlias
 import asyncpg
 from pydantic import BaseModel
 
-from contracts.statuses import OPEN_BACKFILL_STATUSES, BackfillStatus
+from contracts.statuses import FINAL_RUN_STATUSES, OPEN_BACKFILL_STATUSES, BackfillStatus
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -186,3 +186,18 @@ async def page(
         limit,
     )
     return [Backfill(**dict(row)) for row in rows]
+
+
+async def runs_left_by_export(conn: Executor) -> dict[uuid.UUID, int]:
+    """For each export with open backfills: how many of their runs have not finished yet."""
+    rows = await conn.fetch(
+        """
+        SELECT b.batch_export_id, sum(greatest(coalesce(b.total_runs, 0) - (
+                   SELECT count(DISTINCT r.data_interval_end) FROM batch_export_runs r
+                   WHERE r.backfill_id = b.id AND r.status = ANY($2)), 0))::bigint AS left_runs
+        FROM batch_export_backfills b WHERE b.status = ANY($1) GROUP BY b.batch_export_id
+        """,
+        OPEN_BACKFILL_STATUSES,
+        FINAL_RUN_STATUSES,
+    )
+    return {row["batch_export_id"]: row["left_runs"] for row in rows}

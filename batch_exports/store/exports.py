@@ -1,6 +1,7 @@
 """The `batch_exports` and `batch_export_destinations` tables: exports and their (encrypted) destination configs."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -14,6 +15,7 @@ from connectors.sources.events import EventSelection
 from connectors.sources.filters import STORED, PropertyFilter
 from connectors.sources.hogql import parse_query
 from contracts.intervals import Interval, IntervalSpec
+from contracts.statuses import RunStatus
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -255,3 +257,31 @@ async def lock(conn: asyncpg.Connection, export_id: uuid.UUID) -> asyncpg.Record
 
 async def soft_delete(conn: Executor, export_id: uuid.UUID) -> None:
     await conn.execute("UPDATE batch_exports SET deleted = true, last_updated_at = now() WHERE id = $1", export_id)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far an export has got: the end of its latest completed interval (None before the first)."""
+
+    id: uuid.UUID
+    interval: Interval
+    paused: bool
+    exported_until: datetime | None
+    created_at: datetime
+    start_at: datetime | None
+    end_at: datetime | None
+
+
+async def freshness(conn: Executor) -> list[Freshness]:
+    """Every export that is not deleted, with the end of its latest completed interval."""
+    rows = await conn.fetch(
+        """
+        SELECT e.id, e.interval, e.paused, e.created_at, e.start_at, e.end_at,
+               (SELECT r.data_interval_end FROM batch_export_runs r
+                WHERE r.batch_export_id = e.id AND r.status = $1
+                ORDER BY r.data_interval_start DESC LIMIT 1) AS exported_until
+        FROM batch_exports e WHERE NOT e.deleted
+        """,
+        RunStatus.COMPLETED,
+    )
+    return [Freshness(**{**dict(row), "interval": Interval(row["interval"])}) for row in rows]

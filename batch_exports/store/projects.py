@@ -34,3 +34,8 @@ async def token_of(conn: Executor, project_id: int) -> str | None:
 async def next_id(conn: Executor) -> int:
     """An id no project has yet."""
     return await conn.fetchval("SELECT coalesce(max(id), 0) + 1 FROM projects")  # type: ignore[no-any-return]
+
+
+async def all_projects(conn: Executor) -> list[tuple[int, str]]:
+    """Every project's id and name, by id."""
+    return [(row["id"], row["name"]) for row in await conn.fetch("SELECT id, name FROM projects ORDER BY id")]

@@ -148,6 +148,17 @@ async def save_checkpoint(
     return bool(saved)
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """What the books say about a run that has just been recorded as ended (for the metrics)."""
+
+    status: RunStatus
+    destination_type: str
+    data_interval_end: datetime
+    backfill_id: uuid.UUID | None
+    created_at: datetime
+
+
 async def finish(
     conn: asyncpg.Pool,
     run_id: uuid.UUID,
@@ -158,16 +169,18 @@ async def finish(
     latest_error: str | None = None,
     cursor: str | None = None,
     only_if_open: bool = False,
-) -> bool:
-    """Record how a run ended; with `only_if_open`, leave a run alone that has already ended."""
-    status_text = await conn.fetchval(
+) -> FinishedRun | None:
+    """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then)."""
+    row = await conn.fetchrow(
         """
         UPDATE batch_export_runs
         SET status = $2, records_completed = coalesce($3, records_completed),
             bytes_exported = coalesce($4, bytes_exported), latest_error = $5, cursor = coalesce($6, cursor),
             finished_at = now(), last_updated_at = now()
         WHERE id = $1 AND (NOT $7 OR status = ANY($8))
-        RETURNING status
+        RETURNING status, data_interval_end, backfill_id, created_at,
+                  (SELECT d.type FROM batch_exports e JOIN batch_export_destinations d ON d.id = e.destination_id
+                   WHERE e.id = batch_export_runs.batch_export_id) AS destination_type
         """,
         run_id,
         status,
@@ -178,7 +191,7 @@ async def finish(
         only_if_open,
         OPEN_RUN_STATUSES,
     )
-    return status_text is not None
+    return FinishedRun(**{**dict(row), "status": RunStatus(row["status"])}) if row else None
 
 
 async def get(conn: Executor, run_id: uuid.UUID, batch_export_id: uuid.UUID) -> Run | None:

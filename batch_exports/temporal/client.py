@@ -2,26 +2,34 @@
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 
-async def connect(*, lazy: bool = False, process: str | None = None) -> Client:
+async def connect(
+    *,
+    lazy: bool = False,
+    process: str | None = None,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
     """Connect with `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_PROFILE`, ... (temporalio.envconfig).
 
     A lazy client connects on first use, so a gateway can start (and report) while Temporal is down. What the
     client does (a cancel, a pause) carries the identity `batch-exports-<process>@<host>` in Temporal.
+    `runtime` is the process's Temporal runtime (the one serving its metrics); `interceptors` trace calls.
     """
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
     if process:
         identity = f"batch-exports-{process.replace(' ', '-')}@{socket.gethostname()}"
-        return await Client.connect(**config, lazy=lazy, identity=identity)
-    return await Client.connect(**config, lazy=lazy)
+        return await Client.connect(**config, lazy=lazy, identity=identity, runtime=runtime, interceptors=interceptors)
+    return await Client.connect(**config, lazy=lazy, runtime=runtime, interceptors=interceptors)
 
 
 class TemporalUnavailable(Exception):

@@ -42,6 +42,10 @@ def work_dir() -> Iterator[Path]:
 def services(work_dir: Path) -> Iterator[Services]:
     with start_services(work_dir) as services:
         os.environ["TEMPORAL_ADDRESS"] = services.temporal_address
+        # Worker and gateway processes the tests start serve no metrics unless a test gives them a port:
+        # the default ports may be taken on a shared machine.
+        os.environ.setdefault("BATCH_EXPORTS_WORKER_METRICS_PORT", "0")
+        os.environ.setdefault("BATCH_EXPORTS_API_METRICS_PORT", "0")
         yield services
 
 
@@ -64,6 +68,8 @@ def settings(services: Services, work_dir: Path) -> Settings:
         max_running_backfills_per_project=3,
         file_destination_root=work_dir / "exports",
         data_dir=work_dir,
+        worker_metrics_port=0,
+        api_metrics_port=0,
     )
 
 

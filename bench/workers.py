@@ -1,0 +1,42 @@
+"""One worker process of the benchmarks: the service's worker (`worker.build_worker`) and, on the task queue
+`{task queue}-floor`, the floor's workflows (`bench.floor`). Settings come from the environment.
+
+    python -m bench.workers
+"""
+
+import asyncio
+import os
+import signal
+
+from temporalio.worker import Worker
+
+from batch_exports.runtime import open_runtime
+from batch_exports.settings import get_settings
+from bench.floor import FloorChildWorkflow, FloorWorkflow, noop
+from worker import POLLING, build_worker
+
+
+def floor_queue(task_queue: str) -> str:
+    return f"{task_queue}-floor"
+
+
+async def main() -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with open_runtime(get_settings(), process="benchmark worker", metrics="worker") as rt:
+        floor = Worker(
+            rt.client,
+            task_queue=floor_queue(rt.settings.task_queue),
+            workflows=[FloorWorkflow, FloorChildWorkflow],
+            activities=[noop],
+            workflow_task_poller_behavior=POLLING,  # the same worker options as the service's
+            activity_task_poller_behavior=POLLING,
+        )
+        async with build_worker(rt), floor:
+            print("ready", flush=True)
+            await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    os._exit(0)  # past the Temporal runtime's threads (temporalio/sdk-python#300)

@@ -1,0 +1,44 @@
+"""`python -m entrypoints.projects`: create a project (what `make dev` does for project 1) and list them.
+
+python -m entrypoints.projects create --name "Web app"      # prints the new project's id and capture token
+python -m entrypoints.projects list
+"""
+
+import argparse
+import asyncio
+import secrets
+import sys
+
+import asyncpg
+
+from batch_exports.settings import get_settings
+from batch_exports.store import projects
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m entrypoints.projects", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("create", help="create a project; prints its id and capture token")
+    make.add_argument("--name", required=True)
+    commands.add_parser("list", help="list projects with their ids and names")
+    args = parser.parse_args(argv)
+
+    conn = await asyncpg.connect(get_settings().database_url)
+    try:
+        if args.command == "create":
+            async with conn.transaction():
+                await conn.execute("LOCK TABLE projects IN SHARE ROW EXCLUSIVE MODE")  # one id per concurrent create
+                project_id = await projects.next_id(conn)
+                token = f"phc_{secrets.token_urlsafe(32)}"
+                await projects.ensure(conn, project_id, args.name, token)
+            print(project_id, token)
+        else:
+            for project_id, name in await projects.all_projects(conn):
+                print(project_id, name)
+    finally:
+        await conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))
