@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     file_destination_root: Path | None = Field(
         None, description="Directory `File` destinations write under; defaults to `{data_dir}/exports`."
     )
+    iceberg_catalog_url: str | None = Field(
+        None, description="PostgreSQL of the `Iceberg` destinations' SQL catalog (schema `iceberg_catalog`); "
+        "defaults to `database_url`.",
+    )  # fmt: skip
 
     # The embedded stack of `make dev`.
     data_dir: Path = Field(Path(".data"), description="Where `make dev` keeps PostgreSQL and Temporal data.")

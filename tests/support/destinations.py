@@ -1,6 +1,7 @@
 """Destinations the tests write to (a PostgreSQL database of a test's own, buckets on the S3 API), and each
 destination as the contract suite drives it (`Target`)."""
 
+import asyncio
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -8,6 +9,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import asyncpg
+import pyarrow as pa
+from pyiceberg.table import StaticTable
 
 from connectors.destinations.http import BATCH_EVENTS
 from tests.support.helpers import eventually
@@ -83,9 +86,10 @@ class Target(ABC):
 
     def secrets(self, config: dict[str, Any]) -> list[str]:
         """The secret values of `config`, which no error, log or response may show."""
-        fields = {"S3Compatible": ("aws_access_key_id", "aws_secret_access_key"), "Postgres": ("user", "password"),
-                  "HTTP": ("token",)}.get(self.type, ())  # fmt: skip
-        return [str(config[name]) for name in fields if config.get(name)]
+        s3_keys = ("aws_access_key_id", "aws_secret_access_key")
+        fields = {"S3Compatible": s3_keys, "Postgres": ("user", "password"), "HTTP": ("token",), "Iceberg": s3_keys,
+                  "DeltaLake": s3_keys, "AzureBlob": ("connection_string", "account_key")}  # fmt: skip
+        return [str(config[name]) for name in fields.get(self.type, ()) if config.get(name)]
 
     def resend_allowance(self) -> int:
         """How many records a resumed attempt may deliver again (a receiver that deduplicates holds them once)."""
@@ -173,3 +177,46 @@ class HttpTarget(Target):
 
     def resend_allowance(self) -> int:
         return BATCH_EVENTS  # the POST in flight when the attempt stopped
+
+
+def lake_config(service: SeaweedS3, bucket_name: str, **fields: Any) -> dict[str, Any]:
+    """A table destination's config with its files in `bucket_name` on SeaweedFS."""
+    return {"storage": "S3Compatible", **s3_config(service, bucket_name), **fields}
+
+
+async def iceberg_table(project: Project, config: dict[str, Any], service: SeaweedS3 | None = None) -> pa.Table | None:
+    """The Iceberg table `config` names, read by pyiceberg from its current metadata file, as the catalog row
+    (in the service's PostgreSQL) names it; None when there is no such table."""
+    where = f"s3://{config['bucket_name']}/%" if config["storage"] != "File" else f"file://%/{config['path']}"
+    location = await project.stack.pool.fetchval(
+        "SELECT metadata_location FROM iceberg_catalog.iceberg_tables WHERE table_namespace = $1 AND table_name = $2 "
+        "AND metadata_location LIKE $3",
+        config.get("namespace", "posthog"), config["table_name"], where,
+    )  # fmt: skip
+    if location is None:
+        return None
+    properties = {}
+    if service is not None:
+        properties = {"s3.endpoint": service.endpoint_url, "s3.access-key-id": service.access_key_id,
+                      "s3.secret-access-key": service.secret_access_key, "s3.region": "us-east-1"}  # fmt: skip
+    table = StaticTable.from_metadata(location, properties=properties)
+    return await asyncio.to_thread(lambda: table.scan().to_arrow())
+
+
+class IcebergTarget(Target):
+    type = "Iceberg"
+    checkpoints = False
+
+    def __init__(self, project: Project, s3: Any, service: SeaweedS3) -> None:
+        super().__init__(project)
+        self.s3, self.service = s3, service
+
+    async def config(self) -> dict[str, Any]:
+        return lake_config(self.service, await bucket(self.s3, self.project), prefix="lake", table_name="events")
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return {**config, "aws_secret_access_key": "not-the-secret-key"}, "ACCESS_DENIED"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        table = await iceberg_table(self.project, config, self.service)
+        return [] if table is None else [str(u) for u in table.column("uuid").to_pylist()]
