@@ -283,7 +283,7 @@ class IcebergWriter(IntervalWriter):
         table, commit = self._table, self.commit_spec
         assert table is not None
         table.refresh()
-        self.files = len(self._files)  # a continued execution numbers on from here: it is not the first
+        self.files = len(self._files)  # not 0 after rows: the execution that continues this one is not the first
         marks_found = [s.summary.additional_properties for s in table.snapshots() if s.summary is not None]
         if commit.already_committed(marks_found, self.records):
             logger.info("%s: run %s committed these %s records already", self.name, commit.run_id, self.records)

@@ -6,6 +6,7 @@ The S3 keys are write-only (`secret_fields`); a storage error only the user can 
 refused credentials, a path in the way) is a `DestinationUserError`, named by the provider's own code.
 """
 
+import re
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -183,11 +184,15 @@ def locate(config: TableLocationConfig, context: Context) -> Location:
 
 
 def user_error(error: BaseException, location: Location, doing: str) -> DestinationUserError | None:
-    """`error` as the user's to fix, when the storage's own words say so."""
+    """`error` as the user's to fix, when the storage's own words say so: its first line, and the S3 error
+    code and message when the storage quotes the answer."""
     text = str(error)
-    if any(word in text for word in USER_ERROR_WORDS):
-        return DestinationUserError(f"cannot {doing} at {location.uri}: {text.splitlines()[0] if text else error}")
-    return None
+    if not any(word in text for word in USER_ERROR_WORDS):
+        return None
+    said = text.strip().splitlines()[0]
+    if answer := re.search(r"<Code>([^<]{1,100})</Code>\s*(?:<Message>([^<]{0,300})</Message>)?", text):
+        said += f" ({answer[1]}: {answer[2]})" if answer[2] else f" ({answer[1]})"
+    return DestinationUserError(f"cannot {doing} at {location.uri}: {said}")
 
 
 def _probe(location: Location) -> None:

@@ -43,7 +43,8 @@ class TableCommit:
     batch_export_id: str
     run_id: str
     first_segment: bool
-    """The interval's first execution: its commit replaces the interval (events)."""
+    """The interval's first execution: its commit replaces the interval (events). Table writers count a commit
+    that holds rows as one file (`IntervalWriter.files`), so an execution that continues one is never first."""
 
     @classmethod
     def of(cls, request: WriteRequest) -> "TableCommit":
@@ -59,14 +60,15 @@ class TableCommit:
     def replaces_interval(self) -> bool:
         return self.keys is None and self.first_segment
 
-    def marks(self, records: int) -> dict[str, str]:
-        """What the commit records about itself (snapshot summary, commit info)."""
-        return {
+    def marks(self, records: int | None) -> dict[str, str]:
+        """What the commit records about itself (snapshot summary, commit info); `records` where it is known
+        before the commit is made."""
+        marks = {
             "batch-export-id": self.batch_export_id,
             "batch-export-run-id": self.run_id,
             "batch-export-interval": f"{self.start.isoformat()}/{self.end.isoformat()}",
-            "batch-export-records": str(records),
         }
+        return marks if records is None else {**marks, "batch-export-records": str(records)}
 
     def already_committed(self, found: list[dict[str, str]], records: int) -> bool:
         """Whether one of the marks `found` in the table is this commit's: the same run, as many records."""
@@ -126,15 +128,6 @@ def plain(column: pa.Array) -> pa.Array:
 def nullable(schema: pa.Schema) -> pa.Schema:
     """Every field nullable (a required column would refuse a later batch's nulls)."""
     return pa.schema([field.with_nullable(True) for field in schema])
-
-
-def conflicts(table: pa.Schema, data: pa.Schema) -> list[str]:
-    """The columns `data` types differently from `table`, each said with both types."""
-    found = []
-    for field in data:
-        if field.name in table.names and not table.field(field.name).type.equals(field.type):
-            found.append(f"{field.name} is {table.field(field.name).type} in the table, {field.type} in this export")
-    return found
 
 
 def type_conflict(table_name: str, problems: list[str]) -> DestinationUserError:

@@ -21,7 +21,15 @@ from activities.attempts import Checkpoint
 from activities.export import Exporter
 from batch_exports.store import runs
 from contracts.workflows import ExportInputs
-from tests.support.destinations import FileTarget, HttpTarget, IcebergTarget, PostgresTarget, S3Target, Target
+from tests.support.destinations import (
+    DeltaLakeTarget,
+    FileTarget,
+    HttpTarget,
+    IcebergTarget,
+    PostgresTarget,
+    S3Target,
+    Target,
+)
 from tests.support.helpers import create_export, runs_until, start_run
 from tests.support.receiver import running_receiver
 from tests.support.seaweed import SeaweedS3
@@ -35,7 +43,7 @@ END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(h
 START = END - timedelta(hours=1)
 
 
-@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg"])
+@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake"])
 async def target(
     request: pytest.FixtureRequest, project: Project, s3: Any, s3_service: SeaweedS3
 ) -> AsyncIterator[Target]:
@@ -51,6 +59,8 @@ async def target(
                 yield HttpTarget(project, receiver)
         case "Iceberg":
             yield IcebergTarget(project, s3, s3_service)
+        case "DeltaLake":
+            yield DeltaLakeTarget(project, s3, s3_service)
 
 
 async def events_in_interval(project: Project, count: int = EVENTS) -> set[str]:

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import asyncpg
 import pyarrow as pa
+from deltalake import DeltaTable
 from pyiceberg.table import StaticTable
 
 from connectors.destinations.http import BATCH_EVENTS
@@ -219,4 +220,51 @@ class IcebergTarget(Target):
 
     async def held(self, config: dict[str, Any]) -> list[str]:
         table = await iceberg_table(self.project, config, self.service)
+        return [] if table is None else [str(u) for u in table.column("uuid").to_pylist()]
+
+
+def delta_storage(service: SeaweedS3) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": service.endpoint_url,
+        "AWS_ACCESS_KEY_ID": service.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": service.secret_access_key,
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+
+
+async def delta_table(project: Project, config: dict[str, Any], service: SeaweedS3 | None = None) -> pa.Table | None:
+    """The Delta table `config` names, read by delta-rs (`DeltaTable.to_pyarrow_table`); None when there is none."""
+    if config["storage"] == "File":
+        uri = str(project.stack.settings.exports_root / config["path"] / config["table_name"])
+        options = None
+    else:
+        assert service is not None
+        parts = [config["bucket_name"], *[p for p in config.get("prefix", "").split("/") if p], config["table_name"]]
+        uri, options = "s3://" + "/".join(parts), delta_storage(service)
+
+    def read() -> pa.Table | None:
+        if not DeltaTable.is_deltatable(uri, storage_options=options):
+            return None
+        return DeltaTable(uri, storage_options=options).to_pyarrow_table()
+
+    return await asyncio.to_thread(read)
+
+
+class DeltaLakeTarget(Target):
+    type = "DeltaLake"
+    checkpoints = False
+
+    def __init__(self, project: Project, s3: Any, service: SeaweedS3) -> None:
+        super().__init__(project)
+        self.s3, self.service = s3, service
+
+    async def config(self) -> dict[str, Any]:
+        return lake_config(self.service, await bucket(self.s3, self.project), prefix="lake", table_name="events")
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return {**config, "aws_secret_access_key": "not-the-secret-key"}, "SignatureDoesNotMatch"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        table = await delta_table(self.project, config, self.service)
         return [] if table is None else [str(u) for u in table.column("uuid").to_pylist()]
