@@ -21,7 +21,9 @@ from activities.attempts import Checkpoint
 from activities.export import Exporter
 from batch_exports.store import runs
 from contracts.workflows import ExportInputs
+from entrypoints.azurite import Azurite
 from tests.support.destinations import (
+    AzureBlobTarget,
     DeltaLakeTarget,
     FileTarget,
     HttpTarget,
@@ -43,9 +45,9 @@ END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(h
 START = END - timedelta(hours=1)
 
 
-@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake"])
+@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob"])
 async def target(
-    request: pytest.FixtureRequest, project: Project, s3: Any, s3_service: SeaweedS3
+    request: pytest.FixtureRequest, project: Project, s3: Any, s3_service: SeaweedS3, azurite: Azurite
 ) -> AsyncIterator[Target]:
     match request.param:
         case "File":
@@ -61,6 +63,8 @@ async def target(
             yield IcebergTarget(project, s3, s3_service)
         case "DeltaLake":
             yield DeltaLakeTarget(project, s3, s3_service)
+        case "AzureBlob":
+            yield AzureBlobTarget(project, azurite)
 
 
 async def events_in_interval(project: Project, count: int = EVENTS) -> set[str]:

@@ -2,6 +2,7 @@
 destination as the contract suite drives it (`Target`)."""
 
 import asyncio
+import base64
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -10,10 +11,12 @@ from urllib.parse import urlparse
 
 import asyncpg
 import pyarrow as pa
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 from deltalake import DeltaTable
 from pyiceberg.table import StaticTable
 
 from connectors.destinations.http import BATCH_EVENTS
+from entrypoints.azurite import KEY, Azurite
 from tests.support.helpers import eventually
 from tests.support.receiver import Receiver
 from tests.support.seaweed import SeaweedS3
@@ -268,3 +271,41 @@ class DeltaLakeTarget(Target):
     async def held(self, config: dict[str, Any]) -> list[str]:
         table = await delta_table(self.project, config, self.service)
         return [] if table is None else [str(u) for u in table.column("uuid").to_pylist()]
+
+
+async def azure_container(azurite: Azurite, project: Project) -> str:
+    """A new container on Azurite, for one test."""
+    name = f"exports-{project.id}-{uuid.uuid4().hex[:6]}"
+    async with AsyncBlobServiceClient.from_connection_string(azurite.connection_string) as client:
+        await client.create_container(name)
+    return name
+
+
+async def blobs(azurite: Azurite, container: str) -> dict[str, bytes]:
+    """Every committed blob of the container, read with the Azure SDK."""
+    found = {}
+    async with AsyncBlobServiceClient.from_connection_string(azurite.connection_string) as client:
+        listing = client.get_container_client(container)
+        async for item in listing.list_blobs():
+            found[item.name] = await (await listing.download_blob(item.name)).readall()
+    return found
+
+
+class AzureBlobTarget(Target):
+    type = "AzureBlob"
+
+    def __init__(self, project: Project, azurite: Azurite) -> None:
+        super().__init__(project)
+        self.azurite = azurite
+
+    async def config(self) -> dict[str, Any]:
+        container = await azure_container(self.azurite, self.project)
+        return {"container_name": container, "connection_string": self.azurite.connection_string, "max_file_size_mb": 1}
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        wrong = self.azurite.connection_string.replace(KEY, base64.b64encode(b"not the account key").decode())
+        return {**config, "connection_string": wrong}, "AuthorizationFailure"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        stored = await blobs(self.azurite, config["container_name"])
+        return [u for name in sorted(stored) if name.endswith(".jsonl") for u in _uuids_of_lines(stored[name])]
