@@ -1,67 +1,55 @@
-"""`DeltaLake`: a Delta Lake table (the delta-rs writer), its files on S3 or under the File root.
+"""`DeltaLake`: a Delta Lake table, its files on S3 or under the File root, its log written by delta-rs.
 
-An interval is one Delta commit (see `table_rows`), streamed: delta-rs writes the data files from the
-batches as the interval is read (a thread of its own, fed through a bounded queue) and commits when the
-last one is in. Events replace the interval (a `replaceWhere` predicate on the time column, which delta-rs
-also checks every row against); a continued execution appends; persons and sessions merge by key
-(`MERGE ... WHEN MATCHED UPDATE ALL WHEN NOT MATCHED INSERT ALL`). Nothing is in the table before the
-commit, so `write` never reports a checkpoint.
+An interval is one Delta commit (see `table_rows`). The data files are written while the interval is read
+(`table_files`: streamed to the table's storage, one per day partition); the commit then adds them and, in the
+same transaction, removes what they replace: for events, the files whose time column lies in the interval
+(from the log's statistics; a file that also holds other rows is rewritten without the interval's), for
+persons and sessions the rows with the same keys (the files holding any are rewritten without them). A
+commit that finds the table moved on under it is computed again. Nothing is in the table before the commit,
+so `write` never reports a checkpoint.
 
-Each commit carries an application transaction (`txn`): app id `batch-export-{export id}-{run id}`,
-version the interval's end (epoch seconds), and the marks in its commit info. A retried attempt whose run
-already committed (the `txn` is there) with as many records as it read does not commit again: it ends
-its stream with an error, which leaves the table as it was.
+Each commit carries an application transaction (`txn`: app id `batch-export-{export id}-{run id}`, version
+the interval's end in epoch seconds) and the marks in its commit info. A retried attempt whose run's commit
+with as many records is there (its `txn` found, then its marks) removes its files instead of committing.
 
-The table is created from the first batch's columns, partitioned by `{time column}_day` (a date the writer
-adds) unless `partitioning` is `none`; a new column is merged into the table's schema; columns the table has
-and the batch lacks are written as nulls; a column whose type differs (beyond a widening) is the user's error.
+The table is created from the first batch's columns (all nullable), partitioned by `{time column}_day` (a
+date, kept in the log, not in the files) unless `partitioning` is `none`; a new column is added to the table
+before files that hold it are written; a column whose type differs (beyond a widening) is the user's error.
 """
 
 import asyncio
-import concurrent.futures
-import contextlib
+import datetime as dt
+import json
 import logging
-import queue
-import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import (
-    ColumnProperties,
-    CommitProperties,
-    DeltaTable,
-    Schema,
-    Transaction,
-    WriterProperties,
-    write_deltalake,
-)
-from deltalake.exceptions import TableNotFoundError
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction
+from deltalake._internal import RemoveAction
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.transaction import AddAction
 from pydantic import Field
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, IntervalWriter, Step, WriteRequest
+from connectors.destinations.table_files import DataFiles, WrittenFile
 from connectors.destinations.table_location import Location, TableLocationConfig, check_writable, locate, user_error
-from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, type_conflict
+from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
 
 logger = logging.getLogger(__name__)
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
-QUEUED_BATCHES = 4
 HISTORY_LOOKED_AT = 200
 """Commits looked through for the run's own, when its transaction says it committed."""
+COMMIT_ATTEMPTS = 5
 WIDENINGS = {("byte", "long"), ("short", "long"), ("integer", "long"), ("float", "double"), ("byte", "integer"),
-             ("short", "integer"), ("date", "timestamp")}  # fmt: skip
-BOUNDED_COLUMNS = ("_inserted_at", "_interval_start", "timestamp", "distinct_id", "session_id", "team_id")
-WRITER = WriterProperties(
-    compression="ZSTD",
-    compression_level=1,
-    # Statistics where readers prune by them (times, keys); JSON documents and ids are many bytes for none.
-    default_column_properties=ColumnProperties(statistics_enabled="NONE"),
-    column_properties={name: ColumnProperties(statistics_enabled="CHUNK") for name in BOUNDED_COLUMNS},
-)
+             ("short", "integer")}  # fmt: skip
+STATS_COLUMNS = ("_inserted_at", "_interval_start", "timestamp", "distinct_id", "session_id", "team_id")
+"""The columns the log keeps minimum and maximum of (`delta.dataSkippingStatsColumns`): times and keys."""
+ONE_MILLISECOND = dt.timedelta(milliseconds=1)
 
 
 class DeltaLakeConfig(TableLocationConfig):
@@ -71,36 +59,49 @@ class DeltaLakeConfig(TableLocationConfig):
     )
 
 
-def delta_type(kind: Any) -> str:
-    """A field type as Delta names it (`string`, `long`, `timestamp`, ...), or its JSON for nested ones."""
-    return str(kind.type) if hasattr(kind, "type") and isinstance(kind.type, str) else str(kind)
+def _uri(location: Location, name: str) -> str:
+    return location.child(name) if location.on_s3 else location.local_path(name)
 
 
 def _type_names(schema: pa.Schema) -> dict[str, str]:
-    return {field.name: delta_type(field.type) for field in Schema.from_arrow(schema).fields}
+    """Each column's type as Delta names it (`string`, `long`, `timestamp`, ...)."""
+    return {field.name: str(getattr(field.type, "type", field.type)) for field in Schema.from_arrow(schema).fields}
 
 
-class _Stop(Exception):
-    """Ends a stream without a commit."""
+def _stamp(moment: dt.datetime) -> str:
+    """A timestamp as the log's statistics hold it: UTC, to the millisecond (truncated, as delta-rs writes them)."""
+    moment = moment.astimezone(dt.UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
 
 
-class _Feed:
-    """Batches handed from the event loop to the delta-rs writer's thread, a few at a time."""
+def _statistics(file: WrittenFile, columns: set[str]) -> str:
+    """The log's statistics of a file (records; minimum, maximum and nulls of `columns`), from its footer."""
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    metadata = file.metadata
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            column = row_group.column(index)
+            name, stats = column.path_in_schema, column.statistics
+            if name not in columns or stats is None:
+                continue
+            nulls[name] = nulls.get(name, 0) + (stats.null_count or 0)
+            if stats.has_min_max:
+                low[name] = stats.min if name not in low else min(low[name], stats.min)
+                high[name] = stats.max if name not in high else max(high[name], stats.max)
 
-    END: Any = object()
+    def shown(value: Any) -> Any:
+        return _stamp(value) if isinstance(value, dt.datetime) else value
 
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
-        self.queue: queue.Queue[Any] = queue.Queue(QUEUED_BATCHES)
-
-    def reader(self) -> pa.RecordBatchReader:
-        def batches() -> Iterator[pa.RecordBatch]:
-            while (item := self.queue.get()) is not self.END:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-
-        return pa.RecordBatchReader.from_batches(self.schema, batches())
+    exact = {name for name in low if not isinstance(low[name], str) or max(len(low[name]), len(high[name])) <= 32}
+    return json.dumps({
+        "numRecords": file.records,
+        "minValues": {name: shown(low[name]) for name in exact},
+        "maxValues": {name: shown(high[name]) for name in exact},
+        "nullCount": nulls,
+    })  # fmt: skip
 
 
 class DeltaLakeWriter(IntervalWriter):
@@ -110,76 +111,99 @@ class DeltaLakeWriter(IntervalWriter):
         self.location = locate(config, request.context)
         self.uri = _uri(self.location, config.table_name)
         self.options = self.location.delta_storage_options()
+        self.fs, base = self.location.filesystem()
+        self.root = f"{base}/{config.table_name}"
         self.app_id = f"batch-export-{request.batch_export_id}-{request.run_id}"
         self.version = int(request.end.timestamp())
         self.records = 0
         self._time_column = ""
         self._day_column: str | None = None
-        self._table_types: dict[str, pa.DataType] = {}
-        self._feed: _Feed | None = None
-        self._done: concurrent.futures.Future[None] | None = None
+        self._types: dict[str, pa.DataType] = {}
+        self._files: DataFiles | None = None
+        self._keys: list[pa.Table] = []
 
     async def write(self, batch: pa.RecordBatch) -> bool:
         prepared = self.commit_spec.prepare(batch)
-        if self._feed is None:
+        if self._files is None:
             self._time_column = self.commit_spec.time_column(prepared.schema)
-            table = await asyncio.to_thread(self._open, prepared.schema)
-            self._start(table, self._conform(self._with_day(prepared)).schema)
-        prepared = self._conform(self._with_day(prepared))
-        await self._hand(prepared)
-        self.records += batch.num_rows
-        self.bytes_written += prepared.nbytes
+            await asyncio.to_thread(self._open, prepared.schema)
+            self._files = self._data_files(None if self.commit_spec.custom_columns else self.commit_spec.model)
+        conformed = self._conform(prepared)
+        await asyncio.to_thread(self._files.write, conformed, conformed.schema)
+        self.records += prepared.num_rows
+        if self.commit_spec.keys:
+            self._keys.append(pa.Table.from_batches([prepared]).select(list(self.commit_spec.keys)))
         return False  # nothing is in the table before the commit
 
-    def _with_day(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        if self._day_column is None:
-            return batch
-        return batch.append_column(self._day_column, pc.cast(batch.column(self._time_column), pa.date32()))
-
     def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """The batch in the table's columns and types (nulls for what it lacks), its new columns after them."""
-        columns, names = [], []
-        for name, kind in self._table_types.items():
-            index = batch.schema.get_field_index(name)
-            column = batch.column(index) if index >= 0 else pa.nulls(batch.num_rows, kind)
-            columns.append(column if column.type.equals(kind) else pc.cast(column, kind))
-            names.append(name)
-        for name, column in zip(batch.schema.names, batch.columns, strict=True):
-            if name not in self._table_types:
-                columns.append(column)
-                names.append(name)
-        return pa.RecordBatch.from_arrays(columns, names=names)
+        """The batch in the table's types (a widened column cast to the table's)."""
+        columns = [
+            column.cast(self._types[name]) if name in self._types and not column.type.equals(self._types[name])
+            else column
+            for name, column in zip(batch.schema.names, batch.columns, strict=True)
+        ]  # fmt: skip
+        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
-    def _open(self, schema: pa.Schema) -> DeltaTable:
-        """The table (created when missing), its columns checked against the batch's."""
-        try:
-            table = DeltaTable(self.uri, storage_options=self.options)
-        except TableNotFoundError:
-            table = self._create(schema)
-        except OSError as error:
-            raise user_error(error, self.location, f"read the table {self.config.table_name}") or error from error
-        self._know(table)
-        theirs, ours = _type_names(pa.schema(list(self._table_types.items()))), _type_names(schema)
-        problems = [
-            f"{name} is {theirs[name]} in the table, {kind} in this export"
-            for name, kind in ours.items()
-            if name in theirs and kind != theirs[name] and (kind, theirs[name]) not in WIDENINGS
-        ]
-        if problems:
-            raise type_conflict(self.config.table_name, problems)
-        return table
+    def _data_files(self, model: str | None) -> DataFiles:
+        day = self._day_column
+
+        def name(partition: dt.date | None, stem: str) -> str:
+            file = f"part-{stem}.zstd.parquet"
+            return f"{day}={partition.isoformat()}/{file}" if partition else file
+
+        def open_output(path: str) -> Any:
+            full = f"{self.root}/{path}"
+            if not self.location.on_s3:
+                self.fs.create_dir(full.rsplit("/", 1)[0], recursive=True)
+            return self.fs.open_output_stream(full)
+
+        return DataFiles(
+            model,
+            name,
+            open_output,
+            lambda path: self.fs.delete_file(f"{self.root}/{path}"),
+            self._time_column if day else None,
+        )
+
+    # Blocking work, in a thread.
+    def _open(self, schema: pa.Schema) -> None:
+        """The table's columns, after creating it when missing and adding the batch's new columns to it."""
+        for attempt in range(3):
+            try:
+                table = DeltaTable(self.uri, storage_options=self.options)
+            except TableNotFoundError:
+                table = self._create(schema)
+            except OSError as error:
+                raise user_error(error, self.location, f"read the table {self.config.table_name}") or error from error
+            self._know(table)
+            theirs, ours = _type_names(pa.schema(list(self._types.items()))), _type_names(schema)
+            problems = [
+                f"{name} is {theirs[name]} in the table, {kind} in this export"
+                for name, kind in ours.items()
+                if name in theirs and kind != theirs[name] and (kind, theirs[name]) not in WIDENINGS
+            ]
+            if problems:
+                raise type_conflict(self.config.table_name, problems)
+            new = [field for field in schema if field.name not in self._types]
+            if not new:
+                return
+            try:
+                table.alter.add_columns(list(Schema.from_arrow(nullable(pa.schema(new))).fields))
+            except Exception:  # another interval added them first: look again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _know(self, table: DeltaTable) -> None:
         """The table's columns and its day column (when it is partitioned by one)."""
-        self._table_types = {field.name: field.type for field in pa.schema(table.schema().to_arrow())}
+        self._types = {field.name: field.type for field in pa.schema(table.schema().to_arrow())}
         day = f"{self._time_column}{DAY_SUFFIX}"
         self._day_column = day if day in table.metadata().partition_columns else None
 
     def _create(self, schema: pa.Schema) -> DeltaTable:
         day = f"{self._time_column}{DAY_SUFFIX}" if self.config.partitioning == "day" else None
-        if day:
-            schema = schema.append(pa.field(day, pa.date32()))
-        bounded = [name for name in (*BOUNDED_COLUMNS, day) if name and name in schema.names]
+        schema = nullable(schema.append(pa.field(day, pa.date32())) if day else schema)
+        bounded = [name for name in STATS_COLUMNS if name in schema.names]
         try:
             return DeltaTable.create(
                 self.uri,
@@ -195,136 +219,146 @@ class DeltaLakeWriter(IntervalWriter):
         except OSError as error:
             raise user_error(error, self.location, f"create the table {self.config.table_name}") or error from error
 
-    def _start(self, table: DeltaTable, schema: pa.Schema) -> None:
-        """Start the thread that writes the stream and commits it."""
-        feed = self._feed = _Feed(schema)
-        new_columns = bool(set(schema.names) - set(self._table_types))
-        commit = CommitProperties(
-            custom_metadata=self.commit_spec.marks(None),
-            app_transactions=[Transaction(app_id=self.app_id, version=self.version)],
-        )
-        spec = self.commit_spec
-        run: Callable[[], Any]
-        if spec.keys is not None:
-            predicate = " AND ".join(f"t.{key} = s.{key}" for key in spec.keys)
-            merge = table.merge(
-                feed.reader(), predicate, source_alias="s", target_alias="t", merge_schema=new_columns,
-                writer_properties=WRITER, commit_properties=commit,
-            )  # fmt: skip
-            run = merge.when_matched_update_all().when_not_matched_insert_all().execute
-        else:
-            replace = self._interval_predicate() if spec.replaces_interval else None
-
-            def run() -> None:
-                schema_mode: Literal["merge"] | None = "merge" if new_columns else None
-                if replace is not None:
-                    write_deltalake(table, feed.reader(), mode="overwrite", predicate=replace, schema_mode=schema_mode,
-                                    writer_properties=WRITER, commit_properties=commit)  # fmt: skip
-                else:
-                    write_deltalake(table, feed.reader(), mode="append", schema_mode=schema_mode,
-                                    writer_properties=WRITER, commit_properties=commit)  # fmt: skip
-
-        done = self._done = concurrent.futures.Future()
-
-        def thread() -> None:
-            try:
-                run()
-                done.set_result(None)
-            except BaseException as error:
-                done.set_exception(error)
-
-        threading.Thread(target=thread, name="delta-writer", daemon=True).start()
-
-    def _interval_predicate(self) -> str:
-        """The interval's rows (the time column in it), and its days, which let delta-rs skip all others."""
-        start, end, column = (
-            self.commit_spec.start.astimezone(UTC),
-            self.commit_spec.end.astimezone(UTC),
-            self._time_column,
-        )
-        predicate = f"{column} >= '{start:%Y-%m-%dT%H:%M:%S.%fZ}' AND {column} < '{end:%Y-%m-%dT%H:%M:%S.%fZ}'"
-        if self._day_column:
-            predicate += f" AND {self._day_column} >= '{start:%Y-%m-%d}' AND {self._day_column} <= '{end:%Y-%m-%d}'"
-        return predicate
-
-    async def _hand(self, item: Any) -> None:
-        """Give the writer's thread one item, waiting while its queue is full; its error if it stopped."""
-        assert self._feed is not None and self._done is not None
-        feed, done = self._feed, self._done
-
-        def put() -> None:
-            while not done.done():
-                try:
-                    feed.queue.put(item, timeout=0.5)
-                    return
-                except queue.Full:
-                    continue
-
-        await asyncio.to_thread(put)
-        if done.done() and item is not _Feed.END and not isinstance(item, _Stop):
-            await self._finished()  # raises why the writer stopped
-
-    async def _finished(self) -> None:
-        assert self._done is not None
-        try:
-            await asyncio.wrap_future(self._done)
-        except OSError as error:
-            raise user_error(error, self.location, f"write the table {self.config.table_name}") or error from error
-        except Exception as error:  # delta-rs's own errors are not typed by cause: its words decide
-            raise user_error(error, self.location, f"write the table {self.config.table_name}") or error from error
-
-    def _already_committed(self) -> bool:
+    def _already_committed(self, table: DeltaTable) -> bool:
         """Whether this run's commit of as many records is in the table (a retried attempt's)."""
-        table = DeltaTable(self.uri, storage_options=self.options)
         if table.transaction_version(self.app_id) is None:
             return False
-        for entry in table.history(HISTORY_LOOKED_AT):
-            if entry.get("batch-export-run-id") == self.commit_spec.run_id:
-                metrics = entry.get("operationMetrics") or {}
-                rows = metrics.get("num_source_rows", metrics.get("num_added_rows"))
-                return rows is None or int(rows) == self.records
-        return True  # its transaction is there, its commit beyond the history looked at: the same run's
+        marks = [entry for entry in table.history(HISTORY_LOOKED_AT) if "batch-export-run-id" in entry]
+        if not any(mark["batch-export-run-id"] == self.commit_spec.run_id for mark in marks):
+            return True  # its transaction is there, its commit beyond the history looked at: the same run's
+        return self.commit_spec.already_committed(marks, self.records)
+
+    def _add(self, file: WrittenFile, columns: set[str]) -> AddAction:
+        partition = {self._day_column: file.day.isoformat()} if self._day_column and file.day else {}
+        return AddAction(file.path, file.size, partition, int(time.time() * 1000), True, _statistics(file, columns))
+
+    def _replaced(self, table: DeltaTable) -> tuple[list[RemoveAction], list[WrittenFile]]:
+        """The files this commit removes, and the files it writes for the rows of them that stay."""
+        found = pa.table(table.get_add_actions(flatten=True))
+        spec, removes, kept = self.commit_spec, [], []
+        rewrite = self._data_files(None)  # the rows that stay, written as they were
+        try:
+            for row in found.to_pylist():
+                drop = self._interval_rows if spec.replaces_interval else self._key_rows
+                verdict = drop(row)
+                if verdict is False:
+                    continue
+                if verdict is not True:  # maybe some of the file's rows stay: written again without the others
+                    columns, matching = verdict
+                    path = f"{self.root}/{row['path']}"
+                    mask = matching(pq.read_table(path, columns=columns, filesystem=self.fs))
+                    if not pc.any(mask).as_py():
+                        continue
+                    remaining = pq.read_table(path, filesystem=self.fs).filter(pc.invert(mask))
+                    for piece in remaining.to_batches():
+                        rewrite.write(piece, remaining.schema)
+                day = row.get(f"partition.{self._day_column}") if self._day_column else None
+                partition = {self._day_column: day.isoformat() if day else None} if self._day_column else {}
+                removes.append(
+                    RemoveAction(path=row["path"], data_change=True, partition_values=partition,
+                                 deletion_timestamp=int(time.time() * 1000), size=row["size_bytes"])
+                )  # fmt: skip
+            kept = rewrite.close()
+        except BaseException:
+            rewrite.discard()
+            raise
+        return removes, kept
+
+    def _interval_rows(self, row: dict[str, Any]) -> Any:
+        """True: all of the file is in the interval; False: none of it; else the columns to read and how to find
+        its rows that are."""
+        spec, column = self.commit_spec, self._time_column
+        first, last = spec.start.astimezone(dt.UTC).date(), (spec.end - ONE_MILLISECOND).astimezone(dt.UTC).date()
+        day = row.get(f"partition.{self._day_column}") if self._day_column else None
+        if day is not None and not first <= day <= last:
+            return False
+        low, high = row.get(f"min.{column}"), row.get(f"max.{column}")
+        if low is not None and high is not None:  # the log's maximum is truncated to the millisecond
+            if low >= spec.end or high + ONE_MILLISECOND <= spec.start:
+                return False
+            if low >= spec.start and high + ONE_MILLISECOND <= spec.end:
+                return True
+        return [column], lambda rows: pc.and_(
+            pc.greater_equal(rows.column(column), pa.scalar(spec.start, rows.schema.field(column).type)),
+            pc.less(rows.column(column), pa.scalar(spec.end, rows.schema.field(column).type)),
+        ).fill_null(False)
+
+    def _key_rows(self, row: dict[str, Any]) -> Any:
+        """The columns to read and how to find a file's rows with this commit's keys (False when its statistics
+        say it has none)."""
+        keys = pa.concat_tables(self._keys)
+        last = self.commit_spec.keys[-1] if self.commit_spec.keys else ""
+        low, high = row.get(f"min.{last}"), row.get(f"max.{last}")
+        values = keys.column(last)
+        if low is not None and high is not None:
+            inside = pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high))
+            if not pc.any(inside).as_py():
+                return False
+
+        def matching(rows: pa.Table) -> pa.ChunkedArray:
+            mask = pc.is_in(rows.column(last), value_set=values.combine_chunks())
+            for key in (self.commit_spec.keys or ())[:-1]:  # the team: one per export
+                mask = pc.and_(mask, pc.is_in(rows.column(key), value_set=pc.unique(keys.column(key))))
+            return mask.fill_null(False)
+
+        return list(self.commit_spec.keys or ()), matching
+
+    def _commit(self) -> None:
+        written = self._files.close() if self._files is not None else []
+        self.bytes_written = sum(f.size for f in written)
+        self.files = len(written)  # not 0 after rows: the execution that continues this one is not the first
+        columns = set(STATS_COLUMNS)
+        for attempt in range(COMMIT_ATTEMPTS):
+            table = DeltaTable(self.uri, storage_options=self.options)
+            if self._already_committed(table):
+                logger.info("%s: run %s committed %s records already", self.uri, self.commit_spec.run_id, self.records)
+                if self._files is not None:
+                    self._files.discard()
+                return
+            removes, kept = self._replaced(table) if (self.commit_spec.replaces_interval or self._keys) else ([], [])
+            actions: list[Any] = [*removes, *(self._add(f, columns) for f in [*kept, *written])]
+            properties = CommitProperties(
+                custom_metadata=self.commit_spec.marks(self.records),
+                app_transactions=[Transaction(app_id=self.app_id, version=self.version)],
+            )
+            try:
+                table.create_write_transaction(actions, mode="append", schema=table.schema(),
+                                               partition_by=table.metadata().partition_columns,
+                                               commit_properties=properties)  # fmt: skip
+                return
+            except CommitFailedError:  # another commit came first: look at the table again
+                for file in kept:
+                    self.fs.delete_file(f"{self.root}/{file.path}")
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+            except OSError as error:
+                raise user_error(error, self.location, f"commit to {self.config.table_name}") or error from error
 
     async def commit(self, final: bool = True) -> None:
-        if self._feed is None:  # nothing was written: only a replaced interval has something to do
-            if not self.commit_spec.replaces_interval:
-                return
-            table = await asyncio.to_thread(self._existing)
-            if table is None:
-                return  # no table, and nothing to put in one
-            self._time_column = self.commit_spec.time_column(pa.schema(table.schema().to_arrow()))
-            self._know(table)
-            self._start(table, pa.schema(list(self._table_types.items())))
-        if await asyncio.to_thread(self._already_committed):
-            logger.info(
-                "%s: run %s committed these %s records already", self.uri, self.commit_spec.run_id, self.records
-            )
-            await self.abort()
-            return
-        await self._hand(_Feed.END)
-        await self._finished()
-        self.files = 1 if self.records else 0  # a commit of rows: the execution after it is not the first
-
-    def _existing(self) -> DeltaTable | None:
         try:
-            return DeltaTable(self.uri, storage_options=self.options)
-        except TableNotFoundError:
-            return None
+            if self._files is None:  # nothing was written: only a replaced interval has something to do
+                if not self.commit_spec.replaces_interval or not await asyncio.to_thread(self._exists):
+                    return
+                table = await asyncio.to_thread(DeltaTable, self.uri, storage_options=self.options)
+                self._time_column = self.commit_spec.time_column(pa.schema(table.schema().to_arrow()))
+                self._know(table)
+                del table
+            await asyncio.to_thread(self._commit)
+        except BaseException:
+            await self.abort()
+            raise
+
+    def _exists(self) -> bool:
+        return DeltaTable.is_deltatable(self.uri, storage_options=self.options)
 
     async def abort(self) -> None:
-        if self._feed is None or self._done is None or self._done.done():
-            return
-        await self._hand(_Stop())
-        with contextlib.suppress(Exception):
-            await asyncio.wrap_future(self._done)
+        files, self._files = self._files, None
+        if files is not None:
+            await asyncio.to_thread(files.discard)
 
 
 async def _location_writable(config: DeltaLakeConfig, context: Context) -> None:
     await asyncio.to_thread(check_writable, locate(config, context))
-
-
-def _uri(location: Location, name: str) -> str:
-    return location.child(name) if location.on_s3 else location.local_path(name)
 
 
 async def _table_creatable(config: DeltaLakeConfig, context: Context) -> None:

@@ -2,8 +2,9 @@
 catalog (the service's own PostgreSQL unless `BATCH_EXPORTS_ICEBERG_CATALOG_URL` names another).
 
 An interval is one catalog commit (see `table_rows`): the data files are written while the interval is
-read, a chunk at a time, and the commit, in one transaction, deletes the rows it replaces and adds the new
-files, its snapshots marked with the export, the run and the record count. Nothing is in the table before
+read (`table_files`: streamed to the table's storage, one per day partition), and the commit, in one
+transaction, deletes the rows it replaces and adds the new files, its snapshots marked with the export, the
+run and the record count. Nothing is in the table before
 the commit, so `write` never reports a checkpoint: a retried attempt writes the interval again, and its
 commit is skipped when the run's commit with the same records is already there.
 
@@ -16,9 +17,8 @@ read and written only under its location (`LocationFileIO`), whatever a metadata
 """
 
 import asyncio
-import contextlib
+import datetime as dt
 import hashlib
-import itertools
 import logging
 import threading
 import uuid
@@ -38,11 +38,19 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, GreaterThanOrEqual, In, LessThan, Or
 from pyiceberg.io import InputFile, OutputFile
-from pyiceberg.io.pyarrow import PyArrowFile, PyArrowFileIO, _dataframe_to_data_files
-from pyiceberg.manifest import DataFile
+from pyiceberg.io.pyarrow import (
+    PyArrowFile,
+    PyArrowFileIO,
+    _check_pyarrow_schema_compatible,
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform
+from pyiceberg.typedef import Record
 from pyiceberg.types import NestedField, StringType
 
 from connectors.destinations.base import (
@@ -53,6 +61,7 @@ from connectors.destinations.base import (
     Step,
     WriteRequest,
 )
+from connectors.destinations.table_files import DataFiles, WrittenFile, days_since_epoch
 from connectors.destinations.table_location import Location, TableLocationConfig, check_writable, locate, user_error
 from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
 
@@ -60,14 +69,11 @@ logger = logging.getLogger(__name__)
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 CATALOG_SCHEMA = "iceberg_catalog"
-CHUNK_BYTES = 128 * 2**20
-"""Rows (Arrow bytes) written as one set of data files: the writer holds about two chunks at a time."""
 ALLOWED_PREFIX = "batch-exports.allowed-prefix"
 """The FileIO property naming the only place the table's files may be."""
 TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
     "write.parquet.compression-level": "1",
-    "write.target-file-size-bytes": str(CHUNK_BYTES),
     # Column bounds only where readers (and the commit's own checks) use them: times and keys, not JSON.
     "write.metadata.metrics.default": "counts",
 }
@@ -177,43 +183,55 @@ class IcebergWriter(IntervalWriter):
         self.records = 0
         self._catalog: SqlCatalog | None = None
         self._table: Table | None = None
-        self._time_column: str | None = None
-        self._pending: list[pa.RecordBatch] = []
-        self._pending_bytes = 0
+        self._time_column = ""
+        self._files: DataFiles | None = None
+        self._file_schemas: dict[pa.Schema, pa.Schema] = {}
         self._keys: list[pa.Table] = []
-        self._writing: asyncio.Future[list[DataFile]] | None = None
-        self._files: list[DataFile] = []
-        self._write_uuid = uuid.uuid4()
-        self._counter = itertools.count()
 
     async def write(self, batch: pa.RecordBatch) -> bool:
         prepared = self.commit_spec.prepare(batch)
-        if self._table is None:
+        if self._files is None:
             self._time_column = self.commit_spec.time_column(prepared.schema)
             self._table = await asyncio.to_thread(self._open_table, prepared.schema)
-        self._pending.append(prepared)
-        self._pending_bytes += prepared.nbytes
+            self._files = self._data_files(self._table)
+        elif not set(prepared.schema.names) <= set(self._file_schema(prepared.schema).names):
+            raise DestinationUserError(f"the columns changed within the interval: {prepared.schema.names}")
+        await asyncio.to_thread(self._files.write, prepared, self._file_schema(prepared.schema))
         self.records += prepared.num_rows
         if self.commit_spec.keys:
             self._keys.append(pa.Table.from_batches([prepared]).select(list(self.commit_spec.keys)))
-        if self._pending_bytes >= CHUNK_BYTES:
-            await self._flush()
         return False  # nothing is in the table before the commit
 
-    async def _flush(self) -> None:
-        """Start writing the pending rows as data files (after the chunk before them is written)."""
-        await self._written()
-        if self._pending:
-            chunk = pa.Table.from_batches(self._pending)
-            self._pending, self._pending_bytes = [], 0
-            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_files, chunk))
+    def _data_files(self, table: Table) -> DataFiles:
+        spec = table.spec()
+        day_of = None
+        if not spec.is_unpartitioned():
+            (field,) = spec.fields
+            source = table.schema().find_column_name(field.source_id)
+            if not isinstance(field.transform, DayTransform) or source != self._time_column:
+                raise DestinationUserError(
+                    f"the table {self.name} is partitioned by {field.transform}({source}); this destination writes "
+                    f"tables partitioned by day({self._time_column}), or not partitioned"
+                )
+            day_of = self._time_column
+        data = f"{table.location().rstrip('/')}/data"
 
-    async def _written(self) -> None:
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            files = await writing
-            self._files += files
-            self.bytes_written += sum(f.file_size_in_bytes for f in files)
+        def name(day: dt.date | None, stem: str) -> str:
+            return f"{data}/{day_of}{DAY_SUFFIX}={day.isoformat()}/{stem}.parquet" if day else f"{data}/{stem}.parquet"
+
+        model = None if self.commit_spec.custom_columns else self.commit_spec.model
+        return DataFiles(model, name, lambda path: table.io.new_output(path).create(overwrite=True), table.io.delete,
+                         day_of)  # fmt: skip
+
+    def _file_schema(self, schema: pa.Schema) -> pa.Schema:
+        """The batch's schema with each column's Iceberg field id (how readers match a file's columns)."""
+        if (found := self._file_schemas.get(schema)) is None:
+            assert self._table is not None
+            ids = self._table.schema()
+            found = self._file_schemas[schema] = pa.schema(
+                [f.with_metadata({b"PARQUET:field_id": str(ids.find_field(f.name).field_id)}) for f in schema]
+            )
+        return found
 
     # Blocking work, in a thread.
     def _catalog_(self) -> SqlCatalog:
@@ -241,6 +259,10 @@ class IcebergWriter(IntervalWriter):
                 if attempt == 2:
                     raise
                 table = catalog.load_table(self.identifier)
+        try:
+            _check_pyarrow_schema_compatible(table.schema(), schema, format_version=table.format_version)
+        except ValueError as error:
+            raise type_conflict(self.name, [str(error).splitlines()[0]]) from None
         return table
 
     def _create(self, catalog: SqlCatalog, schema: pa.Schema) -> Table:
@@ -254,7 +276,6 @@ class IcebergWriter(IntervalWriter):
                 properties=properties,
             ) as create:
                 if self.config.partitioning == "day":
-                    assert self._time_column is not None
                     with create.update_spec() as spec:
                         spec.add_field(self._time_column, DayTransform(), f"{self._time_column}{DAY_SUFFIX}")
         except TableAlreadyExistsError:  # another interval created it first
@@ -263,45 +284,53 @@ class IcebergWriter(IntervalWriter):
             raise user_error(error, self.location, f"create the table {self.name}") or error from error
         return catalog.load_table(self.identifier)
 
-    def _write_files(self, chunk: pa.Table) -> list[DataFile]:
-        assert self._table is not None
-        try:
-            return list(
-                _dataframe_to_data_files(
-                    table_metadata=self._table.metadata,
-                    df=chunk,
-                    io=self._table.io,
-                    write_uuid=self._write_uuid,
-                    counter=self._counter,
-                )
-            )
-        except OSError as error:
-            raise user_error(error, self.location, "write data files") or error from error
+    def _data_file(self, table: Table, written: WrittenFile) -> DataFile:
+        """What the table's manifest says of a file: its partition, size and statistics (from its footer)."""
+        schema = table.schema()
+        statistics = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=written.metadata,
+            stats_columns=compute_statistics_plan(schema, table.metadata.properties),
+            parquet_column_mapping=parquet_path_to_id_mapping(schema),
+        )
+        return DataFile.from_args(
+            content=DataFileContent.DATA,
+            file_path=written.path,
+            file_format=FileFormat.PARQUET,
+            partition=Record(days_since_epoch(written.day)) if written.day else Record(),
+            file_size_in_bytes=written.size,
+            sort_order_id=None,
+            spec_id=table.metadata.default_spec_id,
+            equality_ids=None,
+            key_metadata=None,
+            **statistics.to_serialized_dict(),
+        )
 
     def _commit(self) -> None:
         """One transaction: delete what the interval replaces, add the files; nothing if this commit is there."""
         table, commit = self._table, self.commit_spec
         assert table is not None
+        written = self._files.close() if self._files is not None else []
+        self.bytes_written = sum(f.size for f in written)
+        self.files = len(written)  # not 0 after rows: the execution that continues this one is not the first
         table.refresh()
-        self.files = len(self._files)  # not 0 after rows: the execution that continues this one is not the first
         marks_found = [s.summary.additional_properties for s in table.snapshots() if s.summary is not None]
         if commit.already_committed(marks_found, self.records):
             logger.info("%s: run %s committed these %s records already", self.name, commit.run_id, self.records)
-            self._remove_files()
+            if self._files is not None:
+                self._files.discard()
             return
         marks = commit.marks(self.records)
         transaction = table.transaction()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Delete operation did not match any records"
             if commit.replaces_interval:
-                assert self._time_column is not None
                 transaction.delete(_interval_filter(self._time_column, commit), snapshot_properties=marks)
             elif commit.keys and self._keys:
                 keys = pa.concat_tables(self._keys)
                 transaction.delete(_key_filter(commit.keys, keys), snapshot_properties=marks)
         with transaction.update_snapshot(snapshot_properties=marks).fast_append() as append:
-            for data_file in self._files:
-                append.append_data_file(data_file)
+            for file in written:
+                append.append_data_file(self._data_file(table, file))
         try:
             transaction.commit_transaction()
         except OSError as error:
@@ -313,19 +342,8 @@ class IcebergWriter(IntervalWriter):
         except NoSuchTableError:
             return None
 
-    def _remove_files(self) -> None:
-        """The data files this attempt wrote and will not commit (best effort: an orphan harms no reader)."""
-        if self._table is None:
-            return
-        for data_file in self._files:
-            with contextlib.suppress(OSError, DestinationUserError):
-                self._table.io.delete(data_file.file_path)
-        self._files = []
-
     async def commit(self, final: bool = True) -> None:
         try:
-            await self._flush()
-            await self._written()
             if self._table is None:  # nothing was written
                 if not self.commit_spec.replaces_interval:
                     return
@@ -335,13 +353,16 @@ class IcebergWriter(IntervalWriter):
                 names = self._table.schema().column_names
                 self._time_column = self.commit_spec.time_column(pa.schema([(n, pa.null()) for n in names]))
             await asyncio.to_thread(self._commit)
+        except BaseException:
+            if self._files is not None:
+                await asyncio.to_thread(self._files.discard)
+            raise
         finally:
             await self._close()
 
     async def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._written()
-        await asyncio.to_thread(self._remove_files)
+        if self._files is not None:
+            await asyncio.to_thread(self._files.discard)
         await self._close()
 
     async def _close(self) -> None:
