@@ -66,6 +66,8 @@ from connectors.destinations.table_location import Location, TableLocationConfig
 from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
 
 logger = logging.getLogger(__name__)
+# The first export of an interval deletes nothing, which pyiceberg warns of on every such commit.
+warnings.filterwarnings("ignore", "Delete operation did not match any records", UserWarning)
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 CATALOG_SCHEMA = "iceberg_catalog"
@@ -321,13 +323,10 @@ class IcebergWriter(IntervalWriter):
             return
         marks = commit.marks(self.records)
         transaction = table.transaction()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "Delete operation did not match any records"
-            if commit.replaces_interval:
-                transaction.delete(_interval_filter(self._time_column, commit), snapshot_properties=marks)
-            elif commit.keys and self._keys:
-                keys = pa.concat_tables(self._keys)
-                transaction.delete(_key_filter(commit.keys, keys), snapshot_properties=marks)
+        if commit.replaces_interval:
+            transaction.delete(_interval_filter(self._time_column, commit), snapshot_properties=marks)
+        elif commit.keys and self._keys:
+            transaction.delete(_key_filter(commit.keys, pa.concat_tables(self._keys)), snapshot_properties=marks)
         with transaction.update_snapshot(snapshot_properties=marks).fast_append() as append:
             for file in written:
                 append.append_data_file(self._data_file(table, file))

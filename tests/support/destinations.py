@@ -188,10 +188,16 @@ def lake_config(service: SeaweedS3, bucket_name: str, **fields: Any) -> dict[str
     return {"storage": "S3Compatible", **s3_config(service, bucket_name), **fields}
 
 
-async def iceberg_table(project: Project, config: dict[str, Any], service: SeaweedS3 | None = None) -> pa.Table | None:
-    """The Iceberg table `config` names, read by pyiceberg from its current metadata file, as the catalog row
-    (in the service's PostgreSQL) names it; None when there is no such table."""
-    where = f"s3://{config['bucket_name']}/%" if config["storage"] != "File" else f"file://%/{config['path']}"
+def _iceberg_properties(service: SeaweedS3 | None) -> dict[str, str]:
+    if service is None:
+        return {}
+    return {"s3.endpoint": service.endpoint_url, "s3.access-key-id": service.access_key_id,
+            "s3.secret-access-key": service.secret_access_key, "s3.region": "us-east-1"}  # fmt: skip
+
+
+async def iceberg_metadata(project: Project, config: dict[str, Any], service: SeaweedS3 | None = None) -> Any:
+    """The Iceberg table `config` names as pyiceberg reads it from its current metadata file (None: no table)."""
+    where = f"s3://{config['bucket_name']}/%" if config["storage"] != "File" else f"file://%/{config['path']}/%"
     location = await project.stack.pool.fetchval(
         "SELECT metadata_location FROM iceberg_catalog.iceberg_tables WHERE table_namespace = $1 AND table_name = $2 "
         "AND metadata_location LIKE $3",
@@ -199,12 +205,7 @@ async def iceberg_table(project: Project, config: dict[str, Any], service: Seawe
     )  # fmt: skip
     if location is None:
         return None
-    properties = {}
-    if service is not None:
-        properties = {"s3.endpoint": service.endpoint_url, "s3.access-key-id": service.access_key_id,
-                      "s3.secret-access-key": service.secret_access_key, "s3.region": "us-east-1"}  # fmt: skip
-    table = StaticTable.from_metadata(location, properties=properties)
-    return await asyncio.to_thread(lambda: table.scan().to_arrow())
+    return await asyncio.to_thread(StaticTable.from_metadata, location, properties=_iceberg_properties(service))
 
 
 class IcebergTarget(Target):
@@ -222,7 +223,7 @@ class IcebergTarget(Target):
         return {**config, "aws_secret_access_key": "not-the-secret-key"}, "ACCESS_DENIED"
 
     async def held(self, config: dict[str, Any]) -> list[str]:
-        table = await iceberg_table(self.project, config, self.service)
+        table = await read_table(self.type, self.project, config, self.service)
         return [] if table is None else [str(u) for u in table.column("uuid").to_pylist()]
 
 
@@ -236,8 +237,8 @@ def delta_storage(service: SeaweedS3) -> dict[str, str]:
     }
 
 
-async def delta_table(project: Project, config: dict[str, Any], service: SeaweedS3 | None = None) -> pa.Table | None:
-    """The Delta table `config` names, read by delta-rs (`DeltaTable.to_pyarrow_table`); None when there is none."""
+def delta_location(project: Project, config: dict[str, Any], service: SeaweedS3 | None) -> tuple[str, Any]:
+    """The Delta table's URI and storage options."""
     if config["storage"] == "File":
         uri = str(project.stack.settings.exports_root / config["path"] / config["table_name"])
         options = None
@@ -245,6 +246,16 @@ async def delta_table(project: Project, config: dict[str, Any], service: Seaweed
         assert service is not None
         parts = [config["bucket_name"], *[p for p in config.get("prefix", "").split("/") if p], config["table_name"]]
         uri, options = "s3://" + "/".join(parts), delta_storage(service)
+    return uri, options
+
+
+async def read_table(kind: str, project: Project, config: dict[str, Any], service: SeaweedS3 | None) -> pa.Table | None:
+    """The rows of the table `config` names, read by the table format's own reader (pyiceberg's scan,
+    `DeltaTable.to_pyarrow_table`); None when there is no such table."""
+    if kind == "Iceberg":
+        table = await iceberg_metadata(project, config, service)
+        return None if table is None else await asyncio.to_thread(lambda: table.scan().to_arrow())
+    uri, options = delta_location(project, config, service)
 
     def read() -> pa.Table | None:
         if not DeltaTable.is_deltatable(uri, storage_options=options):
@@ -252,6 +263,18 @@ async def delta_table(project: Project, config: dict[str, Any], service: Seaweed
         return DeltaTable(uri, storage_options=options).to_pyarrow_table()
 
     return await asyncio.to_thread(read)
+
+
+async def table_commits(
+    kind: str, project: Project, config: dict[str, Any], service: SeaweedS3 | None
+) -> list[dict[str, Any]]:
+    """The table's commits, oldest first, with what each says of itself: Iceberg's snapshot summaries, Delta's
+    commit infos."""
+    if kind == "Iceberg":
+        table = await iceberg_metadata(project, config, service)
+        return [] if table is None else [dict(s.summary.additional_properties) for s in table.snapshots()]
+    uri, options = delta_location(project, config, service)
+    return list(reversed(await asyncio.to_thread(lambda: DeltaTable(uri, storage_options=options).history())))
 
 
 class DeltaLakeTarget(Target):
@@ -269,7 +292,7 @@ class DeltaLakeTarget(Target):
         return {**config, "aws_secret_access_key": "not-the-secret-key"}, "SignatureDoesNotMatch"
 
     async def held(self, config: dict[str, Any]) -> list[str]:
-        table = await delta_table(self.project, config, self.service)
+        table = await read_table(self.type, self.project, config, self.service)
         return [] if table is None else [str(u) for u in table.column("uuid").to_pylist()]
 
 
