@@ -198,11 +198,14 @@ def _iceberg_properties(service: SeaweedS3 | None) -> dict[str, str]:
 async def iceberg_metadata(project: Project, config: dict[str, Any], service: SeaweedS3 | None = None) -> Any:
     """The Iceberg table `config` names as pyiceberg reads it from its current metadata file (None: no table)."""
     where = f"s3://{config['bucket_name']}/%" if config["storage"] != "File" else f"file://%/{config['path']}/%"
-    location = await project.stack.pool.fetchval(
-        "SELECT metadata_location FROM iceberg_catalog.iceberg_tables WHERE table_namespace = $1 AND table_name = $2 "
-        "AND metadata_location LIKE $3",
-        config.get("namespace", "posthog"), config["table_name"], where,
-    )  # fmt: skip
+    try:
+        location = await project.stack.pool.fetchval(
+            "SELECT metadata_location FROM iceberg_catalog.iceberg_tables WHERE table_namespace = $1 "
+            "AND table_name = $2 AND metadata_location LIKE $3",
+            config.get("namespace", "posthog"), config["table_name"], where,
+        )  # fmt: skip
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):  # no Iceberg table made yet
+        return None
     if location is None:
         return None
     return await asyncio.to_thread(StaticTable.from_metadata, location, properties=_iceberg_properties(service))
