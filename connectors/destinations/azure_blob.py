@@ -45,6 +45,8 @@ class AzureBlobConfig(FilesConfig):
     """Blobs in a container: an interval's files (see `FilesConfig`), each committed whole."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"connection_string", "account_key"})
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"account_name", "endpoint_url"})
+    """Where the key is sent (a connection string names its own endpoint): a change needs the key again."""
 
     container_name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
     prefix: str = Field("", max_length=500, description="Templated as S3's prefix.")

@@ -196,8 +196,8 @@ class IcebergWriter(IntervalWriter):
             self._time_column = self.commit_spec.time_column(prepared.schema)
             self._table = await asyncio.to_thread(self._open_table, prepared.schema)
             self._files = self._data_files(self._table)
-        elif not set(prepared.schema.names) <= set(self._file_schema(prepared.schema).names):
-            raise DestinationUserError(f"the columns changed within the interval: {prepared.schema.names}")
+        elif not set(prepared.schema.names) <= set(self._table.schema().column_names):  # type: ignore[union-attr]
+            self._table = await asyncio.to_thread(self._open_table, prepared.schema)  # a column new in this batch
         await asyncio.to_thread(self._files.write, prepared, self._file_schema(prepared.schema))
         self.records += prepared.num_rows
         if self.commit_spec.keys:

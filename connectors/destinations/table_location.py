@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -51,6 +51,8 @@ class TableLocationConfig(DestinationConfig):
     """A table's place: `storage` says which fields apply (`path` for File; the bucket's for S3)."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"storage", "bucket_name", "region", "endpoint_url"})
+    """Where the keys are sent: a change to one of these needs the keys again."""
 
     storage: Storage = Field(description="S3, S3Compatible (with endpoint_url) or File (under the File root).")
     path: str | None = Field(
@@ -213,8 +215,3 @@ def check_writable(location: Location) -> None:
         raise user_error(error, location, "write") or DestinationUserError(
             f"cannot write to {location.uri}: {error}"
         ) from error
-
-
-def location_fields(config: TableLocationConfig) -> dict[str, Any]:
-    """The config's location fields (for the checks' messages): no secret among them."""
-    return {name: getattr(config, name) for name in ("storage", "path", "bucket_name", "prefix", "endpoint_url")}

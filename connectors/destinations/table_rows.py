@@ -43,8 +43,8 @@ class TableCommit:
     batch_export_id: str
     run_id: str
     first_segment: bool
-    """The interval's first execution: its commit replaces the interval (events). Table writers count a commit
-    that holds rows as one file (`IntervalWriter.files`), so an execution that continues one is never first."""
+    """The interval's first execution: its commit replaces the interval (events). Table writers count the data
+    files a commit adds (`IntervalWriter.files`), so an execution that continues one is never first."""
 
     @classmethod
     def of(cls, request: WriteRequest) -> "TableCommit":
