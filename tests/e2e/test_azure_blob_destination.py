@@ -3,9 +3,8 @@ and by a backfill, S3's key layout and types; the provider's own words for what 
 
 import asyncio
 import io
-import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -13,7 +12,7 @@ import pyarrow.parquet as pq
 
 from entrypoints.azurite import ACCOUNT, KEY, Azurite
 from tests.support.destinations import azure_container, blobs
-from tests.support.helpers import capture, create_export, event, insert_events, runs_until, temporal_cli_run
+from tests.support.helpers import capture, create_export, event, insert_events, runs_until, trigger_for_last_hour
 from tests.support.stack import Project
 
 
@@ -37,12 +36,10 @@ async def test_created_checked_run_by_its_schedule_and_a_backfill_then_read_back
         )
         assert (status, check["result"]) == (200, {"status": "Passed", "message": None}), (step, check)
 
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    await insert_events(project.stack, project.id, [hour - timedelta(hours=2, minutes=-i) for i in range(5)])
     await capture(project, [event("$pageview", f"user-{i}", n=i) for i in range(20)])
-    await asyncio.sleep(1.1)
-    temporal_cli_run("schedule", "trigger", "--schedule-id", export["id"], address=os.environ["TEMPORAL_ADDRESS"])
+    hour = await trigger_for_last_hour(project, export)
     await runs_until(project, export["id"], finished(1), within=60)
+    await insert_events(project.stack, project.id, [hour - timedelta(hours=2, minutes=-i) for i in range(5)])
     status, created = await project.request(
         "POST", f"batch_exports/{export['id']}/backfills/",
         json={"start_at": (hour - timedelta(hours=2)).isoformat(), "end_at": (hour - timedelta(hours=1)).isoformat()},
@@ -75,8 +72,7 @@ async def test_account_name_and_key_work_as_a_connection_string_does(project: Pr
                                            "destination": {"type": "AzureBlob", "config": config}})  # fmt: skip
     assert "account_key" not in export["destination"]["config"]
     await capture(project, [event("e", f"user-{i}") for i in range(3)])
-    await asyncio.sleep(1.1)
-    temporal_cli_run("schedule", "trigger", "--schedule-id", export["id"], address=os.environ["TEMPORAL_ADDRESS"])
+    await trigger_for_last_hour(project, export)
     (run,) = await runs_until(project, export["id"], finished(1), within=60)
     assert (run["status"], run["records_completed"]) == ("Completed", 3), run
     (name,) = await blobs(azurite, container)
@@ -100,7 +96,7 @@ async def test_what_only_the_user_can_fix_fails_the_check_and_the_run_in_the_ser
                                                "destination": {"type": "AzureBlob", "config": config}})  # fmt: skip
         status, check = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": 0})
         assert status == 200 and check["result"]["status"] == "Failed" and says in check["result"]["message"], check
-        temporal_cli_run("schedule", "trigger", "--schedule-id", export["id"], address=os.environ["TEMPORAL_ADDRESS"])
+        await trigger_for_last_hour(project, export)
         (run,) = await runs_until(project, export["id"], finished(1), within=60)
         assert run["status"] == "Failed" and says in run["latest_error"], run
         assert wrong_key not in run["latest_error"] + str(check)

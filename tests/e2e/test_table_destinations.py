@@ -5,7 +5,6 @@ is not applied again; persons replace by key; a new column evolves the table and
 import asyncio
 import dataclasses
 import json
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from tests.support.helpers import (
     insert_events,
     runs_until,
     start_run,
-    temporal_cli_run,
+    trigger_for_last_hour,
 )
 from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Project
@@ -68,17 +67,15 @@ async def test_created_checked_run_by_its_schedule_and_a_backfill_then_read_back
         )
         assert (status, check["result"]) == (200, {"status": "Passed", "message": None}), (step, check)
 
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    earlier = await insert_events(project.stack, project.id, [hour - timedelta(hours=3, minutes=-i) for i in range(5)]
-                                  + [hour - timedelta(hours=2, minutes=-i) for i in range(5)])  # fmt: skip
     await capture(
         project, [event("$pageview", f"user-{i}", n=i, **{"$current_url": "https://example.com"}) for i in range(20)]
     )
-    await asyncio.sleep(1.1)  # the triggered interval ends at a whole second after the capture
-    temporal_cli_run("schedule", "trigger", "--schedule-id", export["id"], address=os.environ["TEMPORAL_ADDRESS"])
+    hour = await trigger_for_last_hour(project, export)
     (scheduled,) = await runs_until(project, export["id"], finished(1), within=60)
     assert (scheduled["status"], scheduled["records_completed"]) == ("Completed", 20), scheduled
 
+    earlier = await insert_events(project.stack, project.id, [hour - timedelta(hours=3, minutes=-i) for i in range(5)]
+                                  + [hour - timedelta(hours=2, minutes=-i) for i in range(5)])  # fmt: skip
     status, created = await project.request(
         "POST", f"batch_exports/{export['id']}/backfills/",
         json={"start_at": (hour - timedelta(hours=3)).isoformat(), "end_at": (hour - timedelta(hours=1)).isoformat()},
