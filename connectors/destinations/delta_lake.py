@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,16 +32,20 @@ from deltalake import CommitProperties, DeltaTable, Schema, Transaction
 from deltalake._internal import RemoveAction
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import AddAction
-from pydantic import Field
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, IntervalWriter, Step, WriteRequest
 from connectors.destinations.table_files import DataFiles, WrittenFile
-from connectors.destinations.table_location import Location, TableLocationConfig, check_writable, locate, user_error
+from connectors.destinations.table_location import (
+    LOCATION_WRITABLE,
+    Location,
+    TableLocationConfig,
+    locate,
+    user_error,
+)
 from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
 
 logger = logging.getLogger(__name__)
 
-_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 HISTORY_LOOKED_AT = 200
 """Commits looked through for the run's own, when its transaction says it committed."""
 COMMIT_ATTEMPTS = 5
@@ -53,10 +57,7 @@ ONE_MILLISECOND = dt.timedelta(milliseconds=1)
 
 
 class DeltaLakeConfig(TableLocationConfig):
-    table_name: str = Field(pattern=_IDENTIFIER, description="The table's directory under the location.")
-    partitioning: Literal["day", "none"] = Field(
-        "day", description="day: partitioned by `{time column}_day`, the UTC date of `_inserted_at`."
-    )
+    """A table at `{location}/{table_name}`; partitioned by day, a column `{time column}_day` (a UTC date)."""
 
 
 def _uri(location: Location, name: str) -> str:
@@ -357,10 +358,6 @@ class DeltaLakeWriter(IntervalWriter):
             await asyncio.to_thread(files.discard)
 
 
-async def _location_writable(config: DeltaLakeConfig, context: Context) -> None:
-    await asyncio.to_thread(check_writable, locate(config, context))
-
-
 async def _table_creatable(config: DeltaLakeConfig, context: Context) -> None:
     """Load the table when it exists (its log read with these credentials); else create and remove one beside it."""
 
@@ -388,7 +385,7 @@ DESTINATION = Destination(
     config=DeltaLakeConfig,
     open_writer=DeltaLakeWriter,
     steps=(
-        Step("Location writable", "Write (then remove) an empty file at the table's location.", _location_writable),
+        LOCATION_WRITABLE,
         Step("Table creatable", "Load the table, or create (then remove) a table beside it.", _table_creatable),
     ),
 )

@@ -23,7 +23,7 @@ import logging
 import threading
 import uuid
 import warnings
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse
 
 import pyarrow as pa
@@ -62,14 +62,20 @@ from connectors.destinations.base import (
     WriteRequest,
 )
 from connectors.destinations.table_files import DataFiles, WrittenFile, days_since_epoch
-from connectors.destinations.table_location import Location, TableLocationConfig, check_writable, locate, user_error
+from connectors.destinations.table_location import (
+    IDENTIFIER,
+    LOCATION_WRITABLE,
+    Location,
+    TableLocationConfig,
+    locate,
+    user_error,
+)
 from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
 
 logger = logging.getLogger(__name__)
 # The first export of an interval deletes nothing, which pyiceberg warns of on every such commit.
 warnings.filterwarnings("ignore", "Delete operation did not match any records", UserWarning)
 
-_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 CATALOG_SCHEMA = "iceberg_catalog"
 ALLOWED_PREFIX = "batch-exports.allowed-prefix"
 """The FileIO property naming the only place the table's files may be."""
@@ -83,11 +89,7 @@ BOUNDED_COLUMNS = ("_inserted_at", "_interval_start", "timestamp", "distinct_id"
 
 
 class IcebergConfig(TableLocationConfig):
-    namespace: str = Field("posthog", pattern=_IDENTIFIER, description="Created if missing.")
-    table_name: str = Field(pattern=_IDENTIFIER, description="Created if missing, from the exported columns.")
-    partitioning: Literal["day", "none"] = Field(
-        "day", description="day: partitioned by day of the time column (`_inserted_at`)."
-    )
+    namespace: str = Field("posthog", pattern=IDENTIFIER, description="Created if missing.")
 
 
 class LocationFileIO(PyArrowFileIO):
@@ -384,10 +386,6 @@ async def _catalog_reachable(config: IcebergConfig, context: Context) -> None:
     await asyncio.to_thread(check)
 
 
-async def _location_writable(config: IcebergConfig, context: Context) -> None:
-    await asyncio.to_thread(check_writable, locate(config, context))
-
-
 async def _table_creatable(config: IcebergConfig, context: Context) -> None:
     """Load the table when it exists (its metadata read with these credentials); else create and drop one."""
 
@@ -425,7 +423,7 @@ DESTINATION = Destination(
     open_writer=IcebergWriter,
     steps=(
         Step("Catalog reachable", "Open the SQL catalog and list its namespaces.", _catalog_reachable),
-        Step("Location writable", "Write (then remove) an empty file at the table's location.", _location_writable),
+        LOCATION_WRITABLE,
         Step("Table creatable", "Load the table, or create (then drop) a table beside it.", _table_creatable),
     ),
 )

@@ -6,18 +6,19 @@ The S3 keys are write-only (`secret_fields`); a storage error only the user can 
 refused credentials, a path in the way) is a `DestinationUserError`, named by the provider's own code.
 """
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
-from connectors.destinations.base import Context, DestinationConfig, DestinationUserError
+from connectors.destinations.base import Context, DestinationConfig, DestinationUserError, Step
 from connectors.destinations.file import FileConfig, resolve_directory
 
 USER_ERROR_WORDS = (
@@ -27,6 +28,10 @@ USER_ERROR_WORDS = (
 )  # fmt: skip
 """Words of the storage's own messages (S3 codes as botocore, pyarrow and delta-rs spell them; local files)
 that mean only the user can fix it."""
+
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+"""A table's (or namespace's) name: what every catalog and engine takes unquoted."""
 
 
 class Storage(StrEnum):
@@ -48,7 +53,8 @@ _ONLY_FOR = {"path": {Storage.FILE}, "bucket_name": _ON_S3, "endpoint_url": _ON_
 
 
 class TableLocationConfig(DestinationConfig):
-    """A table's place: `storage` says which fields apply (`path` for File; the bucket's for S3)."""
+    """A table's place: `storage` says which fields apply (`path` for File; the bucket's for S3); its name and
+    partitioning."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
     secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"storage", "bucket_name", "region", "endpoint_url"})
@@ -68,6 +74,10 @@ class TableLocationConfig(DestinationConfig):
                                      validate_default=True)  # fmt: skip
     aws_access_key_id: str | None = Field(None, min_length=1, max_length=200, validate_default=True)
     aws_secret_access_key: str | None = Field(None, min_length=1, max_length=200, validate_default=True)
+    table_name: str = Field(pattern=IDENTIFIER, description="Created if missing, from the exported columns.")
+    partitioning: Literal["day", "none"] = Field(
+        "day", description="day: by day of the time column (`_inserted_at`); none: not partitioned."
+    )
 
     @field_validator("path", "bucket_name", "endpoint_url", "aws_access_key_id", "aws_secret_access_key")
     @classmethod
@@ -215,3 +225,13 @@ def check_writable(location: Location) -> None:
         raise user_error(error, location, "write") or DestinationUserError(
             f"cannot write to {location.uri}: {error}"
         ) from error
+
+
+async def _location_writable(config: TableLocationConfig, context: Context) -> None:
+    await asyncio.to_thread(check_writable, locate(config, context))
+
+
+LOCATION_WRITABLE: Step[Any] = Step(
+    "Location writable", "Write (then remove) an empty file at the table's location.", _location_writable
+)
+"""The check both table destinations make of their location."""

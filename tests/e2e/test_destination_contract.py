@@ -24,12 +24,11 @@ from contracts.workflows import ExportInputs
 from entrypoints.azurite import Azurite
 from tests.support.destinations import (
     AzureBlobTarget,
-    DeltaLakeTarget,
     FileTarget,
     HttpTarget,
-    IcebergTarget,
     PostgresTarget,
     S3Target,
+    TableTarget,
     Target,
 )
 from tests.support.helpers import create_export, runs_until, start_run
@@ -59,10 +58,8 @@ async def target(
         case "HTTP":
             async with running_receiver(f"phc_{uuid.uuid4().hex}") as receiver:
                 yield HttpTarget(project, receiver)
-        case "Iceberg":
-            yield IcebergTarget(project, s3, s3_service)
-        case "DeltaLake":
-            yield DeltaLakeTarget(project, s3, s3_service)
+        case "Iceberg" | "DeltaLake":
+            yield TableTarget(project, request.param, s3, s3_service)
         case "AzureBlob":
             yield AzureBlobTarget(project, azurite)
 

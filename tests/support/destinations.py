@@ -6,7 +6,7 @@ import base64
 import json
 import uuid
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import asyncpg
@@ -211,25 +211,6 @@ async def iceberg_metadata(project: Project, config: dict[str, Any], service: Se
     return await asyncio.to_thread(StaticTable.from_metadata, location, properties=_iceberg_properties(service))
 
 
-class IcebergTarget(Target):
-    type = "Iceberg"
-    checkpoints = False
-
-    def __init__(self, project: Project, s3: Any, service: SeaweedS3) -> None:
-        super().__init__(project)
-        self.s3, self.service = s3, service
-
-    async def config(self) -> dict[str, Any]:
-        return lake_config(self.service, await bucket(self.s3, self.project), prefix="lake", table_name="events")
-
-    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        return {**config, "aws_secret_access_key": "not-the-secret-key"}, "ACCESS_DENIED"
-
-    async def held(self, config: dict[str, Any]) -> list[str]:
-        table = await read_table(self.type, self.project, config, self.service)
-        return [] if table is None else [str(u) for u in table.column("uuid").to_pylist()]
-
-
 def delta_storage(service: SeaweedS3) -> dict[str, str]:
     return {
         "AWS_ENDPOINT_URL": service.endpoint_url,
@@ -280,19 +261,22 @@ async def table_commits(
     return list(reversed(await asyncio.to_thread(lambda: DeltaTable(uri, storage_options=options).history())))
 
 
-class DeltaLakeTarget(Target):
-    type = "DeltaLake"
-    checkpoints = False
+class TableTarget(Target):
+    """An Iceberg or Delta Lake table on SeaweedFS."""
 
-    def __init__(self, project: Project, s3: Any, service: SeaweedS3) -> None:
+    checkpoints = False
+    refused: ClassVar[dict[str, str]] = {"Iceberg": "ACCESS_DENIED", "DeltaLake": "SignatureDoesNotMatch"}
+    """What a refused key is called by the S3 client each uses (pyarrow's for Iceberg, object_store's for Delta)."""
+
+    def __init__(self, project: Project, kind: str, s3: Any, service: SeaweedS3) -> None:
         super().__init__(project)
-        self.s3, self.service = s3, service
+        self.type, self.s3, self.service = kind, s3, service
 
     async def config(self) -> dict[str, Any]:
         return lake_config(self.service, await bucket(self.s3, self.project), prefix="lake", table_name="events")
 
     def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        return {**config, "aws_secret_access_key": "not-the-secret-key"}, "SignatureDoesNotMatch"
+        return {**config, "aws_secret_access_key": "not-the-secret-key"}, self.refused[self.type]
 
     async def held(self, config: dict[str, Any]) -> list[str]:
         table = await read_table(self.type, self.project, config, self.service)
