@@ -246,7 +246,7 @@ async def test_tables_are_kept_apart_by_location_and_their_files_read_only_there
     for export in exports:
         await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
         await runs_until(project, export["id"], finished(1), within=60)
-    root = project.stack.settings.exports_root
+    root = project.files
     for config in (first, second):
         metadata = await iceberg_metadata(project, config)
         assert metadata is not None and metadata.location().startswith((root / config["path"]).as_uri())

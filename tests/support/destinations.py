@@ -224,7 +224,7 @@ def delta_storage(service: SeaweedS3) -> dict[str, str]:
 def delta_location(project: Project, config: dict[str, Any], service: SeaweedS3 | None) -> tuple[str, Any]:
     """The Delta table's URI and storage options."""
     if config["storage"] == "File":
-        uri = str(project.stack.settings.exports_root / config["path"] / config["table_name"])
+        uri = str(project.files / config["path"] / config["table_name"])
         options = None
     else:
         assert service is not None
