@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian's Prometheus, unpacked for the test that scrapes a worker and a gateway (tests/support/prometheus.py).
 PROMETHEUS := $(VENV)/prometheus/usr/bin/prometheus
+# Azurite (Azure Blob Storage's emulator) from npm, for the AzureBlob destination's tests and `make azurite`.
+AZURITE := .tools/node_modules/.bin/azurite-blob
 
-.PHONY: dev test test-unit lint worker api clean
+.PHONY: dev test test-unit lint worker api azurite clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +16,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(AZURITE):
+	npm install --prefix .tools --no-audit --no-fund azurite@3.35.0
+
 dev: $(STAMP)
 	$(BIN)/python -m entrypoints.dev
 
-test: $(STAMP) $(PROMETHEUS)
+test: $(STAMP) $(PROMETHEUS) $(AZURITE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(PROMETHEUS):
 	sh tests/support/install_prometheus.sh $(VENV)/prometheus
+
+# Azurite beside `make dev`: port 10000, data under .data/azurite, a container `exports`.
+azurite: $(STAMP) $(AZURITE)
+	$(BIN)/python -m entrypoints.azurite
 
 # The unit tier alone: no services, a few seconds.
 test-unit: $(STAMP)
@@ -39,4 +48,4 @@ api: $(STAMP)
 	$(BIN)/python -m api
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .data .tools .pytest_cache .mypy_cache .ruff_cache

@@ -78,6 +78,8 @@ class Exporter:
             start=inputs.data_interval_start,
             end=inputs.data_interval_end,
             first_file=inputs.first_file + start.files,
+            batch_export_id=inputs.batch_export_id,
+            run_id=inputs.run_id,
         )
         writer = open_writer(export.destination_type, export.destination_config, request)
         last, records = start.position, start.records

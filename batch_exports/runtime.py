@@ -48,6 +48,7 @@ class Runtime:
             files_root=self.settings.exports_root,
             allow_private=self.settings.allow_private_destinations,
             protected_databases=own_databases(self.settings),
+            iceberg_catalog_url=self.settings.iceberg_catalog_url or self.settings.database_url,
         )
 
 

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     file_destination_root: Path | None = Field(
         None, description="Directory `File` destinations write under; defaults to `{data_dir}/exports`."
     )
+    iceberg_catalog_url: str | None = Field(
+        None, description="PostgreSQL of the `Iceberg` destinations' SQL catalog (schema `iceberg_catalog`); "
+        "defaults to `database_url`.",
+    )  # fmt: skip
 
     # What the processes tell operators: metrics, logs (traces follow OpenTelemetry's own OTEL_* variables).
     metrics_host: str = Field("127.0.0.1", description="Address the Prometheus metrics endpoints bind.")

@@ -1,6 +1,6 @@
 """Benchmark: list runs (pages of 100) of an export with 100,000 runs, at a steady request rate.
 
-    .venv/bin/python bench/api.py [--runs 100000] [--rate 200] [--seconds 20]
+    .venv/bin/python -m bench.api [--runs 100000] [--rate 200] [--seconds 20]
 
 Starts PostgreSQL, loads the runs, starts the gateway (`python -m api`) as its own process, walks every
 page once to collect cursors, then sends requests on a fixed schedule (open loop, so a slow answer

@@ -1,7 +1,7 @@
 """Benchmark: a one-year hourly backfill (8,760 intervals) over about 1M events, on the embedded stack,
 against Temporal's own floor measured in the same run on the same server.
 
-    .venv/bin/python bench/backfill.py [--events 1000000] [--concurrency 32] [--destination NoOp|File] [--workers 1]
+    .venv/bin/python -m bench.backfill [--events 1000000] [--concurrency 32] [--destination NoOp|File] [--workers 1]
 
 Starts PostgreSQL and the Temporal dev server (persisting to a file, as `make dev` does) in a
 temporary directory, loads the events and starts `--workers` worker processes (`bench.workers`). Then the

@@ -1,9 +1,11 @@
-"""Benchmark: one hour of N events (about 1 KB each) exported to S3 as Parquet and as gzipped JSONLines.
+"""Benchmark: one hour of N events (about 1 KB each) exported to a destination: S3 (the default) or Azure Blob
+as Parquet and as gzipped JSONLines, or an Iceberg or Delta Lake table (on the S3 API).
 
-    .venv/bin/python bench/export.py [--events 1000000] [--formats parquet,jsonl]
+    .venv/bin/python -m bench.export [--events 1000000] [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake]
+                                     [--formats parquet,jsonl]
 
-Starts PostgreSQL, the Temporal dev server and SeaweedFS (an S3 API) in a temporary directory, loads
-N events into one hour and prints:
+Starts PostgreSQL, the Temporal dev server and SeaweedFS (an S3 API; Azurite for AzureBlob) in a temporary
+directory, loads N events into one hour and prints:
 
 - load: the average row size (`pg_column_size`) and the rows' total size;
 - floor: the best of three binary COPYs of exactly what the events export reads (the events source's
@@ -19,12 +21,13 @@ N events into one hour and prints:
   VmHWM (its idle RSS before the runs is shown for scale); the CPU seconds the worker, PostgreSQL and
   SeaweedFS used during a run show where a 2-core machine's time goes; `vs floor` is floor seconds /
   export seconds (1.0 would be as fast as reading the source), next to its target. The objects in
-  the bucket are read back and must hold exactly N records (Parquet: N distinct uuids), or the
-  benchmark fails.
+  the bucket (the blobs, the table) are read back and must hold exactly N records (Parquet and tables: N
+  distinct uuids), or the benchmark fails.
 """
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gzip
 import os
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,10 +44,14 @@ from typing import Any
 
 import asyncpg
 import psutil
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from aiobotocore.session import get_session
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+from deltalake import DeltaTable
 from pydantic import SecretStr
+from pyiceberg.table import StaticTable
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -57,6 +65,7 @@ from batch_exports.settings import Settings
 from batch_exports.store import db, projects
 from connectors.sources.events import EventsSource
 from connectors.sources.reading import SourceDatabase
+from entrypoints.azurite import Azurite
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
@@ -67,6 +76,9 @@ END = HOUR + timedelta(hours=1)
 TEAM = 1
 CHUNK = 250_000
 FORMATS = {"parquet": ("Parquet", "zstd", 0.8), "jsonl": ("JSONLines", "gzip", 0.4)}  # format, compression, target
+FILE_DESTINATIONS = ("S3Compatible", "AzureBlob")
+TABLE_TARGET = 0.7
+"""A table format writes Parquet and commits: its target (Iceberg, Delta Lake)."""
 LOAD_EVENTS = """
 INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp, created_at, elements_chain, inserted_at)
 SELECT gen_random_uuid(), $1, (ARRAY['$pageview','$autocapture','signed_up','$pageleave'])[1 + i % 4], 'user-' || (i % 50000),
@@ -196,20 +208,89 @@ def count_records(path: Path, parquet: bool) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: lines.read(1 << 24), b""))
 
 
-async def stored(s3: Any, bucket: str, work: Path, parquet: bool) -> tuple[int, int, int]:
-    """Records, objects and bytes in the bucket; each object is downloaded to disk, counted, removed."""
+async def counted(body: Any, work: Path, parquet: bool) -> int:
+    """The records of one object (`body` streams its bytes), downloaded to disk, counted, removed."""
+    path = work / "object"
+    out = await asyncio.to_thread(path.open, "wb")
+    with out:
+        async for chunk in body:
+            out.write(chunk)
+    try:
+        return await asyncio.to_thread(count_records, path, parquet)
+    finally:
+        path.unlink()
+
+
+async def stored_in_bucket(s3: Any, bucket: str, work: Path, parquet: bool) -> tuple[int, int, int]:
+    """Records, objects and bytes in the bucket."""
     records = size = 0
     contents = (await s3.list_objects_v2(Bucket=bucket)).get("Contents", [])
     for item in contents:
-        path, size = work / "object", size + item["Size"]
+        size += item["Size"]
         response = await s3.get_object(Bucket=bucket, Key=item["Key"])
-        out = await asyncio.to_thread(path.open, "wb")
-        with out:
-            async for chunk in response["Body"].iter_chunks(1 << 22):
-                out.write(chunk)
-        records += await asyncio.to_thread(count_records, path, parquet)
-        path.unlink()
+        records += await counted(response["Body"].iter_chunks(1 << 22), work, parquet)
     return records, len(contents), size
+
+
+async def stored_in_container(azurite: Azurite, container: str, work: Path, parquet: bool) -> tuple[int, int, int]:
+    """Records, blobs and bytes in the container (read with the Azure SDK)."""
+    records = size = blobs = 0
+    async with AsyncBlobServiceClient.from_connection_string(azurite.connection_string) as client:
+        listing = client.get_container_client(container)
+        async for item in listing.list_blobs():
+            blobs, size = blobs + 1, size + item.size
+            body = (await listing.download_blob(item.name)).chunks()
+            records += await counted(body, work, parquet)
+    return records, blobs, size
+
+
+def distinct(uuids: pa.ChunkedArray, what: str) -> int:
+    if (count := pc.count_distinct(uuids).as_py()) != len(uuids):
+        raise SystemExit(f"{what}: {len(uuids):,} records but {count:,} distinct uuids")
+    return len(uuids)
+
+
+async def stored_in_iceberg(pool: asyncpg.Pool, seaweed: SeaweedS3, bucket: str) -> tuple[int, int, int]:
+    """Records, data files and their bytes of the table, read by pyiceberg from its current metadata file."""
+    sql = "SELECT metadata_location FROM iceberg_catalog.iceberg_tables WHERE metadata_location LIKE $1"
+    location = await pool.fetchval(sql, f"s3://{bucket}/%")
+    properties = {"s3.endpoint": seaweed.endpoint_url, "s3.access-key-id": seaweed.access_key_id,
+                  "s3.secret-access-key": seaweed.secret_access_key, "s3.region": "us-east-1"}  # fmt: skip
+
+    def read() -> tuple[int, int, int]:
+        scan = StaticTable.from_metadata(location, properties=properties).scan(selected_fields=("uuid",))
+        files = [task.file for task in scan.plan_files()]
+        records = distinct(scan.to_arrow().column("uuid"), "the Iceberg table")
+        return records, len(files), sum(f.file_size_in_bytes for f in files)
+
+    return await asyncio.to_thread(read)
+
+
+async def stored_in_delta(seaweed: SeaweedS3, bucket: str) -> tuple[int, int, int]:
+    """Records, data files and their bytes of the table, read by delta-rs."""
+    options = {"AWS_ENDPOINT_URL": seaweed.endpoint_url, "AWS_ACCESS_KEY_ID": seaweed.access_key_id,
+               "AWS_SECRET_ACCESS_KEY": seaweed.secret_access_key, "AWS_REGION": "us-east-1",
+               "AWS_ALLOW_HTTP": "true"}  # fmt: skip
+
+    def read() -> tuple[int, int, int]:
+        table = DeltaTable(f"s3://{bucket}/lake/events", storage_options=options)
+        actions = pa.table(table.get_add_actions(flatten=True))
+        records = distinct(table.to_pyarrow_table(columns=["uuid"]).column("uuid"), "the Delta table")
+        return records, actions.num_rows, pc.sum(actions.column("size_bytes")).as_py()
+
+    return await asyncio.to_thread(read)
+
+
+@dataclass
+class Case:
+    """One export measured: its destination and config, its target, and how to read back what it wrote."""
+
+    label: str
+    name: str
+    destination: str
+    config: dict[str, Any]
+    target: float
+    stored: Callable[[], Awaitable[tuple[int, int, int]]]
 
 
 @dataclass
@@ -218,25 +299,52 @@ class Bench:
     key: str
     s3: Any
     seaweed: SeaweedS3
+    azurite: Azurite | None
     work: Path
     events: int
     timeout: float
 
+    async def case(self, destination: str, name: str) -> Case:
+        """The export of `destination` (in format `name`, for one that writes files), into a new place."""
+        place, work = f"bench-{destination.lower()}-{name}", self.work
+        s3_keys = {"aws_access_key_id": self.seaweed.access_key_id,
+                   "aws_secret_access_key": self.seaweed.secret_access_key}  # fmt: skip
+        if destination in ("Iceberg", "DeltaLake"):
+            await self.s3.create_bucket(Bucket=place)
+            config = {"storage": "S3Compatible", "endpoint_url": self.seaweed.endpoint_url, "bucket_name": place,
+                      "prefix": "lake", "table_name": "events", **s3_keys}  # fmt: skip
+            if destination == "Iceberg":
+                return Case("Iceberg", name, destination, config, TABLE_TARGET,
+                            lambda: stored_in_iceberg(self.rt.pool, self.seaweed, place))  # fmt: skip
+            return Case("DeltaLake", name, destination, config, TABLE_TARGET,
+                        lambda: stored_in_delta(self.seaweed, place))  # fmt: skip
+        file_format, compression, target = FORMATS[name]
+        formats = {"file_format": file_format, "compression": compression}
+        parquet = file_format == "Parquet"
+        if destination == "AzureBlob":
+            azurite = self.azurite
+            assert azurite is not None
+            async with AsyncBlobServiceClient.from_connection_string(azurite.connection_string) as client:
+                await client.create_container(place)
+            config = {"container_name": place, "connection_string": azurite.connection_string, **formats}
+            return Case(f"Azure {file_format}/{compression}", name, destination, config, target,
+                        lambda: stored_in_container(azurite, place, work, parquet))  # fmt: skip
+        await self.s3.create_bucket(Bucket=place)
+        config = {"endpoint_url": self.seaweed.endpoint_url, "bucket_name": place, "region": "us-east-1", **s3_keys,
+                  **formats}  # fmt: skip
+        return Case(f"{file_format}/{compression}", name, destination, config, target,
+                    lambda: stored_in_bucket(self.s3, place, work, parquet))  # fmt: skip
 
-async def export_one(bench: Bench, name: str) -> tuple[float, float]:
-    """Export the hour in one format with a fresh worker process; its activity seconds and peak RSS MB."""
-    pool, client, events, s3, work = bench.rt.pool, bench.rt.client, bench.events, bench.s3, bench.work
-    file_format, compression, _ = FORMATS[name]
-    bucket, log = f"bench-{name}", work / f"worker-{name}.log"
-    await s3.create_bucket(Bucket=bucket)
-    settings = bench.rt.settings.model_copy(update={"task_queue": f"bench-export-{name}-{uuid.uuid4().hex[:6]}"})
+
+async def export_one(bench: Bench, case: Case) -> tuple[float, float]:
+    """Export the hour to one place with a fresh worker process; its activity seconds and peak RSS MB."""
+    pool, client, events, work = bench.rt.pool, bench.rt.client, bench.events, bench.work
+    name, log = case.label, work / f"worker-{case.destination}-{case.name}.log"
+    queue = f"bench-export-{case.destination.lower()}-{case.name}-{uuid.uuid4().hex[:6]}"
+    settings = bench.rt.settings.model_copy(update={"task_queue": queue})
     rt = dataclasses.replace(bench.rt, settings=settings)
-    config = {"endpoint_url": bench.seaweed.endpoint_url, "aws_access_key_id": bench.seaweed.access_key_id,
-              "aws_secret_access_key": bench.seaweed.secret_access_key,
-              "bucket_name": bucket, "region": "us-east-1",
-              "file_format": file_format, "compression": compression}  # fmt: skip
     body = BatchExportIn.model_validate({"name": f"bench {name}", "interval": "hour", "paused": True,
-                                         "destination": {"type": "S3Compatible", "config": config}})  # fmt: skip
+                                         "destination": {"type": case.destination, "config": case.config}})  # fmt: skip
     export = await lifecycle.create(rt, TEAM, body)
     worker = start_worker(settings, bench.key, log)
     try:
@@ -284,10 +392,10 @@ async def export_one(bench: Bench, name: str) -> tuple[float, float]:
         peak = memory_mb(worker.pid, "VmHWM")
     finally:
         await asyncio.to_thread(stop, worker)
-    records, objects, size = await stored(s3, bucket, work, file_format == "Parquet")
+    records, objects, size = await case.stored()
     if records != events:
-        raise SystemExit(f"{name}: the bucket holds {records:,} records in {objects} objects, not {events:,}")
-    print(f"{name}: best {seconds:.2f} s; {objects} object(s), {size / 1e6:.0f} MB; worker RSS idle {idle:.0f} MB, "
+        raise SystemExit(f"{name}: the destination holds {records:,} records in {objects} files, not {events:,}")
+    print(f"{name}: best {seconds:.2f} s; {objects} file(s), {size / 1e6:.0f} MB; worker RSS idle {idle:.0f} MB, "
           f"peak {peak:.0f} MB; {records:,} records verified, each once after two exports", flush=True)  # fmt: skip
     return seconds, peak
 
@@ -296,11 +404,19 @@ async def main(args: argparse.Namespace, work: Path) -> None:
     names = [n.strip() for n in args.formats.split(",") if n.strip()]
     if unknown := set(names) - set(FORMATS):
         raise SystemExit(f"unknown formats {sorted(unknown)}; choose from {sorted(FORMATS)}")
+    if args.destination not in (*FILE_DESTINATIONS, "Iceberg", "DeltaLake"):
+        raise SystemExit(f"unknown destination {args.destination}; choose S3Compatible, AzureBlob, Iceberg, DeltaLake")
+    if args.destination not in FILE_DESTINATIONS:
+        names = ["table"]  # a table has no file format to choose
     with (
         EmbeddedPostgres(work / "postgres", free_port()).start() as postgres,
         TemporalDevServer(work / "temporal.db", free_port(), ui_port=None).start() as server,
         SeaweedS3(work / "seaweed").start() as seaweed,
+        contextlib.ExitStack() as more,
     ):
+        azurite = None
+        if args.destination == "AzureBlob":
+            azurite = more.enter_context(Azurite(work / "azurite", free_port()).start())
         os.environ["TEMPORAL_ADDRESS"] = server.address
         key = generate_key()
         settings = Settings(database_url=postgres.create_database("batch_exports"), encryption_key=SecretStr(key),
@@ -317,22 +433,24 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             await projects.ensure(rt.pool, TEAM, "bench", "phc_bench")
             await load(rt.pool, args.events)
             best, size = await floor(rt.pool, args.events)
-            bench = Bench(rt, key, s3, seaweed, work, args.events, args.timeout)
-            results = {name: await export_one(bench, name) for name in names}
+            bench = Bench(rt, key, s3, seaweed, azurite, work, args.events, args.timeout)
+            cases = [await bench.case(args.destination, name) for name in names]
+            results = [(case, await export_one(bench, case)) for case in cases]
     print(f"\n{args.events:,} events, {size / 1e6:.0f} MB source (binary COPY), floor {best:.2f} s")
-    print(f"{'format':<18}{'seconds':>9}{'rows/s':>11}{'MB/s':>8}{'peak RSS MB':>13}{'vs floor':>10}{'target':>8}")
-    for name, (s, peak) in results.items():
-        file_format, compression, target = FORMATS[name]
+    print(f"{'export':<22}{'seconds':>9}{'rows/s':>11}{'MB/s':>8}{'peak RSS MB':>13}{'vs floor':>10}{'target':>8}")
+    for case, (s, peak) in results:
         ratio = best / s
-        missed = "" if ratio >= target else "  MISSED"
-        print(f"{file_format + '/' + compression:<18}{s:>9.2f}{args.events / s:>11,.0f}{size / 1e6 / s:>8.0f}"
-              f"{peak:>13.0f}{ratio:>10.2f}{'>= ' + str(target):>8}{missed}")  # fmt: skip
+        missed = "" if ratio >= case.target else "  MISSED"
+        print(f"{case.label:<22}{s:>9.2f}{args.events / s:>11,.0f}{size / 1e6 / s:>8.0f}"
+              f"{peak:>13.0f}{ratio:>10.2f}{'>= ' + str(case.target):>8}{missed}")  # fmt: skip
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the hour (4000000 for memory)")
-    parser.add_argument("--formats", default="parquet,jsonl", help="comma-separated subset of: parquet, jsonl")
+    parser.add_argument("--destination", default="S3Compatible", help="S3Compatible, AzureBlob, Iceberg, DeltaLake")
+    parser.add_argument("--formats", default="parquet,jsonl", help="comma-separated subset of: parquet, jsonl "
+                        "(S3Compatible and AzureBlob)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one format's export may take")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
     parsed = parser.parse_args()

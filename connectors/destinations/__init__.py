@@ -7,7 +7,7 @@ Adding a destination is one new module plus one line in that list.
 import logging
 from typing import Any
 
-from connectors.destinations import file, http, noop, postgres, s3
+from connectors.destinations import azure_blob, delta_lake, file, http, iceberg, noop, postgres, s3
 from connectors.destinations.base import (
     Context,
     Destination,
@@ -24,6 +24,9 @@ DESTINATIONS: tuple[Destination[Any], ...] = (
     http.DESTINATION,
     *s3.DESTINATIONS,
     noop.DESTINATION,
+    iceberg.DESTINATION,
+    delta_lake.DESTINATION,
+    azure_blob.DESTINATION,
 )
 logger = logging.getLogger(__name__)
 _BY_TYPE = {destination.type: destination for destination in DESTINATIONS}

@@ -121,6 +121,8 @@ class Context:
     """Whether a destination may reach loopback, private and other non-internet addresses."""
     protected_databases: tuple[ProtectedDatabase, ...] = ()
     """The service's own databases, which no destination may point at."""
+    iceberg_catalog_url: str = ""
+    """The PostgreSQL holding the `Iceberg` destinations' SQL catalog."""
 
     def for_project(self, team_id: int) -> "Context":
         """The context of one project's destinations: files under the project's own directory of the root."""
@@ -139,6 +141,9 @@ class WriteRequest:
     end: datetime
     first_file: int = 0
     """Destinations that write files number them from here (a continued-as-new chain numbers on)."""
+    batch_export_id: str = ""
+    run_id: str = ""
+    """The run (one execution: an interval, or a segment of one): a table destination marks its commit with it."""
 
 
 class IntervalWriter(ABC):

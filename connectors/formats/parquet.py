@@ -42,6 +42,18 @@ class _Chunks:
         return data
 
 
+def encoding_choices(model: str | None) -> tuple[bool | list[str], bool | list[str]]:
+    """The columns that get dictionaries, and those that get min/max statistics, of a model's files (all, for a
+    hogql_query's columns)."""
+    kinds = SCHEMAS.get(model or "") or {}
+    # Dictionaries pay off for columns that repeat (event names, ids of a few users), not for unique ones.
+    dictionary: bool | list[str] = [n for n, k in kinds.items() if k in REPEATING] or True
+    # Min/max statistics let readers skip row groups by time or name; of JSON documents and random ids they
+    # are of no use, and cost the writer a comparison per value.
+    statistics: bool | list[str] = [n for n, k in kinds.items() if k not in UNORDERED] or True
+    return dictionary, statistics
+
+
 class ParquetEncoder:
     suffix = ".parquet"
 
@@ -49,11 +61,7 @@ class ParquetEncoder:
         self.compression = (compression or Compression.ZSTD).value
         kinds = SCHEMAS.get(model or "")
         self._schema = pa.schema([(n, ARROW_TYPES[k]) for n, k in kinds.items()]) if kinds is not None else None
-        # Dictionaries pay off for columns that repeat (event names, ids of a few users), not for unique ones.
-        self._dictionary: bool | list[str] = [n for n, k in (kinds or {}).items() if k in REPEATING] or True
-        # Min/max statistics let readers skip row groups by time or name; of JSON documents and random ids they
-        # are of no use, and cost the writer a comparison per value.
-        self._statistics: bool | list[str] = [n for n, k in (kinds or {}).items() if k not in UNORDERED] or True
+        self._dictionary, self._statistics = encoding_choices(model)
         self._sink = _Chunks()
         self._writer: pq.ParquetWriter | None = None
 

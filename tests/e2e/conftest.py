@@ -1,5 +1,5 @@
-"""Session fixtures of the end-to-end tier: real PostgreSQL, Temporal and S3 (see tests/support), the worker
-and the gateway.
+"""Session fixtures of the end-to-end tier: real PostgreSQL, Temporal, S3 (see tests/support) and Azure Blob
+Storage (Azurite), the worker and the gateway.
 
 The stack runs in the test session's event loop: the worker polls a task queue of its own and the
 gateway listens on a free loopback port.
@@ -23,6 +23,7 @@ from batch_exports.crypto import generate_key
 from batch_exports.runtime import open_runtime
 from batch_exports.settings import Settings
 from batch_exports.store import api_keys, db, projects
+from entrypoints.azurite import Azurite
 from entrypoints.embedded import LOOPBACK, free_port
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
@@ -76,6 +77,12 @@ def settings(services: Services, work_dir: Path) -> Settings:
 @pytest.fixture(scope="session")
 def s3_service(work_dir: Path) -> Iterator[SeaweedS3]:
     with SeaweedS3(work_dir / "seaweed").start() as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def azurite(work_dir: Path) -> Iterator[Azurite]:
+    with Azurite(work_dir / "azurite", free_port()).start() as service:
         yield service
 
 

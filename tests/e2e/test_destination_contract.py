@@ -1,4 +1,5 @@
-"""The contract every destination keeps, the same cases against each (File, S3, Postgres, HTTP):
+"""The contract every destination keeps, the same cases against each (File, S3, Postgres, HTTP, Iceberg, Delta
+Lake, Azure Blob):
 
 - each record once across a rerun of its interval and across a resumed attempt;
 - an error only the user can fix fails the run at once, with the provider's own words;
@@ -20,7 +21,16 @@ from activities.attempts import Checkpoint
 from activities.export import Exporter
 from batch_exports.store import runs
 from contracts.workflows import ExportInputs
-from tests.support.destinations import FileTarget, HttpTarget, PostgresTarget, S3Target, Target
+from entrypoints.azurite import Azurite
+from tests.support.destinations import (
+    AzureBlobTarget,
+    FileTarget,
+    HttpTarget,
+    PostgresTarget,
+    S3Target,
+    TableTarget,
+    Target,
+)
 from tests.support.helpers import create_export, runs_until, start_run
 from tests.support.receiver import running_receiver
 from tests.support.seaweed import SeaweedS3
@@ -34,9 +44,9 @@ END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(h
 START = END - timedelta(hours=1)
 
 
-@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP"])
+@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob"])
 async def target(
-    request: pytest.FixtureRequest, project: Project, s3: Any, s3_service: SeaweedS3
+    request: pytest.FixtureRequest, project: Project, s3: Any, s3_service: SeaweedS3, azurite: Azurite
 ) -> AsyncIterator[Target]:
     match request.param:
         case "File":
@@ -48,6 +58,10 @@ async def target(
         case "HTTP":
             async with running_receiver(f"phc_{uuid.uuid4().hex}") as receiver:
                 yield HttpTarget(project, receiver)
+        case "Iceberg" | "DeltaLake":
+            yield TableTarget(project, request.param, s3, s3_service)
+        case "AzureBlob":
+            yield AzureBlobTarget(project, azurite)
 
 
 async def events_in_interval(project: Project, count: int = EVENTS) -> set[str]:

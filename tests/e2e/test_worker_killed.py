@@ -14,9 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from azure.storage.blob.aio import BlobServiceClient
 from temporalio.client import WorkflowHandle
 
-from tests.support.destinations import bucket, objects, postgres_database, s3_config
+from entrypoints.azurite import Azurite
+from tests.support.destinations import (
+    azure_container,
+    blobs,
+    bucket,
+    iceberg_metadata,
+    lake_config,
+    objects,
+    postgres_database,
+    read_table,
+    s3_config,
+)
 from tests.support.helpers import create_export, eventually, runs_of, start_run
 from tests.support.stack import Project
 
@@ -70,9 +82,14 @@ Midway = Callable[[WorkflowHandle[Any, Any]], Awaitable[bool]]
 
 
 async def kill_mid_export_then_recover(
-    project: Project, export: dict[str, Any], midway: Midway, events: int = EVENTS
+    project: Project,
+    export: dict[str, Any],
+    midway: Midway,
+    events: int = EVENTS,
+    killed: Callable[[], Awaitable[None]] | None = None,
 ) -> datetime:
-    """Kill the worker once `midway` says the run is in the middle of its export; return when."""
+    """Kill the worker once `midway` says the run is in the middle of its export (`killed` then looks at what
+    it left), start another; return when it was killed."""
     task_queue = f"killed-{uuid.uuid4().hex[:8]}"
     at = await load_events(project, events)
     end = at.replace(second=0, microsecond=0) + timedelta(minutes=5)
@@ -87,6 +104,8 @@ async def kill_mid_export_then_recover(
     killed_at = datetime.now(UTC)
     (run,) = await runs_of(project, export["id"])
     assert run["status"] == "Running" and run["records_completed"] < events, run
+    if killed is not None:
+        await killed()
     await asyncio.sleep(1.5)  # anything written from here on has a later (whole-second) modification time
     second = worker(project, task_queue)
     try:
@@ -168,3 +187,59 @@ async def test_split_files_resume_after_the_last_complete_one(project: Project, 
     # The files done before the kill were kept, not written again: the new worker resumed after them.
     assert modified[files[0]] <= killed_at and modified[files[1]] <= killed_at
     assert max(modified.values()) > killed_at
+
+
+async def test_iceberg_destination_survives_a_killed_worker(project: Project, s3: Any, s3_service: Any) -> None:
+    config = lake_config(s3_service, await bucket(s3, project), prefix="lake", table_name="events")
+    export = await create_export(project, {"name": "iceberg", "interval": "hour",
+                                           "destination": {"type": "Iceberg", "config": config}})  # fmt: skip
+
+    async def uncommitted() -> bool:  # the table is made at the first batch, its first snapshot by the commit
+        table = await iceberg_metadata(project, config, s3_service)
+        return table is not None and table.current_snapshot() is None
+
+    await kill_mid_export_then_recover(project, export, lambda _: uncommitted(), killed=lambda: _holds(uncommitted))
+    table = await read_table("Iceberg", project, config, s3_service)
+    assert table is not None and table.num_rows == len(set(table.column("uuid").to_pylist())) == EVENTS
+
+
+async def test_delta_lake_destination_survives_a_killed_worker(project: Project, s3: Any, s3_service: Any) -> None:
+    name = await bucket(s3, project)
+    config = lake_config(s3_service, name, prefix="lake", table_name="events")
+    export = await create_export(project, {"name": "delta", "interval": "hour",
+                                           "destination": {"type": "DeltaLake", "config": config}})  # fmt: skip
+    log = "lake/events/_delta_log/"
+
+    async def uncommitted() -> bool:  # the table is made (version 0) at the first batch, version 1 by the commit
+        listed = await s3.list_objects_v2(Bucket=name, Prefix=log)
+        return [item["Key"] for item in listed.get("Contents", [])] == [f"{log}{0:020d}.json"]
+
+    await kill_mid_export_then_recover(project, export, lambda _: uncommitted(), killed=lambda: _holds(uncommitted))
+    table = await read_table("DeltaLake", project, config, s3_service)
+    assert table is not None and table.num_rows == len(set(table.column("uuid").to_pylist())) == EVENTS
+
+
+async def test_azure_blob_destination_survives_a_killed_worker(project: Project, azurite: Azurite) -> None:
+    container = await azure_container(azurite, project)
+    config = {"container_name": container, "connection_string": azurite.connection_string}
+    export = await create_export(project, {"name": "azure", "interval": "hour",
+                                           "destination": {"type": "AzureBlob", "config": config}})  # fmt: skip
+
+    async def staged_not_committed() -> bool:  # blocks are staged, and no blob is there to read
+        async with BlobServiceClient.from_connection_string(azurite.connection_string) as client:
+            listing = client.get_container_client(container)
+            found = [blob async for blob in listing.list_blobs(include=["uncommittedblobs"])]
+            committed = [blob async for blob in listing.list_blobs()]
+        return bool(found) and not committed
+
+    await kill_mid_export_then_recover(
+        project, export, lambda _: staged_not_committed(), killed=lambda: _holds(staged_not_committed)
+    )
+    stored = await blobs(azurite, container)
+    lines = [line for data in stored.values() for line in data.splitlines()]
+    assert len(stored) == 1 and len(lines) == len({line[:60] for line in lines}) == EVENTS
+
+
+async def _holds(condition: Callable[[], Awaitable[bool]]) -> None:
+    """What the killed worker left: nothing a reader sees."""
+    assert await condition()

@@ -1,15 +1,22 @@
 """Destinations the tests write to (a PostgreSQL database of a test's own, buckets on the S3 API), and each
 destination as the contract suite drives it (`Target`)."""
 
+import asyncio
+import base64
 import json
 import uuid
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import asyncpg
+import pyarrow as pa
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+from deltalake import DeltaTable
+from pyiceberg.table import StaticTable
 
 from connectors.destinations.http import BATCH_EVENTS
+from entrypoints.azurite import KEY, Azurite
 from tests.support.helpers import eventually
 from tests.support.receiver import Receiver
 from tests.support.seaweed import SeaweedS3
@@ -83,9 +90,10 @@ class Target(ABC):
 
     def secrets(self, config: dict[str, Any]) -> list[str]:
         """The secret values of `config`, which no error, log or response may show."""
-        fields = {"S3Compatible": ("aws_access_key_id", "aws_secret_access_key"), "Postgres": ("user", "password"),
-                  "HTTP": ("token",)}.get(self.type, ())  # fmt: skip
-        return [str(config[name]) for name in fields if config.get(name)]
+        s3_keys = ("aws_access_key_id", "aws_secret_access_key")
+        fields = {"S3Compatible": s3_keys, "Postgres": ("user", "password"), "HTTP": ("token",), "Iceberg": s3_keys,
+                  "DeltaLake": s3_keys, "AzureBlob": ("connection_string", "account_key")}  # fmt: skip
+        return [str(config[name]) for name in fields.get(self.type, ()) if config.get(name)]
 
     def resend_allowance(self) -> int:
         """How many records a resumed attempt may deliver again (a receiver that deduplicates holds them once)."""
@@ -173,3 +181,141 @@ class HttpTarget(Target):
 
     def resend_allowance(self) -> int:
         return BATCH_EVENTS  # the POST in flight when the attempt stopped
+
+
+def lake_config(service: SeaweedS3, bucket_name: str, **fields: Any) -> dict[str, Any]:
+    """A table destination's config with its files in `bucket_name` on SeaweedFS."""
+    return {"storage": "S3Compatible", **s3_config(service, bucket_name), **fields}
+
+
+def _iceberg_properties(service: SeaweedS3 | None) -> dict[str, str]:
+    if service is None:
+        return {}
+    return {"s3.endpoint": service.endpoint_url, "s3.access-key-id": service.access_key_id,
+            "s3.secret-access-key": service.secret_access_key, "s3.region": "us-east-1"}  # fmt: skip
+
+
+async def iceberg_metadata(project: Project, config: dict[str, Any], service: SeaweedS3 | None = None) -> Any:
+    """The Iceberg table `config` names as pyiceberg reads it from its current metadata file (None: no table)."""
+    where = f"s3://{config['bucket_name']}/%" if config["storage"] != "File" else f"file://%/{config['path']}/%"
+    try:
+        location = await project.stack.pool.fetchval(
+            "SELECT metadata_location FROM iceberg_catalog.iceberg_tables WHERE table_namespace = $1 "
+            "AND table_name = $2 AND metadata_location LIKE $3",
+            config.get("namespace", "posthog"), config["table_name"], where,
+        )  # fmt: skip
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):  # no Iceberg table made yet
+        return None
+    if location is None:
+        return None
+    return await asyncio.to_thread(StaticTable.from_metadata, location, properties=_iceberg_properties(service))
+
+
+def delta_storage(service: SeaweedS3) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": service.endpoint_url,
+        "AWS_ACCESS_KEY_ID": service.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": service.secret_access_key,
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+
+
+def delta_location(project: Project, config: dict[str, Any], service: SeaweedS3 | None) -> tuple[str, Any]:
+    """The Delta table's URI and storage options."""
+    if config["storage"] == "File":
+        uri = str(project.files / config["path"] / config["table_name"])
+        options = None
+    else:
+        assert service is not None
+        parts = [config["bucket_name"], *[p for p in config.get("prefix", "").split("/") if p], config["table_name"]]
+        uri, options = "s3://" + "/".join(parts), delta_storage(service)
+    return uri, options
+
+
+async def read_table(kind: str, project: Project, config: dict[str, Any], service: SeaweedS3 | None) -> pa.Table | None:
+    """The rows of the table `config` names, read by the table format's own reader (pyiceberg's scan,
+    `DeltaTable.to_pyarrow_table`); None when there is no such table."""
+    if kind == "Iceberg":
+        table = await iceberg_metadata(project, config, service)
+        return None if table is None else await asyncio.to_thread(lambda: table.scan().to_arrow())
+    uri, options = delta_location(project, config, service)
+
+    def read() -> pa.Table | None:
+        if not DeltaTable.is_deltatable(uri, storage_options=options):
+            return None
+        return DeltaTable(uri, storage_options=options).to_pyarrow_table()
+
+    return await asyncio.to_thread(read)
+
+
+async def table_commits(
+    kind: str, project: Project, config: dict[str, Any], service: SeaweedS3 | None
+) -> list[dict[str, Any]]:
+    """The table's commits, oldest first, with what each says of itself: Iceberg's snapshot summaries, Delta's
+    commit infos."""
+    if kind == "Iceberg":
+        table = await iceberg_metadata(project, config, service)
+        return [] if table is None else [dict(s.summary.additional_properties) for s in table.snapshots()]
+    uri, options = delta_location(project, config, service)
+    return list(reversed(await asyncio.to_thread(lambda: DeltaTable(uri, storage_options=options).history())))
+
+
+class TableTarget(Target):
+    """An Iceberg or Delta Lake table on SeaweedFS."""
+
+    checkpoints = False
+    refused: ClassVar[dict[str, str]] = {"Iceberg": "ACCESS_DENIED", "DeltaLake": "SignatureDoesNotMatch"}
+    """What a refused key is called by the S3 client each uses (pyarrow's for Iceberg, object_store's for Delta)."""
+
+    def __init__(self, project: Project, kind: str, s3: Any, service: SeaweedS3) -> None:
+        super().__init__(project)
+        self.type, self.s3, self.service = kind, s3, service
+
+    async def config(self) -> dict[str, Any]:
+        return lake_config(self.service, await bucket(self.s3, self.project), prefix="lake", table_name="events")
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return {**config, "aws_secret_access_key": "not-the-secret-key"}, self.refused[self.type]
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        table = await read_table(self.type, self.project, config, self.service)
+        return [] if table is None else [str(u) for u in table.column("uuid").to_pylist()]
+
+
+async def azure_container(azurite: Azurite, project: Project) -> str:
+    """A new container on Azurite, for one test."""
+    name = f"exports-{project.id}-{uuid.uuid4().hex[:6]}"
+    async with AsyncBlobServiceClient.from_connection_string(azurite.connection_string) as client:
+        await client.create_container(name)
+    return name
+
+
+async def blobs(azurite: Azurite, container: str) -> dict[str, bytes]:
+    """Every committed blob of the container, read with the Azure SDK."""
+    found = {}
+    async with AsyncBlobServiceClient.from_connection_string(azurite.connection_string) as client:
+        listing = client.get_container_client(container)
+        async for item in listing.list_blobs():
+            found[item.name] = await (await listing.download_blob(item.name)).readall()
+    return found
+
+
+class AzureBlobTarget(Target):
+    type = "AzureBlob"
+
+    def __init__(self, project: Project, azurite: Azurite) -> None:
+        super().__init__(project)
+        self.azurite = azurite
+
+    async def config(self) -> dict[str, Any]:
+        container = await azure_container(self.azurite, self.project)
+        return {"container_name": container, "connection_string": self.azurite.connection_string, "max_file_size_mb": 1}
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        wrong = self.azurite.connection_string.replace(KEY, base64.b64encode(b"not the account key").decode())
+        return {**config, "connection_string": wrong}, "AuthorizationFailure"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        stored = await blobs(self.azurite, config["container_name"])
+        return [u for name in sorted(stored) if name.endswith(".jsonl") for u in _uuids_of_lines(stored[name])]

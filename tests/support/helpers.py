@@ -193,3 +193,18 @@ async def run_hour(project: Project, export: dict[str, Any], end: datetime, coun
     return await runs_until(
         project, export["id"], lambda rs: len(rs) == count and rs[-1]["status"] not in ("Starting", "Running")
     )
+
+
+async def trigger_for_last_hour(project: Project, export: dict[str, Any]) -> datetime:
+    """Trigger the export's schedule, which exports the last whole hour, after moving the events the project
+    ingested this hour an hour back, into it; the hour's end."""
+    if (now := datetime.now(UTC)).minute == 59 and now.second >= 45:  # not across the top of an hour
+        await asyncio.sleep(61 - now.second)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    await project.stack.pool.execute(
+        "UPDATE events SET inserted_at = inserted_at - interval '1 hour' WHERE team_id = $1 AND inserted_at >= $2",
+        project.id, hour,
+    )  # fmt: skip
+    temporal_cli_run("schedule", "trigger", "--schedule-id", export["id"], "--overlap-policy", "AllowAll",
+                     address=os.environ["TEMPORAL_ADDRESS"])  # fmt: skip
+    return hour

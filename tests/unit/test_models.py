@@ -69,7 +69,7 @@ def test_each_problem_names_its_field(raw: dict[str, Any], attr: str, says: str)
     assert says in detail
 
 
-SECRETS = {
+SECRETS: dict[str, tuple[dict[str, Any], set[str]]] = {
     "S3": ({"bucket_name": "bucket", "aws_access_key_id": "AKIASECRET", "aws_secret_access_key": "s3cr3t-key"},
            {"aws_access_key_id", "aws_secret_access_key"}),
     "S3Compatible": ({"bucket_name": "bucket", "endpoint_url": "https://s3.example.com",
@@ -78,6 +78,13 @@ SECRETS = {
     "Postgres": ({"host": "db.example.com", "database": "d", "table_name": "t", "user": "s3cr3t-user",
                   "password": "s3cr3t-password"}, {"user", "password"}),
     "HTTP": ({"url": "https://example.com/batch/", "token": "s3cr3t-token"}, {"token"}),
+    "Iceberg": ({"storage": "S3", "bucket_name": "bucket", "table_name": "events", "aws_access_key_id": "AKIASECRET",
+                 "aws_secret_access_key": "s3cr3t-key"}, {"aws_access_key_id", "aws_secret_access_key"}),
+    "DeltaLake": ({"storage": "S3Compatible", "endpoint_url": "https://s3.example.com", "bucket_name": "bucket",
+                   "table_name": "events", "aws_access_key_id": "AKIASECRET", "aws_secret_access_key": "s3cr3t-key"},
+                  {"aws_access_key_id", "aws_secret_access_key"}),
+    "AzureBlob": ({"container_name": "exports", "account_name": "acct", "account_key": "s3cr3t-key",
+                   "connection_string": None}, {"connection_string", "account_key"}),
 }  # fmt: skip
 """Each destination's config with the fields the contract marks secret (SPEC, section 5)."""
 
