@@ -8,7 +8,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -48,6 +48,12 @@ class PageRequest:
             return cls(None, False)
         value, row_id, backwards = decode(cursor)
         return cls((value, row_id), backwards)
+
+
+def ordering_from(request: web.Request, known: Collection[str], default: str = "-created_at") -> str:
+    """The `ordering` asked for, or `default` for one not in `known` (ignored, as PostHog ignores it)."""
+    asked = request.query.get("ordering", default)
+    return asked if asked in known else default
 
 
 def page_body(

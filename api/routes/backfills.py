@@ -8,7 +8,7 @@ from api import openapi as oa
 from api.errors import ApiError, not_found, read_json, validation_error
 from api.lookups import export_for
 from api.openapi import operation
-from api.pagination import PageRequest, page_body
+from api.pagination import PageRequest, ordering_from, page_body
 from api.params import path_uuid
 from api.responses import backfill_body, json_response
 from api.routes import Route
@@ -58,9 +58,7 @@ async def _render(request: web.Request, backfill: Backfill) -> dict[str, object]
 async def list_backfills(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ)
     asked = PageRequest.of(request)
-    ordering = request.query.get("ordering", "-created_at")
-    if ordering not in backfills.ORDERINGS:  # as PostHog does: an ordering it does not know is ignored
-        ordering = "-created_at"
+    ordering = ordering_from(request, backfills.ORDERINGS)
     field = ordering.lstrip("-")
     page = await backfills.page(
         runtime(request).pool,

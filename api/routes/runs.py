@@ -8,7 +8,7 @@ from api import openapi as oa
 from api.errors import ApiError, not_found, validation_error
 from api.lookups import export_for
 from api.openapi import operation
-from api.pagination import PageRequest, page_body
+from api.pagination import PageRequest, ordering_from, page_body
 from api.params import path_uuid, query_datetime
 from api.responses import json_response, run_body
 from api.routes import Route
@@ -61,9 +61,7 @@ def _filter(request: web.Request) -> RunFilter:
 )
 async def list_runs(request: web.Request) -> web.Response:
     export = await export_for(request, api_keys.READ)
-    ordering = request.query.get("ordering", "-created_at")
-    if ordering not in runs.ORDERINGS:  # as PostHog does: an ordering it does not know is ignored
-        ordering = "-created_at"
+    ordering = ordering_from(request, runs.ORDERINGS)
     asked = PageRequest.of(request)
     page = await runs.page(
         runtime(request).pool,

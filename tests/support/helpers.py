@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from api.app import create_app
 from batch_exports.settings import Settings
@@ -189,7 +189,13 @@ async def export_now(project: Project, path: str, **fields: Any) -> list[dict[st
 
 
 async def run_hour(project: Project, export: dict[str, Any], end: datetime, count: int) -> list[dict[str, Any]]:
-    await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
+    """Run the hour that ends at `end` and wait until the export has `count` runs, the last one ended.
+
+    It waits for the workflow to close too: the run's row says it ended a moment before its workflow does, and
+    the same interval run again at once would find its workflow id still taken."""
+    handle = await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
+    with contextlib.suppress(WorkflowFailureError):  # a failed run: its row says how
+        await handle.result()
     return await runs_until(
         project, export["id"], lambda rs: len(rs) == count and rs[-1]["status"] not in ("Starting", "Running")
     )
