@@ -150,5 +150,6 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
+    arguments = parser.parse_args()  # before the scratch directory: `--help` leaves nothing behind
     with scratch_directory("bench-api-") as work:
-        asyncio.run(main(parser.parse_args(), work))
+        asyncio.run(main(arguments, work))

@@ -213,5 +213,6 @@ if __name__ == "__main__":
     parser.add_argument("--intervals", type=int, default=0, help="the first N hours of the year only (profiling)")
     parser.add_argument("--dressed-floor", action="store_true", help="also a floor with the run's Temporal features")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
+    arguments = parser.parse_args()  # before the scratch directory: `--help` leaves nothing behind
     with scratch_directory("bench-backfill-") as work:
-        asyncio.run(main(parser.parse_args(), work))
+        asyncio.run(main(arguments, work))
