@@ -32,7 +32,7 @@ $(PROMETHEUS):
 azurite: $(STAMP) $(AZURITE)
 	$(BIN)/python -m entrypoints.azurite
 
-# The unit tier alone: no services, a few seconds.
+# The unit tier alone: no services, about 15 s.
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
