@@ -12,6 +12,10 @@ batch claiming one meanwhile waits for this one, and the other way round). When 
 transaction locks the batch's persons (row locks) before reading them, and nothing can overtake it. Either
 way each distinct id has one person and no `$set` is lost. Rows are taken in one order (distinct ids, person
 ids, event uuids) so that concurrent batches wait rather than deadlock (one that does anyway is written again).
+
+The events travel as one JSON document per statement (an array of positional rows, properties included),
+which orjson encodes in native code and PostgreSQL parses once: per event, Python builds one small list and
+nothing more. A statement takes at most `CHUNK_EVENTS` events; a larger batch is several, in one transaction.
 """
 
 import asyncio
@@ -22,16 +26,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
-import pydantic_core
+import orjson
 
 OPTIMISTIC_ATTEMPTS = 2
 ATTEMPTS = 5
 INLINE_EVENTS = 2000
 """Batches up to this many events are prepared on the event loop; larger ones in a thread."""
+CHUNK_EVENTS = 10_000
+"""Events per statement: the document of a chunk stays far below PostgreSQL's limits for one value."""
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(slots=True)
 class CapturedEvent:
     uuid: uuid.UUID
     event: str
@@ -43,10 +49,13 @@ class CapturedEvent:
 
 
 _PERSONS = """
-    SELECT d.distinct_id, p.id, p.properties::text AS properties, p.version
-    FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
+    SELECT d.distinct_id, p.id::text AS id, p.properties::text AS properties, p.version
+    FROM person_distinct_ids d
+         CROSS JOIN LATERAL (SELECT id, properties, version FROM persons WHERE id = d.person_id LIMIT 1) p
     WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
 """
+"""The batch's persons, each looked up by its key (`LIMIT 1` keeps the planner from joining instead, which for a
+small persons table reads all of it for every batch)."""
 _RACED = "capture raced another batch"
 _WRITE = f"""
     WITH changed AS (
@@ -57,12 +66,10 @@ _WRITE = f"""
     ), inserted AS (
         INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp,
                             created_at, elements_chain)
-        SELECT e.uuid, $1, e.event, e.distinct_id, e.properties::jsonb, e.person_id, e.person_properties::jsonb,
-               e.timestamp, now(), e.elements_chain
-        FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::uuid[], $10::text[], $11::timestamptz[],
-                    $12::text[])
-             AS e(uuid, event, distinct_id, properties, person_id, person_properties, timestamp, elements_chain)
-        ORDER BY e.uuid
+        SELECT (e ->> 0)::uuid, $1, e ->> 1, e ->> 2, e -> 3, (e ->> 4)::uuid, e -> 5, (e ->> 6)::timestamptz, now(),
+               e ->> 7
+        FROM jsonb_array_elements(convert_from($5, 'UTF8')::jsonb) AS e
+        ORDER BY 1
         ON CONFLICT (team_id, uuid) DO NOTHING
         RETURNING 1
     )
@@ -70,8 +77,10 @@ _WRITE = f"""
                 ELSE ('{_RACED}: ' || (SELECT count(*) FROM changed) || ' of ' || cardinality($2::uuid[])
                       || ' persons changed')::bigint END
 """
-"""Everything a batch writes, or (when another batch changed one of its persons since they were read) nothing:
-the failed cast aborts the whole statement."""
+"""Everything a chunk writes, or (when another batch changed one of its persons since they were read) nothing:
+the failed cast aborts the whole statement. `$5` is the chunk's events, `[[uuid, event, distinct_id, properties,
+person_id, person_properties, timestamp, elements_chain], ...]` as UTF-8 JSON (bytes: asyncpg sends them as
+they are)."""
 _CLAIM = """
     WITH claimed AS (
         INSERT INTO person_distinct_ids (team_id, distinct_id, person_id)
@@ -81,16 +90,22 @@ _CLAIM = """
     )
     INSERT INTO persons (id, team_id) SELECT person_id, $1 FROM claimed
 """
-_LOCK_PERSONS = _PERSONS + " ORDER BY p.id FOR UPDATE OF p"
+_LOCK_PERSONS = """
+    SELECT d.distinct_id, p.id::text AS id, p.properties::text AS properties, p.version
+    FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
+    WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
+    ORDER BY p.id FOR UPDATE OF p
+"""
 
 
 def _json(value: Any) -> str:
-    return pydantic_core.to_json(value).decode()
+    return orjson.dumps(value).decode()
 
 
 @dataclass
 class _Person:
-    id: uuid.UUID
+    id: str
+    """As text (which sorts as the uuid does): orjson writes it as it is."""
     properties: dict[str, Any]
     version: int
 
@@ -118,7 +133,7 @@ async def write(pool: asyncpg.Pool, team_id: int, events: list[CapturedEvent]) -
             locking = attempt > OPTIMISTIC_ATTEMPTS
             try:
                 rows = [] if locking else await conn.fetch(_PERSONS, team_id, distinct_ids)
-                if not locking and len(rows) == len(distinct_ids):
+                if not locking and len(rows) == len(distinct_ids) and len(events) <= CHUNK_EVENTS:
                     await _apply(conn, team_id, events, by_id, rows)
                     return
                 async with conn.transaction():
@@ -140,8 +155,11 @@ async def _apply(
     conn: asyncpg.Connection, team_id: int, events: list[CapturedEvent], by_id: dict[str, list[CapturedEvent]],
     rows: list[asyncpg.Record],
 ) -> None:  # fmt: skip
-    arguments = await _off_loop(_arguments, events, by_id, rows, size=len(events))
-    await conn.fetchval(_WRITE, team_id, *arguments)
+    """The batch's statements: the changed persons go with the first chunk (more than one only in a transaction)."""
+    changed, chunks = await _off_loop(_arguments, events, by_id, rows, size=len(events))
+    for chunk in chunks:
+        await conn.fetchval(_WRITE, team_id, *changed, chunk)
+        changed = ([], [], [])
 
 
 async def _off_loop(function: Callable[..., T], *args: Any, size: int) -> T:
@@ -151,40 +169,35 @@ async def _off_loop(function: Callable[..., T], *args: Any, size: int) -> T:
 
 def _arguments(
     events: list[CapturedEvent], by_id: dict[str, list[CapturedEvent]], rows: list[asyncpg.Record]
-) -> list[list[Any]]:
-    """The arrays `_WRITE` takes: the changed persons (with the version read), and the events, each with its
-    person and that person's properties after it. Every distinct id has its person in `rows`."""
-    persons = {row["distinct_id"]: _Person(row["id"], pydantic_core.from_json(row["properties"]), row["version"])
+) -> tuple[tuple[list[str], list[str], list[int]], list[bytes]]:
+    """The changed persons (ids, properties, the versions read) and the documents of the events, a chunk each,
+    every event with its person and that person's properties after it. Every distinct id has its person in
+    `rows`."""
+    persons = {row["distinct_id"]: _Person(row["id"], orjson.loads(row["properties"]), row["version"])
                for row in rows}  # fmt: skip
     after = {d: _fold(persons[d], by_id[d]) for d in by_id}
     changed = sorted((d for d in by_id if after[d][-1] != persons[d].properties), key=lambda d: persons[d].id)
-    encoded: dict[int, str] = {}  # the text of each distinct properties object, made once
-    person_properties, person_ids = [], []
-    position = dict.fromkeys(by_id, 0)
-    for event in events:
-        d = event.distinct_id
-        properties = after[d][position[d]]
-        position[d] += 1
-        text = encoded.get(id(properties))
-        if text is None:
-            text = encoded[id(properties)] = _json(properties)
-        person_properties.append(text)
-        person_ids.append(persons[d].id)
-    return [
-        [persons[d].id for d in changed],
-        [_json(after[d][-1]) for d in changed],
-        [persons[d].version for d in changed],
-        [e.uuid for e in events],
-        [e.event for e in events],
-        [e.distinct_id for e in events],
-        [_json(e.properties) for e in events],
-        person_ids,
-        person_properties,
-        [e.timestamp for e in events],
-        [_elements_chain(e.properties) for e in events],
-    ]
+    following = {d: iter(after[d]) for d in by_id}
+    documents = []
+    for start in range(0, len(events), CHUNK_EVENTS):
+        chunk = []
+        for event in events[start : start + CHUNK_EVENTS]:
+            d = event.distinct_id
+            chain = event.properties.get("$elements_chain")
+            chunk.append((event.uuid, event.event, d, event.properties, persons[d].id, next(following[d]),
+                          event.timestamp, chain if isinstance(chain, str) else ""))  # fmt: skip
+        documents.append(_document(chunk))
+    persons_changed = ([persons[d].id for d in changed], [_json(after[d][-1]) for d in changed],
+                       [persons[d].version for d in changed])  # fmt: skip
+    return persons_changed, documents
 
 
-def _elements_chain(properties: dict[str, Any]) -> str:
-    chain = properties.get("$elements_chain")
-    return chain if isinstance(chain, str) else ""
+def _document(rows: list[tuple[Any, ...]]) -> bytes:
+    try:
+        return orjson.dumps(rows)
+    except orjson.JSONEncodeError:  # properties nested near the body's limit: each encoded on its own first
+        return orjson.dumps([(*row[:3], _fragment(row[3]), row[4], _fragment(row[5]), *row[6:]) for row in rows])
+
+
+def _fragment(value: Any) -> orjson.Fragment:
+    return orjson.Fragment(orjson.dumps(value))

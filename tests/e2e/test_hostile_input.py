@@ -520,6 +520,23 @@ async def test_what_was_a_500_is_a_4xx_without_a_traceback(project: Project, cap
     assert await project.stack.pool.fetchval("SELECT count(*) FROM events WHERE team_id = $1", project.id) == 0
 
 
+async def test_json_nested_to_the_limit_is_stored_and_one_level_more_is_refused(project: Project) -> None:
+    def nested(depth: int) -> dict[str, Any]:  # a one-event body whose properties take it to `depth` levels
+        properties: dict[str, Any] = {"leaf": 1}
+        for _ in range(depth - 2):
+            properties = {"k": properties}
+        return {"api_key": project.token, "event": "deep", "distinct_id": "d", "properties": properties}
+
+    status, body = await project.request("POST", "/batch/", key=None, json=nested(255))
+    assert (status, body["code"]) == (400, "invalid_payload") and "nests deeper than 254 levels" in body["detail"]
+    status, _ = await project.request("POST", "/batch/", key=None, json=nested(254))
+    assert status == 200
+    stored = await project.stack.pool.fetchval(
+        "SELECT properties::text FROM events WHERE team_id = $1 AND event = 'deep'", project.id
+    )
+    assert json.loads(stored) == nested(254)["properties"]
+
+
 async def test_health_names_no_address(project: Project) -> None:
     dead = f"{LOOPBACK}:{free_port()}"  # no Temporal there
     async with (

@@ -11,9 +11,9 @@ from api.inputs import BodyRejected, inflate, loads
 @pytest.mark.parametrize(
     ("data", "says"),
     [
-        (b"[NaN]", "not valid JSON"),
-        (b"[Infinity]", "not valid JSON"),
-        (b"[-Infinity]", "not valid JSON"),
+        (b"[NaN]", "NaN and Infinity are not JSON numbers"),
+        (b"[Infinity]", "NaN and Infinity are not JSON numbers"),
+        ('["\u00e9", -Infinity]'.encode(), "NaN and Infinity are not JSON numbers (line 1 column 8)"),
         (b"[1e400]", "out of range"),
         (b'{"a": -1E+0309 }', "out of range"),
         (b"[" + b"9" * 400 + b".0]", "out of range"),
@@ -21,6 +21,8 @@ from api.inputs import BodyRejected, inflate, loads
         (b'{"k\\u0000": 1}', "NUL"),
         (b'["\\ud800"]', "not valid JSON"),
         (b"[" * 50_000 + b"]" * 50_000, "not valid JSON"),
+        (b"[" * 255 + b"]" * 255, "nests deeper than 254 levels"),
+        (b'{"a": ' * 255 + b"1" + b"}" * 255, "nests deeper than 254 levels"),
         (b"\xef\xbb\xbf{}", "not valid JSON"),
         ('{"a": 1}'.encode("utf-16"), "not valid JSON"),
         (b'["\xff"]', "not valid JSON"),
@@ -39,6 +41,14 @@ def test_ordinary_json_passes() -> None:
         "a": [1, 2.5, "Infinity", "4e123", "\\u0000", None, True],
         "b": 1e300,
     }
+
+
+def test_json_nests_up_to_the_limit() -> None:
+    assert loads(b"[" * 254 + b"]" * 254) is not None
+
+
+def test_integers_beyond_64_bits_are_read_as_floats() -> None:
+    assert loads(b"[18446744073709551615, 18446744073709551616]") == [2**64 - 1, float(2**64)]
 
 
 def test_inflation_stops_past_the_limit() -> None:
