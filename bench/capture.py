@@ -231,5 +231,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batches", default="100,1000")
+    arguments = parser.parse_args()  # before the scratch directory: `--help` leaves nothing behind
     with scratch_directory("bench-capture-") as work:
-        asyncio.run(main(parser.parse_args(), work))
+        asyncio.run(main(arguments, work))
