@@ -24,7 +24,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
-from batch_exports.store import api_keys, runs
+from batch_exports.store import api_keys, db, event_store, runs
+from batch_exports.store.event_store import CapturedEvent
 from connectors.destinations import Context, parse_config, run_step
 from connectors.sources.reading import SourceDatabase
 from contracts.workflows import ExportInputs
@@ -339,6 +340,28 @@ async def test_a_batch_of_100000_events_is_stored_whole_while_others_capture(pro
     pool = project.stack.pool
     assert await pool.fetchval("SELECT count(*) FROM events WHERE team_id = $1", project.id) == 100_000
     assert await pool.fetchval("SELECT count(*) FROM person_distinct_ids WHERE team_id = $1", project.id) == 100_000
+
+
+async def test_capture_plans_each_statement_for_its_batch(project: Project) -> None:
+    """A long-lived connection never settles on one generic plan made from a small table's statistics: the
+    plan PostgreSQL picks after a few runs scanned `persons` per row once it had grown (a 100,000-event batch
+    of new users took minutes in a long test session, seconds alone)."""
+    pool = await db.create_pool(project.stack.settings.database_url, min_size=1, max_size=1)
+    try:
+        for k in range(10):
+            batch = [CapturedEvent(uuid.uuid4(), "e", f"plan-{k}-{i}", {}, datetime.now(UTC)) for i in range(3)]
+            await event_store.write(pool, project.id, batch)
+            if k == 4:
+                await pool.execute("ANALYZE persons; ANALYZE person_distinct_ids")
+        async with pool.acquire() as conn:
+            runs = await conn.fetch(  # (a statement without parameters has only the one plan)
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE cardinality(parameter_types) > 0"
+            )
+    finally:
+        await pool.close()
+    assert sum(row["custom_plans"] for row in runs) >= 10, runs  # the capture's statements ran on this connection
+    assert sum(row["generic_plans"] for row in runs) == 0, runs
 
 
 async def test_concurrent_overlapping_batches_make_one_person_per_distinct_id(project: Project) -> None:
