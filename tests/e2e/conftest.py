@@ -7,6 +7,8 @@ gateway listens on a free loopback port.
 
 import asyncio
 import os
+import signal
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,6 +32,17 @@ from tests.support.seaweed import SeaweedS3
 from tests.support.services import Services, start_services
 from tests.support.stack import API_KEY, Project, Stack, connect_with_retry
 from worker import build_worker
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A SIGTERM (a CI timeout, `kill`) ends the session as Ctrl-C does, so the fixtures' teardown stops the
+    services they started: each runs in a session of its own and would otherwise outlive the tests."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="session")
