@@ -210,14 +210,15 @@ async def refused_at_save(project: Project, postgres: dict[str, Any]) -> None:
 
 async def test_every_spelling_of_an_internal_host_is_refused(project: Project) -> None:
     postgres = {"database": "d", "table_name": "t", "user": "u", "password": "p"}
-    with loopback_only() as tripwire:
+    with loopback_only() as tripwire:  # (the name that does not resolve is answered here, not by a DNS server)
         await refused_at_save(project, postgres)
+        # Socket paths and names that do not resolve are refused even where private destinations are allowed.
+        for host in ("/var/run/postgresql", "/tmp", "@abstract", "does-not-resolve.invalid"):
+            body = destination("Postgres", {**postgres, "host": host})
+            status, error = await project.request("POST", "batch_exports/", json=body)
+            assert (status, error["attr"]) == (400, "destination__config__host"), (host, error)
     assert tripwire.blocked == []
-    # Socket paths and names that do not resolve are refused even where private destinations are allowed.
-    for host in ("/var/run/postgresql", "/tmp", "@abstract", "does-not-resolve.invalid"):
-        body = destination("Postgres", {**postgres, "host": host})
-        status, error = await project.request("POST", "batch_exports/", json=body)
-        assert (status, error["attr"]) == (400, "destination__config__host"), (host, error)
+    assert set(tripwire.lookups) == {"does-not-resolve.invalid"}
     socket_step = {"step": 0, "destination": {"type": "Postgres", "config": {**postgres, "host": "/tmp"}}}
     status, body = await project.request("POST", "batch_exports/run_test_step_new/", json=socket_step)
     assert status == 200 and body["result"]["status"] == "Failed" and "not a host name" in body["result"]["message"]

@@ -100,26 +100,56 @@ def resolving(name: str, first: str, then: str) -> Iterator[Resolver]:
         sockaddr = (address, int(port or 0), 0, 0) if family == socket.AF_INET6 else (address, int(port or 0))
         return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
 
-    loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
-    try:
+    with _replaced(loop, "getaddrinfo", getaddrinfo):
         yield resolver
+
+
+@contextlib.contextmanager
+def _replaced(loop: asyncio.AbstractEventLoop, method: str, replacement: Any) -> Iterator[None]:
+    """`loop.<method>` is `replacement` for a while, then what it was (guards nest: each puts back its own)."""
+    before = loop.__dict__.get(method)
+    setattr(loop, method, replacement)
+    try:
+        yield
     finally:
-        del loop.getaddrinfo  # type: ignore[method-assign]
+        if before is None:
+            delattr(loop, method)
+        else:
+            setattr(loop, method, before)
+
+
+LOCAL_NAMES = {"localhost"}
+"""Names the machine answers itself (/etc/hosts): the only names `loopback_only` lets the system resolve."""
 
 
 @dataclass
 class Tripwire:
     blocked: list[Any] = field(default_factory=list)
+    """Connections refused: any address not on loopback."""
+    lookups: list[str] = field(default_factory=list)
+    """Names it answered as unknown instead of asking the system's resolver (which would ask a DNS server)."""
 
 
 @contextlib.contextmanager
 def loopback_only() -> Iterator[Tripwire]:
-    """For the running event loop, a connection to anything but loopback fails before a packet leaves, and is
-    recorded: the guard of tests that feed clients addresses they must never reach (never the behaviour under
-    test: that is what the clients' own checks must show)."""
+    """For the running event loop, a connection to anything but loopback fails before a packet leaves, and a
+    name other than the machine's own (`LOCAL_NAMES`, numeric addresses) does not resolve, without a DNS query:
+    both are recorded. The guard of tests that feed clients addresses they must never reach (never the
+    behaviour under test: that is what the clients' own checks must show)."""
     loop = asyncio.get_running_loop()
     tripwire = Tripwire()
     usual = loop.sock_connect
+    usual_lookup = loop.getaddrinfo
+
+    async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if isinstance(name, str) and name not in LOCAL_NAMES:
+            try:
+                ipaddress.ip_address(name.split("%")[0])
+            except ValueError:
+                tripwire.lookups.append(name)
+                raise socket.gaierror(socket.EAI_NONAME, f"the test does not resolve {name}") from None
+        return await usual_lookup(host, port, *args, **kwargs)
 
     async def sock_connect(sock: socket.socket, address: Any) -> None:
         host = address[0] if isinstance(address, tuple) else address
@@ -128,8 +158,5 @@ def loopback_only() -> Iterator[Tripwire]:
             raise OSError(f"the test refused a connection to {address}")
         await usual(sock, address)
 
-    loop.sock_connect = sock_connect  # type: ignore[method-assign]
-    try:
+    with _replaced(loop, "sock_connect", sock_connect), _replaced(loop, "getaddrinfo", getaddrinfo):
         yield tripwire
-    finally:
-        del loop.sock_connect  # type: ignore[method-assign]
