@@ -37,12 +37,28 @@ _UNITS = {
 }  # fmt: skip
 
 
+def in_utc_range(value: datetime) -> datetime:
+    """`value` (UTC when naive), refused with OverflowError when it or its UTC time leaves the years 1 to 9999
+    (`0001-01-01T00:00:00+14:00` is in the year 0 in UTC, which no datetime holds)."""
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    value.astimezone(UTC)  # raises OverflowError out of range
+    return value
+
+
 def query_datetime(request: web.Request, name: str, *, relative: bool = False) -> datetime | None:
     """An ISO 8601 date-time (or date) parameter, UTC when it names no offset; with `relative`, also PostHog's
-    forms counted back from now: `-7d`, `-1h`, `-30M` (minutes), `-2w`, `-1m` (30 days), `-1dStart`..."""
+    forms counted back from now: `-7d`, `-1h`, `-30M` (minutes), `-2w`, `-1m` (30 days), `-1dStart`...
+    A time outside the years 1 to 9999 (in UTC) is a 400 naming the parameter."""
     raw = request.query.get(name)
     if raw is None:
         return None
+    try:
+        return _query_datetime(raw, name, relative)
+    except OverflowError:
+        raise validation_error(f"'{name}' must lie between the years 1 and 9999.", name) from None
+
+
+def _query_datetime(raw: str, name: str, relative: bool) -> datetime:
     if relative and (match := _RELATIVE.match(raw.strip())):
         value = datetime.now(UTC) - int(match["number"] or 1) * _UNITS[match["unit"]]
         if match["snap"] == "Start":
@@ -55,4 +71,4 @@ def query_datetime(request: web.Request, name: str, *, relative: bool = False) -
     except ValueError:
         forms = ", or a relative time such as -7d or -1h" if relative else ""
         raise validation_error(f"'{name}' must be an ISO 8601 date-time{forms}.", name) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return in_utc_range(value)
