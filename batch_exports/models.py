@@ -24,6 +24,7 @@ from connectors.destinations import TYPES, DestinationConfig, destination, parse
 from connectors.sources.filters import PropertyFilter
 from connectors.sources.hogql import MAX_DEPTH, HogQLError, HogQLParseError, parse_query, schema_of
 from contracts.intervals import Interval
+from contracts.search_attributes import KEYWORD_BYTES, keyword_bytes
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,17 @@ class BatchExportIn(BaseModel):
         None, description="SELECT <expressions> FROM events: picks and names the exported columns (events model)."
     )
     filters: list[PropertyFilter] | None = Field(None, description="Property filters, all of which must hold.")
+
+    @field_validator("name")
+    @classmethod
+    def _fits_search_attribute(cls, value: str) -> str:
+        """The name is the schedule's `BatchExportName` search attribute, which Temporal bounds in bytes."""
+        if (size := keyword_bytes(value)) > KEYWORD_BYTES:
+            raise ValueError(
+                f"the name may be at most {KEYWORD_BYTES} bytes as Temporal stores it (JSON, where a character "
+                f"beyond ASCII takes 6 bytes and an emoji 12); this one is {size}"
+            )
+        return value
 
     @field_validator("filters", mode="before")
     @classmethod
