@@ -5,14 +5,18 @@ say where a secret goes.
 Everything stays on loopback: an address that must play "public" is refused before any connection is made.
 """
 
+import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
 from batch_exports.store import api_keys
 from tests.support.helpers import create_export, event
-from tests.support.stack import Project
+from tests.support.stack import Project, Stack
 
 NOOP = {"name": "n", "interval": "hour", "destination": {"type": "NoOp"}}
 
@@ -79,3 +83,28 @@ async def test_a_name_is_bounded_in_bytes_as_temporal_stores_it(project: Project
     assert (status, body["attr"]) == (400, "name"), body
     status, body = await project.request("GET", f"batch_exports/{export['id']}/")
     assert body["name"] == "\U0001f600" * 150
+
+
+async def cli(stack: Stack, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BATCH_EXPORTS_DATABASE_URL": stack.settings.database_url}
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", module, *args], env=env, capture_output=True, text=True
+    )
+
+
+async def test_the_clis_refuse_bad_projects_without_a_traceback(project: Project) -> None:
+    stack = project.stack
+    missing = await stack.pool.fetchval("SELECT max(id) + 1000 FROM projects")
+    label = f"bounds-{uuid.uuid4().hex[:8]}"
+    for bad in ("0", "-1", str(2**63), "1e3", str(missing)):
+        made = await cli(stack, "entrypoints.keys", "create", "--label", label, "--project", bad)
+        assert made.returncode != 0 and "Traceback" not in made.stderr, (bad, made.stderr)
+        assert "project" in made.stderr and made.stdout == "", (bad, made.stderr)
+    assert await stack.pool.fetchval("SELECT count(*) FROM personal_api_keys WHERE label = $1", label) == 0
+    made = await cli(stack, "entrypoints.keys", "create", "--label", label, "--project", str(project.id))
+    assert made.returncode == 0 and made.stdout.startswith("phx_"), made.stderr
+    before = await stack.pool.fetchval("SELECT count(*) FROM projects")
+    for bad in ("", "   ", "x" * 401):
+        made = await cli(stack, "entrypoints.projects", "create", "--name", bad)
+        assert made.returncode == 2 and "Traceback" not in made.stderr and "name" in made.stderr, made.stderr
+    assert await stack.pool.fetchval("SELECT count(*) FROM projects") == before
