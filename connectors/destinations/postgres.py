@@ -43,7 +43,9 @@ _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 class PostgresConfig(DestinationConfig):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     secret_fields: ClassVar[frozenset[str]] = frozenset({"user", "password"})
-    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"host", "port", "database"})
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"host", "port", "database", "has_self_signed_cert"})
+    """Where the user and password go, and how: `has_self_signed_cert` decides whether the server's certificate
+    is checked, so whether the password may reach a server that only claims the host's name."""
 
     host: str = Field(min_length=1, max_length=253, description="A DNS name or an IP address.")
     port: int = Field(5432, ge=1, le=65535)

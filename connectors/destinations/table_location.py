@@ -57,8 +57,9 @@ class TableLocationConfig(DestinationConfig):
     partitioning."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
-    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"storage", "bucket_name", "region", "endpoint_url"})
-    """Where the keys are sent: a change to one of these needs the keys again."""
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"storage", "endpoint_url"})
+    """Where the keys are sent: a change to one of these needs the keys again. As for `S3` (SigV4), the bucket
+    and region are not: a custom endpoint is addressed path-style by both clients."""
 
     storage: Storage = Field(description="S3, S3Compatible (with endpoint_url) or File (under the File root).")
     path: str | None = Field(

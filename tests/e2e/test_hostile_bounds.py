@@ -15,7 +15,9 @@ import uuid
 from typing import Any
 
 from batch_exports.store import api_keys
+from tests.support.destinations import postgres_database, s3_config
 from tests.support.helpers import create_export, event
+from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Project, Stack
 
 NOOP = {"name": "n", "interval": "hour", "destination": {"type": "NoOp"}}
@@ -108,3 +110,53 @@ async def test_the_clis_refuse_bad_projects_without_a_traceback(project: Project
         made = await cli(stack, "entrypoints.projects", "create", "--name", bad)
         assert made.returncode == 2 and "Traceback" not in made.stderr and "name" in made.stderr, made.stderr
     assert await stack.pool.fetchval("SELECT count(*) FROM projects") == before
+
+
+# Which fields say where a secret goes.
+
+
+async def test_tls_mode_and_kms_key_are_scope_fields(project: Project, s3_service: SeaweedS3) -> None:
+    writer = await write_only_key(project)
+    postgres, _ = await postgres_database(project)
+    s3 = s3_config(s3_service, f"scope-{uuid.uuid4().hex[:8]}")
+    for kind, config, change, first in [
+        ("Postgres", postgres, {"has_self_signed_cert": True}, "password"),
+        ("S3Compatible", s3, {"encryption": "aws:kms", "kms_key_id": "arn:aws:kms:us-east-1:1:key/theirs"},
+         "aws_access_key_id"),
+    ]:
+        export = await create_export(project, destination(kind, config))
+        for method, path, body in [
+            ("PATCH", f"batch_exports/{export['id']}/", {"destination": {"config": change}}),
+            ("POST", f"batch_exports/{export['id']}/run_test_step/", {"step": 0, "destination": {"config": change}}),
+        ]:
+            status, answer = await project.request(method, path, key=writer, json=body)
+            assert (status, answer["attr"]) == (400, f"destination__config__{first}"), (kind, path, answer)
+        secrets = {name: config[name] for name in ("user", "password", "aws_access_key_id", "aws_secret_access_key")
+                   if name in config}  # fmt: skip
+        status, answer = await project.request(
+            "PATCH", f"batch_exports/{export['id']}/", key=writer, json={"destination": {"config": {**change, **secrets}}}
+        )
+        assert status == 200, answer
+
+
+async def test_a_bucket_changes_without_the_keys_as_posthog_allows(
+    project: Project, s3: Any, s3_service: SeaweedS3
+) -> None:
+    """PostHog's own `test_can_patch_config`: a PATCH of `bucket_name` alone is a 200 (SigV4 sends the secret key
+    nowhere); the stored keys then write to the new bucket. `endpoint_url` still needs the keys."""
+    first, second = f"first-{uuid.uuid4().hex[:8]}", f"second-{uuid.uuid4().hex[:8]}"
+    for bucket in (first, second):
+        await s3.create_bucket(Bucket=bucket)
+    writer = await write_only_key(project)
+    export = await create_export(project, destination("S3Compatible", s3_config(s3_service, first)))
+    path = f"batch_exports/{export['id']}/"
+    change = {"type": "S3Compatible", "config": {"bucket_name": second, "region": "eu-west-1"}}
+    status, body = await project.request("PATCH", path, key=writer, json={"destination": change})
+    assert status == 200, body
+    assert body["destination"]["config"]["bucket_name"] == second
+    status, check = await project.request("POST", f"{path}run_test_step/", key=writer, json={"step": 0})
+    assert (status, check["result"]["status"]) == (200, "Passed"), check
+    status, body = await project.request(
+        "PATCH", path, key=writer, json={"destination": {"config": {"endpoint_url": "http://127.0.0.1:9/"}}}
+    )
+    assert (status, body["attr"]) == (400, "destination__config__aws_access_key_id"), body
