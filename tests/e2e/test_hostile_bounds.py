@@ -8,15 +8,22 @@ Everything stays on loopback: an address that must play "public" is refused befo
 import asyncio
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
 
 from batch_exports.store import api_keys
 from tests.support.destinations import postgres_database, s3_config
-from tests.support.helpers import create_export, event
+from tests.support.helpers import capture, create_export, event, run_hour
+from tests.support.listeners import serving
 from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Project, Stack
 
@@ -160,3 +167,55 @@ async def test_a_bucket_changes_without_the_keys_as_posthog_allows(
         "PATCH", path, key=writer, json={"destination": {"config": {"endpoint_url": "http://127.0.0.1:9/"}}}
     )
     assert (status, body["attr"]) == (400, "destination__config__aws_access_key_id"), body
+
+
+# Secrets echoed back escaped are redacted too.
+
+
+def escaped_forms(secret: str) -> list[str]:
+    """How a server may echo a secret: as it is, JSON-escaped (`\\/`, every character `\\uXXXX`), percent-encoded."""
+    return [
+        secret,
+        secret.replace("/", "\\/"),
+        "".join(f"\\u{ord(c):04x}" for c in secret),
+        quote(secret, safe=""),
+    ]
+
+
+async def test_a_token_echoed_back_escaped_is_redacted(project: Project, caplog: pytest.LogCaptureFixture) -> None:
+    token = f"tok/LEAK/{uuid.uuid4().hex[:6]}"
+    forms = escaped_forms(token)
+
+    async def refuse(request: web.Request) -> web.Response:
+        said = f'{{"detail":"bad token {forms[1]} ({forms[2]}) {forms[3]}"}}'
+        return web.Response(status=400, text=said, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/batch/", refuse)
+    caplog.set_level(logging.DEBUG)
+    async with serving(app) as url:
+        export = await create_export(project, destination("HTTP", {"url": f"{url}/batch/", "token": token}))
+        _, check = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": 0})
+        assert check["result"]["status"] == "Failed" and "bad token [redacted]" in check["result"]["message"], check
+        await capture(project, [event("e", "someone")])
+        (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
+    assert run["status"] == "Failed" and "bad token [redacted] ([redacted]) [redacted]" in run["latest_error"], run
+    shown = [check["result"]["message"], run["latest_error"]]
+    for path in (f"batch_exports/{export['id']}/logs/", f"batch_exports/{export['id']}/runs/{run['id']}/logs/"):
+        shown += [entry["message"] for entry in (await project.request("GET", path))[1]["results"]]
+    history = await project.stack.client.get_workflow_handle(run["workflow_id"]).fetch_history()
+    shown += strings(json.loads(history.to_json()))
+    formatter = logging.Formatter()
+    shown += [formatter.format(record) for record in caplog.records]
+    assert [(form, text) for text in shown for form in forms if form in text] == []
+
+
+def strings(value: Any) -> list[str]:
+    """Every string in a JSON document (a Temporal history: failure messages, stack traces, ...)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in strings(item)]
+    return []

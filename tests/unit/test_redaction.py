@@ -1,0 +1,52 @@
+"""Redaction: a secret is removed from a message as it is and in every escaped form a server may echo it in."""
+
+import json
+from urllib.parse import quote, quote_plus
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connectors.destinations.base import redact
+
+
+def echoes(secret: str) -> list[str]:
+    """A secret as servers and libraries echo it: raw, JSON (Python's, with `/` escaped, every character as
+    `\\uXXXX`, nested twice), percent-encoded (once, twice, form-encoded)."""
+    as_json = json.dumps(secret)[1:-1]
+    return [
+        secret,
+        as_json,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        as_json.replace("/", "\\/"),
+        "".join(f"\\u{unit:04X}" for unit in _utf16(secret)),
+        json.dumps(as_json)[1:-1],
+        quote(secret, safe=""),
+        quote(quote(secret, safe=""), safe=""),
+        quote_plus(secret),
+    ]
+
+
+def _utf16(text: str) -> list[int]:
+    data = text.encode("utf-16-be", "surrogatepass")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def test_the_escaped_forms_of_a_token_are_redacted() -> None:
+    token = "tok/LEAK/3e1x"
+    for echoed in ("tok\\/LEAK\\/3e1x", "\\u0074ok/LEAK\\u002f3e1x", "tok%2FLEAK%2f3e1x", "tok%252FLEAK%252F3e1x"):
+        assert redact(f'{{"detail": "bad token {echoed}"}}', [token]) == '{"detail": "bad token [redacted]"}'
+
+
+@given(
+    secret=st.text(st.characters(blacklist_categories=("Cs",)), min_size=6, max_size=40),
+    before=st.text(max_size=10),
+    after=st.text(max_size=10),
+)
+def test_no_echo_of_a_secret_survives(secret: str, before: str, after: str) -> None:
+    for echoed in echoes(secret):
+        shown = redact(f"{before}<{echoed}>{after}", [secret])
+        assert f"<{echoed}>" not in shown and "[redacted]" in shown, (echoed, shown)
+
+
+def test_a_short_secret_only_where_it_stands_alone() -> None:
+    assert redact('user "ed" (\\u0065d) edited', ["ed"]) == 'user "[redacted]" ([redacted]) edited'
