@@ -24,6 +24,7 @@ from batch_exports.store import api_keys
 from tests.support.destinations import postgres_database, s3_config
 from tests.support.helpers import capture, create_export, event, run_hour
 from tests.support.listeners import serving
+from tests.support.own_network import PUBLIC_STAND_IN, available, in_own_network
 from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Project, Stack
 
@@ -219,3 +220,28 @@ def strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [s for item in value for s in strings(item)]
     return []
+
+
+# A Postgres password never travels in clear.
+
+
+async def no_tls_server_run(address: str, allow_private: bool, own_network: bool) -> dict[str, Any]:
+    """Have the Postgres destination connect to a server that refuses TLS and asks for the password in clear."""
+    command = [sys.executable, "-m", "tests.support.no_tls_postgres", address, str(allow_private).lower()]
+    done = await asyncio.to_thread(
+        subprocess.run, in_own_network(command) if own_network else command, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.skipif(not available(), reason="needs an unprivileged network namespace (unshare --user --net)")
+async def test_a_password_is_never_sent_in_clear_to_a_public_address() -> None:
+    """A public address (one added to `lo` in a network namespace of the test's own) that refuses TLS never gets
+    the password, whether private destinations are allowed or not; a private one may, where they are allowed."""
+    for allow_private in (False, True):
+        public = await no_tls_server_run(PUBLIC_STAND_IN, allow_private, own_network=True)
+        assert public["ssl_requests"] == 1 and public["passwords"] == [], public
+        assert "does not offer TLS" in public["error"] and "DestinationUserError" in public["error"], public
+    private = await no_tls_server_run("127.0.0.1", True, own_network=False)
+    assert private["passwords"] == ["pw-in-clear"], private
