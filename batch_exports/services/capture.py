@@ -14,7 +14,6 @@ from typing import Any
 
 from batch_exports.store.event_store import CapturedEvent
 
-
 ID_CHARACTERS = 200
 """The longest `distinct_id` or `$session_id` an event may carry."""
 

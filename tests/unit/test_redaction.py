@@ -38,7 +38,7 @@ def test_the_escaped_forms_of_a_token_are_redacted() -> None:
 
 
 @given(
-    secret=st.text(st.characters(blacklist_categories=("Cs",)), min_size=6, max_size=40),
+    secret=st.text(st.characters(exclude_categories=["Cs"]), min_size=6, max_size=40),
     before=st.text(max_size=10),
     after=st.text(max_size=10),
 )
