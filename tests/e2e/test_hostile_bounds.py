@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -127,11 +128,16 @@ async def test_tls_mode_and_kms_key_are_scope_fields(project: Project, s3_servic
     writer = await write_only_key(project)
     postgres, _ = await postgres_database(project)
     s3 = s3_config(s3_service, f"scope-{uuid.uuid4().hex[:8]}")
-    for kind, config, change, first in [
+    cases: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         ("Postgres", postgres, {"has_self_signed_cert": True}, "password"),
-        ("S3Compatible", s3, {"encryption": "aws:kms", "kms_key_id": "arn:aws:kms:us-east-1:1:key/theirs"},
-         "aws_access_key_id"),
-    ]:
+        (
+            "S3Compatible",
+            s3,
+            {"encryption": "aws:kms", "kms_key_id": "arn:aws:kms:us-east-1:1:key/theirs"},
+            "aws_access_key_id",
+        ),
+    ]
+    for kind, config, change, first in cases:
         export = await create_export(project, destination(kind, config))
         for method, path, body in [
             ("PATCH", f"batch_exports/{export['id']}/", {"destination": {"config": change}}),
@@ -142,7 +148,10 @@ async def test_tls_mode_and_kms_key_are_scope_fields(project: Project, s3_servic
         secrets = {name: config[name] for name in ("user", "password", "aws_access_key_id", "aws_secret_access_key")
                    if name in config}  # fmt: skip
         status, answer = await project.request(
-            "PATCH", f"batch_exports/{export['id']}/", key=writer, json={"destination": {"config": {**change, **secrets}}}
+            "PATCH",
+            f"batch_exports/{export['id']}/",
+            key=writer,
+            json={"destination": {"config": {**change, **secrets}}},
         )
         assert status == 200, answer
 
@@ -245,3 +254,45 @@ async def test_a_password_is_never_sent_in_clear_to_a_public_address() -> None:
         assert "does not offer TLS" in public["error"] and "DestinationUserError" in public["error"], public
     private = await no_tls_server_run("127.0.0.1", True, own_network=False)
     assert private["passwords"] == ["pw-in-clear"], private
+
+
+# Nothing is written outside the project's directory, whatever links exist below it.
+
+
+def everything_under(directory: Path) -> list[Path]:
+    return sorted(directory.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "link"),
+    [
+        ("File", {"path": "lake3/posthog"}, "lake3/posthog"),
+        ("File", {"path": "lake3", "prefix": "posthog/daily"}, "lake3/posthog"),
+        ("Iceberg", {"storage": "File", "path": "lake3", "table_name": "events"}, "lake3/posthog"),
+        ("Iceberg", {"storage": "File", "path": "lake3", "table_name": "events"}, "lake3/posthog/events/metadata"),
+        ("DeltaLake", {"storage": "File", "path": "lake3", "table_name": "events"}, "lake3/events"),
+        ("DeltaLake", {"storage": "File", "path": "lake3", "table_name": "events"}, "lake3/events/_delta_log"),
+    ],
+)  # fmt: skip
+async def test_a_link_below_the_project_directory_is_never_followed(
+    project: Project, tmp_path: Path, kind: str, config: dict[str, Any], link: str
+) -> None:
+    """`.data/exports/{project}/lake3/posthog -> /elsewhere`: the run fails as the user's to fix, its checks say
+    why, and nothing is written at /elsewhere."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    planted = project.files / link
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.symlink_to(elsewhere, target_is_directory=True)
+    export = await create_export(project, destination(kind, config))
+    await capture(project, [event("e", f"user-{i}") for i in range(3)])
+    (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
+    assert run["status"] == "Failed" and "symbolic link" in run["latest_error"], run
+    _, test = await project.request("GET", f"batch_exports/test/?destination={kind}")
+    said = []
+    for step in range(len(test["steps"])):
+        _, check = await project.request("POST", f"batch_exports/{export['id']}/run_test_step/", json={"step": step})
+        said.append(check["result"]["message"] or "")
+    assert any("symbolic link" in message for message in said), said
+    assert everything_under(elsewhere) == []
+    assert planted.is_symlink()  # left as it was
