@@ -39,9 +39,16 @@ def parts_below(root: Path, path: str | Path) -> list[str]:
 
 def _link_refused(root: Path, parts: list[str]) -> DestinationUserError:
     return DestinationUserError(
-        f"'{'/'.join(parts)}' under {root} is a symbolic link (or not a directory): this service never follows "
-        "links below a project's directory; remove it or choose another path"
+        f"'{'/'.join(parts)}' under {root} is a symbolic link: this service never follows links below a project's "
+        "directory; remove it or choose another path"
     )
+
+
+def _not_a_directory(root: Path, parts: list[str]) -> DestinationUserError:
+    """Why the directory `parts` cannot be opened without following: a link there, or a file in the way."""
+    if root.joinpath(*parts).is_symlink():
+        return _link_refused(root, parts)
+    return DestinationUserError(f"cannot write to {root.joinpath(*parts)}: '{'/'.join(parts)}' is not a directory")
 
 
 @contextlib.contextmanager
@@ -63,7 +70,7 @@ def open_directory(root: Path, parts: list[str], *, create: bool) -> Iterator[in
                 child = _open_child(root, parts[: depth + 1], handle)
             except OSError as error:
                 if error.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise _link_refused(root, parts[: depth + 1]) from None
+                    raise _not_a_directory(root, parts[: depth + 1]) from None
                 raise
             os.close(handle)
             handle = child
@@ -77,7 +84,7 @@ def _open_child(root: Path, parts: list[str], parent: int) -> int:
         return os.open(parts[-1], _NO_FOLLOW_DIRECTORY, dir_fd=parent)
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise _link_refused(root, parts) from None
+            raise _not_a_directory(root, parts) from None
         raise
 
 
