@@ -11,8 +11,6 @@ fields that say where the secrets go, and a change to one of them needs the secr
 """
 
 import builtins
-import functools
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -24,6 +22,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.destinations.redaction import redact
 from connectors.sources import MODELS
 
 
@@ -86,50 +85,6 @@ class DestinationConfig(BaseModel):
     def redact(self, message: str) -> str:
         """`message` with every secret value of this config replaced by `[redacted]`."""
         return redact(message, self.secret_values())
-
-
-SHORT_SECRET = 6
-"""A secret shorter than this is redacted only where it stands alone (not inside a longer word)."""
-
-
-_JSON_ESCAPES = {'"': '"', "/": "/", "\\": "\\", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
-"""The characters JSON may escape with a letter or themselves after a backslash."""
-
-
-def _either_case(hex_digits: str) -> str:
-    return "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in hex_digits)
-
-
-def _spellings(character: str) -> str:
-    """A pattern for `character` as itself or escaped the ways a server may echo it: JSON (`\\/`, `\\"`,
-    `\\u002f`, a surrogate pair beyond the BMP; once or nested, so with one backslash or more), percent-encoded
-    (`%2F`, also encoded again as `%252F`), and `+` for a space in a form-encoded value."""
-    forms = [re.escape(character)]
-    code = ord(character)
-    units = [code] if code <= 0xFFFF else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)]
-    forms.append("".join(rf"\\+u{_either_case(f'{unit:04x}')}" for unit in units))
-    if character in _JSON_ESCAPES:
-        forms.append(r"\\+" + re.escape(_JSON_ESCAPES[character]))
-    forms.append("".join(f"%(?:25)*{_either_case(f'{byte:02x}')}" for byte in character.encode()))
-    if character == " ":
-        forms.append(r"\+")
-    return f"(?:{'|'.join(forms)})"
-
-
-@functools.lru_cache(maxsize=256)
-def _secret_pattern(secret: str) -> re.Pattern[str]:
-    """Where `secret` stands in a message, as it is or escaped (see `_spellings`); a short one only on its own."""
-    body = "".join(_spellings(character) for character in secret)
-    return re.compile(body if len(secret) >= SHORT_SECRET else rf"(?<!\w){body}(?!\w)")
-
-
-def redact(message: str, secrets: list[str]) -> str:
-    """`message` without any of `secrets`: each replaced by `[redacted]` wherever it occurs, as it is or in an
-    escaped form a server may echo it in (JSON's `tok\\/LEAK` or `\\u0074ok`, percent-encoded `tok%2FLEAK`); a
-    short one where it is not part of a longer word, so that a user called `ed` leaves 'redacted' readable."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        message = _secret_pattern(secret).sub("[redacted]", message)
-    return message
 
 
 @dataclass(frozen=True)

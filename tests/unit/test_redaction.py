@@ -1,12 +1,13 @@
 """Redaction: a secret is removed from a message as it is and in every escaped form a server may echo it in."""
 
 import json
+import time
 from urllib.parse import quote, quote_plus
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.destinations.base import redact
+from connectors.destinations.redaction import redact
 
 
 def echoes(secret: str) -> list[str]:
@@ -33,7 +34,9 @@ def _utf16(text: str) -> list[int]:
 
 def test_the_escaped_forms_of_a_token_are_redacted() -> None:
     token = "tok/LEAK/3e1x"
-    for echoed in ("tok\\/LEAK\\/3e1x", "\\u0074ok/LEAK\\u002f3e1x", "tok%2FLEAK%2f3e1x", "tok%252FLEAK%252F3e1x"):
+    every = "".join(f"\\u{ord(c):04x}" for c in token)
+    for echoed in ("tok\\/LEAK\\/3e1x", every, every.upper().replace("\\U", "\\u"), "tok%2FLEAK%2F3e1x",
+                   "tok%2fLEAK%2f3e1x", "tok%252FLEAK%252F3e1x", 'tok\\\\\\/LEAK\\\\\\/3e1x'):  # fmt: skip
         assert redact(f'{{"detail": "bad token {echoed}"}}', [token]) == '{"detail": "bad token [redacted]"}'
 
 
@@ -49,4 +52,14 @@ def test_no_echo_of_a_secret_survives(secret: str, before: str, after: str) -> N
 
 
 def test_a_short_secret_only_where_it_stands_alone() -> None:
-    assert redact('user "ed" (\\u0065d) edited', ["ed"]) == 'user "[redacted]" ([redacted]) edited'
+    assert redact('user "ed" (\\u0065\\u0064) edited', ["ed"]) == 'user "[redacted]" ([redacted]) edited'
+
+
+def test_no_secret_or_message_makes_redaction_slow() -> None:
+    """Forms are replaced as plain strings: a secret and a message built to make a pattern backtrack take no
+    longer than any other."""
+    secret = "\\" * 500 + "%25" * 300
+    started = time.monotonic()
+    shown = redact("\\" * 20_000 + "%25" * 20_000 + "\\u005c" * 5_000, [secret])
+    assert time.monotonic() - started < 1, "redaction took too long"
+    assert len(shown) > 0
