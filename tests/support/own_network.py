@@ -13,8 +13,11 @@ PUBLIC_STAND_IN = "1.2.3.4"
 
 
 def available() -> bool:
-    """Whether this machine lets an unprivileged process make a network namespace of its own."""
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"], capture_output=True)
+    """Whether this machine lets an unprivileged process make a network namespace of its own (and has `ip`)."""
+    try:
+        probe = subprocess.run(in_own_network(["true"], ()), capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
     return probe.returncode == 0
 
 
