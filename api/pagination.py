@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from api.errors import validation_error
-from api.params import in_utc_range
+from contracts.intervals import in_utc_range
 
 T = TypeVar("T")
 

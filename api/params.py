@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from api.errors import not_found, validation_error
+from contracts.intervals import in_utc_range
 
 
 def path_uuid(request: web.Request, name: str) -> uuid.UUID:
@@ -35,14 +36,6 @@ _UNITS = {
     "s": timedelta(seconds=1), "M": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1),
     "w": timedelta(weeks=1), "m": timedelta(days=30), "q": timedelta(weeks=13), "y": timedelta(days=365),
 }  # fmt: skip
-
-
-def in_utc_range(value: datetime) -> datetime:
-    """`value` (UTC when naive), refused with OverflowError when it or its UTC time leaves the years 1 to 9999
-    (`0001-01-01T00:00:00+14:00` is in the year 0 in UTC, which no datetime holds)."""
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    value.astimezone(UTC)  # raises OverflowError out of range
-    return value
 
 
 def query_datetime(request: web.Request, name: str, *, relative: bool = False) -> datetime | None:

@@ -78,6 +78,13 @@ async def test_times_beyond_a_datetime_are_400s_naming_the_parameter(project: Pr
     logs = f"batch_exports/{export['id']}/logs/"
     status, body = await project.request("GET", logs, params={"after": "0001-01-01T00:00:00+14:00"})
     assert (status, body["attr"]) == (400, "after"), body
+    for field, value in [
+        ("start_at", "0001-01-01T00:00:00+14:00"),
+        ("end_at", "9999-12-31T23:59:59-14:00"),
+        ("start_at", "9999-12-31T23:00:00Z"),
+    ]:
+        status, body = await project.request("POST", "batch_exports/", json={**NOOP, field: value})
+        assert (status, body["attr"]) == (400, field), (field, value, body)
     tampered = json.dumps(["0001-01-01T00:00:00+14:00", str(uuid.uuid4()), False])
     cursor = base64.urlsafe_b64encode(tampered.encode()).decode().rstrip("=")
     for path in (runs, f"batch_exports/{export['id']}/backfills/"):
