@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, RootModel, TypeAdapter
 
 from batch_exports.store.logs import Level
 from connectors.destinations import TYPES
@@ -141,6 +141,26 @@ class Paused(BaseModel):
 
 class BackfillCreated(BaseModel):
     backfill_id: UUID
+    start_at: datetime | None = Field(None, description="The start it runs from (the one chosen for a null start_at).")
+    end_at: datetime | None = Field(None, description="The end it runs to (the last whole interval for a null end_at).")
+    start_from_data: bool | None = Field(None, description="start_at was null: it starts at the first data.")
+
+
+class EstimateDay(BaseModel):
+    day: str = Field(description="A day (YYYY-MM-DD) in the export's timezone.")
+    records: int
+    bytes: int
+
+
+class BackfillEstimate(BaseModel):
+    start_at: datetime | None
+    end_at: datetime | None
+    intervals: int = Field(description="Intervals the backfill would run.")
+    intervals_with_data: int
+    records: int = Field(description="Records it would export, counted (not read).")
+    bytes: int = Field(description="About how many bytes: records times the bytes per record of recent runs.")
+    estimated_seconds: float | None = Field(description="From the export's recent runs; null before its first.")
+    days: list[EstimateDay]
 
 
 class Cancelled(BaseModel):
@@ -178,10 +198,17 @@ class Captured(BaseModel):
     status: int
 
 
+class Unpaused(RootModel[Paused | BackfillEstimate]):
+    """`{"paused": false}` (with the backfill's id), or with `dry_run` the estimate of that backfill."""
+
+
 # Request shapes that are not the export body itself.
 class BackfillIn(BaseModel):
-    start_at: str = Field(description="ISO 8601 date-time with offset, or a date for daily and weekly exports.")
-    end_at: str = Field(description="As start_at; not in the future.")
+    start_at: str | None = Field(
+        description="ISO 8601 date-time with offset, or a date for daily and weekly exports; null: the start of the "
+        "first interval holding data for the export's model and filters."
+    )
+    end_at: str | None = Field(description="As start_at; not in the future; null: the last whole interval now.")
 
 
 class UnpauseIn(BaseModel):

@@ -12,15 +12,16 @@ from api.auth import authorize
 from api.errors import read_json, validation_error
 from api.lookups import export_for
 from api.openapi import operation
-from api.params import query_int
+from api.params import query_bool, query_int
 from api.responses import export_body, json_response
 from api.routes import Route
-from api.routes.backfills import create_backfill_for
+from api.routes.backfills import DRY_RUN, create_backfill_for
 from api.state import runtime
 from batch_exports.models import BatchExportIn, Limits, merge_destination
 from batch_exports.runtime import Runtime
-from batch_exports.services import lifecycle, reconciliation
+from batch_exports.services import estimates, lifecycle, reconciliation
 from batch_exports.store import api_keys, exports, runs
+from batch_exports.store.exports import BatchExport
 from connectors.destinations import hosts
 from connectors.sources import regex_subset
 from connectors.sources.events import EventSelection, EventsSource
@@ -64,6 +65,12 @@ async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
     if (body.hogql_query or body.filters) and (problem := await source.type_check()):
         attr = "hogql_query" if body.hogql_query else "filters"
         raise validation_error(f"The {attr} does not fit the event columns' types: {problem}", attr)
+
+
+async def _estimate_unpause(rt: Runtime, export: BatchExport) -> dict[str, Any]:
+    gap = lifecycle.paused_gap(rt, export, datetime.now(UTC))
+    found = await estimates.estimate(rt, export, *gap) if gap else estimates.NOTHING
+    return found.body()
 
 
 PATCH_BODY = {"type": "object", "description": "Any fields of a batch export; a destination config is merged."}
@@ -164,15 +171,21 @@ async def pause_export(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Unpause a batch export, optionally backfilling the paused gap",
-    {200: oa.Paused, 429: oa.Error, 503: oa.Error},
+    "Unpause a batch export, optionally backfilling the paused gap (with dry_run: estimate that backfill)",
+    {200: oa.Unpaused, 429: oa.Error, 503: oa.Error},
     body=oa.UnpauseIn,
+    query=(DRY_RUN,),
 )
 async def unpause_export(request: web.Request) -> web.Response:
-    """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused."""
+    """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused; with `?dry_run=true`
+    as well, answer that backfill's estimate and change nothing."""
     export = await export_for(request, api_keys.WRITE, name="id")
     options: Any = await read_json(request) if request.can_read_body else {}
     backfill = bool(options.get("backfill")) if isinstance(options, dict) else False
+    if query_bool(request, "dry_run"):
+        if not backfill:
+            raise validation_error('dry_run estimates the backfill: it needs {"backfill": true}.', "dry_run")
+        return json_response(await _estimate_unpause(runtime(request), export))
     started = await lifecycle.unpause(runtime(request), export, backfill=backfill, now=datetime.now(UTC))
     body: dict[str, Any] = {"paused": False}
     if started is not None:
@@ -184,12 +197,13 @@ async def unpause_export(request: web.Request) -> web.Response:
     "Backfill a range (deprecated: use backfills/)",
     {200: oa.BackfillCreated, 429: oa.Error, 503: oa.Error},
     body=oa.BackfillIn,
+    query=(DRY_RUN,),
 )
 async def deprecated_backfill(request: web.Request) -> web.Response:
     """`POST batch_exports/{id}/backfill/`: the older spelling of creating a backfill."""
     export = await export_for(request, api_keys.WRITE, name="id")
-    backfill = await create_backfill_for(request, export)
-    return json_response({"backfill_id": str(backfill.id)})
+    body, _ = await create_backfill_for(request, export)
+    return json_response(body)
 
 
 ROUTES: list[Route] = [
