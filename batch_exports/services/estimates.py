@@ -62,12 +62,13 @@ NOTHING = Estimate(None, None, 0, 0, 0, 0, 0.0, [])
 
 async def estimate(rt: Runtime, export: BatchExport, start_at: datetime, end_at: datetime) -> Estimate:
     spec = export.interval_spec
-    intervals = sum(1 for _ in boundaries(spec, start_at, end_at)) - 1
+    edges = list(boundaries(spec, start_at, end_at))  # what the backfill runs: the whole intervals in the range
+    intervals, first, last = len(edges) - 1, edges[0], edges[-1]
     source = open_source(rt.source, export.team_id, export.model, export.selection())
     buckets = Buckets(spec)
-    counts = sorted(await source.counts(start_at, end_at, buckets), key=lambda c: buckets.start_of(c.bucket))
+    counts = sorted(await source.counts(first, last, buckets), key=lambda c: buckets.start_of(c.bucket))
     starts = [buckets.start_of(c.bucket) for c in counts]
-    with_data = len(set(intervals_of(spec, starts, start_at, end_at)))
+    with_data = len(set(intervals_of(spec, starts, first, last)))
     records = sum(c.records for c in counts)
     recent = await runs.recent_throughput(rt.pool, export.id)
     if recent.records:

@@ -18,6 +18,15 @@ EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 """Before any row: where a search for the first one starts."""
 
 
+COUNT_BUCKET = timedelta(minutes=5)
+"""The buckets of `event_counts` (migration 0015): every boundary of every interval falls on one's start."""
+
+
+def on_count_buckets(at: datetime) -> bool:
+    """Whether `at` is where a bucket of `event_counts` starts (so a range between two such counts exactly)."""
+    return (at - _EPOCH) % COUNT_BUCKET == timedelta(0)
+
+
 @dataclass(frozen=True)
 class Buckets:
     """How to group rows by interval (sub-day) or by local day (daily, weekly) for one export's spec."""

@@ -18,7 +18,7 @@ def whole_hour(hours_ago: int) -> datetime:
 
 async def insert(project: Project, at: list[datetime], event: str = "$pageview") -> None:
     """Events as an earlier ingestion left them, named `event`, with a `$session_id` each."""
-    rows = [(uuid.uuid4(), project.id, event, f"user-{i}", f'{{"$session_id": "s{i % 2}"}}', t)
+    rows = [(uuid.uuid4(), project.id, event, f"user-{i}", {"$session_id": f"s{i % 2}"}, t)
             for i, t in enumerate(at)]  # fmt: skip
     await project.stack.pool.executemany(
         """
@@ -175,3 +175,22 @@ async def test_unpause_dry_run_estimates_the_paused_gap_and_changes_nothing(proj
     assert (status, error["attr"]) == (400, "dry_run"), error
     status, page = await project.request("GET", f"batch_exports/{export['id']}/backfills/")
     assert (status, page["results"]) == (200, [])
+
+
+async def test_estimates_follow_property_filters_and_moved_events(project: Project) -> None:
+    hour = whole_hour(30)
+    await insert(project, [hour + timedelta(minutes=1, seconds=s) for s in range(5)])  # sessions s0 s1 s0 s1 s0
+    session = {"type": "event", "key": "$session_id", "value": "s0", "operator": "exact"}
+    filtered, plain = await file_export(project, filters=[session]), await file_export(project)
+    body = {"start_at": hour.isoformat(), "end_at": (hour + timedelta(hours=3)).isoformat()}
+    status, estimate = await backfill(project, filtered, body, "?dry_run=true")
+    assert (status, estimate["records"], estimate["intervals_with_data"]) == (200, 3, 1), estimate
+    # Events whose ingestion time changes (a re-import) are counted where they are now.
+    await project.stack.pool.execute(
+        "UPDATE events SET inserted_at = inserted_at + interval '2 hours' "
+        "WHERE team_id = $1 AND distinct_id = 'user-0'",
+        project.id,
+    )
+    status, estimate = await backfill(project, plain, body, "?dry_run=true")
+    assert (status, estimate["records"], estimate["intervals_with_data"]) == (200, 5, 2), estimate
+    assert sum(d["records"] for d in estimate["days"]) == 5
