@@ -198,6 +198,10 @@ class Captured(BaseModel):
     status: int
 
 
+class BackfillOrEstimate(RootModel[BackfillCreated | BackfillEstimate]):
+    """`{"backfill_id"}`, or with `dry_run` the estimate of that backfill."""
+
+
 class Unpaused(RootModel[Paused | BackfillEstimate]):
     """`{"paused": false}` (with the backfill's id), or with `dry_run` the estimate of that backfill."""
 

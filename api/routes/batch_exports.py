@@ -195,15 +195,15 @@ async def unpause_export(request: web.Request) -> web.Response:
 
 @operation(
     "Backfill a range (deprecated: use backfills/)",
-    {200: oa.BackfillCreated, 429: oa.Error, 503: oa.Error},
+    {200: oa.BackfillOrEstimate, 429: oa.Error, 503: oa.Error},
     body=oa.BackfillIn,
     query=(DRY_RUN,),
 )
 async def deprecated_backfill(request: web.Request) -> web.Response:
     """`POST batch_exports/{id}/backfill/`: the older spelling of creating a backfill."""
     export = await export_for(request, api_keys.WRITE, name="id")
-    body, _ = await create_backfill_for(request, export)
-    return json_response(body)
+    body, status = await create_backfill_for(request, export)
+    return json_response({"backfill_id": body["backfill_id"]} if status == 201 else body)  # its old shape
 
 
 ROUTES: list[Route] = [

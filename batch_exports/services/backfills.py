@@ -180,14 +180,14 @@ async def resolve(rt: Runtime, export: BatchExport, body: dict[str, Any], now: d
             raise InvalidField(
                 name, f"{name} is required: an ISO 8601 date-time with an offset, a date, or null (see the README)"
             )
-    end_at = latest_boundary(spec, now) if body["end_at"] is None else _parse_bound(body["end_at"], "end_at", spec)
     start_from_data = body["start_at"] is None
-    if start_from_data:
+    given_start = None if start_from_data else _parse_bound(body["start_at"], "start_at", spec)
+    end_at = latest_boundary(spec, now) if body["end_at"] is None else _parse_bound(body["end_at"], "end_at", spec)
+    if given_start is None:
         source = open_source(rt.source, export.team_id, export.model, export.selection())
         first = await source.first_at(min(end_at, now))
         if first is None:
             raise InvalidField("start_at", "start_at is null, but the export selects no data before end_at")
-        start_at = latest_boundary(spec, first)
-    else:
-        start_at = _parse_bound(body["start_at"], "start_at", spec)
+        given_start = latest_boundary(spec, first)
+    start_at = given_start
     return Range(*checked(export, start_at, end_at, now, rt.settings.max_backfill_intervals), start_from_data)
