@@ -13,6 +13,7 @@ from api.routes import (
     capture,
     destination_tests,
     health,
+    integrations,
     logs,
     runs,
     schema,
@@ -55,6 +56,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
                 *runs.ROUTES,
                 *backfills.ROUTES,
                 *logs.ROUTES,
+                *integrations.ROUTES,
             ]
         ]
     for method, path, handler in routes:  # every route with and without its trailing slash, as PostHog's `/?`

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, RootModel, TypeAdapter
 
 from batch_exports.store.logs import Level
 from connectors.destinations import TYPES
+from connectors.destinations.integrations import KINDS
 from contracts.intervals import Interval
 from contracts.statuses import BackfillStatus, RunStatus
 
@@ -206,6 +207,32 @@ class Unpaused(RootModel[Paused | BackfillEstimate]):
     """`{"paused": false}` (with the backfill's id), or with `dry_run` the estimate of that backfill."""
 
 
+class Integration(BaseModel):
+    id: UUID
+    team_id: int
+    kind: str = Field(json_schema_extra={"enum": list(KINDS)})
+    display_name: str
+    config: dict[str, Any] = Field(description="Where its secrets go (readable); never the secrets.")
+    created_at: datetime
+    last_updated_at: datetime
+
+
+class IntegrationPage(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Integration]
+
+
+class ExportRef(BaseModel):
+    id: UUID
+    name: str
+
+
+class IntegrationInUse(Error):
+    batch_exports: list[ExportRef] = Field(description="The live exports that name it.")
+
+
 # Request shapes that are not the export body itself.
 class BackfillIn(BaseModel):
     start_at: str | None = Field(
@@ -217,6 +244,23 @@ class BackfillIn(BaseModel):
 
 class UnpauseIn(BaseModel):
     backfill: bool = Field(False, description="Also backfill the intervals missed while paused.")
+
+
+class IntegrationIn(BaseModel):
+    kind: str = Field(json_schema_extra={"enum": list(KINDS)}, description=", ".join(
+        f"{k.name}: {k.description} config {list(k.config_fields)}, sensitive_config {list(k.secret_fields)}"
+        for k in KINDS.values()))  # fmt: skip
+    display_name: str | None = Field(None, max_length=400)
+    config: dict[str, Any] = Field(default_factory=dict)
+    sensitive_config: dict[str, Any] = Field(default_factory=dict, description="Write-only: never returned.")
+
+
+class IntegrationPatch(BaseModel):
+    display_name: str | None = Field(None, max_length=400)
+    config: dict[str, Any] | None = Field(None, description="Merged over the stored config.")
+    sensitive_config: dict[str, Any] | None = Field(
+        None, description="Merged over the stored secrets (null removes one); all of them again when config moves."
+    )
 
 
 class StepIn(BaseModel):
@@ -268,7 +312,7 @@ LIMIT = Query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})
 CURSOR = Query("cursor", {"type": "string"}, "An opaque cursor from a `next` or `previous` URL.")
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Bad request", 401: "Unauthenticated",
-                403: "Missing scope", 404: "Not found", 405: "Method not allowed", 413: "Too large",
+                403: "Missing scope", 404: "Not found", 405: "Method not allowed", 409: "In use", 413: "Too large",
                 429: "Too many", 503: "Temporal or the database is unavailable"}  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from api.state import runtime
 from batch_exports.models import BatchExportIn, Limits, merge_destination
 from batch_exports.runtime import Runtime
 from batch_exports.services import estimates, lifecycle, reconciliation
+from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys, exports, runs
 from batch_exports.store.exports import BatchExport
 from connectors.destinations import hosts
@@ -107,7 +108,10 @@ async def list_exports(request: web.Request) -> web.Response:
 async def create_export(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.WRITE)
     rt = runtime(request)
-    body = await validated(rt, await read_json(request))
+    data = await read_json(request)
+    if isinstance(data, dict):
+        data["destination"] = await integrating.expand(rt.pool, rt.cipher, project_id, data.get("destination"))
+    body = await validated(rt, data)
     await check_host(rt, project_id, body)
     await check_with_postgres(rt, body)
     export = await lifecycle.create(rt, project_id, body)
@@ -149,6 +153,10 @@ async def update_export(request: web.Request) -> web.Response:
             value = merge_destination(export.destination_type, export.destination_config, value)
         merged[field] = value
     rt = runtime(request)
+    posted = patch["destination"].get("config") if isinstance(patch.get("destination"), dict) else None
+    merged["destination"] = await integrating.expand(
+        rt.pool, rt.cipher, export.team_id, merged["destination"], posted or {}
+    )
     body = await validated(rt, merged)
     await check_host(rt, export.team_id, body)
     await check_with_postgres(rt, body)
