@@ -15,6 +15,7 @@ from api.routes import (
     health,
     integrations,
     logs,
+    notification_targets,
     runs,
     schema,
 )
@@ -57,6 +58,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
                 *backfills.ROUTES,
                 *logs.ROUTES,
                 *integrations.ROUTES,
+                *notification_targets.ROUTES,
             ]
         ]
     for method, path, handler in routes:  # every route with and without its trailing slash, as PostHog's `/?`

@@ -233,6 +233,17 @@ class IntegrationInUse(Error):
     batch_exports: list[ExportRef] = Field(description="The live exports that name it.")
 
 
+class NotificationTarget(BaseModel):
+    id: UUID
+    kind: Literal["webhook", "email"]
+    display: str = Field(description="The address without its secret parts (a webhook's path is not shown).")
+    created_at: datetime
+
+
+class NotificationTargets(BaseModel):
+    results: list[NotificationTarget]
+
+
 # Request shapes that are not the export body itself.
 class BackfillIn(BaseModel):
     start_at: str | None = Field(
@@ -261,6 +272,13 @@ class IntegrationPatch(BaseModel):
     sensitive_config: dict[str, Any] | None = Field(
         None, description="Merged over the stored secrets (null removes one); all of them again when config moves."
     )
+
+
+class NotificationTargetIn(BaseModel):
+    kind: Literal["webhook", "email"]
+    url: str | None = Field(None, description="webhook: an http(s) URL the address policy allows.")
+    format: Literal["json", "slack"] | None = Field(None, description="webhook: json (default) or slack.")
+    address: str | None = Field(None, description="email: one address.")
 
 
 class StepIn(BaseModel):
