@@ -3,16 +3,16 @@
 import asyncio
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
+from api import offset_pages
 from api import openapi as oa
 from api.auth import authorize
 from api.errors import read_json, validation_error
 from api.lookups import export_for
 from api.openapi import operation
-from api.params import query_bool, query_int
+from api.params import query_bool
 from api.responses import export_body, json_response
 from api.routes import Route
 from api.routes.backfills import DRY_RUN, create_backfill_for
@@ -77,29 +77,13 @@ async def _estimate_unpause(rt: Runtime, export: BatchExport) -> dict[str, Any]:
 PATCH_BODY = {"type": "object", "description": "Any fields of a batch export; a destination config is merged."}
 
 
-@operation(
-    "List batch exports, newest first",
-    {200: oa.ExportPage},
-    query=(oa.LIMIT, oa.Query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9})),
-)
+@operation("List batch exports, newest first", {200: oa.ExportPage}, query=offset_pages.QUERY)
 async def list_exports(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.READ)
-    limit = query_int(request, "limit", 100, minimum=1, maximum=1000)
-    offset = query_int(request, "offset", 0, maximum=10**9)
+    limit, offset = offset_pages.asked(request)
     rt = runtime(request)
     count, page = await exports.list_page(rt.pool, project_id, rt.cipher, limit=limit, offset=offset)
-
-    def link(at: int) -> str:
-        return str(request.url.with_query(urlencode({**request.query, "limit": limit, "offset": at})))
-
-    return json_response(
-        {
-            "count": count,
-            "next": link(offset + limit) if offset + limit < count else None,
-            "previous": link(max(offset - limit, 0)) if offset > 0 else None,
-            "results": [export_body(export) for export in page],
-        }
-    )
+    return json_response(offset_pages.page_body(request, count, limit, offset, [export_body(e) for e in page]))
 
 
 @operation(

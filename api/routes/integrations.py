@@ -4,15 +4,14 @@
 name is a 409 that lists them.
 """
 
-from urllib.parse import urlencode
-
 from aiohttp import web
 
+from api import offset_pages
 from api import openapi as oa
 from api.auth import authorize
 from api.errors import ApiError, not_found, read_json
 from api.openapi import operation
-from api.params import path_uuid, query_int
+from api.params import path_uuid
 from api.responses import json_response
 from api.routes import Route
 from api.state import runtime
@@ -36,29 +35,13 @@ async def _integration(request: web.Request, scope: str) -> Integration:
     return found
 
 
-@operation(
-    "List the project's integrations, newest first",
-    {200: oa.IntegrationPage},
-    query=(oa.LIMIT, oa.Query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9})),
-)
+@operation("List the project's integrations, newest first", {200: oa.IntegrationPage}, query=offset_pages.QUERY)
 async def list_integrations(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.INTEGRATION_READ)
-    limit = query_int(request, "limit", 100, minimum=1, maximum=1000)
-    offset = query_int(request, "offset", 0, maximum=10**9)
+    limit, offset = offset_pages.asked(request)
     rt = runtime(request)
     count, page = await integrations.page(rt.pool, project_id, rt.cipher, limit=limit, offset=offset)
-
-    def link(at: int) -> str:
-        return str(request.url.with_query(urlencode({**request.query, "limit": limit, "offset": at})))
-
-    return json_response(
-        {
-            "count": count,
-            "next": link(offset + limit) if offset + limit < count else None,
-            "previous": link(max(offset - limit, 0)) if offset > 0 else None,
-            "results": [integration_body(i) for i in page],
-        }
-    )
+    return json_response(offset_pages.page_body(request, count, limit, offset, [integration_body(i) for i in page]))
 
 
 @operation("Create an integration", {201: oa.Integration}, body=oa.IntegrationIn)
