@@ -3,7 +3,8 @@
 The security model of destination configs holds: `sensitive_config` is encrypted at rest and never returned;
 an integration belongs to one project (another project's id is not found); a change to where its secrets go
 (`config`) needs them all sent again; and an export names an integration only of the kind its destination
-takes, without giving the fields the integration fills.
+takes, without giving the fields the integration fills. A change to an integration is checked against every
+live export that names it (its config still valid, its host one the address policy allows) before it is kept.
 """
 
 import uuid
@@ -17,7 +18,7 @@ from batch_exports.models import InvalidField
 from batch_exports.runtime import Runtime
 from batch_exports.store import integrations
 from batch_exports.store.integrations import Integration
-from connectors.destinations import parse_config
+from connectors.destinations import hosts, parse_config
 from connectors.destinations.integrations import KINDS, IntegrationKind, kind_for
 
 MAX_DISPLAY_NAME = 400
@@ -101,17 +102,22 @@ async def update(rt: Runtime, integration: Integration, body: Any) -> Integratio
     async with rt.pool.acquire() as conn, conn.transaction():
         if await integrations.get(conn, integration.id, integration.team_id, rt.cipher, lock=True) is None:
             raise LookupError(integration.id)
+        context = rt.destinations.for_project(integration.team_id)
         for user in await integrations.users(conn, integration.id):
             own = rt.cipher.decrypt(user.config_encrypted)
-            try:
-                parse_config(user.destination_type, {**own, **config, **sensitive})
+            why = f"The batch export '{user.name}' ({user.id}) would no longer be valid with this change"
+            try:  # each export it serves must still be a valid destination, at an address the policy allows
+                await hosts.ensure_allowed_host(parse_config(user.destination_type, {**own, **config, **sensitive}),
+                                                context)  # fmt: skip
             except ValidationError as error:
                 first = error.errors(include_url=False)[0]
                 raise InvalidField(
-                    "config",
-                    f"The batch export '{user.name}' ({user.id}) would no longer be valid with this change: "
-                    f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
+                    "config", f"{why}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
                 ) from None
+            except hosts.HostRefused as refused:
+                raise InvalidField(f"config__{refused.field}", f"{why}: {refused}") from None
+            except OSError as error:
+                raise InvalidField(f"config__{kind.config_fields[0]}", f"{why}: {error}") from None
         await integrations.update(conn, integration.id, name, integrations.sealed(rt.cipher, config, sensitive))
     updated = await integrations.get(rt.pool, integration.id, integration.team_id, rt.cipher)
     if updated is None:

@@ -5,10 +5,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
+
 from batch_exports.store import api_keys
-from tests.support.helpers import create_export, insert_events, run_hour
+from tests.support.helpers import another_gateway, create_export, insert_events, run_hour
+from tests.support.listeners import listening
 from tests.support.receiver import running_receiver
-from tests.support.stack import Project
+from tests.support.stack import API_KEY, Project
 
 
 async def integration(project: Project, body: dict[str, Any], key: str | None = None) -> tuple[int, Any]:
@@ -146,3 +149,30 @@ async def test_integration_scopes(project: Project) -> None:
         "GET", f"/api/projects/{project.id}/integrations/", key=reader
     )  # the /api/projects/ twin
     assert (status, page["count"]) == (200, 1), page
+
+
+async def test_an_integration_change_is_held_to_the_address_policy_of_its_exports(project: Project) -> None:
+    body = {"kind": "http", "config": {"url": "https://203.0.113.10/batch/"},
+            "sensitive_config": {"token": "t-0123456"}}  # fmt: skip
+    status, created = await integration(project, body)
+    assert status == 201, created
+    status, unused = await integration(project, body)
+    assert status == 201, unused
+    await create_export(project, http_export(created["id"]))
+    async with (
+        listening() as attacker,
+        another_gateway(project.stack, allow_private_destinations=False) as gateway,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+    ):
+        moved = {"config": {"url": f"http://{attacker.host}:{attacker.port}/batch/"},
+                 "sensitive_config": {"token": "t-0123456"}}  # fmt: skip
+        url = f"{gateway}/api/projects/{project.id}/integrations/"
+        async with http.patch(f"{url}{created['id']}/", json=moved) as response:
+            error = await response.json()
+        assert (response.status, error["attr"]) == (400, "config__url"), error
+        assert "BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS" in error["detail"] and created["id"] not in error["detail"]
+        async with http.patch(f"{url}{unused['id']}/", json=moved) as response:  # no export follows it there
+            assert response.status == 200, await response.json()
+    assert attacker.connections == 0
+    status, kept = await project.request("GET", f"integrations/{created['id']}/")
+    assert (status, kept["config"]["url"]) == (200, "https://203.0.113.10/batch/")
