@@ -176,3 +176,18 @@ async def test_an_integration_change_is_held_to_the_address_policy_of_its_export
     assert attacker.connections == 0
     status, kept = await project.request("GET", f"integrations/{created['id']}/")
     assert (status, kept["config"]["url"]) == (200, "https://203.0.113.10/batch/")
+
+
+async def test_the_openapi_document_holds_the_new_routes(project: Project) -> None:
+    status, document = await project.request("GET", "/api/schema/")
+    assert status == 200
+    paths = document["paths"]
+    for prefix in ("/api/environments/{project_id}", "/api/projects/{project_id}"):
+        assert set(paths[f"{prefix}/integrations/"]) == {"get", "post"}
+        assert set(paths[f"{prefix}/integrations/{{id}}/"]) == {"get", "patch", "delete"}
+        assert set(paths[f"{prefix}/notification_targets/"]) == {"get", "post"}
+        assert set(paths[f"{prefix}/notification_targets/{{id}}/"]) == {"delete"}
+        backfills = paths[f"{prefix}/batch_exports/{{batch_export_id}}/backfills/"]["post"]
+        assert "dry_run" in {p["name"] for p in backfills["parameters"]} and "200" in backfills["responses"]
+    created = document["components"]["schemas"]["Integration"]["properties"]
+    assert "sensitive_config" not in created and "config" in created
