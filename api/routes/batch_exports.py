@@ -70,7 +70,7 @@ async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
 
 async def _estimate_unpause(rt: Runtime, export: BatchExport) -> dict[str, Any]:
     gap = lifecycle.paused_gap(rt, export, datetime.now(UTC))
-    found = await estimates.estimate(rt, export, *gap) if gap else estimates.NOTHING
+    found = await estimates.estimate(rt, export, *gap, missing_only=True) if gap else estimates.NOTHING
     return found.body()
 
 

@@ -9,6 +9,7 @@ and the backfill runs `BATCH_EXPORTS_BACKFILL_CONCURRENCY` intervals at once.
 """
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -60,15 +61,25 @@ NOTHING = Estimate(None, None, 0, 0, 0, 0, 0.0, [])
 """What a backfill that would run nothing (an unpause with nothing skipped) does."""
 
 
-async def estimate(rt: Runtime, export: BatchExport, start_at: datetime, end_at: datetime) -> Estimate:
+async def estimate(
+    rt: Runtime, export: BatchExport, start_at: datetime, end_at: datetime, *, missing_only: bool = False
+) -> Estimate:
+    """The estimate of a backfill of `[start_at, end_at]`; with `missing_only` (an unpause's), of the intervals
+    in it that have no run yet, the ones it would run."""
     spec = export.interval_spec
     edges = list(boundaries(spec, start_at, end_at))  # what the backfill runs: the whole intervals in the range
-    intervals, first, last = len(edges) - 1, edges[0], edges[-1]
+    first, last = edges[0], edges[-1]
+    end_of = dict(itertools.pairwise(edges))
+    done = await runs.interval_ends(rt.pool, export.id, first, last) if missing_only else set()
+    intervals = sum(1 for end in edges[1:] if end not in done)
     source = open_source(rt.source, export.team_id, export.model, export.selection())
     buckets = Buckets(spec)
     counts = sorted(await source.counts(first, last, buckets), key=lambda c: buckets.start_of(c.bucket))
+    owners = intervals_of(spec, [buckets.start_of(c.bucket) for c in counts], first, last)
+    kept = [(owner, c) for owner, c in zip(owners, counts, strict=True) if end_of.get(owner) not in done]
+    counts = [c for _, c in kept]
     starts = [buckets.start_of(c.bucket) for c in counts]
-    with_data = len(set(intervals_of(spec, starts, first, last)))
+    with_data = len({owner for owner, _ in kept})
     records = sum(c.records for c in counts)
     recent = await runs.recent_throughput(rt.pool, export.id)
     if recent.records:

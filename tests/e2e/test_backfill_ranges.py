@@ -169,12 +169,20 @@ async def test_unpause_dry_run_estimates_the_paused_gap_and_changes_nothing(proj
     assert estimate["intervals"] == (datetime.fromisoformat(estimate["end_at"]) - whole_hour(5)) // timedelta(hours=1)
     status, seen = await project.request("GET", f"batch_exports/{export['id']}/")
     assert (status, seen["paused"]) == (200, True)
+    # An interval of the gap that has a run already is not run again: not counted either.
+    status, started = await backfill(project, export, {"start_at": whole_hour(4).isoformat(),
+                                                       "end_at": whole_hour(3).isoformat()})  # fmt: skip
+    assert status == 201, started
+    assert (await finished(project, export, started["backfill_id"]))["status"] == "Completed"
+    status, again = await project.request("POST", path + "?dry_run=true", json={"backfill": True})
+    assert (status, again["intervals"], again["intervals_with_data"], again["records"]) == (
+        200, estimate["intervals"] - 1, 0, 0), again  # fmt: skip
     status, error = await project.request("POST", path + "?dry_run=true", json={})
     assert (status, error["attr"]) == (400, "dry_run"), error
     status, error = await backfill(project, export, {"start_at": None, "end_at": None}, "?dry_run=maybe")
     assert (status, error["attr"]) == (400, "dry_run"), error
     status, page = await project.request("GET", f"batch_exports/{export['id']}/backfills/")
-    assert (status, page["results"]) == (200, [])
+    assert (status, [b["id"] for b in page["results"]]) == (200, [started["backfill_id"]])  # no dry run started one
 
 
 async def test_estimates_follow_property_filters_and_moved_events(project: Project) -> None:
