@@ -55,8 +55,9 @@ def _kind(
 KINDS: dict[str, IntegrationKind] = {
     kind.name: kind
     for kind in (
-        _kind("postgresql", "A PostgreSQL server and a user of it.", PostgresConfig, ("Postgres",),
-              ("host", "port", "database"), ("user", "password")),
+        _kind("postgresql", "A PostgreSQL server and a user of it (and how TLS is checked on the way).",
+              PostgresConfig, ("Postgres",), ("host", "port", "database", "has_self_signed_cert"),
+              ("user", "password")),
         _kind("aws", "AWS access keys (and, for S3-compatible storage, its endpoint).", S3Config,
               ("S3", "AwsS3", "S3Compatible", "Iceberg", "DeltaLake"),
               ("endpoint_url",), ("aws_access_key_id", "aws_secret_access_key")),

@@ -95,6 +95,18 @@ async def test_integration_rules(project: Project) -> None:
         (http_export(created["id"], token="inline"), "destination__config__token"),
         (http_export(postgres["id"]), "destination__config__integration_id"),
         (http_export(str(uuid.uuid4())), "destination__config__integration_id"),
+        # How TLS is checked on the way to the password is the integration's too: no export turns it off.
+        (
+            {
+                "name": "pg",
+                "interval": "hour",
+                "destination": {
+                    "type": "Postgres",
+                    "config": {"integration_id": postgres["id"], "table_name": "t", "has_self_signed_cert": True},
+                },
+            },
+            "destination__config__has_self_signed_cert",
+        ),
     ]:
         status, error = await project.request("POST", "batch_exports/", json=body)
         assert (status, error["attr"]) == (400, attr), (body, error)
