@@ -20,6 +20,7 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.backfills import BackfillBookkeeping
 from activities.export import Exporter
+from activities.notify import Notifier
 from activities.reconciliation import Reconciler
 from activities.runs import RunBookkeeping
 from batch_exports.runtime import Runtime, open_runtime
@@ -61,6 +62,7 @@ def build_worker(rt: Runtime) -> Worker:
             backfills.cancel_runs,
             backfills.wait_for_workflow,
             reconciler.reconcile,
+            Notifier(rt).notify,
         ],
     )
 

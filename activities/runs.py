@@ -14,7 +14,8 @@ from temporalio.service import RPCError
 
 from batch_exports.runtime import Runtime
 from batch_exports.services import lifecycle
-from batch_exports.store import exports, logs, runs
+from batch_exports.store import exports, logs, notifications, runs
+from batch_exports.store.notifications import FAILURE_KINDS as FAILURES
 from batch_exports.telemetry.logs import log_context
 from batch_exports.temporal import schedules
 from batch_exports.temporal.client import TemporalUnavailable, reset_base
@@ -119,7 +120,9 @@ class RunBookkeeping:
         return note
 
     @activity.defn(name="finish-run")
-    async def finish_run(self, inputs: FinishRunInputs) -> None:
+    async def finish_run(self, inputs: FinishRunInputs) -> str | None:
+        """Record how the run ended; the notice it calls for, if any (`run_failed`, `auto_paused`, `recovered`):
+        none for a project without notification targets, so that such a run schedules no activity more."""
         status = RunStatus(inputs.status)
         run_id = uuid.UUID(inputs.run_id)
         export_id = uuid.UUID(inputs.batch_export_id)
@@ -156,7 +159,13 @@ class RunBookkeeping:
         if finished is not None:
             self.rt.metrics.run_finished(finished)
         if status is RunStatus.FAILED:
+            notice = "run_failed"
             try:
-                await lifecycle.pause_if_failing(self.rt, export_id)
+                if await lifecycle.pause_if_failing(self.rt, export_id):
+                    notice = "auto_paused"
             except TemporalUnavailable as error:  # the run's own books are written; the next failure tries again
                 activity.logger.warning("could not auto-pause export %s: %s", export_id, error)
+            return notice if await notifications.count_targets(self.rt.pool, inputs.team_id) else None
+        if status is RunStatus.COMPLETED and await notifications.latest_kind(self.rt.pool, export_id) in FAILURES:
+            return "recovered"
+        return None

@@ -13,7 +13,9 @@ from api.routes import (
     capture,
     destination_tests,
     health,
+    integrations,
     logs,
+    notification_targets,
     runs,
     schema,
 )
@@ -55,6 +57,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
                 *runs.ROUTES,
                 *backfills.ROUTES,
                 *logs.ROUTES,
+                *integrations.ROUTES,
+                *notification_targets.ROUTES,
             ]
         ]
     for method, path, handler in routes:  # every route with and without its trailing slash, as PostHog's `/?`

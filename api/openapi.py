@@ -11,10 +11,11 @@ from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, RootModel, TypeAdapter
 
 from batch_exports.store.logs import Level
 from connectors.destinations import TYPES
+from connectors.destinations.integrations import KINDS
 from contracts.intervals import Interval
 from contracts.statuses import BackfillStatus, RunStatus
 
@@ -141,6 +142,26 @@ class Paused(BaseModel):
 
 class BackfillCreated(BaseModel):
     backfill_id: UUID
+    start_at: datetime | None = Field(None, description="The start it runs from (the one chosen for a null start_at).")
+    end_at: datetime | None = Field(None, description="The end it runs to (the last whole interval for a null end_at).")
+    start_from_data: bool | None = Field(None, description="start_at was null: it starts at the first data.")
+
+
+class EstimateDay(BaseModel):
+    day: str = Field(description="A day (YYYY-MM-DD) in the export's timezone.")
+    records: int
+    bytes: int
+
+
+class BackfillEstimate(BaseModel):
+    start_at: datetime | None
+    end_at: datetime | None
+    intervals: int = Field(description="Intervals the backfill would run.")
+    intervals_with_data: int
+    records: int = Field(description="Records it would export, counted (not read).")
+    bytes: int = Field(description="About how many bytes: records times the bytes per record of recent runs.")
+    estimated_seconds: float | None = Field(description="From the export's recent runs; null before its first.")
+    days: list[EstimateDay]
 
 
 class Cancelled(BaseModel):
@@ -178,14 +199,86 @@ class Captured(BaseModel):
     status: int
 
 
+class BackfillOrEstimate(RootModel[BackfillCreated | BackfillEstimate]):
+    """`{"backfill_id"}`, or with `dry_run` the estimate of that backfill."""
+
+
+class Unpaused(RootModel[Paused | BackfillEstimate]):
+    """`{"paused": false}` (with the backfill's id), or with `dry_run` the estimate of that backfill."""
+
+
+class Integration(BaseModel):
+    id: UUID
+    team_id: int
+    kind: str = Field(json_schema_extra={"enum": list(KINDS)})
+    display_name: str
+    config: dict[str, Any] = Field(description="Where its secrets go (readable); never the secrets.")
+    created_at: datetime
+    last_updated_at: datetime
+
+
+class IntegrationPage(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Integration]
+
+
+class ExportRef(BaseModel):
+    id: UUID
+    name: str
+
+
+class IntegrationInUse(Error):
+    batch_exports: list[ExportRef] = Field(description="The live exports that name it.")
+
+
+class NotificationTarget(BaseModel):
+    id: UUID
+    kind: Literal["webhook", "email"]
+    display: str = Field(description="The address without its secret parts (a webhook's path is not shown).")
+    created_at: datetime
+
+
+class NotificationTargets(BaseModel):
+    results: list[NotificationTarget]
+
+
 # Request shapes that are not the export body itself.
 class BackfillIn(BaseModel):
-    start_at: str = Field(description="ISO 8601 date-time with offset, or a date for daily and weekly exports.")
-    end_at: str = Field(description="As start_at; not in the future.")
+    start_at: str | None = Field(
+        description="ISO 8601 date-time with offset, or a date for daily and weekly exports; null: the start of the "
+        "first interval holding data for the export's model and filters."
+    )
+    end_at: str | None = Field(description="As start_at; not in the future; null: the last whole interval now.")
 
 
 class UnpauseIn(BaseModel):
     backfill: bool = Field(False, description="Also backfill the intervals missed while paused.")
+
+
+class IntegrationIn(BaseModel):
+    kind: str = Field(json_schema_extra={"enum": list(KINDS)}, description=", ".join(
+        f"{k.name}: {k.description} config {list(k.config_fields)}, sensitive_config {list(k.secret_fields)}"
+        for k in KINDS.values()))  # fmt: skip
+    display_name: str | None = Field(None, max_length=400)
+    config: dict[str, Any] = Field(default_factory=dict)
+    sensitive_config: dict[str, Any] = Field(default_factory=dict, description="Write-only: never returned.")
+
+
+class IntegrationPatch(BaseModel):
+    display_name: str | None = Field(None, max_length=400)
+    config: dict[str, Any] | None = Field(None, description="Merged over the stored config.")
+    sensitive_config: dict[str, Any] | None = Field(
+        None, description="Merged over the stored secrets (null removes one); all of them again when config moves."
+    )
+
+
+class NotificationTargetIn(BaseModel):
+    kind: Literal["webhook", "email"]
+    url: str | None = Field(None, description="webhook: an http(s) URL the address policy allows.")
+    format: Literal["json", "slack"] | None = Field(None, description="webhook: json (default) or slack.")
+    address: str | None = Field(None, description="email: one address.")
 
 
 class StepIn(BaseModel):
@@ -237,7 +330,7 @@ LIMIT = Query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})
 CURSOR = Query("cursor", {"type": "string"}, "An opaque cursor from a `next` or `previous` URL.")
 
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Bad request", 401: "Unauthenticated",
-                403: "Missing scope", 404: "Not found", 405: "Method not allowed", 413: "Too large",
+                403: "Missing scope", 404: "Not found", 405: "Method not allowed", 409: "In use", 413: "Too large",
                 429: "Too many", 503: "Temporal or the database is unavailable"}  # fmt: skip
 
 

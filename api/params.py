@@ -31,6 +31,14 @@ def query_int(request: web.Request, name: str, default: int, *, minimum: int = 0
     return value
 
 
+def query_bool(request: web.Request, name: str) -> bool:
+    """A flag: `true`/`1` or `false`/`0` (absent: false)."""
+    raw = request.query.get(name, "false").lower()
+    if raw not in ("true", "1", "false", "0"):
+        raise validation_error(f"'{name}' must be true or false.", name)
+    return raw in ("true", "1")
+
+
 _RELATIVE = re.compile(r"^-?(?P<number>[0-9]{1,6})?(?P<unit>[hdwmqysM])(?P<snap>Start|End)?$")
 _UNITS = {
     "s": timedelta(seconds=1), "M": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1),

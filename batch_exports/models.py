@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from connectors.destinations import TYPES, DestinationConfig, destination, parse_config
+from connectors.destinations.integrations import own_config
 from connectors.sources.filters import PropertyFilter
 from connectors.sources.hogql import MAX_DEPTH, HogQLError, HogQLParseError, parse_query, schema_of
 from contracts.intervals import Interval, in_utc_range
@@ -245,7 +246,7 @@ def merge_destination(stored_type: str, stored: DestinationConfig, posted: Any) 
     config = posted.get("config") or {}
     if not isinstance(config, dict):
         raise InvalidField("destination__config", "destination.config must be an object.")
-    merged = {**stored.stored(), **config}
+    merged = {**own_config(stored_type, stored), **config}
     try:
         changed = parse_config(stored_type, merged)
     except ValidationError:

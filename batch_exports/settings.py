@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     file_destination_root: Path | None = Field(
         None, description="Directory `File` destinations write under; defaults to `{data_dir}/exports`."
     )
+    smtp_url: str | None = Field(
+        None, description="SMTP server e-mail notices go through: `smtp://[user:password@]host[:port]` (STARTTLS "
+        "when offered) or `smtps://`; none: no e-mail targets.",
+    )  # fmt: skip
+    smtp_from: str = Field("batch-exports@localhost", description="The From address of e-mail notices.")
     iceberg_catalog_url: str | None = Field(
         None, description="PostgreSQL of the `Iceberg` destinations' SQL catalog (schema `iceberg_catalog`); "
         "defaults to `database_url`.",

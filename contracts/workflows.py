@@ -128,6 +128,15 @@ class FinishRunInputs:
 
 
 @dataclass(frozen=True)
+class NotifyInputs:
+    """A notice about a run: `run_failed`, `auto_paused` or `recovered`."""
+
+    batch_export_id: str
+    run_id: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class BackfillInputs:
     backfill_id: str
     batch_export_id: str

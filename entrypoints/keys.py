@@ -24,7 +24,7 @@ async def main(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("create", help="create a key and print it (once)")
     make.add_argument("--label", required=True)
-    make.add_argument("--scope", action="append", choices=api_keys.ALL_SCOPES, help="repeatable; default: both")
+    make.add_argument("--scope", action="append", choices=api_keys.ALL_SCOPES, help="repeatable; default: all of them")
     make.add_argument("--project", action="append", type=project_id, help="repeatable; default: every project")
     commands.add_parser("list", help="list keys (never their values)")
     revoke = commands.add_parser("revoke", help="revoke a key by its id")

@@ -34,6 +34,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.export import Exporter
+    from activities.notify import Notifier
     from activities.runs import RunBookkeeping
     from contracts.intervals import DataInterval, last_whole_interval
     from contracts.search_attributes import DATA_INTERVAL_END, DATA_INTERVAL_START, SCHEDULED_START_TIME
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         ExportResult,
         FinishRunInputs,
         HandOverInputs,
+        NotifyInputs,
         RunInputs,
         RunResult,
         StartedRun,
@@ -55,6 +57,11 @@ with workflow.unsafe.imports_passed_through():
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+NOTIFY_TIMEOUT = timedelta(seconds=60)
+NOTIFY_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=1), maximum_attempts=5
+)
 
 
 @workflow.defn(name=RUN_WORKFLOW)
@@ -149,7 +156,7 @@ class RunBatchExportWorkflow:
                 error = CancelledError("cancel requested while the export failed: the cancel wins")
             status, message = _failure_status(error), _describe(error)
             workflow.set_current_details(f"{status.value}: {message}")
-            await self._finish(replace(finish, status=status, latest_error=message))
+            await self._notify(finish, await self._finish(replace(finish, status=status, latest_error=message)))
             if is_cancelled_exception(error):
                 raise error
             # The destination's own words, in Temporal too (not the "Activity task failed" wrapper).
@@ -177,7 +184,7 @@ class RunBatchExportWorkflow:
                 )
             )
         workflow.set_current_details(f"Completed: {done}")
-        await self._finish(
+        notice = await self._finish(
             replace(
                 finish,
                 status=RunStatus.COMPLETED,
@@ -185,6 +192,7 @@ class RunBatchExportWorkflow:
                 bytes_exported=result.bytes_exported,
             )
         )
+        await self._notify(finish, notice)
         return RunResult(start, end, result.records_completed, result.bytes_exported)
 
     async def _hand_over(self, inputs: RunInputs, interval: DataInterval, fired: datetime) -> RunResult:
@@ -197,13 +205,31 @@ class RunBatchExportWorkflow:
         workflow.set_current_details(note)
         return RunResult(interval.start, interval.end, note=note)
 
-    async def _finish(self, inputs: FinishRunInputs) -> None:
-        await workflow.execute_local_activity_method(
+    async def _finish(self, inputs: FinishRunInputs) -> str | None:
+        """Record how the run ended; the notice that calls for, if any."""
+        notice: str | None = await workflow.execute_local_activity_method(
             RunBookkeeping.finish_run,
             inputs,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )
+        return notice
+
+    async def _notify(self, finish: FinishRunInputs, kind: str | None) -> None:
+        """Tell the project's notification targets (retried a few times; a notice not sent fails no run)."""
+        if kind is None:
+            return
+        try:
+            await workflow.execute_activity_method(
+                Notifier.notify,
+                NotifyInputs(finish.batch_export_id, finish.run_id, kind),
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                heartbeat_timeout=NOTIFY_HEARTBEAT_TIMEOUT,  # after each target (each one bounded to 10 s)
+                retry_policy=NOTIFY_RETRY,
+                summary=f"notify: {kind}",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("the %s notice was not sent: %s", kind, _describe(error))
 
 
 def _failure_status(error: BaseException) -> RunStatus:

@@ -9,12 +9,13 @@ from api.errors import ApiError, not_found, read_json, validation_error
 from api.lookups import export_for
 from api.openapi import operation
 from api.pagination import PageRequest, ordering_from, page_body
-from api.params import path_uuid
+from api.params import path_uuid, query_bool
 from api.responses import backfill_body, json_response
 from api.routes import Route
 from api.state import runtime
 from api.waiting import wait_for
 from batch_exports.services import backfills as backfilling
+from batch_exports.services import estimates
 from batch_exports.store import api_keys, backfills, runs
 from batch_exports.store.backfills import Backfill, BackfillKind
 from batch_exports.store.exports import BatchExport
@@ -23,17 +24,25 @@ from contracts.statuses import BackfillStatus
 PAGE_SIZE = 50
 
 
-async def create_backfill_for(request: web.Request, export: BatchExport) -> Backfill:
+DRY_RUN = oa.Query("dry_run", {"type": "boolean"}, "Answer what the backfill would do (an estimate); start nothing.")
+
+
+async def create_backfill_for(request: web.Request, export: BatchExport) -> tuple[dict[str, object], int]:
+    """Start the backfill the body names (`start_at`/`end_at`, either null for an open end) and answer with its
+    id and resolved range; with `?dry_run=true`, answer its estimate instead and start nothing."""
     body = await read_json(request)
     if not isinstance(body, dict):
         raise validation_error("The body must be a JSON object with start_at and end_at.")
-    now = datetime.now(UTC)
+    dry_run = query_bool(request, "dry_run")
     rt = runtime(request)
-    start_at, end_at = backfilling.bounds(
-        export, body.get("start_at"), body.get("end_at"), now, rt.settings.max_backfill_intervals
-    )
+    bounds = await backfilling.resolve(rt, export, body, datetime.now(UTC))
+    if dry_run:
+        return (await estimates.estimate(rt, export, bounds.start_at, bounds.end_at)).body(), 200
     async with rt.pool.acquire() as conn, conn.transaction():
-        return await backfilling.start(rt, conn, export, start_at, end_at)
+        backfill = await backfilling.start(rt, conn, export, bounds.start_at, bounds.end_at)
+    started = {"backfill_id": str(backfill.id), "start_at": bounds.start_at.isoformat(),
+               "end_at": bounds.end_at.isoformat(), "start_from_data": bounds.start_from_data}  # fmt: skip
+    return started, 201
 
 
 async def _render(request: web.Request, backfill: Backfill) -> dict[str, object]:
@@ -81,12 +90,14 @@ async def list_backfills(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Backfill every interval of a range", {201: oa.BackfillCreated, 429: oa.Error, 503: oa.Error}, body=oa.BackfillIn
+    "Backfill every interval of a range (or, with dry_run, estimate it)",
+    {200: oa.BackfillEstimate, 201: oa.BackfillCreated, 429: oa.Error, 503: oa.Error},
+    body=oa.BackfillIn,
+    query=(DRY_RUN,),
 )
 async def create_backfill(request: web.Request) -> web.Response:
-    export = await export_for(request, api_keys.WRITE)
-    backfill = await create_backfill_for(request, export)
-    return json_response({"backfill_id": str(backfill.id)}, status=201)
+    body, status = await create_backfill_for(request, await export_for(request, api_keys.WRITE))
+    return json_response(body, status=status)
 
 
 async def _backfill(request: web.Request, scope: str) -> Backfill:

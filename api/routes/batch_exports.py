@@ -3,24 +3,26 @@
 import asyncio
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
+from api import offset_pages
 from api import openapi as oa
 from api.auth import authorize
 from api.errors import read_json, validation_error
 from api.lookups import export_for
 from api.openapi import operation
-from api.params import query_int
+from api.params import query_bool
 from api.responses import export_body, json_response
 from api.routes import Route
-from api.routes.backfills import create_backfill_for
+from api.routes.backfills import DRY_RUN, create_backfill_for
 from api.state import runtime
 from batch_exports.models import BatchExportIn, Limits, merge_destination
 from batch_exports.runtime import Runtime
-from batch_exports.services import lifecycle, reconciliation
+from batch_exports.services import estimates, lifecycle, reconciliation
+from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys, exports, runs
+from batch_exports.store.exports import BatchExport
 from connectors.destinations import hosts
 from connectors.sources import regex_subset
 from connectors.sources.events import EventSelection, EventsSource
@@ -66,32 +68,22 @@ async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
         raise validation_error(f"The {attr} does not fit the event columns' types: {problem}", attr)
 
 
+async def _estimate_unpause(rt: Runtime, export: BatchExport) -> dict[str, Any]:
+    gap = lifecycle.paused_gap(rt, export, datetime.now(UTC))
+    found = await estimates.estimate(rt, export, *gap, missing_only=True) if gap else estimates.NOTHING
+    return found.body()
+
+
 PATCH_BODY = {"type": "object", "description": "Any fields of a batch export; a destination config is merged."}
 
 
-@operation(
-    "List batch exports, newest first",
-    {200: oa.ExportPage},
-    query=(oa.LIMIT, oa.Query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9})),
-)
+@operation("List batch exports, newest first", {200: oa.ExportPage}, query=offset_pages.QUERY)
 async def list_exports(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.READ)
-    limit = query_int(request, "limit", 100, minimum=1, maximum=1000)
-    offset = query_int(request, "offset", 0, maximum=10**9)
+    limit, offset = offset_pages.asked(request)
     rt = runtime(request)
     count, page = await exports.list_page(rt.pool, project_id, rt.cipher, limit=limit, offset=offset)
-
-    def link(at: int) -> str:
-        return str(request.url.with_query(urlencode({**request.query, "limit": limit, "offset": at})))
-
-    return json_response(
-        {
-            "count": count,
-            "next": link(offset + limit) if offset + limit < count else None,
-            "previous": link(max(offset - limit, 0)) if offset > 0 else None,
-            "results": [export_body(export) for export in page],
-        }
-    )
+    return json_response(offset_pages.page_body(request, count, limit, offset, [export_body(e) for e in page]))
 
 
 @operation(
@@ -100,7 +92,10 @@ async def list_exports(request: web.Request) -> web.Response:
 async def create_export(request: web.Request) -> web.Response:
     project_id = await authorize(request, api_keys.WRITE)
     rt = runtime(request)
-    body = await validated(rt, await read_json(request))
+    data = await read_json(request)
+    if isinstance(data, dict):
+        data["destination"] = await integrating.expand(rt.pool, rt.cipher, project_id, data.get("destination"))
+    body = await validated(rt, data)
     await check_host(rt, project_id, body)
     await check_with_postgres(rt, body)
     export = await lifecycle.create(rt, project_id, body)
@@ -142,6 +137,10 @@ async def update_export(request: web.Request) -> web.Response:
             value = merge_destination(export.destination_type, export.destination_config, value)
         merged[field] = value
     rt = runtime(request)
+    posted = patch["destination"].get("config") if isinstance(patch.get("destination"), dict) else None
+    merged["destination"] = await integrating.expand(
+        rt.pool, rt.cipher, export.team_id, merged["destination"], posted or {}
+    )
     body = await validated(rt, merged)
     await check_host(rt, export.team_id, body)
     await check_with_postgres(rt, body)
@@ -164,15 +163,21 @@ async def pause_export(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Unpause a batch export, optionally backfilling the paused gap",
-    {200: oa.Paused, 429: oa.Error, 503: oa.Error},
+    "Unpause a batch export, optionally backfilling the paused gap (with dry_run: estimate that backfill)",
+    {200: oa.Unpaused, 429: oa.Error, 503: oa.Error},
     body=oa.UnpauseIn,
+    query=(DRY_RUN,),
 )
 async def unpause_export(request: web.Request) -> web.Response:
-    """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused."""
+    """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused; with `?dry_run=true`
+    as well, answer that backfill's estimate and change nothing."""
     export = await export_for(request, api_keys.WRITE, name="id")
     options: Any = await read_json(request) if request.can_read_body else {}
     backfill = bool(options.get("backfill")) if isinstance(options, dict) else False
+    if query_bool(request, "dry_run"):
+        if not backfill:
+            raise validation_error('dry_run estimates the backfill: it needs {"backfill": true}.', "dry_run")
+        return json_response(await _estimate_unpause(runtime(request), export))
     started = await lifecycle.unpause(runtime(request), export, backfill=backfill, now=datetime.now(UTC))
     body: dict[str, Any] = {"paused": False}
     if started is not None:
@@ -182,14 +187,15 @@ async def unpause_export(request: web.Request) -> web.Response:
 
 @operation(
     "Backfill a range (deprecated: use backfills/)",
-    {200: oa.BackfillCreated, 429: oa.Error, 503: oa.Error},
+    {200: oa.BackfillOrEstimate, 429: oa.Error, 503: oa.Error},
     body=oa.BackfillIn,
+    query=(DRY_RUN,),
 )
 async def deprecated_backfill(request: web.Request) -> web.Response:
     """`POST batch_exports/{id}/backfill/`: the older spelling of creating a backfill."""
     export = await export_for(request, api_keys.WRITE, name="id")
-    backfill = await create_backfill_for(request, export)
-    return json_response({"backfill_id": str(backfill.id)})
+    body, status = await create_backfill_for(request, export)
+    return json_response({"backfill_id": body["backfill_id"]} if status == 201 else body)  # its old shape
 
 
 ROUTES: list[Route] = [

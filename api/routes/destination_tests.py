@@ -13,6 +13,7 @@ from api.responses import json_response
 from api.routes import Route
 from api.state import runtime
 from batch_exports.models import DestinationIn, merge_destination
+from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys
 from connectors.destinations import TYPES, DestinationConfig, destination, run_step
 
@@ -67,6 +68,9 @@ async def run_step_saved(request: web.Request) -> web.Response:
     config = export.destination_config
     if isinstance(body, dict) and body.get("destination") is not None:
         merged = merge_destination(export.destination_type, config, body["destination"])
+        posted = body["destination"].get("config") if isinstance(body["destination"], dict) else None
+        rt = runtime(request)
+        merged = await integrating.expand(rt.pool, rt.cipher, export.team_id, merged, posted or {})
         config = DestinationIn.model_validate(merged).parsed()
     return await _result(request, export.team_id, export.destination_type, config, step)
 
@@ -78,7 +82,10 @@ async def run_step_unsaved(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise validation_error("The body must be a JSON object with 'step' and 'destination'.")
-    destination = DestinationIn.model_validate(body.get("destination"))
+    rt = runtime(request)
+    destination = DestinationIn.model_validate(
+        await integrating.expand(rt.pool, rt.cipher, project_id, body.get("destination"))
+    )
     step = _step_index(body, destination.type)
     return await _result(request, project_id, destination.type, destination.parsed(), step)
 

@@ -2,7 +2,9 @@
 
 import itertools
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
@@ -13,7 +15,8 @@ from batch_exports.store import backfills
 from batch_exports.store.backfills import Backfill
 from batch_exports.store.exports import BatchExport
 from batch_exports.temporal.client import calling_temporal, cancel_workflow
-from contracts.intervals import IntervalSpec, boundaries
+from connectors.sources import open_source
+from contracts.intervals import IntervalSpec, boundaries, latest_boundary
 from contracts.search_attributes import search_attributes
 from contracts.workflows import BACKFILL_WORKFLOW, BackfillInputs
 
@@ -128,6 +131,14 @@ def bounds(
     `max_intervals`) not more than that many."""
     spec = export.interval_spec
     start_at, end_at = _parse_bound(start_raw, "start_at", spec), _parse_bound(end_raw, "end_at", spec)
+    return checked(export, start_at, end_at, now, max_intervals)
+
+
+def checked(
+    export: BatchExport, start_at: datetime, end_at: datetime, now: datetime, max_intervals: int = 0
+) -> tuple[datetime, datetime]:
+    """`(start_at, end_at)` if they bound a backfill (see `bounds`), else InvalidField naming the one at fault."""
+    spec = export.interval_spec
     if start_at >= end_at:
         raise InvalidField("end_at", "end_at must be after start_at")
     if end_at > now:
@@ -145,3 +156,38 @@ def bounds(
     if len(ends) < 2:
         raise InvalidField("start_at", f"no whole {export.interval.value} interval lies between start_at and end_at")
     return start_at, end_at
+
+
+@dataclass(frozen=True)
+class Range:
+    """A backfill's bounds as a request resolved them."""
+
+    start_at: datetime
+    end_at: datetime
+    start_from_data: bool
+    """`start_at` was null: the range starts at the first interval holding data."""
+
+
+async def resolve(rt: Runtime, export: BatchExport, body: dict[str, Any], now: datetime) -> Range:
+    """The range a backfill request names, checked (size limit included) once its open ends are resolved.
+
+    `start_at: null` is the start of the first interval holding data for the export's model and selection (one
+    query on the source); `end_at: null` is the end of the last whole interval at `now`.
+    """
+    spec = export.interval_spec
+    for name in ("start_at", "end_at"):
+        if name not in body:
+            raise InvalidField(
+                name, f"{name} is required: an ISO 8601 date-time with an offset, a date, or null (see the README)"
+            )
+    start_from_data = body["start_at"] is None
+    given_start = None if start_from_data else _parse_bound(body["start_at"], "start_at", spec)
+    end_at = latest_boundary(spec, now) if body["end_at"] is None else _parse_bound(body["end_at"], "end_at", spec)
+    if given_start is None:
+        source = open_source(rt.source, export.team_id, export.model, export.selection())
+        first = await source.first_at(min(end_at, now))
+        if first is None:
+            raise InvalidField("start_at", "start_at is null, but the export selects no data before end_at")
+        given_start = latest_boundary(spec, first)
+    start_at = given_start
+    return Range(*checked(export, start_at, end_at, now, rt.settings.max_backfill_intervals), start_from_data)

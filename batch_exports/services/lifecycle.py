@@ -80,16 +80,8 @@ async def unpause(rt: Runtime, export: BatchExport, *, backfill: bool, now: date
     """
     if not export.paused:
         return None
-    gap, spec = None, export.interval_spec
-    if backfill:
-        start = export.covered_until or previous_boundary(spec, export.last_paused_at or now)
-        try:
-            end = latest_boundary(spec, now).isoformat()
-            gap = backfilling.bounds(export, start.isoformat(), end, now, rt.settings.max_backfill_intervals)
-        except backfilling.TooManyIntervals:
-            raise
-        except InvalidField:  # paused for less than an interval: nothing was skipped
-            pass
+    spec = export.interval_spec
+    gap = paused_gap(rt, export, now) if backfill else None
     async with rt.pool.acquire() as conn, conn.transaction():
         await exports.set_paused(conn, export.id, False, covered_until=_covered_from(spec, now))
         unpaused = await exports.get(conn, export.id, rt.cipher)
@@ -105,6 +97,21 @@ async def unpause(rt: Runtime, export: BatchExport, *, backfill: bool, now: date
             with contextlib.suppress(RPCError):  # undo the unpause with the rest of the request
                 await rt.client.get_schedule_handle(str(export.id)).pause(note="unpause failed: backfill not started")
             raise
+
+
+def paused_gap(rt: Runtime, export: BatchExport, now: datetime) -> tuple[datetime, datetime] | None:
+    """The range an unpause with backfill runs (see `unpause`); None when nothing was skipped."""
+    if not export.paused:
+        return None
+    spec = export.interval_spec
+    start = export.covered_until or previous_boundary(spec, export.last_paused_at or now)
+    try:
+        end = latest_boundary(spec, now).isoformat()
+        return backfilling.bounds(export, start.isoformat(), end, now, rt.settings.max_backfill_intervals)
+    except backfilling.TooManyIntervals:
+        raise
+    except InvalidField:  # paused for less than an interval: nothing was skipped
+        return None
 
 
 async def delete(rt: Runtime, export: BatchExport) -> None:

@@ -11,7 +11,9 @@ import asyncpg
 
 READ = "batch_export:read"
 WRITE = "batch_export:write"
-ALL_SCOPES = (READ, WRITE)
+INTEGRATION_READ = "integration:read"
+INTEGRATION_WRITE = "integration:write"
+ALL_SCOPES = (READ, WRITE, INTEGRATION_READ, INTEGRATION_WRITE)
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -27,9 +29,9 @@ class ApiKey:
         return self.project_ids is None or project_id in self.project_ids
 
     def may_use(self, scope: str) -> bool:
-        """Whether the key holds `scope`; `write` implies `read`, as in PostHog (a change answers with what it
+        """Whether the key holds `scope`; `x:write` implies `x:read`, as in PostHog (a change answers with what it
         changed, so a key that may change an export may see it)."""
-        return scope in self.scopes or (scope == READ and WRITE in self.scopes)
+        return scope in self.scopes or (scope.endswith(":read") and scope.replace(":read", ":write") in self.scopes)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from pydantic import BaseModel
 
 from batch_exports.crypto import ConfigCipher
 from batch_exports.models import BatchExportIn
+from batch_exports.store import integrations
 from connectors.destinations import DestinationConfig, parse_config
+from connectors.destinations.integrations import own_config
 from connectors.sources.events import EventSelection
 from connectors.sources.filters import STORED, PropertyFilter
 from connectors.sources.hogql import parse_query
@@ -66,7 +68,10 @@ class BatchExport(BaseModel):
         return {
             "name": self.name,
             "model": self.model,
-            "destination": {"type": self.destination_type, "config": self.destination_config.stored()},
+            "destination": {
+                "type": self.destination_type,
+                "config": own_config(self.destination_type, self.destination_config),
+            },
             "interval": self.interval.value,
             "paused": self.paused,
             "start_at": self.start_at,
@@ -80,16 +85,21 @@ class BatchExport(BaseModel):
 
 
 _SELECT = """
-    SELECT e.*, e.schema AS schema_, d.type AS destination_type, d.config_encrypted
+    SELECT e.*, e.schema AS schema_, d.type AS destination_type, d.config_encrypted,
+           i.encrypted AS integration_encrypted
     FROM batch_exports e JOIN batch_export_destinations d ON d.id = e.destination_id
+         LEFT JOIN integrations i ON i.id = d.integration_id
 """
 
 
 def _from_row(row: asyncpg.Record, cipher: ConfigCipher) -> BatchExport:
     values = dict(row)
     destination_type = values.pop("destination_type")
-    config = parse_config(destination_type, cipher.decrypt(values.pop("config_encrypted")))
-    values.update(destination_type=destination_type, destination_config=config)
+    stored = cipher.decrypt(values.pop("config_encrypted"))
+    if (integration := values.pop("integration_encrypted")) is not None:  # its values as they are now
+        readable, sensitive = integrations.unsealed(cipher, integration)
+        stored = {**stored, **readable, **sensitive}
+    values.update(destination_type=destination_type, destination_config=parse_config(destination_type, stored))
     return BatchExport.model_validate(values, context=STORED)  # its filters were checked when saved
 
 
@@ -112,7 +122,7 @@ def _columns(body: BatchExportIn) -> dict[str, Any]:
 
 
 def _encrypted_config(body: BatchExportIn, cipher: ConfigCipher) -> bytes:
-    return cipher.encrypt(body.destination.parsed().stored())
+    return cipher.encrypt(own_config(body.destination.type, body.destination.parsed()))
 
 
 async def insert(
@@ -125,10 +135,11 @@ async def insert(
 ) -> BatchExport:
     destination_id, export_id = uuid.uuid4(), uuid.uuid4()
     await conn.execute(
-        "INSERT INTO batch_export_destinations (id, type, config_encrypted) VALUES ($1, $2, $3)",
+        "INSERT INTO batch_export_destinations (id, type, config_encrypted, integration_id) VALUES ($1, $2, $3, $4)",
         destination_id,
         body.destination.type,
         _encrypted_config(body, cipher),
+        body.destination.parsed().integration_id,
     )
     columns = {"id": export_id, "team_id": team_id, "destination_id": destination_id, **_columns(body),
                "covered_until": covered_until}  # fmt: skip
@@ -153,9 +164,11 @@ async def update(
     if not await conn.fetchval("SELECT 1 FROM batch_exports WHERE id = $1 AND NOT deleted FOR UPDATE", export.id):
         raise ExportNotFound(export.id)
     await conn.execute(
-        "UPDATE batch_export_destinations SET config_encrypted = $2, last_updated_at = now() WHERE id = $1",
+        "UPDATE batch_export_destinations SET config_encrypted = $2, integration_id = $3, last_updated_at = now() "
+        "WHERE id = $1",
         export.destination_id,
         _encrypted_config(body, cipher),
+        body.destination.parsed().integration_id,
     )
     if body.paused and not export.paused:
         await conn.execute("UPDATE batch_exports SET last_paused_at = now() WHERE id = $1", export.id)

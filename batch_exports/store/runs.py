@@ -380,3 +380,34 @@ async def progress_in_range(
     )
     assert row is not None
     return IntervalProgress(row["finished"], row["failed"], row["open"], row["latest"])
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """What an export's recent completed runs took: how many, their records and bytes, and their seconds."""
+
+    runs: int
+    records: int
+    bytes: int
+    seconds: float
+    fastest_seconds: float
+
+
+async def recent_throughput(conn: Executor, batch_export_id: uuid.UUID, limit: int = 50) -> Throughput:
+    """Totals over the export's `limit` latest completed runs (nothing when it has none)."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) AS runs, coalesce(sum(records_completed), 0)::bigint AS records,
+               coalesce(sum(bytes_exported), 0)::bigint AS bytes,
+               coalesce(sum(extract(epoch FROM finished_at - created_at)), 0)::float8 AS seconds,
+               coalesce(min(extract(epoch FROM finished_at - created_at)), 0)::float8 AS fastest_seconds
+        FROM (SELECT records_completed, bytes_exported, created_at, finished_at FROM batch_export_runs
+              WHERE batch_export_id = $1 AND status = $2 AND finished_at IS NOT NULL
+              ORDER BY created_at DESC LIMIT $3) recent
+        """,
+        batch_export_id,
+        RunStatus.COMPLETED,
+        limit,
+    )
+    assert row is not None
+    return Throughput(**dict(row))

@@ -11,6 +11,7 @@ fields that say where the secrets go, and a change to one of them needs the secr
 """
 
 import builtins
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -57,6 +58,10 @@ class DestinationConfig(BaseModel):
     """The fields that say where the secrets are sent (host, url, bucket, ...): changing one without sending
     the secrets again is refused, so a stored secret never follows a new address it was not given for."""
 
+    integration_id: uuid.UUID | None = Field(
+        None, description="An integration of the project that holds this destination's credentials (and where they "
+        "go): its fields are then not given here."
+    )  # fmt: skip
     include_events: list[str] | None = Field(None, description="Export only these events (events model).")
     exclude_events: list[str] | None = Field(None, description="Export all events but these (events model).")
 

@@ -8,6 +8,7 @@ does not grow with its interval. The export activity only ever sees this interfa
 from datetime import datetime
 from typing import Protocol
 
+from connectors.sources.buckets import Buckets, Count
 from connectors.sources.events import EventSelection, EventsSource
 from connectors.sources.persons import PersonsSource
 from connectors.sources.reading import AS_READ, BatchSize, RecordStream, SourceDatabase
@@ -24,6 +25,14 @@ class Source(Protocol):
         ...
 
     async def count(self, start: datetime, end: datetime) -> int: ...
+
+    async def counts(self, start: datetime, end: datetime, buckets: Buckets) -> list[Count]:
+        """The rows of `[start, end)` counted per bucket, without reading them."""
+        ...
+
+    async def first_at(self, before: datetime) -> datetime | None:
+        """When the first row before `before` falls (its time as intervals bound it), or None."""
+        ...
 
 
 def open_source(db: SourceDatabase, team_id: int, model: str, selection: EventSelection | None = None) -> Source:

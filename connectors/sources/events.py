@@ -11,6 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
+from connectors.sources.buckets import EARLIEST, Buckets, Count, on_count_buckets
 from connectors.sources.filters import PropertyFilter
 from connectors.sources.hogql import Query
 from connectors.sources.reading import AS_READ, BatchSize, Params, RecordStream, SourceDatabase, stream
@@ -59,15 +60,21 @@ class EventsSource:
 
     def _where(self, p: Params, start: datetime, end: datetime, after: str | None) -> str:
         where = [f"team_id = {p(self.team_id)}", f"inserted_at >= {p(start)}", f"inserted_at < {p(end)}"]
-        if self.selection.include_events:
-            where.append(f"event = ANY({p(list(self.selection.include_events), '::text[]')})")
-        if self.selection.exclude_events:
-            where.append(f"NOT (event = ANY({p(list(self.selection.exclude_events), '::text[]')}))")
+        where += self._names(p)
         where += [f.to_sql(p) for f in self.selection.filters]
         if after:
             inserted_at, _, row_uuid = after.partition("|")
             where.append(f"(inserted_at, uuid) > ({p(datetime.fromisoformat(inserted_at))}, {p(uuid.UUID(row_uuid))})")
         return " AND ".join(where)
+
+    def _names(self, p: Params) -> list[str]:
+        """The conditions on the event's name (`include_events`, `exclude_events`)."""
+        where = []
+        if self.selection.include_events:
+            where.append(f"event = ANY({p(list(self.selection.include_events), '::text[]')})")
+        if self.selection.exclude_events:
+            where.append(f"NOT (event = ANY({p(list(self.selection.exclude_events), '::text[]')}))")
+        return where
 
     def _select(self, p: Params) -> tuple[str, tuple[str, ...]]:
         """The select list, and the names of what is exported (the cursor columns after them stay behind)."""
@@ -136,3 +143,23 @@ class EventsSource:
         return await self.db.pool.fetchval(
             f"SELECT count(*) FROM events WHERE {self._where(p, start, end, None)}", *p.values
         )  # type: ignore[no-any-return]
+
+    async def counts(self, start: datetime, end: datetime, buckets: Buckets) -> list[Count]:
+        """The selected events of `[start, end)` counted per bucket: from `event_counts` (what capture counted,
+        per five minutes and event name) unless property filters need the events themselves."""
+        p = Params()
+        if self.selection.filters or not (on_count_buckets(start) and on_count_buckets(end)):
+            where = self._where(p, start, end, None)
+            query = f"SELECT {buckets.sql(p, 'inserted_at')} AS bucket, count(*) AS n FROM events WHERE {where}"
+        else:
+            counted = [f"team_id = {p(self.team_id)}", f"bucket >= {p(start)}", f"bucket < {p(end)}", *self._names(p)]
+            query = f"SELECT {buckets.sql(p, 'bucket')} AS bucket, sum(n)::bigint AS n FROM event_counts WHERE "
+            query += " AND ".join(counted)
+        rows = await self.db.pool.fetch(f"{query} GROUP BY 1", *p.values)
+        return [Count(row["bucket"], row["n"]) for row in rows if row["n"]]
+
+    async def first_at(self, before: datetime) -> datetime | None:
+        """When the first selected event before `before` was ingested (None when there is none)."""
+        p = Params()
+        where = self._where(p, EARLIEST, before, None)
+        return await self.db.pool.fetchval(f"SELECT min(inserted_at) FROM events WHERE {where}", *p.values)  # type: ignore[no-any-return]

@@ -5,6 +5,7 @@ One row per distinct id, with the person's latest properties and versions.
 
 from datetime import datetime
 
+from connectors.sources.buckets import EARLIEST, Buckets, Count
 from connectors.sources.reading import AS_READ, BatchSize, Params, RecordStream, SourceDatabase, stream
 
 COLUMNS = (
@@ -29,8 +30,12 @@ class PersonsSource:
         self.db = db
         self.team_id = team_id
 
-    def _query(self, start: datetime, end: datetime, after: str | None, limit: int, select: str) -> tuple[str, list]:
-        p = Params()
+    def _query(
+        self, start: datetime, end: datetime, after: str | None, limit: int, select: str, p: Params | None = None,
+        *, rows: bool = True,
+    ) -> tuple[str, list]:  # fmt: skip
+        """The query of `select` over the interval's changed distinct ids: in order (`rows`), or to aggregate."""
+        p = p or Params()
         team, lower, upper = p(self.team_id), p(start), p(end)
         where = [
             f"d.team_id = {team}",
@@ -45,7 +50,7 @@ class PersonsSource:
             FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
             WHERE {" AND ".join(where)}
         """
-        if select != "count(*)":
+        if rows:
             query += f" ORDER BY {_CHANGED}, d.distinct_id" + (f" LIMIT {p(limit)}" if limit else "")
         return query, p.values
 
@@ -66,7 +71,20 @@ class PersonsSource:
         )
 
     async def count(self, start: datetime, end: datetime) -> int:
-        query, args = self._query(start, end, None, 0, "count(*)")
+        query, args = self._query(start, end, None, 0, "count(*)", rows=False)
+        return await self.db.pool.fetchval(query, *args)  # type: ignore[no-any-return]
+
+    async def counts(self, start: datetime, end: datetime, buckets: Buckets) -> list[Count]:
+        """Changed distinct ids of `[start, end)` per bucket of their latest change."""
+        p = Params()
+        bucket = buckets.sql(p, _CHANGED)
+        query, args = self._query(start, end, None, 0, f"{bucket} AS bucket, count(*) AS n", p, rows=False)
+        rows = await self.db.pool.fetch(f"{query} GROUP BY 1", *args)
+        return [Count(row["bucket"], row["n"]) for row in rows]
+
+    async def first_at(self, before: datetime) -> datetime | None:
+        """The first change of a person or of a distinct id's link before `before` (None when there is none)."""
+        query, args = self._query(EARLIEST, before, None, 0, "min(least(p.updated_at, d.updated_at))", rows=False)
         return await self.db.pool.fetchval(query, *args)  # type: ignore[no-any-return]
 
 

@@ -6,6 +6,7 @@ touches it again exports its updated summary.
 
 from datetime import datetime
 
+from connectors.sources.buckets import EARLIEST, Buckets, Count
 from connectors.sources.reading import AS_READ, BatchSize, Params, RecordStream, SourceDatabase, stream
 
 COLUMNS = (
@@ -78,3 +79,28 @@ class SessionsSource:
     async def count(self, start: datetime, end: datetime) -> int:
         p = Params()
         return await self.db.pool.fetchval(f"SELECT count(*) FROM ({self._touched(p, start, end, None)}) s", *p.values)  # type: ignore[no-any-return]
+
+    async def counts(self, start: datetime, end: datetime, buckets: Buckets) -> list[Count]:
+        """Sessions with events ingested in `[start, end)`, per bucket (a session touched in two counts in each)."""
+        p = Params()
+        bucket = buckets.sql(p, "inserted_at")
+        rows = await self.db.pool.fetch(
+            f"""
+            SELECT {bucket} AS bucket, count(DISTINCT properties ->> '$session_id') AS n FROM events
+            WHERE team_id = {p(self.team_id)} AND inserted_at >= {p(start)} AND inserted_at < {p(end)}
+              AND properties ? '$session_id'
+            GROUP BY 1
+            """,
+            *p.values,
+        )
+        return [Count(row["bucket"], row["n"]) for row in rows]
+
+    async def first_at(self, before: datetime) -> datetime | None:
+        """When the first event of a session before `before` was ingested (None when there is none)."""
+        return await self.db.pool.fetchval(  # type: ignore[no-any-return]
+            "SELECT min(inserted_at) FROM events WHERE team_id = $1 AND inserted_at >= $2 AND inserted_at < $3 "
+            "AND properties ? '$session_id'",
+            self.team_id,
+            EARLIEST,
+            before,
+        )
