@@ -8,6 +8,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from contracts.intervals import Interval, IntervalSpec, run_workflow_id
+from contracts.timeouts import execution_timeout
 from contracts.workflows import RUN_WORKFLOW, RunInputs
 from tests.support.helpers import create_export, eventually, insert_events, later_boundary, runs_until
 from tests.support.stack import Project
@@ -32,6 +33,7 @@ async def hold_interval(project: Project, export: dict[str, Any], end: datetime)
         ),
         id=run_workflow_id(export["id"], end),
         task_queue=project.stack.settings.task_queue,
+        execution_timeout=execution_timeout(Interval.HOUR),
     )  # fmt: skip
 
 
