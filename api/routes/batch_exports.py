@@ -149,32 +149,38 @@ async def update_export(request: web.Request) -> web.Response:
     return json_response(export_body(updated, latest_runs=await runs.latest(rt.pool, updated.id)))
 
 
-@operation("Delete a batch export, its schedule, and cancel its runs", {204: None, 503: oa.Error})
+@operation("Delete a batch export, its schedule, and cancel its runs", {204: None, 202: oa.Deleting, 503: oa.Error})
 async def delete_export(request: web.Request) -> web.Response:
+    """Delete, then wait (up to `BATCH_EXPORTS_CANCEL_WAIT_SECONDS`) for its runs to stop writing: 204 once they
+    have; past the wait, 202 with the runs still stopping."""
     export = await export_for(request, api_keys.WRITE, name="id")
-    await lifecycle.delete(runtime(request), export)
+    still_open = await lifecycle.delete(runtime(request), export)
+    if still_open:
+        return json_response({"deleted": True, "stopping_runs": [str(run) for run in still_open]}, status=202)
     return web.Response(status=204)
 
 
-@operation("Pause a batch export", {200: oa.Paused, 503: oa.Error})
+@operation("Pause a batch export", {200: oa.Paused, 409: oa.Error, 503: oa.Error})
 async def pause_export(request: web.Request) -> web.Response:
+    """Pause; the answer is what Temporal holds after the call (409 when the Temporal UI or CLI changed it
+    meanwhile)."""
     export = await export_for(request, api_keys.WRITE, name="id")
-    await lifecycle.set_paused(runtime(request), export, True)
-    return json_response({"paused": True})
+    return json_response({"paused": await lifecycle.pause(runtime(request), export)})
 
 
 @operation(
     "Unpause a batch export, optionally backfilling the paused gap",
-    {200: oa.Paused, 429: oa.Error, 503: oa.Error},
+    {200: oa.Paused, 409: oa.Error, 429: oa.Error, 503: oa.Error},
     body=oa.UnpauseIn,
 )
 async def unpause_export(request: web.Request) -> web.Response:
-    """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused."""
+    """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused (on an export that is
+    not paused: the span its latest unpause without backfill gave up). The answer is what Temporal holds."""
     export = await export_for(request, api_keys.WRITE, name="id")
     options: Any = await read_json(request) if request.can_read_body else {}
     backfill = bool(options.get("backfill")) if isinstance(options, dict) else False
-    started = await lifecycle.unpause(runtime(request), export, backfill=backfill, now=datetime.now(UTC))
-    body: dict[str, Any] = {"paused": False}
+    paused, started = await lifecycle.unpause(runtime(request), export, backfill=backfill, now=datetime.now(UTC))
+    body: dict[str, Any] = {"paused": paused}
     if started is not None:
         body["backfill_id"] = str(started.id)
     return json_response(body)
