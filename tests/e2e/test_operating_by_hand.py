@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import ScheduleActionExecutionStartWorkflow, WorkflowExecutionStatus
 
 from batch_exports.services import reconciliation
 from contracts.intervals import Interval, IntervalSpec, latest_boundary, run_workflow_id
@@ -36,7 +36,9 @@ async def fired_execution(project: Project, export_id: str, before: int) -> Any:
         actions = (await schedule.describe()).info.recent_actions
         if len(actions) <= before:
             return None
-        handle = project.stack.client.get_workflow_handle(actions[before].action.workflow_id)
+        action = actions[before].action
+        assert isinstance(action, ScheduleActionExecutionStartWorkflow)
+        handle = project.stack.client.get_workflow_handle(action.workflow_id)
         described = await handle.describe()
         return described if described.status != WorkflowExecutionStatus.RUNNING else None
 
