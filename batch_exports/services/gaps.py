@@ -11,7 +11,7 @@
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -86,7 +86,7 @@ class Causes:
         if ended := await self._own_execution_ended(end):
             return Cause(ended)
         if self.export.interval.is_calendar and end not in await schedules.matching_times(
-            self.client, str(self.export.id), end, end
+            self.client, str(self.export.id), end - timedelta(seconds=1), end + timedelta(seconds=1)
         ):
             return Cause("a wall-clock time a DST change skipped: the schedule's calendar does not fire then")
         return Cause("the schedule did not fire: Temporal down past its catch-up window")

@@ -11,6 +11,8 @@ from typing import Any
 from temporalio.client import ScheduleActionExecutionStartWorkflow, WorkflowExecutionStatus
 
 from batch_exports.services import reconciliation
+from batch_exports.store import coverage, exports
+from batch_exports.telemetry import gauges
 from contracts.intervals import Interval, IntervalSpec, latest_boundary, run_workflow_id
 from tests.support.helpers import create_export, eventually, insert_events, reconcile, runs_until, start_run
 from tests.support.operating import cli, exported_uuids, file_export, logs_of
@@ -273,3 +275,61 @@ async def test_a_deleted_schedules_missed_interval_is_run_with_that_cause(projec
     assert "deleted outside the API" in message and "DST" not in message, message
     await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"])
     assert sorted(exported_uuids(project, path)) == sorted(sent)
+
+
+async def test_missing_intervals_count_what_has_no_completed_run_and_no_pause_gave_up(project: Project) -> None:
+    stack = project.stack
+    export = await create_export(project, file_export(f"missing-{project.id}", "every 5 minutes", paused=False))
+    export_id = uuid.UUID(export["id"])
+    now = datetime.now(UTC)
+    end = latest_boundary(FIVE, now - reconciliation.GAP_GRACE - timedelta(seconds=5))
+    ends = [end - FIVE_MINUTES * i for i in (3, 2, 1, 0)]
+    await stack.pool.execute("UPDATE batch_exports SET owed_from = $2 WHERE id = $1", export_id, ends[0] - FIVE_MINUTES)
+    await (await start_run(stack, export, start=ends[0] - FIVE_MINUTES, end=ends[0])).result()  # completed
+    await coverage.forgo(stack.pool, export_id, ends[1] - FIVE_MINUTES, ends[1], "unpaused outside the API")
+
+    async def missing() -> int:
+        (fresh,) = [f for f in await exports.freshness(stack.pool) if f.id == export_id]
+        return await gauges.missing_intervals(stack.runtime, fresh, now)
+
+    assert await missing() == 2  # the last two: no run, and no pause gave them up
+    await (await start_run(stack, export, start=ends[2] - FIVE_MINUTES, end=ends[2])).result()
+    assert await missing() == 1
+
+
+async def test_a_short_cli_pause_across_a_boundary_is_shown_and_its_interval_given_up_as_such(
+    project: Project,
+) -> None:
+    """Paused for seconds across a run time (up to five minutes of waiting for one), between two passes of
+    reconciliation: the API shows the pause, and the interval it skipped is logged with the pause as its cause."""
+    path = f"short-pause-{project.id}"
+    export = await create_export(project, file_export(path, "every 5 minutes", paused=False))
+    boundary = latest_boundary(FIVE, datetime.now(UTC)) + FIVE_MINUTES
+    if boundary - datetime.now(UTC) < timedelta(seconds=10):
+        boundary += FIVE_MINUTES
+    sent = await insert_events(project.stack, project.id, [boundary - timedelta(minutes=2)])
+    await asyncio.sleep((boundary - datetime.now(UTC)).total_seconds() - 4)
+    paused_at = datetime.now(UTC)
+    cli("schedule", "toggle", "--schedule-id", export["id"], "--pause", "--reason", "quick fix")
+    await asyncio.sleep((boundary - datetime.now(UTC)).total_seconds() + 4)
+    cli("schedule", "toggle", "--schedule-id", export["id"], "--unpause", "--reason", "fixed")
+    # Reconciliation's next pass, once the schedule has had its chance at the boundary.
+    after_grace = boundary + reconciliation.GAP_GRACE + timedelta(seconds=1)
+    await reconciliation.reconcile(project.stack.runtime, now=after_grace)
+    messages = [m for m in await logs_of(project, export["id"]) if "did not start the interval" in m]
+    assert len(messages) == 1 and "paused outside the API" in messages[0] and "quick fix" in messages[0], messages
+    assert "DST" not in messages[0] and "Temporal down" not in messages[0]
+    _, seen = await project.request("GET", f"batch_exports/{export['id']}/")
+    recorded = datetime.fromisoformat(seen["last_paused_at"])
+    assert seen["paused"] is False and abs(recorded - paused_at) < timedelta(seconds=2), seen
+    assert await runs_of_interval(project, export["id"], boundary) == []  # given up, as the README says
+    # ... and taken back by an unpause with backfill, as the log says.
+    status, body = await project.request("POST", f"batch_exports/{export['id']}/unpause/", json={"backfill": True})
+    assert status == 200 and body.get("backfill_id"), body
+    await runs_until(project, export["id"], lambda rs: any(r["status"] == "Completed" for r in rs), within=60)
+    assert sorted(exported_uuids(project, path)) == sorted(sent)
+
+
+async def runs_of_interval(project: Project, export_id: str, end: datetime) -> list[str]:
+    _, page = await project.request("GET", f"batch_exports/{export_id}/runs/")
+    return [r["status"] for r in page["results"] if r["data_interval_end"] == f"{end:%Y-%m-%dT%H:%M:%SZ}"]
