@@ -13,7 +13,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from batch_exports.store.exports import BatchExport
@@ -99,5 +99,7 @@ class Causes:
             if is_not_found(error):
                 return None
             raise
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            return f"its id, {workflow_id}, was held by an execution that recorded no run (started by hand, say)"
         status = described.status.name if described.status else "unknown"
         return f"its execution {workflow_id} ended {status} without a run (a schedule edited by hand, say)"

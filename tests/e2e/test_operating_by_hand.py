@@ -136,6 +136,8 @@ async def test_an_execution_started_by_hand_holding_an_interval_is_terminated_an
     assert result.gaps == 1
     (message,) = [m for m in await logs_of(project, export["id"]) if "refused" in m]
     assert workflow_id in message and "Terminated it" in message
+    (started,) = [m for m in await logs_of(project, export["id"]) if "did not start the interval" in m]
+    assert "held by an execution that recorded no run" in started, started
     (run,) = await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"])
     assert run["workflow_id"] == workflow_id
     assert sorted(exported_uuids(project, path)) == sorted(sent)
