@@ -29,7 +29,18 @@ class ForgoneSpan:
 
 
 async def forgo(conn: Executor, batch_export_id: uuid.UUID, after: datetime, through: datetime, reason: str) -> None:
-    if through > after:
+    """Record intervals ending in `(after, through]` as given up; a span of the same cause ending at `after` grows."""
+    if through <= after:
+        return
+    grown = await conn.execute(
+        "UPDATE batch_export_forgone_spans SET through = $3 "
+        "WHERE batch_export_id = $1 AND through = $2 AND reason = $4",
+        batch_export_id,
+        after,
+        through,
+        reason,
+    )
+    if grown.endswith(" 0"):
         await conn.execute(
             "INSERT INTO batch_export_forgone_spans (batch_export_id, after, through, reason) VALUES ($1, $2, $3, $4)",
             batch_export_id,

@@ -297,6 +297,12 @@ async def test_missing_intervals_count_what_has_no_completed_run_and_no_pause_ga
     assert await missing() == 2  # the last two: no run, and no pause gave them up
     await (await start_run(stack, export, start=ends[2] - FIVE_MINUTES, end=ends[2])).result()
     assert await missing() == 1
+    # A pause's intervals given up one by one make one span, which an unpause with backfill takes back whole.
+    for end in ends[2:]:
+        await coverage.forgo(stack.pool, export_id, end - FIVE_MINUTES, end, "paused outside the API")
+    assert await missing() == 0
+    span = await coverage.take_back_latest(stack.pool, export_id)
+    assert span is not None and (span.after, span.through) == (ends[2] - FIVE_MINUTES, ends[3])
 
 
 async def test_a_short_cli_pause_across_a_boundary_is_shown_and_its_interval_given_up_as_such(
