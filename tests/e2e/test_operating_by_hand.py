@@ -8,16 +8,25 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from temporalio.client import ScheduleActionExecutionStartWorkflow, WorkflowExecutionStatus
 
 from batch_exports.services import reconciliation
 from batch_exports.store import coverage, exports
 from batch_exports.telemetry import gauges
 from contracts.intervals import Interval, IntervalSpec, latest_boundary, run_workflow_id
-from tests.support.helpers import create_export, eventually, insert_events, reconcile, runs_until, start_run
+from tests.support.helpers import (
+    another_gateway,
+    create_export,
+    eventually,
+    insert_events,
+    reconcile,
+    runs_until,
+    start_run,
+)
 from tests.support.operating import cli, exported_uuids, file_export, logs_of
 from tests.support.receiver import running_receiver
-from tests.support.stack import Project
+from tests.support.stack import API_KEY, Project
 
 FIVE_MINUTES = timedelta(minutes=5)
 FIVE = IntervalSpec(Interval.EVERY_5_MINUTES)
@@ -228,20 +237,45 @@ async def test_after_a_cli_unpause_an_api_unpause_with_backfill_exports_the_paus
 
 async def test_deleting_an_export_answers_once_its_runs_have_stopped(project: Project) -> None:
     async with running_receiver(f"phc_{uuid.uuid4().hex}") as receiver:
-        receiver.open.clear()  # the run's batch hangs: it is writing when the export is deleted
-        config = {"url": receiver.url, "token": receiver.token}
-        export = await create_export(
-            project, {"name": "deleted", "interval": "hour", "destination": {"type": "HTTP", "config": config}}
-        )
+        receiver.open.clear()  # the runs' batches hang: they are writing when the export is deleted
+
+        async def writing() -> dict[str, Any]:
+            config = {"url": receiver.url, "token": receiver.token}
+            export = await create_export(
+                project, {"name": "deleted", "interval": "hour", "destination": {"type": "HTTP", "config": config}}
+            )
+            await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
+            await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Running"])
+            return export
+
+        async def statuses(export_id: str) -> list[str]:
+            rows = await project.stack.pool.fetch(
+                "SELECT status FROM batch_export_runs WHERE batch_export_id = $1", uuid.UUID(export_id)
+            )
+            return [row["status"] for row in rows]
+
         end = latest_boundary(IntervalSpec(Interval.HOUR), datetime.now(UTC))
         await insert_events(project.stack, project.id, [end - timedelta(minutes=30)])
-        await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
-        await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Running"])
+        export = await writing()
         status, _ = await project.request("DELETE", f"batch_exports/{export['id']}/")
-        statuses = await project.stack.pool.fetch(
-            "SELECT status FROM batch_export_runs WHERE batch_export_id = $1", uuid.UUID(export["id"])
+        assert status == 204 and await statuses(export["id"]) == ["Cancelled"]  # stopped before the answer
+        # A gateway that waits no time answers 202, naming the runs still stopping.
+        export = await writing()
+        async with (
+            another_gateway(project.stack, cancel_wait_seconds=0) as gateway,
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+            http.delete(f"{gateway}/api/projects/{project.id}/batch_exports/{export['id']}/") as response,
+        ):
+            body = await response.json()
+        (run,) = await project.stack.pool.fetch(
+            "SELECT id FROM batch_export_runs WHERE batch_export_id = $1", uuid.UUID(export["id"])
         )
-    assert status == 204 and [row["status"] for row in statuses] == ["Cancelled"]  # stopped before the answer
+        assert (response.status, body) == (202, {"deleted": True, "stopping_runs": [str(run["id"])]})
+
+        async def stopped() -> bool:
+            return await statuses(export["id"]) == ["Cancelled"]
+
+        await eventually(stopped)
 
 
 async def test_a_reset_of_a_completed_run_leaves_it_completed_and_the_new_one_names_it(project: Project) -> None:
