@@ -56,9 +56,11 @@ class BackfillBookkeeping:
                 await cancel_workflow(self.rt.client, workflow_id, reason=inputs.reason)
 
     @activity.defn(name="wait-for-workflow")
-    async def wait_for_workflow(self, workflow_id: str) -> None:
-        """Return once the running execution of `workflow_id` has closed, however it closed."""
+    async def wait_for_workflow(self, workflow_id: str) -> bool:
+        """Wait until the running execution of `workflow_id` (the latest of a continued chain) has closed; True
+        when it completed."""
         handle = self.rt.client.get_workflow_handle(workflow_id)
-        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        while (status := (await handle.describe()).status) == WorkflowExecutionStatus.RUNNING:
             activity.heartbeat()
             await asyncio.sleep(WAIT_POLL_SECONDS)
+        return status == WorkflowExecutionStatus.COMPLETED

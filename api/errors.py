@@ -11,6 +11,7 @@ from api import inputs
 from api.state import SETTINGS
 from batch_exports.models import InvalidField
 from batch_exports.services.backfills import TooManyBackfills
+from batch_exports.services.lifecycle import ScheduleRaced
 from batch_exports.store import db
 from batch_exports.store.exports import ExportNotFound
 from batch_exports.temporal.client import TemporalUnavailable
@@ -77,6 +78,8 @@ async def error_middleware(
         logger.warning("database unavailable on %s %s: %s", request.method, request.path, error)
         detail = "The database is unavailable; try again in a moment."
         return ApiError(503, detail, type="server_error", code="database_unavailable").response()
+    except ScheduleRaced as error:
+        return ApiError(409, str(error), code="schedule_changed").response()
     except ExportNotFound:
         return not_found("Batch export not found.").response()
     except TooManyBackfills as error:

@@ -169,6 +169,11 @@ class Cancelled(BaseModel):
     status: str | None = Field(None, description="With a 202: the status as it stands (the stop takes longer).")
 
 
+class Deleting(BaseModel):
+    deleted: bool
+    stopping_runs: list[UUID] = Field(description="Runs still stopping when the wait ended (a 202).")
+
+
 class StepInfo(BaseModel):
     name: str
     description: str

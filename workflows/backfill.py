@@ -2,7 +2,8 @@
 
 Each interval runs as a child run workflow with the id its scheduled run has, so an interval never
 runs twice at once: when that id is already running (the schedule got there first, or another
-backfill), the backfill waits for it instead of starting a twin. Cancelling the backfill cancels
+backfill), the backfill waits for it instead of starting a twin, and counts the interval done only if that
+execution completed; else it runs the interval itself. Cancelling the backfill cancels
 its runs, and it ends `Cancelled` only once they have closed. A run an operator cancels is not a failure.
 The backfill ends `Failed` (in Temporal and in the API alike) when a run failed, else `Completed`. With
 `missing_only` it runs only the intervals that have no run yet. It continues as new every few hundred
@@ -43,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=20)
+HELD_ID_ATTEMPTS = 3
+"""How often an interval whose id another execution holds is waited for and tried again before it counts failed."""
 RUNS_PER_EXECUTION = 500
 """Intervals one execution starts before it continues as new."""
 
@@ -139,51 +142,62 @@ class BackfillWorkflow:
     async def _run_interval(self, inputs: BackfillInputs, interval: DataInterval) -> None:
         workflow_id = run_workflow_id(inputs.batch_export_id, interval.end)
         self._running[interval.end] = workflow_id
-        try:
-            await workflow.execute_child_workflow(
-                RunBatchExportWorkflow.run,
-                RunInputs(
-                    batch_export_id=inputs.batch_export_id,
-                    team_id=inputs.team_id,
-                    spec=inputs.spec,
-                    data_interval_start=interval.start,
-                    data_interval_end=interval.end,
-                    backfill_id=inputs.backfill_id,
-                ),
-                id=workflow_id,
-                execution_timeout=execution_timeout(inputs.spec.interval),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=inputs.run_retry_initial_seconds),
-                    maximum_attempts=inputs.run_max_attempts,
-                ),
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
-                search_attributes=search_attributes(
-                    inputs.batch_export_id,
-                    inputs.team_id,
-                    inputs.destination_type,
-                    backfill_id=inputs.backfill_id,
-                    interval=(interval.start, interval.end),
-                ),
-                static_summary=f"Backfill run {interval.start.isoformat()} to {interval.end.isoformat()}",
-            )
-            self.finished += 1
-        except WorkflowAlreadyStartedError:
-            # The interval is running already: wait for it rather than start a twin.
-            await workflow.execute_activity_method(
-                BackfillBookkeeping.wait_for_workflow,
-                workflow_id,
-                start_to_close_timeout=execution_timeout(inputs.spec.interval),
-                heartbeat_timeout=timedelta(seconds=30),
-            )
-            self.finished += 1
-        except (ChildWorkflowError, asyncio.CancelledError) as error:
-            if is_cancelled_exception(error):  # by an operator, or by cancelling this backfill: not a failure
-                self.cancelled += 1
-            else:
-                self.failed += 1
+        for _ in range(HELD_ID_ATTEMPTS):
+            try:
+                await self._run_child(inputs, interval, workflow_id)
+                self.finished += 1
+                break
+            except WorkflowAlreadyStartedError:
+                # The interval is running already: wait for it rather than start a twin; it counts only if it
+                # completed (one terminated, failed or cancelled exported nothing for good: run it again).
+                completed: bool = await workflow.execute_activity_method(
+                    BackfillBookkeeping.wait_for_workflow,
+                    workflow_id,
+                    start_to_close_timeout=execution_timeout(inputs.spec.interval),
+                    heartbeat_timeout=timedelta(seconds=30),
+                )
+                if completed:
+                    self.finished += 1
+                    break
+            except (ChildWorkflowError, asyncio.CancelledError) as error:
+                if is_cancelled_exception(error):  # by an operator, or by cancelling this backfill: not a failure
+                    self.cancelled += 1
+                else:
+                    self.failed += 1
+                break
+        else:  # its id was taken each time, and each holder ended without completing
+            self.failed += 1
         self._running.pop(interval.end, None)
         self._show()
+
+    async def _run_child(self, inputs: BackfillInputs, interval: DataInterval, workflow_id: str) -> None:
+        await workflow.execute_child_workflow(
+            RunBatchExportWorkflow.run,
+            RunInputs(
+                batch_export_id=inputs.batch_export_id,
+                team_id=inputs.team_id,
+                spec=inputs.spec,
+                data_interval_start=interval.start,
+                data_interval_end=interval.end,
+                backfill_id=inputs.backfill_id,
+            ),
+            id=workflow_id,
+            execution_timeout=execution_timeout(inputs.spec.interval),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=inputs.run_retry_initial_seconds),
+                maximum_attempts=inputs.run_max_attempts,
+            ),
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+            search_attributes=search_attributes(
+                inputs.batch_export_id,
+                inputs.team_id,
+                inputs.destination_type,
+                backfill_id=inputs.backfill_id,
+                interval=(interval.start, interval.end),
+            ),
+            static_summary=f"Backfill run {interval.start.isoformat()} to {interval.end.isoformat()}",
+        )
 
     async def _drain(self, running: list[asyncio.Task[None]]) -> None:
         if running:

@@ -16,6 +16,10 @@ A schedule's fire at a boundary exports the interval ending there, unless that i
 extra fire on a DST night) exports nothing itself: it hands the last whole interval to the execution whose
 id is that interval's, unless the interval has a run, so two executions never write one interval.
 A cancel requested while an attempt fails wins: the run is `Cancelled`, and nothing retries it.
+
+An execution the service did not start (a schedule edited by hand, `temporal schedule update` without `--input`
+or `--execution-timeout`) proves it is not a run: without inputs or an execution timeout it fails at once, not
+retried, saying so; reconciliation puts the schedule back and runs the interval.
 """
 
 import asyncio
@@ -78,8 +82,10 @@ class RunBatchExportWorkflow:
             )
 
     @workflow.run
-    async def run(self, inputs: RunInputs) -> RunResult:
+    async def run(self, inputs: RunInputs | None = None) -> RunResult:
         info = workflow.info()
+        if inputs is None or not info.execution_timeout:
+            raise ApplicationError(_not_a_run(inputs), type="NotStartedByTheService", non_retryable=True)
         fired = inputs.data_interval_end or info.typed_search_attributes.get(SCHEDULED_START_TIME)
         if fired is None:
             raise ApplicationError("a run needs data_interval_end when no schedule starts it", non_retryable=True)
@@ -230,6 +236,15 @@ class RunBatchExportWorkflow:
             )
         except ActivityError as error:
             workflow.logger.warning("the %s notice was not sent: %s", kind, _describe(error))
+
+
+def _not_a_run(inputs: RunInputs | None) -> str:
+    missing = "no inputs" if inputs is None else "no execution timeout"
+    return (
+        f"Not started by the service: this execution has {missing}, so its schedule was edited by hand (`temporal "
+        "schedule update` without --input and --execution-timeout) or it was started by hand. It exports nothing; "
+        "reconciliation puts the export's schedule back and runs the interval"
+    )
 
 
 def _failure_status(error: BaseException) -> RunStatus:

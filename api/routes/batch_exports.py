@@ -69,7 +69,7 @@ async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
 
 
 async def _estimate_unpause(rt: Runtime, export: BatchExport) -> dict[str, Any]:
-    gap = lifecycle.paused_gap(rt, export, datetime.now(UTC))
+    gap = await lifecycle.unpause_gap(rt, export, datetime.now(UTC))
     found = await estimates.estimate(rt, export, *gap, missing_only=True) if gap else estimates.NOTHING
     return found.body()
 
@@ -148,29 +148,35 @@ async def update_export(request: web.Request) -> web.Response:
     return json_response(export_body(updated, latest_runs=await runs.latest(rt.pool, updated.id)))
 
 
-@operation("Delete a batch export, its schedule, and cancel its runs", {204: None, 503: oa.Error})
+@operation("Delete a batch export, its schedule, and cancel its runs", {204: None, 202: oa.Deleting, 503: oa.Error})
 async def delete_export(request: web.Request) -> web.Response:
+    """Delete, then wait (up to `BATCH_EXPORTS_CANCEL_WAIT_SECONDS`) for its runs to stop writing: 204 once they
+    have; past the wait, 202 with the runs still stopping."""
     export = await export_for(request, api_keys.WRITE, name="id")
-    await lifecycle.delete(runtime(request), export)
+    still_open = await lifecycle.delete(runtime(request), export)
+    if still_open:
+        return json_response({"deleted": True, "stopping_runs": [str(run) for run in still_open]}, status=202)
     return web.Response(status=204)
 
 
-@operation("Pause a batch export", {200: oa.Paused, 503: oa.Error})
+@operation("Pause a batch export", {200: oa.Paused, 409: oa.Error, 503: oa.Error})
 async def pause_export(request: web.Request) -> web.Response:
+    """Pause; the answer is what Temporal holds after the call (409 when the Temporal UI or CLI changed it
+    meanwhile)."""
     export = await export_for(request, api_keys.WRITE, name="id")
-    await lifecycle.set_paused(runtime(request), export, True)
-    return json_response({"paused": True})
+    return json_response({"paused": await lifecycle.pause(runtime(request), export)})
 
 
 @operation(
     "Unpause a batch export, optionally backfilling the paused gap (with dry_run: estimate that backfill)",
-    {200: oa.Unpaused, 429: oa.Error, 503: oa.Error},
+    {200: oa.Unpaused, 409: oa.Error, 429: oa.Error, 503: oa.Error},
     body=oa.UnpauseIn,
     query=(DRY_RUN,),
 )
 async def unpause_export(request: web.Request) -> web.Response:
-    """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused; with `?dry_run=true`
-    as well, answer that backfill's estimate and change nothing."""
+    """Unpause; with `{"backfill": true}`, also backfill the intervals missed while paused (on an export that is
+    not paused: the span its latest unpause without backfill gave up); with `?dry_run=true` as well, answer that
+    backfill's estimate and change nothing. The answer is what Temporal holds."""
     export = await export_for(request, api_keys.WRITE, name="id")
     options: Any = await read_json(request) if request.can_read_body else {}
     backfill = bool(options.get("backfill")) if isinstance(options, dict) else False
@@ -178,8 +184,8 @@ async def unpause_export(request: web.Request) -> web.Response:
         if not backfill:
             raise validation_error('dry_run estimates the backfill: it needs {"backfill": true}.', "dry_run")
         return json_response(await _estimate_unpause(runtime(request), export))
-    started = await lifecycle.unpause(runtime(request), export, backfill=backfill, now=datetime.now(UTC))
-    body: dict[str, Any] = {"paused": False}
+    paused, started = await lifecycle.unpause(runtime(request), export, backfill=backfill, now=datetime.now(UTC))
+    body: dict[str, Any] = {"paused": paused}
     if started is not None:
         body["backfill_id"] = str(started.id)
     return json_response(body)

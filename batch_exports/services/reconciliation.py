@@ -9,7 +9,10 @@
   settings, is put back; a missing schedule of a live export is created again.
 - No gap: every boundary of a live export after `covered_until` (the boundary up to which every interval
   has a run, or was forgone while paused) that the schedule did not fire at (a wall-clock time a DST change
-  skips, a cluster down past the catch-up window) gets its run, with the id the scheduled run would have.
+  skips, a cluster down past the catch-up window, a deleted schedule, a fire of a hand-edited schedule that
+  refused itself) gets its run, with the id the scheduled run would have, logged with its cause (`gaps`); one
+  a pause outside the API skipped is given up and logged so. An interval whose id Temporal refuses (running
+  already) is not counted covered until it has a run.
 """
 
 import asyncio
@@ -24,12 +27,13 @@ from temporalio.client import Client, ScheduleDescription, WorkflowExecutionStat
 from temporalio.service import RPCError, RPCStatusCode
 
 from batch_exports.runtime import Runtime
-from batch_exports.store import backfills, exports, logs, runs
+from batch_exports.services import gaps
+from batch_exports.store import backfills, coverage, exports, logs, runs
 from batch_exports.store.backfills import Backfill, BackfillKind
 from batch_exports.store.exports import BatchExport
 from batch_exports.store.runs import Run
 from batch_exports.temporal import scheduler_history, schedules
-from contracts.intervals import DataInterval, boundaries, latest_boundary, previous_boundary
+from contracts.intervals import DataInterval, boundaries, latest_boundary, previous_boundary, run_workflow_id
 from contracts.statuses import BackfillStatus, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -198,22 +202,25 @@ async def _reconcile_export(rt: Runtime, export_id: uuid.UUID, done: Reconciled,
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             raise
-        await _recreate(rt, export, done)
+        await _recreate(rt, export, done, now)
         return
     state = dict(export.schedule_state or {})
     export = await _operators_changes(rt, export, described, state, done, now)
     await _put_back(rt, export, described, state, done)
-    await _fill_gaps(rt, export, done, now)
+    await _fill_gaps(rt, export, state, done, now)
 
 
-async def _recreate(rt: Runtime, export: BatchExport, done: Reconciled) -> None:
+async def _recreate(rt: Runtime, export: BatchExport, done: Reconciled, now: datetime) -> None:
     async with rt.pool.acquire() as conn, conn.transaction():
         # A delete in flight holds this row: wait for it, and recreate nothing for a deleted export.
         row = await exports.lock(conn, export.id)
         if row is None or row["deleted"]:
             return
-        state = await schedules.sync(rt.client, export, rt.settings)
-        await exports.set_schedule_state(conn, export.id, {**(export.schedule_state or {}), **state})
+        state = dict(export.schedule_state or {})
+        # The boundaries between its last sighting and now were missed for this cause (see `gaps`).
+        state["recreated"] = {"at": now.isoformat(), "last_seen": state.get("checked_at")}
+        state.update(await schedules.sync(rt.client, export, rt.settings))
+        await exports.set_schedule_state(conn, export.id, state)
     done.recreated += 1
     await _log(
         rt, export, logs.Level.WARNING, "The export's schedule was missing from Temporal and has been created again"
@@ -249,8 +256,10 @@ async def _operators_changes(
     if paused != export.paused:
         at = toggle.at if toggle else now
         covered = None if paused else latest_boundary(export.interval_spec, at)
-        async with rt.pool.acquire() as conn:
+        async with rt.pool.acquire() as conn, conn.transaction():
             await exports.set_paused(conn, export.id, paused, at=at, covered_until=covered)
+            if covered is not None and export.covered_until is not None:
+                await coverage.forgo(conn, export.id, export.covered_until, covered, "unpaused outside the API")
         done.paused += paused
         done.unpaused += not paused
         who = f" by {toggle.identity}" if toggle and toggle.identity else ""
@@ -332,8 +341,12 @@ async def _put_back(
                "were put back to what the export says")  # fmt: skip
 
 
-async def _fill_gaps(rt: Runtime, export: BatchExport, done: Reconciled, now: datetime) -> None:
-    """Run the boundaries after `covered_until` the schedule did not fire at, once it has had its chance."""
+async def _fill_gaps(
+    rt: Runtime, export: BatchExport, state: dict[str, object], done: Reconciled, now: datetime
+) -> None:
+    """Run the boundaries after `covered_until` the schedule did not fire at, once it has had its chance, naming
+    the cause; give up those a pause outside the API skipped. `covered_until` stops before an interval whose run
+    Temporal refused to start (its id is running): the next pass tries again."""
     if export.paused:
         return
     spec = export.interval_spec
@@ -348,20 +361,53 @@ async def _fill_gaps(rt: Runtime, export: BatchExport, done: Reconciled, now: da
     if not owed:
         return
     have = await runs.interval_ends(rt.pool, export.id, export.covered_until, owed[-1])
+    covered, causes = owed[-1], gaps.Causes(rt.client, export, state)
     for end in owed:
         if end in have:
             continue
         interval = DataInterval(previous_boundary(spec, end), end)
-        if await schedules.start_interval_run(rt.client, rt.settings, export, interval):
-            done.gaps += 1
-            await _log(
-                rt,
-                export,
-                logs.Level.WARNING,
-                f"The schedule did not start the interval {interval.start.isoformat()} to {end.isoformat()} "
-                "(a time a DST change skipped, or Temporal down past its catch-up window): started it",
-            )
-    await exports.set_covered_until(rt.pool, export.id, owed[-1])
+        span = f"{interval.start.isoformat()} to {end.isoformat()}"
+        cause = await causes.of(end)
+        if cause.pause is not None:
+            await coverage.forgo(rt.pool, export.id, interval.start, end, cause.text)
+            if cause.pause.start is not None:
+                await exports.record_pause(rt.pool, export.id, cause.pause.start)
+            await _log(rt, export, logs.Level.INFO, f"The schedule did not start the interval {span}: {cause.text}. "
+                       "It is not exported, as the paused span of an unpause outside the API is not (unpause through "
+                       'the API with {"backfill": true} to export it)')  # fmt: skip
+            continue
+        if not await _start_gap(rt, export, interval, state):
+            covered = interval.start  # not covered: the next pass tries again
+            break
+        done.gaps += 1
+        await _log(rt, export, logs.Level.WARNING, f"The schedule did not start the interval {span} ({cause.text}): "
+                   "started it")  # fmt: skip
+    await exports.set_covered_until(rt.pool, export.id, covered)
+    await exports.set_schedule_state(rt.pool, export.id, state)
+
+
+async def _start_gap(rt: Runtime, export: BatchExport, interval: DataInterval, state: dict[str, object]) -> bool:
+    """Start the interval's run. When its id is running already: an execution the service did not start (no
+    execution timeout) is terminated and the run started; one of the service's is waited for (False), said once."""
+    if await schedules.start_interval_run(rt.client, rt.settings, export, interval):
+        return True
+    workflow_id = run_workflow_id(str(export.id), interval.end)
+    handle = rt.client.get_workflow_handle(workflow_id)
+    described = await handle.describe()
+    span = f"{interval.start.isoformat()} to {interval.end.isoformat()}"
+    if not described.raw_description.execution_config.workflow_execution_timeout.ToTimedelta():
+        reason = "not started by the service (no execution timeout): it held the interval's id and exported nothing"
+        with contextlib.suppress(RPCError):  # closed meanwhile: start the run all the same
+            await handle.terminate(reason=reason)
+        await _log(rt, export, logs.Level.WARNING, f"Temporal refused to start the interval {span}: {workflow_id} was "
+                   f"running, {reason}. Terminated it")  # fmt: skip
+        return await schedules.start_interval_run(rt.client, rt.settings, export, interval)
+    if state.get("refused") != workflow_id:
+        state["refused"] = workflow_id
+        await _log(rt, export, logs.Level.WARNING, f"Temporal refused to start the interval {span}, which has no run: "
+                   f"{workflow_id} is running already (started {described.start_time}) without recording one. The "
+                   "interval is not counted covered; reconciliation tries again until it has a run")  # fmt: skip
+    return False
 
 
 async def _log(rt: Runtime, export: BatchExport, level: logs.Level, message: str) -> None:

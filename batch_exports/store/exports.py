@@ -46,6 +46,8 @@ class BatchExport(BaseModel):
     last_paused_at: datetime | None
     covered_until: datetime | None = None
     """Every boundary up to here has a run, is being run, or was forgone while paused (see reconciliation)."""
+    owed_from: datetime | None = None
+    """The export owes every interval ending after this boundary a completed run (unless a pause forwent it)."""
     schedule_state: dict[str, Any] | None = None
     """What reconciliation last saw of the Temporal Schedule (fingerprints, actions), to notice changes."""
 
@@ -142,7 +144,7 @@ async def insert(
         body.destination.parsed().integration_id,
     )
     columns = {"id": export_id, "team_id": team_id, "destination_id": destination_id, **_columns(body),
-               "covered_until": covered_until}  # fmt: skip
+               "covered_until": covered_until, "owed_from": covered_until}  # fmt: skip
     names = ", ".join(columns)
     values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     await conn.execute(f"INSERT INTO batch_exports ({names}) VALUES ({values})", *columns.values())
@@ -211,8 +213,22 @@ async def set_paused(
     return not status.endswith(" 0")
 
 
-async def set_covered_until(conn: Executor, export_id: uuid.UUID, at: datetime) -> None:
-    await conn.execute("UPDATE batch_exports SET covered_until = $2 WHERE id = $1", export_id, at)
+async def set_covered_until(conn: Executor, export_id: uuid.UUID, at: datetime, *, owed_from: bool = False) -> None:
+    """Move `covered_until`; with `owed_from`, the export owes intervals only from there on (a new interval)."""
+    await conn.execute(
+        "UPDATE batch_exports SET covered_until = $2, owed_from = CASE WHEN $3 THEN $2 ELSE owed_from END "
+        "WHERE id = $1",
+        export_id,
+        at,
+        owed_from,
+    )
+
+
+async def record_pause(conn: Executor, export_id: uuid.UUID, at: datetime) -> None:
+    """A pause seen after it ended (paused and unpaused outside the API between two looks): its time."""
+    await conn.execute(
+        "UPDATE batch_exports SET last_paused_at = greatest(last_paused_at, $2) WHERE id = $1", export_id, at
+    )
 
 
 async def set_schedule_state(conn: Executor, export_id: uuid.UUID, state: dict[str, Any]) -> None:
@@ -280,6 +296,16 @@ class Freshness:
     interval: Interval
     paused: bool
     exported_until: datetime | None
+    timezone: str
+    offset_day: int | None
+    offset_hour: int | None
+    owed_from: datetime | None
+    covered_until: datetime | None
+
+    @property
+    def interval_spec(self) -> IntervalSpec:
+        return IntervalSpec(self.interval, self.timezone, self.offset_day, self.offset_hour)
+
     created_at: datetime
     start_at: datetime | None
     end_at: datetime | None
@@ -289,7 +315,8 @@ async def freshness(conn: Executor) -> list[Freshness]:
     """Every export that is not deleted, with the end of its latest completed interval."""
     rows = await conn.fetch(
         """
-        SELECT e.id, e.interval, e.paused, e.created_at, e.start_at, e.end_at,
+        SELECT e.id, e.interval, e.paused, e.created_at, e.start_at, e.end_at, e.timezone, e.offset_day,
+               e.offset_hour, e.owed_from, e.covered_until,
                (SELECT r.data_interval_end FROM batch_export_runs r
                 WHERE r.batch_export_id = e.id AND r.status = $1
                 ORDER BY r.data_interval_start DESC LIMIT 1) AS exported_until

@@ -89,6 +89,13 @@ class ServiceMetrics:
             "batch_exports_export_lag_seconds",
             "Now minus the end of the latest completed interval of an export on schedule (0 once deleted or paused).",
         )
+        self.export_paused = meter.create_gauge(
+            "batch_exports_export_paused", "1 while an export is paused (0 when live or deleted)."
+        )
+        self.missing_intervals = meter.create_gauge(
+            "batch_exports_export_missing_intervals",
+            "Intervals an export owes that have no completed run (nor one under way) and no pause gave up.",
+        )
         self.export_interval = meter.create_gauge_float(
             "batch_exports_export_interval_seconds", "The nominal length of a live export's interval."
         )
@@ -113,6 +120,7 @@ class ServiceMetrics:
             self.capture_batches.add(0, {"outcome": outcome})
         self.capture_events.add(0)
         self._lagging: set[str] = set()
+        self._owing: set[str] = set()
         self._backfilling: set[str] = set()
 
     def run_finished(self, run: FinishedRun, now: datetime | None = None) -> None:
@@ -151,6 +159,16 @@ class ServiceMetrics:
             self.export_lag.set(lag, {"batch_export_id": export_id})
             self.export_interval.set(interval, {"batch_export_id": export_id})
         self._lagging = set(lags)
+
+    def export_states(self, states: dict[str, tuple[bool, int]]) -> None:
+        """Set each live export's (paused, missing intervals); an export no longer live drops to 0."""
+        for export_id in self._owing - states.keys():
+            self.export_paused.set(0, {"batch_export_id": export_id})
+            self.missing_intervals.set(0, {"batch_export_id": export_id})
+        for export_id, (paused, missing) in states.items():
+            self.export_paused.set(int(paused), {"batch_export_id": export_id})
+            self.missing_intervals.set(missing, {"batch_export_id": export_id})
+        self._owing = set(states)
 
     def backfills_left(self, left: dict[str, int]) -> None:
         """Set the runs each export's open backfills have left; a deleted export drops to 0."""

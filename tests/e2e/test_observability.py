@@ -84,7 +84,10 @@ async def test_every_series_the_dashboard_and_the_rules_use_exists(project: Proj
                 return rules if rules and all(rule["health"] != "unknown" for rule in rules) else None
 
             rules = await eventually(evaluated, within=30, every=1)
-            assert {rule["name"] for rule in rules} >= {"BatchExportLagging", "BatchExportWorkersAbsent"}
+            assert {rule["name"] for rule in rules} >= {
+                "BatchExportLagging", "BatchExportWorkersAbsent", "BatchExportMissingIntervals",
+                "BatchExportWorkflowTasksFailing",
+            }  # fmt: skip
             assert [(rule["name"], rule.get("lastError")) for rule in rules if rule["health"] != "ok"] == []
             # With a worker up and an export just created, the rules that look for their absence and for a lag
             # find nothing now (their alerts may still be pending from before the first scrape).
@@ -103,7 +106,8 @@ async def test_every_series_the_dashboard_and_the_rules_use_exists(project: Proj
 
 async def _traffic(project: Project, base_url: str, queue: str) -> dict[str, Any]:
     """What makes every series exist: captures (accepted and rejected), a live export, a scheduled-like run and
-    a backfill, all through the gateway process and run by the worker process."""
+    a backfill, all through the gateway process and run by the worker process; and an execution started by hand
+    with inputs the run cannot decode, whose workflow task fails (terminated once the series are seen)."""
     headers = {"Authorization": f"Bearer {API_KEY}"}
     api = f"{base_url}/api/environments/{project.id}"
     async with aiohttp.ClientSession() as http:
@@ -129,5 +133,9 @@ async def _traffic(project: Project, base_url: str, queue: str) -> dict[str, Any
             return len(runs) == 3 and all(run["status"] == "Completed" for run in runs)
 
         await eventually(done, within=60, every=0.5)
+        await project.stack.client.start_workflow(
+            "batch-export-run", "not a run", id=f"by-hand-{queue}", task_queue=queue,
+            execution_timeout=timedelta(minutes=2),  # it ends by itself
+        )  # fmt: skip
         await asyncio.sleep(2)  # a refresh of the gauges and a scrape after the runs
     return export

@@ -2,8 +2,6 @@
 server), then read back through the API: nothing lost, nothing written twice, and the API says what Temporal says."""
 
 import asyncio
-import json
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,32 +20,12 @@ from tests.support.helpers import (
     reconcile,
     runs_until,
     start_run,
-    temporal_cli_run,
 )
+from tests.support.operating import cli, exported_uuids, file_export, logs_of
 from tests.support.receiver import running_receiver
 from tests.support.stack import Project
 
 FIVE_MINUTES = timedelta(minutes=5)
-
-
-def cli(*args: str) -> str:
-    return temporal_cli_run(*args, address=os.environ["TEMPORAL_ADDRESS"])
-
-
-def file_export(path: str, interval: str = "hour", **fields: Any) -> dict[str, Any]:
-    return {"name": path, "interval": interval, "destination": {"type": "File", "config": {"path": path}}, **fields}
-
-
-def exported_uuids(project: Project, path: str) -> list[str]:
-    directory = project.files / path
-    files = sorted(directory.glob("*.jsonl")) if directory.exists() else []
-    return [json.loads(line)["uuid"] for file in files for line in file.read_text().splitlines()]
-
-
-async def logs_of(project: Project, export_id: str) -> list[str]:
-    status, body = await project.request("GET", f"batch_exports/{export_id}/logs/", params={"limit": "100"})
-    assert status == 200, body
-    return [entry["message"] for entry in body["results"]]
 
 
 async def test_a_cli_pause_is_recorded_at_temporals_time_with_its_note(project: Project) -> None:

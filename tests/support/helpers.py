@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from api.app import create_app
 from batch_exports.settings import Settings
 from batch_exports.temporal.schedules import run_retry_policy
+from contracts import timeouts
 from contracts.intervals import Interval, IntervalSpec, run_workflow_id
 from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileInputs, ReconcileResult, RunInputs
 from entrypoints.embedded import temporal_cli
@@ -86,22 +87,21 @@ async def start_run(
     execution_timeout: timedelta | None = None,
     task_queue: str | None = None,
 ) -> WorkflowHandle[Any, Any]:
-    """Start a run the way the export's schedule would (same id, inputs and retry policy)."""
+    """Start a run the way the export's schedule would (same id, inputs, timeout and retry policy)."""
     settings = stack.settings
+    interval = Interval(export["interval"])
     return await stack.client.start_workflow(
         RUN_WORKFLOW,
         RunInputs(
             batch_export_id=export["id"],
             team_id=export["team_id"],
-            spec=IntervalSpec(
-                Interval(export["interval"]), export["timezone"], export["offset_day"], export["offset_hour"]
-            ),
+            spec=IntervalSpec(interval, export["timezone"], export["offset_day"], export["offset_hour"]),
             data_interval_start=start,
             data_interval_end=end,
         ),
         id=run_workflow_id(export["id"], end),
         task_queue=task_queue or settings.task_queue,
-        execution_timeout=execution_timeout,
+        execution_timeout=execution_timeout or timeouts.execution_timeout(interval),
         retry_policy=run_retry_policy(settings),
     )
 

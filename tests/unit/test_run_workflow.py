@@ -31,6 +31,8 @@ from tests.support.time_skipping import time_skipping_environment
 from workflows.run import RunBatchExportWorkflow
 
 END = datetime(2026, 1, 1, 12, tzinfo=UTC)
+TIMEOUT = timedelta(days=1)
+"""Every run the service starts has an execution timeout."""
 
 
 @dataclass
@@ -102,6 +104,7 @@ async def run(client: Client, books: Books, export: Export, *, attempts: int = 1
             RunInputs(batch_export_id="export", team_id=1, spec=IntervalSpec(Interval.HOUR), data_interval_end=end),
             id=f"export-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
+            execution_timeout=TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=attempts, initial_interval=timedelta(seconds=1)),
         )
 
@@ -165,6 +168,7 @@ async def cancelled_while_exporting(env: WorkflowEnvironment, books: Books, expo
             RunInputs(batch_export_id="export", team_id=1, spec=IntervalSpec(Interval.HOUR), data_interval_end=END),
             id=f"export-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
+            execution_timeout=TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1)),
         )
         async with asyncio.timeout(30):
@@ -219,3 +223,27 @@ async def test_a_cancel_wins_over_a_failure_racing_it(env: WorkflowEnvironment) 
     handle = await cancelled_while_exporting(env, books, export)
     assert books.statuses == [RunStatus.CANCELLED]  # not FailedRetryable: nothing runs it again
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+async def test_an_execution_without_inputs_fails_at_once_naming_the_hand_edit(env: WorkflowEnvironment) -> None:
+    # (An execution without an execution timeout is refused too: the e2e tier shows it, since this test server
+    # gives every execution one.)
+    books, task_queue = Books(), f"run-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        env.client, task_queue=task_queue, workflows=[RunBatchExportWorkflow], activities=stubs(books, lambda i: None)
+    ):
+        handle = await env.client.start_workflow(  # a schedule edited by hand: `temporal schedule update` no --input
+            "batch-export-run",
+            id=f"export-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+            retry_policy=RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1)),
+        )
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.non_retryable, cause
+    assert "edited by hand" in cause.message and "no inputs" in cause.message
+    history = await handle.fetch_history()
+    assert not any(e.HasField("workflow_task_failed_event_attributes") for e in history.events)
+    assert (await handle.describe()).run_id == handle.result_run_id  # no second execution
+    assert books.started == []

@@ -96,6 +96,18 @@ def test_an_export_that_stops_running_drops_to_zero_lag(exposed: tuple[ServiceMe
     assert samples['batch_exports_export_lag_seconds{batch_export_id="b"}'] == 90
 
 
+def test_paused_and_missing_intervals_are_per_export_and_drop_to_zero(exposed: tuple[ServiceMetrics, str]) -> None:
+    metrics, url = exposed
+    metrics.export_states({"a": (True, 0), "b": (False, 3)})
+    samples = scrape(url)
+    assert samples['batch_exports_export_paused{batch_export_id="a"}'] == 1
+    assert samples['batch_exports_export_missing_intervals{batch_export_id="b"}'] == 3
+    metrics.export_states({"b": (False, 1)})  # `a` was deleted
+    samples = scrape(url)
+    assert samples['batch_exports_export_paused{batch_export_id="a"}'] == 0
+    assert samples['batch_exports_export_missing_intervals{batch_export_id="b"}'] == 1
+
+
 def test_a_taken_port_leaves_the_process_without_metrics_naming_the_setting(
     exposed: tuple[ServiceMetrics, str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -110,7 +122,8 @@ def test_a_taken_port_leaves_the_process_without_metrics_naming_the_setting(
 def freshness(**fields: object) -> Freshness:
     values: dict[str, object] = {
         "id": uuid.uuid4(), "interval": Interval.HOUR, "paused": False, "exported_until": None,
-        "created_at": NOW - timedelta(days=1), "start_at": None, "end_at": None, **fields,
+        "created_at": NOW - timedelta(days=1), "start_at": None, "end_at": None, "timezone": "UTC",
+        "offset_day": None, "offset_hour": None, "owed_from": None, "covered_until": None, **fields,
     }  # fmt: skip
     return Freshness(**values)  # type: ignore[arg-type]
 
