@@ -28,7 +28,7 @@ test: $(STAMP) $(PROMETHEUS) $(AZURITE)
 $(PROMETHEUS):
 	sh tests/support/install_prometheus.sh $(VENV)/prometheus
 
-# Azurite beside `make dev`: port 10000, data under .data/azurite, a container `exports`.
+# Azurite beside `make dev`: port 10000 (BATCH_EXPORTS_AZURITE_PORT), data under .data/azurite, a container `exports`.
 azurite: $(STAMP) $(AZURITE)
 	$(BIN)/python -m entrypoints.azurite
 

@@ -12,10 +12,8 @@ import asyncio
 import sys
 import uuid
 
-import asyncpg
-
-from batch_exports.settings import get_settings
 from batch_exports.store import api_keys
+from entrypoints import stack_env
 
 
 async def main(argv: list[str]) -> int:
@@ -30,7 +28,7 @@ async def main(argv: list[str]) -> int:
     revoke.add_argument("key_id", type=uuid.UUID)
     args = parser.parse_args(argv)
 
-    conn = await asyncpg.connect(get_settings().database_url)
+    conn = await stack_env.connect_database()
     try:
         if args.command == "create":
             scopes = tuple(args.scope or api_keys.ALL_SCOPES)

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,8 @@ import psutil
 import psycopg
 import pytest
 
-from entrypoints.embedded import LOOPBACK, free_port
+from entrypoints import stack_env
+from entrypoints.embedded import LOOPBACK, free_port, temporal_cli
 from tests.support.helpers import temporal_cli_run
 
 
@@ -31,11 +33,20 @@ def _post(url: str, body: Any, key: str | None = None) -> Any:
         return json.loads(response.read())
 
 
+PORTS = ("API", "TEMPORAL", "TEMPORAL_UI", "POSTGRES", "WORKER_METRICS")
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without the service's and Temporal's variables: a newcomer's shell."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("BATCH_EXPORTS_", "TEMPORAL_"))}
+
+
 class DevStack:
     def __init__(self, data_dir: Path) -> None:
-        self.ports = {name: free_port() for name in ("API", "TEMPORAL", "TEMPORAL_UI", "POSTGRES")}
+        self.data_dir = data_dir
+        self.ports = {name: free_port() for name in PORTS}
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("BATCH_EXPORTS_", "TEMPORAL_"))},
+            **clean_environment(),
             **{f"BATCH_EXPORTS_{name}_PORT": str(port) for name, port in self.ports.items()},
             "BATCH_EXPORTS_DATA_DIR": str(data_dir),
             "BATCH_EXPORTS_DEV_API_KEY": "phx_launcher_test",
@@ -43,11 +54,14 @@ class DevStack:
         self.api = f"http://{LOOPBACK}:{self.ports['API']}"
         self.output = data_dir / "dev-output.log"
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def launch(self) -> subprocess.Popen[bytes]:
         with self.output.open("ab") as out:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 [sys.executable, "-m", "entrypoints.dev"], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
+
+    def start(self) -> subprocess.Popen[bytes]:
+        process = self.launch()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert process.poll() is None, self.output.read_text()
@@ -77,7 +91,17 @@ def test_dev_starts_prints_stops_and_restarts_with_its_data(tmp_path: Path) -> N
     process = stack.start()
     try:
         printed = stack.output.read_text()
-        assert "phx_launcher_test" in printed and "phc_dev_local" in printed
+        assert "phc_dev_local" in printed and "source" in printed
+        # The key and the database password are in .data/env, the owner's only, and on no terminal.
+        env_file = data_dir / "env"
+        assert env_file.stat().st_mode & 0o077 == 0
+        reach = stack_env.read(env_file)
+        password = (data_dir / "postgres.password").read_text().strip()
+        assert reach["BATCH_EXPORTS_API_KEY"] == "phx_launcher_test"
+        assert password in reach["BATCH_EXPORTS_DATABASE_URL"]
+        assert reach["BATCH_EXPORTS_API_URL"] == stack.api
+        assert reach["TEMPORAL_ADDRESS"] == f"{LOOPBACK}:{stack.ports['TEMPORAL']}"
+        assert "phx_launcher_test" not in printed and password not in printed
         assert f"http://{LOOPBACK}:{stack.ports['TEMPORAL_UI']}" in printed
         created = _post(
             stack.api + "/api/environments/1/batch_exports/",
@@ -87,12 +111,12 @@ def test_dev_starts_prints_stops_and_restarts_with_its_data(tmp_path: Path) -> N
         with urllib.request.urlopen(f"http://{LOOPBACK}:{stack.ports['TEMPORAL_UI']}", timeout=5) as ui:
             assert ui.status == 200
         # The embedded PostgreSQL takes no connection without its password, kept in the data directory.
-        password = data_dir / "postgres.password"
-        assert password.stat().st_mode & 0o077 == 0 and password.read_text().strip()
+        assert (data_dir / "postgres.password").stat().st_mode & 0o077 == 0
         with pytest.raises(psycopg.OperationalError, match="password"):
             psycopg.connect(host=LOOPBACK, port=stack.ports["POSTGRES"], user="postgres", password="", dbname="x")
     finally:
         stack.stop(process)
+    assert not (data_dir / "env").exists()  # it describes a running stack only
 
     process = stack.start()
     try:
@@ -104,3 +128,80 @@ def test_dev_starts_prints_stops_and_restarts_with_its_data(tmp_path: Path) -> N
         assert "batch-export-run" in described
     finally:
         stack.stop(process)
+
+
+def tools(cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """A command typed in a newcomer's shell at the root of a checkout (`cwd`) whose `.data/` `make dev` uses."""
+    return subprocess.run(command, cwd=cwd, env=clean_environment(), capture_output=True, text=True, timeout=60)
+
+
+def test_the_tools_find_make_dev_by_its_env_file(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    (data_dir := tmp_path / ".data").mkdir()
+    stack = DevStack(data_dir)
+    process = stack.start()
+    try:
+        # As the README shows them, with no variable set: they read .data/env.
+        key = tools(tmp_path, sys.executable, "-m", "entrypoints.keys", "create", "--label", "ci", "--project", "1")
+        assert key.returncode == 0 and key.stdout.startswith("phx_"), key.stderr
+        assert _get(stack.api + "/api/environments/1/batch_exports/", key=key.stdout.strip())["results"] == []
+        made = tools(tmp_path, sys.executable, "-m", "entrypoints.projects", "create", "--name", "Web app")
+        assert made.returncode == 0 and made.stdout.split()[0] == "2", made.stderr
+        # The temporal CLI, after `source .data/env`.
+        listed = tools(tmp_path, "bash", "-c", f"source .data/env && {temporal_cli()} workflow list")
+        assert listed.returncode == 0 and "batch-exports-reconcile" in listed.stdout, listed.stderr
+    finally:
+        stack.stop(process)
+
+
+def _running_from(data_dir: Path) -> list[psutil.Process]:
+    """Every process whose command line names a path under `data_dir`: the servers of its `make dev`."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(str(data_dir) in arg for arg in process.info["cmdline"] or ()):
+            found.append(process)
+    return found
+
+
+def test_a_killed_make_dev_leaves_servers_the_next_one_stops(tmp_path: Path) -> None:
+    """Issue 21, item 14: the next `make dev` stops what a SIGKILLed one left, runs its own, and leaves nothing."""
+    data_dir = (tmp_path / "data").resolve()
+    data_dir.mkdir()
+    tmp_path.chmod(0o755)
+    stack = DevStack(data_dir)
+    first = stack.start()
+    # A second launcher on the same data refuses, and the first goes on.
+    second = stack.launch()
+    assert second.wait(30) == 1
+    assert f"already runs on {data_dir} (pid {first.pid})" in stack.output.read_text()
+    assert _get(stack.api + "/_health")["status"] == "ok"
+    first.kill()
+    first.wait()
+    left = _running_from(data_dir)
+    assert {"postgres", "temporal"} <= {p.name() for p in left}, [p.cmdline()[:2] for p in left]
+
+    process = stack.start()
+    try:
+        printed = stack.output.read_text()
+        assert "Stopping PostgreSQL left running by an earlier `make dev`" in printed
+        assert "Stopping the Temporal dev server left running by an earlier `make dev`" in printed
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in left)
+        ours = {p.pid for p in psutil.Process(process.pid).children(recursive=True)}
+        assert {p.pid for p in _running_from(data_dir)} <= ours  # what answers is this launcher's own
+    finally:
+        stack.stop(process)
+    assert _running_from(data_dir) == []
+
+
+@pytest.mark.parametrize("busy", PORTS)
+def test_a_busy_port_is_named_with_its_setting_before_anything_starts(tmp_path: Path, busy: str) -> None:
+    stack = DevStack(tmp_path)
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, stack.ports[busy]))
+        taken.listen()
+        process = stack.launch()
+        assert process.wait(60) == 1
+    printed = stack.output.read_text()
+    assert f"port {stack.ports[busy]} (BATCH_EXPORTS_{busy}_PORT) is already in use" in printed
+    assert "Traceback" not in printed and "Starting" not in printed
+    assert not (tmp_path / "postgres").exists() and not (tmp_path / "dev.pid").exists()
