@@ -8,7 +8,7 @@ PROMETHEUS := $(VENV)/prometheus/usr/bin/prometheus
 # Azurite (Azure Blob Storage's emulator) from npm, for the AzureBlob destination's tests and `make azurite`.
 AZURITE := .tools/node_modules/.bin/azurite-blob
 
-.PHONY: dev test test-unit lint worker api azurite clean
+.PHONY: dev demo test test-unit lint worker api azurite clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(AZURITE):
 
 dev: $(STAMP)
 	$(BIN)/python -m entrypoints.dev
+
+# Beside a running `make dev`: three exports, a backfill of the last 15 minutes, records out within two minutes.
+demo: $(STAMP)
+	$(BIN)/python -m entrypoints.demo
 
 test: $(STAMP) $(PROMETHEUS) $(AZURITE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

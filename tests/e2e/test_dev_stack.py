@@ -1,86 +1,18 @@
 """`make dev`'s launcher as a person uses it: it starts, answers, stops on Ctrl-C, and finds its data again."""
 
-import json
-import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import psutil
 import psycopg
 import pytest
 
 from entrypoints import stack_env
-from entrypoints.embedded import LOOPBACK, free_port, temporal_cli
+from entrypoints.embedded import LOOPBACK, temporal_cli
+from tests.support.dev_stack import PORTS, DevStack, get_json, post_json, typed
 from tests.support.helpers import temporal_cli_run
-
-
-def _get(url: str, key: str | None = None) -> Any:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def _post(url: str, body: Any, key: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-PORTS = ("API", "TEMPORAL", "TEMPORAL_UI", "POSTGRES", "WORKER_METRICS")
-
-
-def clean_environment() -> dict[str, str]:
-    """This process's environment without the service's and Temporal's variables: a newcomer's shell."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("BATCH_EXPORTS_", "TEMPORAL_"))}
-
-
-class DevStack:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.ports = {name: free_port() for name in PORTS}
-        self.env = {
-            **clean_environment(),
-            **{f"BATCH_EXPORTS_{name}_PORT": str(port) for name, port in self.ports.items()},
-            "BATCH_EXPORTS_DATA_DIR": str(data_dir),
-            "BATCH_EXPORTS_DEV_API_KEY": "phx_launcher_test",
-        }
-        self.api = f"http://{LOOPBACK}:{self.ports['API']}"
-        self.output = data_dir / "dev-output.log"
-
-    def launch(self) -> subprocess.Popen[bytes]:
-        with self.output.open("ab") as out:
-            return subprocess.Popen(
-                [sys.executable, "-m", "entrypoints.dev"], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def start(self) -> subprocess.Popen[bytes]:
-        process = self.launch()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, self.output.read_text()
-            try:
-                if _get(self.api + "/_health")["status"] == "ok":
-                    return process
-            except OSError:
-                pass
-            time.sleep(0.2)
-        process.kill()
-        pytest.fail(f"make dev did not become healthy:\n{self.output.read_text()}")
-
-    def stop(self, process: subprocess.Popen[bytes]) -> None:
-        children = psutil.Process(process.pid).children(recursive=True)
-        assert children, "the launcher should have started PostgreSQL and Temporal"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(60) == 0, self.output.read_text()
-        _, alive = psutil.wait_procs(children, timeout=10)
-        assert alive == [], f"left running after Ctrl-C: {[p.cmdline()[:2] for p in alive]}"
 
 
 def test_dev_starts_prints_stops_and_restarts_with_its_data(tmp_path: Path) -> None:
@@ -103,7 +35,7 @@ def test_dev_starts_prints_stops_and_restarts_with_its_data(tmp_path: Path) -> N
         assert reach["TEMPORAL_ADDRESS"] == f"{LOOPBACK}:{stack.ports['TEMPORAL']}"
         assert "phx_launcher_test" not in printed and password not in printed
         assert f"http://{LOOPBACK}:{stack.ports['TEMPORAL_UI']}" in printed
-        created = _post(
+        created = post_json(
             stack.api + "/api/environments/1/batch_exports/",
             {"name": "kept", "interval": "day", "destination": {"type": "NoOp"}},
             key="phx_launcher_test",
@@ -120,7 +52,7 @@ def test_dev_starts_prints_stops_and_restarts_with_its_data(tmp_path: Path) -> N
 
     process = stack.start()
     try:
-        listed = _get(stack.api + "/api/environments/1/batch_exports/", key="phx_launcher_test")
+        listed = get_json(stack.api + "/api/environments/1/batch_exports/", key="phx_launcher_test")
         assert [e["id"] for e in listed["results"]] == [created["id"]]
         described = temporal_cli_run(
             "schedule", "describe", "--schedule-id", created["id"], address=f"{LOOPBACK}:{stack.ports['TEMPORAL']}"
@@ -130,11 +62,6 @@ def test_dev_starts_prints_stops_and_restarts_with_its_data(tmp_path: Path) -> N
         stack.stop(process)
 
 
-def tools(cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    """A command typed in a newcomer's shell at the root of a checkout (`cwd`) whose `.data/` `make dev` uses."""
-    return subprocess.run(command, cwd=cwd, env=clean_environment(), capture_output=True, text=True, timeout=60)
-
-
 def test_the_tools_find_make_dev_by_its_env_file(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     (data_dir := tmp_path / ".data").mkdir()
@@ -142,13 +69,13 @@ def test_the_tools_find_make_dev_by_its_env_file(tmp_path: Path) -> None:
     process = stack.start()
     try:
         # As the README shows them, with no variable set: they read .data/env.
-        key = tools(tmp_path, sys.executable, "-m", "entrypoints.keys", "create", "--label", "ci", "--project", "1")
+        key = typed(tmp_path, sys.executable, "-m", "entrypoints.keys", "create", "--label", "ci", "--project", "1")
         assert key.returncode == 0 and key.stdout.startswith("phx_"), key.stderr
-        assert _get(stack.api + "/api/environments/1/batch_exports/", key=key.stdout.strip())["results"] == []
-        made = tools(tmp_path, sys.executable, "-m", "entrypoints.projects", "create", "--name", "Web app")
+        assert get_json(stack.api + "/api/environments/1/batch_exports/", key=key.stdout.strip())["results"] == []
+        made = typed(tmp_path, sys.executable, "-m", "entrypoints.projects", "create", "--name", "Web app")
         assert made.returncode == 0 and made.stdout.split()[0] == "2", made.stderr
         # The temporal CLI, after `source .data/env`.
-        listed = tools(tmp_path, "bash", "-c", f"source .data/env && {temporal_cli()} workflow list")
+        listed = typed(tmp_path, "bash", "-c", f"source .data/env && {temporal_cli()} workflow list")
         assert listed.returncode == 0 and "batch-exports-reconcile" in listed.stdout, listed.stderr
     finally:
         stack.stop(process)
@@ -174,7 +101,7 @@ def test_a_killed_make_dev_leaves_servers_the_next_one_stops(tmp_path: Path) -> 
     second = stack.launch()
     assert second.wait(30) == 1
     assert f"already runs on {data_dir} (pid {first.pid})" in stack.output.read_text()
-    assert _get(stack.api + "/_health")["status"] == "ok"
+    assert get_json(stack.api + "/_health")["status"] == "ok"
     first.kill()
     first.wait()
     left = _running_from(data_dir)
