@@ -1,0 +1,150 @@
+"""`batch-exports`, the installed console script, against the real stack: every command, the progress of a
+backfill as plain lines off a terminal, the coverage strip's cells as the runs say, errors in the API's words
+with exit codes a script can tell apart."""
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from contracts.intervals import Interval, IntervalSpec, boundaries
+from tests.support.destinations import postgres_database
+from tests.support.dev_stack import clean_environment
+from tests.support.helpers import insert_events, runs_until, start_run
+from tests.support.stack import API_KEY, Project
+
+CLI = str(Path(sys.executable).parent / "batch-exports")
+FIVE_MINUTES = timedelta(minutes=5)
+
+
+async def be(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    """`batch-exports ARGS` in a shell that names the test's gateway, key and project (no .data/env here)."""
+    env = clean_environment() | {
+        "BATCH_EXPORTS_API_URL": project.stack.base_url,
+        "BATCH_EXPORTS_API_KEY": API_KEY,
+        "BATCH_EXPORTS_PROJECT": str(project.id),
+    }
+    return await asyncio.to_thread(
+        subprocess.run, [CLI, *args], env=env, cwd=Path.cwd().root, capture_output=True, text=True, timeout=120
+    )
+
+
+async def as_json(project: Project, *args: str) -> Any:
+    ran = await be(project, "--output", "json", *args)
+    assert ran.returncode == 0, ran.stderr
+    return json.loads(ran.stdout)
+
+
+async def test_exports_commands_and_the_apis_own_words(project: Project) -> None:
+    made = await as_json(project, "exports", "create", "--name", "cli made", "--interval", "day",
+                         "--destination", "NoOp", "--paused")  # fmt: skip
+    assert made["name"] == "cli made" and made["paused"]
+    listed = await be(project, "exports", "list")
+    row = next(line for line in listed.stdout.splitlines() if made["id"] in line)
+    assert [cell.strip() for cell in row.split("│")] == [made["id"], "cli made", "day", "NoOp", "True"]
+    assert (await as_json(project, "exports", "get", made["id"]))["id"] == made["id"]
+    assert (await as_json(project, "exports", "unpause", made["id"]))["paused"] is False
+    assert (await as_json(project, "exports", "pause", made["id"]))["paused"] is True
+    bad = await be(project, "exports", "create", "--name", "x", "--interval", "fortnight", "--destination", "NoOp")
+    assert bad.returncode == 5 and bad.stderr.startswith("Error: 400: ") and "(interval)" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
+    deleted = await be(project, "exports", "delete", made["id"])
+    assert deleted.returncode == 0 and f"deleted {made['id']}" in deleted.stdout
+    gone = await be(project, "exports", "get", made["id"])
+    assert gone.returncode == 3 and gone.stderr.startswith("Error: 404: "), gone.stderr
+    refused = await be(project, "--api-key", "phx_wrong", "exports", "list")
+    assert refused.returncode == 4 and "401" in refused.stderr
+    nobody = await be(project, "--api-url", "http://127.0.0.1:9", "exports", "list")
+    assert nobody.returncode == 7 and "make dev" in nobody.stderr and "Traceback" not in nobody.stderr
+
+
+async def test_runs_backfills_logs_and_the_coverage_strip(project: Project) -> None:
+    config, _ = await postgres_database(project)
+    export = await as_json(project, "exports", "create", "--name", f"cli-{project.id}", "--interval",
+                           "every 5 minutes", "--destination", "Postgres", "--config", json.dumps(config),
+                           "--paused")  # fmt: skip
+    spec = IntervalSpec(Interval.EVERY_5_MINUTES)
+    ends = list(boundaries(spec, datetime.now(UTC) - 6 * FIVE_MINUTES, datetime.now(UTC)))[-6:]
+    await insert_events(project.stack, project.id, [end - timedelta(minutes=m) for end in ends[1:3] for m in (1, 2)])
+
+    # A backfill of two intervals, watched off a terminal: plain progress lines, the last one complete.
+    made = await as_json(project, "backfills", "create", export["id"], "--start", ends[0].isoformat(),
+                         "--end", ends[2].isoformat())  # fmt: skip
+    watched = await be(project, "backfills", "watch", export["id"], made["backfill_id"], "--every", "0.2")
+    assert watched.returncode == 0, watched.stderr
+    lines = watched.stdout.splitlines()
+    pattern = r"\d+/2 intervals done, \d+ failed, [\d,]+ records, [\d,]+ records/s, (\?|\d+m\d\ds) left, \w+"
+    assert lines and all(re.fullmatch(pattern, line) for line in lines), lines
+    assert lines[-1].startswith("2/2 intervals done, 0 failed, 4 records") and lines[-1].endswith("Completed")
+    backfills = await be(project, "backfills", "list", export["id"])
+    row = next(line for line in backfills.stdout.splitlines() if made["backfill_id"] in line)
+    assert [cell.strip() for cell in row.split("│")][3:] == ["Completed", "2/2", "4"], backfills.stdout
+    ended = await be(project, "backfills", "cancel", export["id"], made["backfill_id"])
+    assert ended.returncode == 5 and "Cannot cancel a backfill" in ended.stderr, ended.stderr
+
+    runs = await as_json(project, "runs", "list", export["id"])
+    assert sorted(r["status"] for r in runs) == ["Completed", "Completed"]
+    one = await as_json(project, "runs", "get", export["id"], runs[0]["id"])
+    assert one["id"] == runs[0]["id"] and one["records_completed"] == 2
+    cancelled = await be(project, "runs", "cancel", export["id"], runs[0]["id"])
+    assert cancelled.returncode == 5 and "Cannot cancel a run that is in 'Completed' status" in cancelled.stderr
+    retried = await as_json(project, "runs", "retry", export["id"], runs[0]["id"])
+    await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"] * 3, within=60)
+    assert uuid.UUID(retried["backfill_id"])
+
+    # The third interval fails (a wrong password), then the export is paused as the fifth one ended.
+    wrong = {"destination": {"type": "Postgres", "config": {"password": "wrong"}}}
+    status, _ = await project.request("PATCH", f"batch_exports/{export['id']}/", json=wrong)
+    assert status == 200
+    await start_run(project.stack, export, start=ends[2], end=ends[3])
+    await runs_until(project, export["id"], lambda rs: any(r["status"] == "Failed" for r in rs), within=60)
+    await be(project, "exports", "unpause", export["id"])
+    await be(project, "exports", "pause", export["id"])
+    paused_at = ends[4] + timedelta(seconds=1)
+    await project.stack.pool.execute(
+        "UPDATE batch_exports SET last_paused_at = $2 WHERE id = $1", uuid.UUID(export["id"]), paused_at
+    )
+    strip = await as_json(project, "coverage", export["id"], "--since", "30m")
+    all_runs = await as_json(project, "runs", "list", export["id"])
+    for cell in strip["cells"]:
+        end = datetime.fromisoformat(cell["end"])
+        of_cell = [r for r in all_runs if datetime.fromisoformat(r["data_interval_end"]) == end]
+        completed = [r["id"] for r in of_cell if r["status"] == "Completed"]
+        if completed:
+            expected, run = "exported", completed
+        elif of_cell:
+            expected, run = "failed", [r["id"] for r in of_cell]
+        else:
+            expected, run = ("paused" if end > paused_at else "missing"), [None]
+        assert cell["status"] == expected and cell["run"] in run, (cell, of_cell)
+    seen = {cell["status"] for cell in strip["cells"]}
+    assert {"exported", "failed", "paused"} <= seen, strip
+    # For people: one glyph per cell, in order, and a legend that counts them.
+    drawn = await be(project, "coverage", export["id"], "--since", "30m")
+    glyphs = {"exported": "█", "failed": "✕", "running": "▶", "missing": "·", "paused": "‖"}
+    assert "".join(glyphs[c["status"]] for c in strip["cells"]) in drawn.stdout, drawn.stdout
+    assert f"exported {sum(c['status'] == 'exported' for c in strip['cells'])}" in drawn.stdout
+
+    # Logs: the failed run's error, and --follow prints what comes later.
+    logged = await be(project, "logs", export["id"], "--level", "ERROR")
+    assert logged.returncode == 0 and "ERROR" in logged.stdout, logged.stdout + logged.stderr
+    follow = await asyncio.create_subprocess_exec(
+        CLI, "logs", export["id"], "--follow", "--every", "0.2", "--limit", "1",
+        env=clean_environment() | {"BATCH_EXPORTS_API_URL": project.stack.base_url,
+                                   "BATCH_EXPORTS_API_KEY": API_KEY, "BATCH_EXPORTS_PROJECT": str(project.id)},
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert follow.stdout is not None
+        first = await asyncio.wait_for(follow.stdout.readline(), 30)  # the newest entry first
+        await start_run(project.stack, export, start=ends[3], end=ends[4])  # it fails too, and says so
+        later = await asyncio.wait_for(follow.stdout.readline(), 60)
+        assert later != first and ends[4].strftime("%H:%M") in later.decode(), (first, later)
+    finally:
+        follow.terminate()
+        await follow.wait()
