@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 PROMETHEUS := $(VENV)/prometheus/usr/bin/prometheus
 # Azurite (Azure Blob Storage's emulator) from npm, for the AzureBlob destination's tests and `make azurite`.
 AZURITE := .tools/node_modules/.bin/azurite-blob
+# Debian's Chromium, headless, for the test that loads the API's docs page in a real browser (tests/e2e/test_docs_page.py).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: dev demo test test-unit lint worker api azurite clean
 
@@ -26,8 +28,12 @@ dev: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m entrypoints.demo
 
-test: $(STAMP) $(PROMETHEUS) $(AZURITE)
+test: $(STAMP) $(PROMETHEUS) $(AZURITE) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(CHROMIUM):
+	apt-get install -y -qq --no-install-recommends chromium || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 
 $(PROMETHEUS):
 	sh tests/support/install_prometheus.sh $(VENV)/prometheus

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
     api_port: int = Field(8000, description="Port of the HTTP gateway.")
     max_body_mb: int = Field(20, description="Largest request body the gateway accepts, in MiB.")
+    temporal_ui_url: str | None = Field(
+        None, pattern=r"^https?://", description="The Temporal UI the gateway's front page links (`make dev`'s own)."
+    )
 
     settle_delay_seconds: float = Field(
         30, ge=0, description="How long a run waits after its interval ends before it reads the source."

@@ -56,7 +56,8 @@ async def serve(settings: Settings, stack: dict[str, str], ui_url: str | None) -
         api_url = stack[stack_env.API_URL]
         print(
             f"\nBatch exports is running.\n"
-            f"  API:           {api_url}/api/environments/1/batch_exports/   (its schema: {api_url}/api/schema/)\n"
+            f"  Home:          {api_url}/   (API docs: {api_url}/api/docs/)\n"
+            f"  API:           {api_url}/api/environments/1/batch_exports/\n"
             f"  Capture:       {api_url}/batch/   (project 1 'Default project', token {settings.dev_project_token})\n"
             f"  Temporal UI:   {ui_url or '(external cluster)'}\n"
             f"  Database:      {stack_env.without_password(settings.database_url)}\n"
@@ -137,6 +138,7 @@ def main() -> None:
                 stack.enter_context(server).start()
                 os.environ[stack_env.TEMPORAL_ADDRESS] = server.address
                 ui_url = server.ui_url
+                updates["temporal_ui_url"] = ui_url
             settings = settings.model_copy(update=updates)
             reach = {
                 stack_env.API_URL: _api_url(settings),
