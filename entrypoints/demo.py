@@ -80,9 +80,8 @@ async def follow(api: Api, backfills: dict[str, tuple[str, str]]) -> None:
         for name, (export_id, backfill_id) in backfills.items():
             backfill = await api("GET", f"{export_id}/backfills/{backfill_id}/")
             progress = backfill["progress"] or {}
-            line = f"{name}: {progress.get('finished_runs', 0)} of {progress.get('total_runs', '?')} intervals, " + (
-                f"{backfill.get('total_records_count') or 0} records, {backfill['status']}"
-            )
+            done, total = progress.get("finished_runs", 0), progress.get("total_runs", "?")
+            line = f"{name}: {done} of {total} intervals done, {backfill['status']}"
             if said.get(name) != line:
                 print(f"  {line}", flush=True)
                 said[name] = line

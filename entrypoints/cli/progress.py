@@ -1,7 +1,8 @@
 """`backfills watch`: a backfill's progress until it closes, as a live bar on a terminal, else as plain lines.
 
-Both show the intervals done and failed out of the total, the records exported, the rate and the time left
-(from the pace of intervals so far). Failed intervals are the backfill's runs that ended `Failed`.
+Both show the intervals done and failed out of the total, the records its runs exported, the rate (records per
+second since watching began) and the time left (from the pace of intervals so far). A reading pages through
+the backfill's ended runs, so a long backfill's readings slow down as it grows; `--every` spaces them.
 """
 
 import time
@@ -39,12 +40,24 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def failed_runs(api: Api, export_id: str, backfill: dict[str, Any]) -> int:
-    params = {"status": RunStatus.FAILED.value, "start": backfill["start_at"], "end": backfill["end_at"]}
-    return sum(run["backfill"] == backfill["id"] for run in api.pages(f"{export_id}/runs/", params))
+def tally(api: Api, export_id: str, backfill: dict[str, Any]) -> tuple[int, int]:
+    """(records exported, intervals failed) by the backfill's runs: every completed execution's records (a
+    continued one's segments add up), and the intervals whose latest run `Failed`."""
+    statuses = [RunStatus.COMPLETED, RunStatus.CONTINUED_AS_NEW, RunStatus.FAILED]
+    params = {"status": [s.value for s in statuses], "start": backfill["start_at"], "end": backfill["end_at"]}
+    records, latest = 0, dict[str, dict[str, Any]]()
+    for run in api.pages(f"{export_id}/runs/", params):
+        if run["backfill"] != backfill["id"]:
+            continue
+        if run["status"] != RunStatus.FAILED:
+            records += run["records_completed"] or 0
+        end = run["data_interval_end"]
+        if end not in latest or run["created_at"] > latest[end]["created_at"]:
+            latest[end] = run
+    return records, sum(run["status"] == RunStatus.FAILED for run in latest.values())
 
 
-def readings(api: Api, export_id: str, backfill_id: str, every: float) -> Callable[[], Reading]:
+def readings(api: Api, export_id: str, backfill_id: str) -> Callable[[], Reading]:
     began = time.monotonic()
     first: list[tuple[int, int]] = []
 
@@ -52,13 +65,12 @@ def readings(api: Api, export_id: str, backfill_id: str, every: float) -> Callab
         backfill = api("GET", f"{export_id}/backfills/{backfill_id}/")
         progress = backfill["progress"] or {}
         done, total = progress.get("finished_runs") or 0, progress.get("total_runs") or 0
-        records = backfill.get("total_records_count") or 0
+        records, failed = tally(api, export_id, backfill)
         if not first:
             first.append((done, records))
         elapsed = max(time.monotonic() - began, 1e-6)
         pace = (done - first[0][0]) / elapsed
         left = (total - done) / pace if pace > 0 else (0.0 if done >= total else None)
-        failed = failed_runs(api, export_id, backfill)
         return Reading(backfill["status"], total, done, failed, records, (records - first[0][1]) / elapsed, left)
 
     return read
@@ -66,7 +78,7 @@ def readings(api: Api, export_id: str, backfill_id: str, every: float) -> Callab
 
 def watch(api: Api, export_id: str, backfill_id: str, console: Console, every: float = 1.0) -> Reading:
     """Follow the backfill until it closes; the last reading."""
-    read = readings(api, export_id, backfill_id, every)
+    read = readings(api, export_id, backfill_id)
     if not console.is_terminal:
         said = None
         while True:
