@@ -73,7 +73,6 @@ async def serve(settings: Settings, stack: dict[str, str], ui_url: str | None) -
         async with worker:
             await stop.wait()
             print("Stopping...", flush=True)
-            env_file.unlink(missing_ok=True)
         await runner.cleanup()
 
 

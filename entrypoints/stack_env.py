@@ -1,9 +1,10 @@
 """`.data/env`: where a running `make dev` says how to reach it, for every command-line tool of the project.
 
 `make dev` writes it when the stack answers (readable by its owner only: it holds the database password and the
-API key) and removes it when it stops. It is a shell file (`source .data/env` sets the same variables for
-`temporal`, `curl` and `psql`), and the project's own CLIs read it by themselves: a variable already set in the
-environment wins over the file.
+API key) and leaves it when it stops: a tool run then is told nothing answers there, and a `make dev` started
+from a shell that sourced it knows those addresses for its own, not the user's. It is a shell file
+(`source .data/env` sets the same variables for `temporal`, `curl` and `psql`), and the project's own CLIs
+read it by themselves: a variable already set in the environment wins over the file.
 """
 
 import os
@@ -29,7 +30,7 @@ def env_path() -> Path:
 
 def write(path: Path, values: dict[str, str]) -> None:
     """Write `values` as `export NAME='value'` lines, mode 0600 from its first byte, replacing the file whole."""
-    lines = ["# Written by `make dev` while it runs; `source` it to reach that stack from a shell."]
+    lines = ["# Written by `make dev` when it starts; `source` it to reach that stack from a shell."]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
     partial = path.with_name(f".{path.name}.partial")
     partial.unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """`make dev`'s launcher as a person uses it: it starts, answers, stops on Ctrl-C, and finds its data again."""
 
 import socket
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from entrypoints import stack_env
 from entrypoints.embedded import LOOPBACK, temporal_cli
-from tests.support.dev_stack import PORTS, DevStack, get_json, post_json, typed
+from tests.support.dev_stack import PORTS, DevStack, clean_environment, get_json, post_json, typed
 from tests.support.helpers import temporal_cli_run
 
 
@@ -48,10 +49,13 @@ def test_dev_starts_prints_stops_and_restarts_with_its_data(tmp_path: Path) -> N
             psycopg.connect(host=LOOPBACK, port=stack.ports["POSTGRES"], user="postgres", password="", dbname="x")
     finally:
         stack.stop(process)
-    assert not (data_dir / "env").exists()  # it describes a running stack only
 
+    # Started again from a shell that sourced .data/env: those addresses are its own, so it starts its parts.
+    stack.env |= stack_env.read(data_dir / "env")
     process = stack.start()
     try:
+        assert stack.output.read_text().count("Starting PostgreSQL") == 2
+        assert stack.output.read_text().count("Starting the Temporal dev server") == 2
         listed = get_json(stack.api + "/api/environments/1/batch_exports/", key="phx_launcher_test")
         assert [e["id"] for e in listed["results"]] == [created["id"]]
         described = temporal_cli_run(
@@ -132,3 +136,14 @@ def test_a_busy_port_is_named_with_its_setting_before_anything_starts(tmp_path: 
     assert f"port {stack.ports[busy]} (BATCH_EXPORTS_{busy}_PORT) is already in use" in printed
     assert "Traceback" not in printed and "Starting" not in printed
     assert not (tmp_path / "postgres").exists() and not (tmp_path / "dev.pid").exists()
+
+
+def test_make_azurite_names_its_busy_port_and_setting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_environment() | {"BATCH_EXPORTS_AZURITE_PORT": str(port), "BATCH_EXPORTS_DATA_DIR": str(tmp_path)}
+        ran = subprocess.run([sys.executable, "-m", "entrypoints.azurite"], env=env, capture_output=True, text=True)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+    assert f"port {port} (BATCH_EXPORTS_AZURITE_PORT) is already in use" in ran.stderr
