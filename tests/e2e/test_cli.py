@@ -5,6 +5,7 @@ with exit codes a script can tell apart."""
 import asyncio
 import json
 import re
+import shlex
 import subprocess
 import sys
 import uuid
@@ -24,13 +25,18 @@ FIVE_MINUTES = timedelta(minutes=5)
 
 async def be(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     """`batch-exports ARGS` in a shell that names the test's gateway, key and project (no .data/env here)."""
+    return await be_in(project, [CLI, *args])
+
+
+async def be_in(project: Project, command: list[str]) -> subprocess.CompletedProcess[str]:
     env = clean_environment() | {
         "BATCH_EXPORTS_API_URL": project.stack.base_url,
         "BATCH_EXPORTS_API_KEY": API_KEY,
         "BATCH_EXPORTS_PROJECT": str(project.id),
+        "COLUMNS": "160",
     }
     return await asyncio.to_thread(
-        subprocess.run, [CLI, *args], env=env, cwd=Path.cwd().root, capture_output=True, text=True, timeout=120
+        subprocess.run, command, env=env, cwd=Path.cwd().root, capture_output=True, text=True, timeout=120
     )
 
 
@@ -81,6 +87,12 @@ async def test_runs_backfills_logs_and_the_coverage_strip(project: Project) -> N
     pattern = r"\d+/2 intervals done, \d+ failed, [\d,]+ records, [\d,]+ records/s, (\?|\d+m\d\ds) left, \w+"
     assert lines and all(re.fullmatch(pattern, line) for line in lines), lines
     assert lines[-1].startswith("2/2 intervals done, 0 failed, 4 records") and lines[-1].endswith("Completed")
+    # On a terminal (a pseudo-terminal from `script`), the same reading as a bar.
+    command = shlex.join([CLI, "backfills", "watch", export["id"], made["backfill_id"]])
+    barred = await be_in(project, ["script", "-qec", command, "/dev/null"])
+    assert barred.returncode == 0, barred.stdout
+    assert "\x1b[" in barred.stdout and "━" in barred.stdout and "100%" in barred.stdout, barred.stdout
+    assert "2/2 intervals done, 0 failed, 4 records" in barred.stdout
     backfills = await be(project, "backfills", "list", export["id"])
     row = next(line for line in backfills.stdout.splitlines() if made["backfill_id"] in line)
     assert [cell.strip() for cell in row.split("│")][3:] == ["Completed", "2/2", "4"], backfills.stdout
