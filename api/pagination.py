@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from api.errors import validation_error
+from contracts.intervals import in_utc_range
 
 T = TypeVar("T")
 
@@ -29,8 +30,8 @@ def decode(cursor: str) -> tuple[datetime, uuid.UUID, bool]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         value, row_id, backwards = json.loads(raw)
-        return datetime.fromisoformat(value), uuid.UUID(row_id), bool(backwards)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return in_utc_range(datetime.fromisoformat(value)), uuid.UUID(row_id), bool(backwards)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise validation_error("'cursor' is not a cursor this API gave out.", "cursor", code="invalid_cursor") from None
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from api.errors import not_found, validation_error
+from contracts.intervals import in_utc_range
 
 
 def path_uuid(request: web.Request, name: str) -> uuid.UUID:
@@ -39,10 +40,18 @@ _UNITS = {
 
 def query_datetime(request: web.Request, name: str, *, relative: bool = False) -> datetime | None:
     """An ISO 8601 date-time (or date) parameter, UTC when it names no offset; with `relative`, also PostHog's
-    forms counted back from now: `-7d`, `-1h`, `-30M` (minutes), `-2w`, `-1m` (30 days), `-1dStart`..."""
+    forms counted back from now: `-7d`, `-1h`, `-30M` (minutes), `-2w`, `-1m` (30 days), `-1dStart`...
+    A time outside the years 1 to 9999 (in UTC) is a 400 naming the parameter."""
     raw = request.query.get(name)
     if raw is None:
         return None
+    try:
+        return _query_datetime(raw, name, relative)
+    except OverflowError:
+        raise validation_error(f"'{name}' must lie between the years 1 and 9999.", name) from None
+
+
+def _query_datetime(raw: str, name: str, relative: bool) -> datetime:
     if relative and (match := _RELATIVE.match(raw.strip())):
         value = datetime.now(UTC) - int(match["number"] or 1) * _UNITS[match["unit"]]
         if match["snap"] == "Start":
@@ -55,4 +64,4 @@ def query_datetime(request: web.Request, name: str, *, relative: bool = False) -
     except ValueError:
         forms = ", or a relative time such as -7d or -1h" if relative else ""
         raise validation_error(f"'{name}' must be an ISO 8601 date-time{forms}.", name) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return in_utc_range(value)

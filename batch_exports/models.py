@@ -23,7 +23,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from connectors.destinations import TYPES, DestinationConfig, destination, parse_config
 from connectors.sources.filters import PropertyFilter
 from connectors.sources.hogql import MAX_DEPTH, HogQLError, HogQLParseError, parse_query, schema_of
-from contracts.intervals import Interval
+from contracts.intervals import Interval, in_utc_range
+from contracts.search_attributes import KEYWORD_BYTES, keyword_bytes
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ class DestinationIn(BaseModel):
         return self
 
 
+SCHEDULE_BOUNDS = (datetime(2, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+"""Where an export's `start_at` and `end_at` may lie: a year from either end of what a datetime holds, room for a
+week's interval, its offsets and jitter."""
+
+
 class BatchExportIn(BaseModel):
     """A create body. Read-only fields a client echoes back (id, created_at, ...) are ignored."""
 
@@ -99,6 +105,17 @@ class BatchExportIn(BaseModel):
         None, description="SELECT <expressions> FROM events: picks and names the exported columns (events model)."
     )
     filters: list[PropertyFilter] | None = Field(None, description="Property filters, all of which must hold.")
+
+    @field_validator("name")
+    @classmethod
+    def _fits_search_attribute(cls, value: str) -> str:
+        """The name is the schedule's `BatchExportName` search attribute, which Temporal bounds in bytes."""
+        if (size := keyword_bytes(value)) > KEYWORD_BYTES:
+            raise ValueError(
+                f"the name may be at most {KEYWORD_BYTES} bytes as Temporal stores it (JSON, where a character "
+                f"beyond ASCII takes 6 bytes and an emoji 12); this one is {size}"
+            )
+        return value
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -153,9 +170,16 @@ class BatchExportIn(BaseModel):
     @field_validator("start_at", "end_at")
     @classmethod
     def _aware(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        """A time with no offset (`2022-07-19 00:00:00`) is UTC, as PostHog reads it."""
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
+        """A time with no offset (`2022-07-19 00:00:00`) is UTC, as PostHog reads it; its UTC time lies in the years
+        2 to 9998, so that every interval and boundary around it is a datetime too."""
+        if value is None:
+            return None
+        try:
+            value = in_utc_range(value)
+        except OverflowError:
+            value = None
+        if value is None or not SCHEDULE_BOUNDS[0] <= value < SCHEDULE_BOUNDS[1]:
+            raise ValueError("must lie between the years 2 and 9998 (in UTC)")
         return value
 
     @model_validator(mode="after")

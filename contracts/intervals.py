@@ -142,6 +142,14 @@ def is_boundary(spec: IntervalSpec, at: datetime) -> bool:
     return next(boundaries(spec, at, at), None) == _utc(at)
 
 
+def in_utc_range(value: datetime) -> datetime:
+    """`value` (UTC when naive), refused with OverflowError when it or its UTC time leaves the years 1 to 9999
+    (`0001-01-01T00:00:00+14:00` is in the year 0 in UTC, which no datetime holds)."""
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    value.astimezone(UTC)  # raises OverflowError out of range
+    return value
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("datetimes must be timezone-aware")

@@ -3,6 +3,7 @@
 A cluster must register the custom ones (`SEARCH_ATTRIBUTES`); the dev stack does it at start.
 """
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,16 @@ HANDED_OVER = "(hand-over: exports nothing itself)"
 """After the name of a fire between boundaries (a trigger), which only starts the interval's own run."""
 SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 """Temporal's own: the nominal time at which a schedule started the workflow."""
+
+KEYWORD_BYTES = 2048
+"""The largest keyword value Temporal takes (`limit.searchAttributeValueSize`), measured as its payload holds it:
+JSON, with each character beyond ASCII escaped (an emoji is 12 bytes)."""
+
+
+def keyword_bytes(value: str) -> int:
+    """The size of `value` as a keyword search attribute's payload (what Temporal compares to KEYWORD_BYTES)."""
+    return len(json.dumps(value).encode())
+
 
 SEARCH_ATTRIBUTES = (
     BATCH_EXPORT_ID,

@@ -11,13 +11,14 @@ import sys
 
 from batch_exports.store import projects
 from entrypoints import stack_env
+from entrypoints.arguments import project_name
 
 
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m entrypoints.projects", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("create", help="create a project; prints its id and capture token")
-    make.add_argument("--name", required=True)
+    make.add_argument("--name", required=True, type=project_name)
     commands.add_parser("list", help="list projects with their ids and names")
     args = parser.parse_args(argv)
 

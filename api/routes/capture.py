@@ -75,7 +75,7 @@ async def _capture(request: web.Request, rt: Runtime) -> int:
     try:  # a large batch is checked in a thread: the event loop goes on serving
         payload = await asyncio.to_thread(ingestion.parse, body) if _large(body) else ingestion.parse(body)
     except ingestion.CaptureError as error:
-        raise ApiError(400, f"Invalid payload: {error}.", code="invalid_payload") from None
+        raise ApiError(400, f"Invalid payload: {error}.", code="invalid_payload", attr=error.attr) from None
     team_id = await _project_of(rt.pool, payload.token) if payload.token else None
     if team_id is None:
         raise ApiError(

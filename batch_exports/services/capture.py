@@ -2,7 +2,9 @@
 
 `parse` validates a whole payload before anything is written; `store.event_store.write` then stores the
 batch in one transaction. Every timestamp lands within the years 1 to 9999 (a client's clock, offset or
-`sent_at` that would move it beyond is a CaptureError, not an overflow).
+`sent_at` that would move it beyond is a CaptureError, not an overflow). A `distinct_id` and a `$session_id` are
+at most ID_CHARACTERS long (PostHog's capture keeps 200 characters of a distinct id; here a longer one is
+refused rather than cut, so two ids never become one): both are keys of the event source's indexes.
 """
 
 import uuid
@@ -12,9 +14,22 @@ from typing import Any
 
 from batch_exports.store.event_store import CapturedEvent
 
+ID_CHARACTERS = 200
+"""The longest `distinct_id` or `$session_id` an event may carry."""
+
 
 class CaptureError(ValueError):
-    """A payload that cannot be ingested; its message names the offending part."""
+    """A payload that cannot be ingested; its message names the offending part (`attr`, when it is one field)."""
+
+    def __init__(self, message: str, attr: str | None = None) -> None:
+        super().__init__(message)
+        self.attr = attr
+
+
+def _bounded_id(value: str, where: str, field: str) -> str:
+    if len(value) > ID_CHARACTERS:
+        raise CaptureError(f"{where}.{field} may be at most {ID_CHARACTERS} characters long; got {len(value)}", field)
+    return value
 
 
 @dataclass
@@ -47,7 +62,12 @@ def _event(raw: Any, index: int, sent_at: datetime | None, now: datetime) -> Cap
     if isinstance(distinct_id, int | float) and not isinstance(distinct_id, bool):
         distinct_id = str(distinct_id)
     if not isinstance(distinct_id, str) or not distinct_id.strip():
-        raise CaptureError(f"{where}.distinct_id must be a non-empty string")
+        raise CaptureError(f"{where}.distinct_id must be a non-empty string", "distinct_id")
+    distinct_id = _bounded_id(distinct_id.strip(), where, "distinct_id")
+    if (session_id := properties.get("$session_id")) is not None:
+        if isinstance(session_id, bool) or not isinstance(session_id, str | int | float):
+            raise CaptureError(f"{where}.properties.$session_id must be a string", "$session_id")
+        _bounded_id(str(session_id), f"{where}.properties", "$session_id")
     try:
         event_uuid = uuid.UUID(str(raw["uuid"])) if raw.get("uuid") else uuid.uuid4()
     except ValueError:
@@ -67,7 +87,7 @@ def _event(raw: Any, index: int, sent_at: datetime | None, now: datetime) -> Cap
     set_once = raw.get("$set_once", properties.get("$set_once")) or {}
     if not isinstance(set_, dict) or not isinstance(set_once, dict):
         raise CaptureError(f"{where}: $set and $set_once must be objects")
-    return CapturedEvent(event_uuid, name, distinct_id.strip(), properties, timestamp, set_, set_once)
+    return CapturedEvent(event_uuid, name, distinct_id, properties, timestamp, set_, set_once)
 
 
 def parse(body: Any, now: datetime | None = None) -> Payload:

@@ -11,7 +11,6 @@ fields that say where the secrets go, and a change to one of them needs the secr
 """
 
 import builtins
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.destinations.redaction import redact
 from connectors.sources import MODELS
 
 
@@ -85,21 +85,6 @@ class DestinationConfig(BaseModel):
     def redact(self, message: str) -> str:
         """`message` with every secret value of this config replaced by `[redacted]`."""
         return redact(message, self.secret_values())
-
-
-SHORT_SECRET = 6
-"""A secret shorter than this is redacted only where it stands alone (not inside a longer word)."""
-
-
-def redact(message: str, secrets: list[str]) -> str:
-    """`message` without any of `secrets`: each replaced by `[redacted]` wherever it occurs (a short one where
-    it is not part of a longer word, so that a user called `ed` leaves 'redacted' readable)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        if len(secret) >= SHORT_SECRET:
-            message = message.replace(secret, "[redacted]")
-        else:
-            message = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "[redacted]", message)
-    return message
 
 
 @dataclass(frozen=True)

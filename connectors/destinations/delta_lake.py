@@ -23,6 +23,7 @@ import json
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -34,6 +35,7 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import AddAction
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, IntervalWriter, Step, WriteRequest
+from connectors.destinations.local_paths import create_file
 from connectors.destinations.table_files import DataFiles, WrittenFile
 from connectors.destinations.table_location import (
     LOCATION_WRITABLE,
@@ -154,8 +156,8 @@ class DeltaLakeWriter(IntervalWriter):
 
         def open_output(path: str) -> Any:
             full = f"{self.root}/{path}"
-            if not self.location.on_s3:
-                self.fs.create_dir(full.rsplit("/", 1)[0], recursive=True)
+            if self.location.root is not None:  # File storage: no link followed on the way
+                return create_file(self.location.root, Path(full))
             return self.fs.open_output_stream(full)
 
         return DataFiles(
@@ -169,6 +171,7 @@ class DeltaLakeWriter(IntervalWriter):
     # Blocking work, in a thread.
     def _open(self, schema: pa.Schema) -> None:
         """The table's columns, after creating it when missing and adding the batch's new columns to it."""
+        self.location.refuse_links(self.config.table_name)
         for attempt in range(3):
             try:
                 table = DeltaTable(self.uri, storage_options=self.options)
@@ -309,6 +312,7 @@ class DeltaLakeWriter(IntervalWriter):
         self.bytes_written = sum(f.size for f in written)
         self.files = len(written)  # not 0 after rows: the execution that continues this one is not the first
         columns = set(STATS_COLUMNS)
+        self.location.refuse_links(self.config.table_name)
         for attempt in range(COMMIT_ATTEMPTS):
             table = DeltaTable(self.uri, storage_options=self.options)
             if self._already_committed(table):
@@ -363,6 +367,7 @@ async def _table_creatable(config: DeltaLakeConfig, context: Context) -> None:
 
     def check() -> None:
         location = locate(config, context)
+        location.refuse_links(config.table_name)
         options = location.delta_storage_options()
         try:
             if DeltaTable.is_deltatable(_uri(location, config.table_name), storage_options=options):

@@ -5,7 +5,9 @@ Two projects never share a directory (each writes under `{root}/{project id}`), 
 system can hold: relative, no `..`, no NUL or other control character, names of at most 255 bytes.
 
 Each file is written to a hidden partial file beside its final name and renamed over it when complete,
-so a reader sees the previous copy or the complete new one, never half of either.
+so a reader sees the previous copy or the complete new one, never half of either. Directories and files are
+opened relative to their parent's handle without following links (`local_paths`): nothing is written outside
+the project's directory, whatever links exist below it.
 """
 
 import asyncio
@@ -19,6 +21,7 @@ from pydantic import Field, field_validator
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, Step
 from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
+from connectors.destinations.local_paths import NEW_FILE, open_directory, parts_below
 
 NAME_BYTES = 255
 """The longest file or directory name most file systems take."""
@@ -48,23 +51,19 @@ class FileConfig(FilesConfig):
         return value
 
 
-def resolve_directory(config: FileConfig, root: Path) -> Path:
-    """The directory `config` names, which must lie inside `root` (the project's directory of the root)."""
-    directory = (root / config.path / config.prefix).resolve()
-    if not directory.is_relative_to(root):
-        raise DestinationUserError(
-            f"path '{config.path}' is outside the directory this service may write to ({root}); "
-            "use a path relative to it"
-        )
-    return directory
+def directory_parts(config: FileConfig) -> list[str]:
+    """The names leading from the project's directory to the one `config` names (`path`, then `prefix`)."""
+    return parts_below(Path("."), f"{config.path}/{config.prefix}")
 
 
 class _LocalFile(FileUpload):
-    """A hidden partial file beside the final name, renamed over it when complete."""
+    """A hidden partial file beside the final name, renamed over it when complete; both opened relative to the
+    directory's handle, which stays open while the file is."""
 
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self._partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
+    def __init__(self, root: Path, parts: list[str], name: str) -> None:
+        self.root, self.parts, self.name = root, parts, name
+        self._partial = f".{name}.{uuid.uuid4().hex}.partial"
+        self._directory: int | None = None
         self._file: IO[bytes] | None = None
 
     async def append(self, data: bytes) -> None:
@@ -79,10 +78,14 @@ class _LocalFile(FileUpload):
     def _open(self) -> IO[bytes]:
         if self._file is None:
             try:
-                self._partial.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self._partial.open("wb")
+                if self._directory is None:
+                    with open_directory(self.root, self.parts, create=True) as handle:
+                        self._directory = os.dup(handle)
+                self._file = os.fdopen(os.open(self._partial, NEW_FILE, 0o666, dir_fd=self._directory), "wb")
             except (PermissionError, NotADirectoryError, FileExistsError) as error:
-                raise DestinationUserError(f"cannot write to {self._partial.parent}: {error.strerror}") from error
+                raise DestinationUserError(
+                    f"cannot write to {self.root.joinpath(*self.parts)}: {error.strerror}"
+                ) from error
         return self._file
 
     def _write(self, data: bytes) -> None:
@@ -94,37 +97,57 @@ class _LocalFile(FileUpload):
         os.fsync(file.fileno())
         file.close()
         self._file = None
-        os.replace(self._partial, self.target)
+        os.replace(self._partial, self.name, src_dir_fd=self._directory, dst_dir_fd=self._directory)
+        self._close_directory()
 
     def _discard(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # never written: nothing to remove
-            self._partial.unlink()
+        if self._directory is not None:  # never opened: nothing to remove
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._partial, dir_fd=self._directory)
+            self._close_directory()
+
+    def _close_directory(self) -> None:
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            os.close(directory)
 
 
 class FileWriter(FileSeriesWriter):
     def __init__(self, config: FileConfig, root: Path, files: IntervalFiles) -> None:
         super().__init__(files)
-        self.directory = resolve_directory(config, root)
+        self.root, self.parts = root, directory_parts(config)
 
     async def _open(self, name: str) -> FileUpload:
-        return _LocalFile(self.directory / name)
+        return _LocalFile(self.root, self.parts, name)
 
     async def _exists(self, name: str) -> bool:
-        return await asyncio.to_thread((self.directory / name).exists)
+        def exists() -> bool:
+            try:
+                with open_directory(self.root, self.parts, create=False) as directory:
+                    os.stat(name, dir_fd=directory, follow_symlinks=False)
+                return True
+            except FileNotFoundError:
+                return False
+
+        return await asyncio.to_thread(exists)
 
     async def _remove(self, names: list[str]) -> None:
         def remove() -> None:
-            for name in names:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.directory / name).unlink()
+            with (
+                contextlib.suppress(FileNotFoundError),
+                open_directory(self.root, self.parts, create=False) as directory,
+            ):
+                for name in names:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=directory)
 
         await asyncio.to_thread(remove)
 
     async def _put(self, name: str, data: bytes) -> None:
-        upload = _LocalFile(self.directory / name)
+        upload = _LocalFile(self.root, self.parts, name)
         await upload.append(data)
         await upload.complete()
 
@@ -133,14 +156,14 @@ class FileWriter(FileSeriesWriter):
 
 
 def _write_probe(config: FileConfig, root: Path) -> None:
-    directory = resolve_directory(config, root)
-    probe = directory / f".batch-exports-check-{uuid.uuid4().hex}"
+    parts = directory_parts(config)
+    probe = f".batch-exports-check-{uuid.uuid4().hex}"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        with open_directory(root, parts, create=True) as directory:
+            os.close(os.open(probe, NEW_FILE, 0o666, dir_fd=directory))
+            os.unlink(probe, dir_fd=directory)
     except OSError as error:
-        raise DestinationUserError(f"cannot write to {directory}: {error.strerror}") from error
+        raise DestinationUserError(f"cannot write to {root.joinpath(*parts)}: {error.strerror}") from error
 
 
 async def _writable(config: FileConfig, context: Context) -> None:

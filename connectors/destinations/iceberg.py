@@ -23,8 +23,9 @@ import logging
 import threading
 import uuid
 import warnings
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlparse
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
 import pyarrow as pa
 import sqlalchemy
@@ -61,6 +62,7 @@ from connectors.destinations.base import (
     Step,
     WriteRequest,
 )
+from connectors.destinations.local_paths import refuse_links
 from connectors.destinations.table_files import DataFiles, WrittenFile, days_since_epoch
 from connectors.destinations.table_location import (
     IDENTIFIER,
@@ -99,6 +101,9 @@ class LocationFileIO(PyArrowFileIO):
         allowed = self.properties[ALLOWED_PREFIX]
         if not location.startswith(allowed) or "/../" in location:
             raise DestinationUserError(f"the table names a file outside its location {allowed}: {location[:300]}")
+        if allowed.startswith("file://"):  # no link between the location and the file
+            refuse_links(Path(unquote(urlparse(allowed).path)), Path(unquote(urlparse(location).path)).parent,
+                         inside=False)  # fmt: skip
         return location
 
     def new_input(self, location: str) -> PyArrowFile:
@@ -245,6 +250,7 @@ class IcebergWriter(IntervalWriter):
 
     def _open_table(self, schema: pa.Schema) -> Table:
         """The table, created when missing; new columns added to it (a type conflict is the user's error)."""
+        self.location.refuse_links(*self.identifier)
         catalog = self._catalog_()
         try:
             table = catalog.load_table(self.identifier)
@@ -313,6 +319,7 @@ class IcebergWriter(IntervalWriter):
         """One transaction: delete what the interval replaces, add the files; nothing if this commit is there."""
         table, commit = self._table, self.commit_spec
         assert table is not None
+        self.location.refuse_links(*self.identifier)
         written = self._files.close() if self._files is not None else []
         self.bytes_written = sum(f.size for f in written)
         self.files = len(written)  # not 0 after rows: the execution that continues this one is not the first
@@ -391,6 +398,7 @@ async def _table_creatable(config: IcebergConfig, context: Context) -> None:
 
     def check() -> None:
         location = locate(config, context)
+        location.refuse_links(config.namespace, config.table_name)
         catalog = open_catalog(context, location)
         name = f"{config.namespace}.{config.table_name}"
         try:

@@ -10,8 +10,10 @@ A connection reaches only the addresses `hosts` checked (asyncpg is given a nume
 user's host string, so never a socket path and never a second lookup), and reads nothing of the worker's
 environment: no PGPASSWORD, PGPASSFILE or ~/.pgpass, no PGHOST/PGUSER/PGDATABASE, no client certificate
 or sslmode from PG* variables or ~/.postgresql. TLS is verified against the system's certificate
-authorities and the host name given (encrypted but unverified with `has_self_signed_cert`); a server that
-does not offer TLS is reached in plain text unless `has_self_signed_cert` asks for TLS. A database that
+authorities and the host name given (encrypted but unverified with `has_self_signed_cert`). A password never
+travels in clear: a server that does not offer TLS is refused (a user error, before the password is sent),
+unless the address connected to is private (loopback, a private network, ...) and private destinations are
+allowed (`BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS`); even then `has_self_signed_cert` asks for TLS. A database that
 holds this service's own tables is refused right after connecting, before any statement of the export.
 """
 
@@ -34,7 +36,7 @@ from connectors.destinations.base import (
     IntervalWriter,
     Step,
 )
-from connectors.destinations.hosts import HostRefused, allowed_addresses
+from connectors.destinations.hosts import HostRefused, allowed_addresses, refusal
 from connectors.sources.schemas import KEYS, SCHEMAS
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
@@ -43,7 +45,9 @@ _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 class PostgresConfig(DestinationConfig):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     secret_fields: ClassVar[frozenset[str]] = frozenset({"user", "password"})
-    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"host", "port", "database"})
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"host", "port", "database", "has_self_signed_cert"})
+    """Where the user and password go, and how: `has_self_signed_cert` decides whether the server's certificate
+    is checked, so whether the password may reach a server that only claims the host's name."""
 
     host: str = Field(min_length=1, max_length=253, description="A DNS name or an IP address.")
     port: int = Field(5432, ge=1, le=65535)
@@ -131,6 +135,11 @@ async def _connect_to(address: str, config: PostgresConfig, tls: ssl.SSLContext 
     )
 
 
+def plain_text_allowed(address: str, context: Context) -> bool:
+    """Whether a server at `address` may be reached without TLS: only a private one, where they are allowed."""
+    return context.allow_private and refusal(address) is not None
+
+
 async def connect(config: PostgresConfig, context: Context) -> asyncpg.Connection:
     """A connection to the destination, at an address the policy allows, with nothing of the worker's own."""
     addresses = await allowed_addresses(config, context)
@@ -142,7 +151,12 @@ async def connect(config: PostgresConfig, context: Context) -> asyncpg.Connectio
             except ConnectionError as error:
                 if config.has_self_signed_cert or "rejected SSL upgrade" not in str(error):
                     raise
-                conn = await _connect_to(address, config, False)  # the server has no TLS
+                if not plain_text_allowed(address, context):
+                    raise DestinationUserError(
+                        f"PostgreSQL at {config.host}:{config.port} does not offer TLS: a password is never sent "
+                        "to a public address in plain text; enable TLS on the server"
+                    ) from error
+                conn = await _connect_to(address, config, False)  # the server has no TLS: a private one
         except USER_ERRORS as error:
             raise DestinationUserError(
                 f"cannot connect to PostgreSQL at {config.host}:{config.port}: {error}"

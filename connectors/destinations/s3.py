@@ -54,7 +54,11 @@ class S3Config(FilesConfig):
     """Objects in a bucket: an interval's files (see `FilesConfig`), each overwritten as a whole."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
-    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"bucket_name", "region", "endpoint_url"})
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"endpoint_url", "kms_key_id"})
+    """SigV4 sends the secret key nowhere: AWS itself (any bucket, any region) learns the key id and one
+    request's signature only. A custom `endpoint_url` learns the same and could replay them, and is addressed
+    path-style (the bucket never becomes part of its host name): it is a scope field, the bucket and region are
+    not. `kms_key_id` decides whose key encrypts what is written (and who may read it back)."""
 
     bucket_name: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
     region: str = Field("us-east-1", min_length=1, max_length=40, pattern=r"^[a-z0-9-]+$")

@@ -19,7 +19,8 @@ import pyarrow.fs as pafs
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from connectors.destinations.base import Context, DestinationConfig, DestinationUserError, Step
-from connectors.destinations.file import FileConfig, resolve_directory
+from connectors.destinations.file import FileConfig, directory_parts
+from connectors.destinations.local_paths import refuse_links
 
 USER_ERROR_WORDS = (
     "NoSuchBucket", "NO_SUCH_BUCKET", "AccessDenied", "ACCESS_DENIED", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -57,8 +58,9 @@ class TableLocationConfig(DestinationConfig):
     partitioning."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"aws_access_key_id", "aws_secret_access_key"})
-    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"storage", "bucket_name", "region", "endpoint_url"})
-    """Where the keys are sent: a change to one of these needs the keys again."""
+    secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"storage", "endpoint_url"})
+    """Where the keys are sent: a change to one of these needs the keys again. As for `S3` (SigV4), the bucket
+    and region are not: a custom endpoint is addressed path-style by both clients."""
 
     storage: Storage = Field(description="S3, S3Compatible (with endpoint_url) or File (under the File root).")
     path: str | None = Field(
@@ -116,6 +118,8 @@ class Location:
     uri: str
     directory: Path | None = None
     """For File storage: the directory `uri` names."""
+    root: Path | None = None
+    """For File storage: the project's directory of the file root, which `directory` lies in."""
 
     def child(self, *names: str) -> str:
         return "/".join([self.uri.rstrip("/"), *names])
@@ -124,6 +128,12 @@ class Location:
         """For File storage: the path of `names` under the directory (Delta Lake takes paths, not file:// URIs)."""
         assert self.directory is not None
         return str(self.directory.joinpath(*names))
+
+    def refuse_links(self, *names: str) -> None:
+        """For File storage: refuse the table at `names` below the location when its path, or anything inside it,
+        is a symbolic link (the tables' libraries would follow it out of the project's directory). Blocking."""
+        if self.directory is not None and self.root is not None:
+            refuse_links(self.root, self.directory.joinpath(*names))
 
     @property
     def on_s3(self) -> bool:
@@ -186,11 +196,14 @@ class Location:
 
 
 def locate(config: TableLocationConfig, context: Context) -> Location:
-    """Where `config` says the table lives; a File path outside the root is the user's error."""
+    """Where `config` says the table lives; a File path with a symbolic link among its components is the user's
+    error (`local_paths`: the tables' libraries would follow it out of the project's directory)."""
     if config.storage is Storage.FILE:
         assert config.path is not None
-        directory = resolve_directory(FileConfig(path=config.path), context.files_root)
-        return Location(config, directory.as_uri(), directory)
+        root = context.files_root
+        directory = root.joinpath(*directory_parts(FileConfig(path=config.path)))
+        refuse_links(root, directory, inside=False)
+        return Location(config, directory.as_uri(), directory, root)
     assert config.bucket_name is not None
     return Location(config, "/".join(["s3:/", config.bucket_name, *[p for p in config.prefix.split("/") if p]]))
 

@@ -106,8 +106,7 @@ async def test_a_write_key_cannot_send_a_stored_token_or_key_elsewhere(
         for export, change, secret in [
             (http, {"url": evil}, "token"),
             (s3_export, {"endpoint_url": evil}, "aws_access_key_id"),
-            (s3_export, {"bucket_name": "attackers-bucket"}, "aws_access_key_id"),
-            (s3_export, {"region": "eu-west-1"}, "aws_access_key_id"),
+            (s3_export, {"kms_key_id": "arn:aws:kms:us-east-1:1:key/theirs"}, "aws_access_key_id"),
         ]:
             status, body = await project.request(
                 "PATCH", f"batch_exports/{export['id']}/", key=writer, json={"destination": {"config": change}}
