@@ -31,7 +31,7 @@ class Port:
 def claim(data_dir: Path) -> Path:
     """Record this launcher in `dev.pid`; refuse when another live `make dev` holds the data directory."""
     pid_file = data_dir / "dev.pid"
-    other = _live(pid_file, "entrypoints.dev")
+    other = _live(pid_file, "entrypoints.dev", "batch-exports-dev")  # `make dev`, or its console script
     if other is not None and other.pid != os.getpid():
         raise NotStarted(
             f"`make dev` already runs on {data_dir} (pid {other.pid}): stop it first (Ctrl-C in its terminal), "
@@ -65,12 +65,13 @@ def stop_leftovers(data_dir: Path, timeout: float = 20) -> list[str]:
     return stopped
 
 
-def _live(pid_file: Path, mark: str) -> psutil.Process | None:
-    """The process `pid_file` names, if it is alive and its command line holds `mark` (not a reused pid)."""
+def _live(pid_file: Path, *marks: str) -> psutil.Process | None:
+    """The process `pid_file` names, if it is alive and its command line holds one of `marks` (not a reused
+    pid)."""
     try:
         pid = int(pid_file.read_text().split()[0])
         process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE or not any(mark in arg for arg in process.cmdline()):
+        if process.status() == psutil.STATUS_ZOMBIE or not any(m in arg for m in marks for arg in process.cmdline()):
             return None
         return process
     except (OSError, ValueError, IndexError, psutil.Error):
