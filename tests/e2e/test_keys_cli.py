@@ -42,9 +42,9 @@ async def test_create_use_and_revoke_a_key(project: Project) -> None:
 def test_with_no_stack_it_says_what_to_set_without_a_traceback_or_the_password(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCH_EXPORTS_")}
     env |= {"BATCH_EXPORTS_DATABASE_URL": f"postgresql://postgres:s3cr3t-pw@{LOOPBACK}:{free_port()}/batch_exports"}
-    for module in ("entrypoints.keys", "entrypoints.projects"):
+    for command in (["entrypoints.keys", "list"], ["entrypoints.projects", "list"], ["entrypoints.migrate"]):
         ran = subprocess.run(
-            [sys.executable, "-m", module, "list"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
         )
         assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
         assert "no database answers at postgresql://postgres@127.0.0.1:" in ran.stderr
