@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from contracts.intervals import Interval, IntervalSpec, boundaries
+from contracts.intervals import Interval, IntervalSpec, boundaries, latest_boundary
 from tests.support.destinations import postgres_database
 from tests.support.dev_stack import clean_environment
-from tests.support.helpers import insert_events, runs_until, start_run
+from tests.support.helpers import create_export, insert_events, later_boundary, runs_until, start_run
+from tests.support.receiver import running_receiver
 from tests.support.stack import API_KEY, Project
 
 CLI = str(Path(sys.executable).parent / "batch-exports")
@@ -160,3 +161,28 @@ async def test_runs_backfills_logs_and_the_coverage_strip(project: Project) -> N
     finally:
         follow.terminate()
         await follow.wait()
+
+
+async def test_cancels_that_stop_a_run_and_a_backfill(project: Project) -> None:
+    export = await create_export(project, {"name": f"cancel-{project.id}", "interval": "hour",
+                                           "destination": {"type": "NoOp"}})  # fmt: skip
+    await start_run(project.stack, export, end=later_boundary())  # waits for its interval to end
+    (run,) = await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Starting"])
+    assert await as_json(project, "runs", "cancel", export["id"], run["id"]) == {"cancelled": True}
+    assert (await as_json(project, "runs", "get", export["id"], run["id"]))["status"] == "Cancelled"
+
+    async with running_receiver(f"phc_{uuid.uuid4().hex}") as receiver:
+        receiver.open.clear()  # it holds every batch: the backfill's run stays in the middle of its write
+        config = json.dumps({"url": receiver.url, "token": receiver.token})
+        held = await as_json(project, "exports", "create", "--name", f"held-{project.id}", "--interval", "hour",
+                             "--destination", "HTTP", "--config", config, "--paused")  # fmt: skip
+        end = latest_boundary(IntervalSpec(Interval.HOUR), datetime.now(UTC))
+        await insert_events(project.stack, project.id, [end - timedelta(minutes=30)])
+        made = await as_json(project, "backfills", "create", held["id"], "--start",
+                             (end - timedelta(hours=1)).isoformat(), "--end", end.isoformat())  # fmt: skip
+        await runs_until(project, held["id"], lambda rs: [r["status"] for r in rs] == ["Running"])
+        cancelled = await as_json(project, "backfills", "cancel", held["id"], made["backfill_id"])
+        assert cancelled["cancelled"] is True
+        watched = await be(project, "backfills", "watch", held["id"], made["backfill_id"])
+        assert watched.returncode == 1 and "the backfill ended Cancelled" in watched.stderr, watched.stderr
+        assert watched.stdout.splitlines()[-1].endswith("Cancelled")
