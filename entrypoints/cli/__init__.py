@@ -113,7 +113,15 @@ def exports_list(ctx: Context) -> None:
 @click.argument("export_id")
 @pass_context
 def exports_get(ctx: Context, export_id: str) -> None:
-    show(ctx, ctx.api("GET", f"{export_id}/"))
+    """The export's fields, then its latest runs as a table of their own."""
+    export = ctx.api("GET", f"{export_id}/")
+    if ctx.output == "json":
+        show(ctx, export)
+        return
+    latest = export.pop("latest_runs", [])
+    show(ctx, export)
+    console.print(f"latest runs ({len(latest)}):")
+    show(ctx, latest, RUN_COLUMNS)
 
 
 @exports.command("create")

@@ -55,6 +55,8 @@ async def test_exports_commands_and_the_apis_own_words(project: Project) -> None
     row = next(line for line in listed.stdout.splitlines() if made["id"] in line)
     assert [cell.strip() for cell in row.split("│")] == [made["id"], "cli made", "day", "NoOp", "True"]
     assert (await as_json(project, "exports", "get", made["id"]))["id"] == made["id"]
+    shown = (await be(project, "exports", "get", made["id"])).stdout
+    assert re.search(r"name\s+│ cli made", shown) and "latest runs (0):" in shown, shown
     assert (await as_json(project, "exports", "unpause", made["id"]))["paused"] is False
     assert (await as_json(project, "exports", "pause", made["id"]))["paused"] is True
     bad = await be(project, "exports", "create", "--name", "x", "--interval", "fortnight", "--destination", "NoOp")
@@ -104,6 +106,8 @@ async def test_runs_backfills_logs_and_the_coverage_strip(project: Project) -> N
     # retry completes. That is the destination's, not the CLI's: only the completed runs are counted here.)
     runs = [r for r in await as_json(project, "runs", "list", export["id"]) if r["status"] == "Completed"]
     assert sorted(r["data_interval_end"] for r in runs) == [f"{end:%Y-%m-%dT%H:%M:%SZ}" for end in ends[1:3]]
+    shown = (await be(project, "exports", "get", export["id"])).stdout  # its latest runs, one row each
+    assert all(re.search(rf"{r['id']}\s+│ {r['data_interval_start']}", shown) for r in runs), shown
     one = await as_json(project, "runs", "get", export["id"], runs[0]["id"])
     assert one["id"] == runs[0]["id"] and one["records_completed"] == 2
     cancelled = await be(project, "runs", "cancel", export["id"], runs[0]["id"])
