@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 PROMETHEUS := $(VENV)/prometheus/usr/bin/prometheus
 # Azurite (Azure Blob Storage's emulator) from npm, for the AzureBlob destination's tests and `make azurite`.
 AZURITE := .tools/node_modules/.bin/azurite-blob
+# Debian's Chromium, headless, for the test that loads the API's docs page in a real browser (tests/e2e/test_docs_page.py).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: dev test test-unit lint worker api azurite clean
+.PHONY: dev demo test test-unit lint worker api azurite clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +24,21 @@ $(AZURITE):
 dev: $(STAMP)
 	$(BIN)/python -m entrypoints.dev
 
-test: $(STAMP) $(PROMETHEUS) $(AZURITE)
+# Beside a running `make dev`: three exports, a backfill of the last 15 minutes, records out within two minutes.
+demo: $(STAMP)
+	$(BIN)/python -m entrypoints.demo
+
+test: $(STAMP) $(PROMETHEUS) $(AZURITE) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(CHROMIUM):
+	apt-get install -y -qq --no-install-recommends chromium || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 
 $(PROMETHEUS):
 	sh tests/support/install_prometheus.sh $(VENV)/prometheus
 
-# Azurite beside `make dev`: port 10000, data under .data/azurite, a container `exports`.
+# Azurite beside `make dev`: port 10000 (BATCH_EXPORTS_AZURITE_PORT), data under .data/azurite, a container `exports`.
 azurite: $(STAMP) $(AZURITE)
 	$(BIN)/python -m entrypoints.azurite
 

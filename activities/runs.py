@@ -133,7 +133,8 @@ class RunBookkeeping:
             message += f"; the next execution resumes after {inputs.cursor}"
         if inputs.latest_error:
             message += f": {inputs.latest_error}"
-        ok = status in (RunStatus.COMPLETED, RunStatus.CONTINUED_AS_NEW)
+        # An operator's cancel is an ending like a completion, not a fault: INFO, as they are.
+        ok = status in (RunStatus.COMPLETED, RunStatus.CONTINUED_AS_NEW, RunStatus.CANCELLED)
         activity.logger.log(logging.INFO if ok else logging.WARNING, message)
         # Two independent writes, side by side: this runs inside the workflow's task, which waits for it.
         finished, _ = await asyncio.gather(

@@ -12,6 +12,7 @@ from api.routes import (
     batch_exports,
     capture,
     destination_tests,
+    docs,
     health,
     integrations,
     logs,
@@ -47,7 +48,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
 
     app.cleanup_ctx.append(resources)
     app.on_startup.append(schema.build_document)
-    routes = [*health.ROUTES, *schema.ROUTES, *capture.ROUTES]
+    routes = [*docs.ROUTES, *health.ROUTES, *schema.ROUTES, *capture.ROUTES]
     for prefix in PROJECT_PREFIXES:
         routes += [
             (method, prefix + path, handler)
@@ -63,6 +64,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
         ]
     for method, path, handler in routes:  # every route with and without its trailing slash, as PostHog's `/?`
         app.router.add_route(method, path, handler)
-        if path.endswith("/"):
+        if path.endswith("/") and path != "/":
             app.router.add_route(method, path.rstrip("/"), handler, name=None)
     return app

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
     api_port: int = Field(8000, description="Port of the HTTP gateway.")
     max_body_mb: int = Field(20, description="Largest request body the gateway accepts, in MiB.")
+    temporal_ui_url: str | None = Field(
+        None, pattern=r"^https?://", description="The Temporal UI the gateway's front page links (`make dev`'s own)."
+    )
 
     settle_delay_seconds: float = Field(
         30, ge=0, description="How long a run waits after its interval ends before it reads the source."
@@ -113,6 +116,7 @@ class Settings(BaseSettings):
     temporal_port: int = Field(7233, description="gRPC port of the embedded Temporal dev server.")
     temporal_ui_port: int = Field(8233, description="Port of the embedded Temporal UI.")
     postgres_port: int = Field(5433, description="Port of the embedded PostgreSQL.")
+    azurite_port: int = Field(10000, description="Port of the Azurite `make azurite` starts beside `make dev`.")
     dev_project_token: str = Field("phc_dev_local", description="Token of the project `make dev` creates.")
     dev_api_key: SecretStr = Field(SecretStr("phx_dev_local"), description="Personal API key `make dev` creates.")
 

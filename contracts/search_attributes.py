@@ -16,7 +16,9 @@ DATA_INTERVAL_END = SearchAttributeKey.for_datetime("DataIntervalEnd")
 DESTINATION_TYPE = SearchAttributeKey.for_keyword("DestinationType")
 BACKFILL_ID = SearchAttributeKey.for_keyword("BackfillId")
 BATCH_EXPORT_NAME = SearchAttributeKey.for_keyword("BatchExportName")
-"""On the export's schedule: operators find it by name."""
+"""On the export's schedule and every run and backfill: operators find them by name, and see it as a column."""
+HANDED_OVER = "(hand-over: exports nothing itself)"
+"""After the name of a fire between boundaries (a trigger), which only starts the interval's own run."""
 SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 """Temporal's own: the nominal time at which a schedule started the workflow."""
 
@@ -47,6 +49,7 @@ def search_attributes(
     team_id: int,
     destination_type: str,
     *,
+    name: str | None = None,
     backfill_id: str | None = None,
     interval: tuple[datetime, datetime] | None = None,
 ) -> TypedSearchAttributes:
@@ -56,6 +59,8 @@ def search_attributes(
         SearchAttributePair(TEAM_ID, team_id),
         SearchAttributePair(DESTINATION_TYPE, destination_type),
     ]
+    if name:
+        pairs.append(SearchAttributePair(BATCH_EXPORT_NAME, name))
     if backfill_id:
         pairs.append(SearchAttributePair(BACKFILL_ID, backfill_id))
     if interval:

@@ -157,6 +157,8 @@ class BackfillInputs:
     failed_runs: int = 0
     cancelled_runs: int = 0
     finished_runs: int = 0
+    batch_export_name: str = ""
+    """For operators: each run it starts carries it (`BatchExportName`); empty in histories from before it."""
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,12 @@
 """Azure Blob Storage on loopback: Azurite, Microsoft's emulator, which `make` installs under `.tools/` (npm).
 
 The test suite starts one on a free port (`tests/e2e/conftest.py`); `make azurite` starts one beside `make dev`
-on port 10000, with its data under `.data/azurite`, creates the container `exports` and prints the config of an
-`AzureBlob` destination that writes there.
+on port 10000 (`BATCH_EXPORTS_AZURITE_PORT`), with its data under `.data/azurite`, creates the container
+`exports` and prints the config of an `AzureBlob` destination that writes there.
 """
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import time
@@ -17,6 +16,8 @@ from typing import Self
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
+from batch_exports.settings import Settings
+from entrypoints.dev_checks import NotStarted, Port, check_ports
 from entrypoints.embedded import LOOPBACK, ChildProcess, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,8 +54,12 @@ class Azurite(ChildProcess):
 
 
 def main() -> None:
-    data_dir = Path(os.environ.get("BATCH_EXPORTS_DATA_DIR", ".data"))
-    with Azurite(data_dir / "azurite", int(os.environ.get("AZURITE_PORT", "10000"))).start() as azurite:
+    settings = Settings()
+    try:
+        check_ports([Port("BATCH_EXPORTS_AZURITE_PORT", LOOPBACK, settings.azurite_port)])
+    except NotStarted as e:
+        raise SystemExit(f"make azurite: {e}") from None
+    with Azurite(settings.data_dir / "azurite", settings.azurite_port).start() as azurite:
         client = BlobServiceClient.from_connection_string(azurite.connection_string)
         with client, contextlib.suppress(ResourceExistsError):
             client.create_container("exports")

@@ -40,7 +40,8 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, log: P
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with code {process.returncode}; see {log}:\n{_tail(log)}")
         with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=1):
-            return
+            if process.poll() is None:  # the answer is ours, not a server's left on the port
+                return
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout:.0f}s; see {log}:\n{_tail(log)}")
 
@@ -56,9 +57,18 @@ class ChildProcess:
     """A server we started: stopped with SIGINT (a clean, fast shutdown for both servers), then SIGKILL."""
 
     process: subprocess.Popen[bytes] | None = None
+    pid_file: Path | None = None
+    """Where its pid is kept while it runs, for the next `make dev` to find it if this one is killed."""
+
+    def _started(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        if self.pid_file is not None:
+            self.pid_file.write_text(f"{process.pid}\n")
 
     def stop(self, timeout: float = 20) -> None:
         process, self.process = self.process, None
+        if self.pid_file is not None and process is not None:
+            self.pid_file.unlink(missing_ok=True)
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGINT)
@@ -160,29 +170,32 @@ class EmbeddedPostgres(ChildProcess):
         rules = hba.read_text()
         if not re.search(r"^\s*[^#\s].*\btrust\s*$", rules, re.MULTILINE):
             return
-        trusting = f"postgresql://postgres@{LOOPBACK}:{self.port}/postgres"
-        subprocess.run(
-            [postgres_bin_dir() / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", trusting, "-c",
-             f"ALTER USER postgres PASSWORD '{self.password}'"],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
+        self._psql(f"ALTER USER postgres PASSWORD '{self.password}'")  # on stdin: never on a command line
         hba.write_text(re.sub(r"\btrust(\s*)$", r"scram-sha-256\1", rules, flags=re.MULTILINE))
         assert self.process is not None
         self.process.send_signal(signal.SIGHUP)  # reload: from now on every connection needs the password
 
     def create_database(self, name: str) -> str:
         """Create database `name` if missing; returns its DSN."""
-        psql: list[str | Path] = [postgres_bin_dir() / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", self.dsn()]
-        exists = subprocess.run(
-            [*psql, "-tA", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-            check=True,
+        if not self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
+            self._psql(f'CREATE DATABASE "{name}"')
+        return self.dsn(name)
+
+    def _psql(self, sql: str) -> str:
+        """Run `sql` as the superuser; the password goes in psql's environment, the statement on its stdin, so
+        neither is on a command line (`ps`) nor in an error."""
+        address = f"postgresql://postgres@{LOOPBACK}:{self.port}/postgres"
+        ran = subprocess.run(
+            [postgres_bin_dir() / "psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", address],
+            input=sql,
             capture_output=True,
             text=True,
-        ).stdout.strip()
-        if not exists:
-            subprocess.run([*psql, "-c", f'CREATE DATABASE "{name}"'], check=True, capture_output=True)
-        return self.dsn(name)
+            env={**os.environ, "PGPASSWORD": self.password},
+        )
+        if ran.returncode != 0:
+            said = ran.stderr.strip()[-2000:].replace(self.password, "(its password)")
+            raise RuntimeError(f"PostgreSQL on port {self.port} refused a statement: {said}")
+        return ran.stdout.strip()
 
     def _wait_ready(self, bin_dir: Path, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -227,6 +240,7 @@ class TemporalDevServer(ChildProcess):
     ) -> None:
         """`db_file` None keeps the server's state in memory; its log goes to `log_dir`, or beside `db_file`."""
         self.db_file = db_file.resolve() if db_file else None
+        self.pid_file = self.db_file.with_suffix(".pid") if self.db_file else None
         self.port = port
         self.ui_port = ui_port
         self.namespace = namespace
@@ -272,7 +286,8 @@ class TemporalDevServer(ChildProcess):
             args += ["--headless"]
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self._started(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        assert self.process is not None
         wait_for_port(self.port, self.process, "Temporal dev server", self.log)
         return self
 

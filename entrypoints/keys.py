@@ -12,10 +12,8 @@ import asyncio
 import sys
 import uuid
 
-import asyncpg
-
-from batch_exports.settings import get_settings
 from batch_exports.store import api_keys, projects
+from entrypoints import stack_env
 from entrypoints.arguments import project_id
 
 
@@ -31,7 +29,7 @@ async def main(argv: list[str]) -> int:
     revoke.add_argument("key_id", type=uuid.UUID)
     args = parser.parse_args(argv)
 
-    conn = await asyncpg.connect(get_settings().database_url)
+    conn = await stack_env.connect_database()
     try:
         if args.command == "create":
             if unknown := [p for p in args.project or () if not await projects.exists(conn, p)]:

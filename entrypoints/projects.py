@@ -9,10 +9,8 @@ import asyncio
 import secrets
 import sys
 
-import asyncpg
-
-from batch_exports.settings import get_settings
 from batch_exports.store import projects
+from entrypoints import stack_env
 from entrypoints.arguments import project_name
 
 
@@ -24,7 +22,7 @@ async def main(argv: list[str]) -> int:
     commands.add_parser("list", help="list projects with their ids and names")
     args = parser.parse_args(argv)
 
-    conn = await asyncpg.connect(get_settings().database_url)
+    conn = await stack_env.connect_database()
     try:
         if args.command == "create":
             async with conn.transaction():

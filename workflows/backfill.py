@@ -193,6 +193,7 @@ class BackfillWorkflow:
                 inputs.batch_export_id,
                 inputs.team_id,
                 inputs.destination_type,
+                name=inputs.batch_export_name or None,
                 backfill_id=inputs.backfill_id,
                 interval=(interval.start, interval.end),
             ),

@@ -74,6 +74,7 @@ async def start(
                 team_id=export.team_id,
                 spec=export.interval_spec,
                 destination_type=export.destination_type,
+                batch_export_name=export.name,
                 start_at=start_at,
                 end_at=end_at,
                 concurrency=settings.backfill_concurrency,
@@ -85,7 +86,7 @@ async def start(
             id=workflow_id,
             task_queue=settings.task_queue,
             search_attributes=search_attributes(
-                str(export.id), export.team_id, export.destination_type, backfill_id=str(backfill_id)
+                str(export.id), export.team_id, export.destination_type, name=export.name, backfill_id=str(backfill_id)
             ),
             static_summary=f"Backfill of {export.name} ({export.destination_type}), "
             f"{start_at.isoformat()} to {end_at.isoformat()}",

@@ -29,7 +29,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import RetryPolicy, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -37,7 +37,7 @@ from batch_exports.settings import Settings
 from batch_exports.store.exports import BatchExport
 from batch_exports.temporal.client import is_not_found
 from contracts.intervals import DataInterval, Interval, phase, run_workflow_id
-from contracts.search_attributes import BATCH_EXPORT_NAME, search_attributes
+from contracts.search_attributes import search_attributes
 from contracts.timeouts import execution_timeout
 from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileInputs, RunInputs
 
@@ -89,8 +89,7 @@ def memo(export: BatchExport) -> dict[str, Any]:
 
 def schedule_search_attributes(export: BatchExport) -> TypedSearchAttributes:
     """The schedule's own search attributes: `temporal schedule list --query "TeamId = 2"` finds it."""
-    attributes = search_attributes(str(export.id), export.team_id, export.destination_type)
-    return TypedSearchAttributes([*attributes.search_attributes, SearchAttributePair(BATCH_EXPORT_NAME, export.name)])
+    return search_attributes(str(export.id), export.team_id, export.destination_type, name=export.name)
 
 
 def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
@@ -100,7 +99,7 @@ def schedule_for(export: BatchExport, settings: Settings) -> Schedule:
             RunInputs(batch_export_id=str(export.id), team_id=export.team_id, spec=export.interval_spec),
             id=str(export.id),
             task_queue=settings.task_queue,
-            typed_search_attributes=search_attributes(str(export.id), export.team_id, export.destination_type),
+            typed_search_attributes=schedule_search_attributes(export),
             memo=memo(export),
             static_summary=summary(export),
             execution_timeout=execution_timeout(export.interval),
@@ -130,7 +129,11 @@ async def start_interval_run(client: Client, settings: Settings, export: BatchEx
             execution_timeout=execution_timeout(export.interval),
             retry_policy=run_retry_policy(settings),
             search_attributes=search_attributes(
-                str(export.id), export.team_id, export.destination_type, interval=(interval.start, interval.end)
+                str(export.id),
+                export.team_id,
+                export.destination_type,
+                name=export.name,
+                interval=(interval.start, interval.end),
             ),
             static_summary=summary(export),
         )

@@ -4,7 +4,9 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+from entrypoints.embedded import LOOPBACK, free_port
 from tests.support.stack import Project
 
 
@@ -35,3 +37,16 @@ async def test_create_use_and_revoke_a_key(project: Project) -> None:
     assert status == 401
     again = await cli(project, "revoke", line.split()[0])
     assert again.returncode == 1 and "no active key" in again.stderr
+
+
+def test_with_no_stack_it_says_what_to_set_without_a_traceback_or_the_password(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCH_EXPORTS_")}
+    env |= {"BATCH_EXPORTS_DATABASE_URL": f"postgresql://postgres:s3cr3t-pw@{LOOPBACK}:{free_port()}/batch_exports"}
+    for command in (["entrypoints.keys", "list"], ["entrypoints.projects", "list"], ["entrypoints.migrate"]):
+        ran = subprocess.run(
+            [sys.executable, "-m", *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+        assert "no database answers at postgresql://postgres@127.0.0.1:" in ran.stderr
+        assert "`make dev`" in ran.stderr and "BATCH_EXPORTS_DATABASE_URL" in ran.stderr
+        assert "s3cr3t-pw" not in ran.stderr + ran.stdout
