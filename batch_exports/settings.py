@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     max_running_backfills_per_project: int = Field(
         10, ge=1, description="Backfills one project may have running; more are refused with 429."
     )
+    max_concurrent_checks: int = Field(
+        4, ge=1, description="Destination checks one gateway runs at once, on threads of their own; more are a 429."
+    )
+    check_timeout_seconds: float = Field(
+        30, gt=0, description="How long a destination check may take before its answer says it did not finish."
+    )
     reconcile_every_seconds: int = Field(60, ge=5, description="How often reconciliation runs.")
     cancel_wait_seconds: float = Field(
         10, ge=0, le=60, description="How long a cancel request waits for the run (or backfill) to stop before a 202."
