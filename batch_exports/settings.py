@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_running_backfills_per_project: int = Field(
         10, ge=1, description="Backfills one project may have running; more are refused with 429."
     )
+    max_exports_per_project: int = Field(
+        100, ge=1, description="Batch exports one project may have (deleted ones do not count); more is a 400."
+    )
     max_concurrent_checks: int = Field(
         4, ge=1, description="Destination checks one gateway runs at once, on threads of their own; more are a 429."
     )

@@ -1,5 +1,5 @@
-"""One tenant cannot starve the others (issue 20, finding 5): destination checks run on threads of their own,
-within a deadline.
+"""One tenant cannot starve the others (issue 20, findings 5 and 6): destination checks run on threads of their
+own, within a deadline; a project has at most so many exports.
 
 Everything stays on loopback: the "dead" destination is a port here that accepts connections and never answers.
 """
@@ -105,6 +105,34 @@ async def test_the_loopback_guard_of_the_tests_covers_the_checks_own_loop(projec
         )
     assert status == 200 and body["result"]["status"] == "Failed", body
     assert tripwire.lookups == ["nowhere.invalid"] and tripwire.blocked == []
+
+
+# Finding 6: a cap on a project's exports, and on its export attempts in a worker.
+
+
+async def test_a_project_has_at_most_its_cap_of_exports(project: Project) -> None:
+    file = {"name": "capped", "interval": "hour", "paused": True, "destination": {"type": "File", "config": {}}}
+    async with (
+        another_gateway(project.stack, max_exports_per_project=2) as gateway,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+    ):
+        url = f"{gateway}/api/projects/{project.id}/batch_exports/"
+        created = []
+        for n in range(2):
+            status, export, _ = await call(http, "POST", url, json={**file, "destination": _file(f"capped-{n}")})
+            assert status == 201, export
+            created.append(export)
+        status, error, _ = await call(http, "POST", url, json={**file, "destination": _file("one-too-many")})
+        assert (status, error["type"], error["code"]) == (400, "validation_error", "max_exports_per_project"), error
+        assert "BATCH_EXPORTS_MAX_EXPORTS_PER_PROJECT" in error["detail"] and "(2)" in error["detail"], error
+        async with http.delete(f"{url}{created[0]['id']}/") as deleted:
+            assert deleted.status == 204
+        status, export, _ = await call(http, "POST", url, json={**file, "destination": _file("after-a-delete")})
+        assert status == 201, export  # deleted exports do not count
+
+
+def _file(path: str) -> dict[str, Any]:
+    return {"type": "File", "config": {"path": path}}
 
 
 async def _reached(far: Silent, connections: int) -> bool:
