@@ -1,24 +1,30 @@
 """One tenant cannot starve the others (issue 20, findings 5 and 6): destination checks run on threads of their
-own, within a deadline; a project has at most so many exports.
+own, within a deadline; a project has at most so many exports, and a worker runs at most so many export attempts
+of one project at once, the rest giving their slot back, so another project's run is not held up.
 
 Everything stays on loopback: the "dead" destination is a port here that accepts connections and never answers.
 """
 
 import asyncio
 import contextlib
+import dataclasses
 import gzip
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+from temporalio.api.enums.v1 import EventType
 
 from entrypoints.embedded import LOOPBACK, free_port
-from tests.support.helpers import another_gateway, eventually
+from tests.support.helpers import another_gateway, create_export, eventually, insert_events, runs_of, start_run
 from tests.support.listeners import loopback_only
-from tests.support.stack import API_KEY, Project
+from tests.support.stack import API_KEY, Project, Stack
+from worker import build_worker
 
 
 @dataclass
@@ -135,5 +141,81 @@ def _file(path: str) -> dict[str, Any]:
     return {"type": "File", "config": {"path": path}}
 
 
+async def test_one_projects_dead_destinations_do_not_hold_up_anothers(stack: Stack) -> None:
+    """Scaled down from the issue's 110 dead exports on a worker of 100 slots (bench/fairness.py measures that):
+    six runs of one project POST to a receiver that never answers, on a worker of four activity slots that runs at
+    most two attempts of a project at once. The dead project holds two slots, its other attempts give theirs back
+    (without using up the one attempt each export has), and another project's run completes within seconds."""
+    dead, healthy = await stack.new_project(), await stack.new_project()
+    settings = stack.settings.model_copy(
+        update={
+            "task_queue": f"isolation-{uuid.uuid4().hex[:8]}",
+            "worker_max_concurrent_activities": 4,
+            "max_concurrent_exports_per_project": 2,
+            "shutdown_grace_seconds": 1,
+        }
+    )
+    runtime = dataclasses.replace(stack.runtime, settings=settings)
+    end = datetime.now(UTC).replace(microsecond=0)
+    await insert_events(stack, dead.id, [end - timedelta(minutes=1)])
+    await insert_events(stack, healthy.id, [end - timedelta(minutes=1)] * 3)
+    handles, dead_exports = [], []
+    async with silent() as far, build_worker(runtime):
+        http = {"type": "HTTP", "config": {"url": f"http://{LOOPBACK}:{far.port}/batch/", "token": "t"}}
+        for n in range(6):
+            export = await create_export(dead, {"name": f"dead-{n}", "interval": "hour", "destination": http})
+            dead_exports.append(export["id"])
+            handles.append(
+                await start_run(
+                    runtime, export, start=end - timedelta(hours=1), end=end, task_queue=settings.task_queue
+                )
+            )
+
+        async def waiting_for_a_slot() -> int:
+            """Dead runs whose logs say an attempt gave its slot back."""
+            said = 0
+            for export_id in dead_exports:
+                status, logs = await dead.request("GET", f"batch_exports/{export_id}/logs/")
+                assert status == 200, logs
+                said += any("waits for a slot" in line["message"] for line in logs["results"])
+            return said
+
+        assert await eventually(waiting_for_a_slot, within=20) >= 1
+        await eventually(lambda: _reached(far, 2), within=10)
+        await asyncio.sleep(1)
+        assert far.connections == 2  # the dead project's attempts hold two slots of the worker's four, no more
+
+        export = await create_export(healthy, {"name": "healthy", "interval": "hour", "destination": _file("healthy")})
+        began = time.monotonic()
+        run = await start_run(runtime, export, start=end - timedelta(hours=1), end=end, task_queue=settings.task_queue)
+        await eventually(lambda: _completed(healthy, export["id"]), within=30, every=0.1)
+        took = time.monotonic() - began
+        assert took < 15, f"the healthy run took {took:.1f} s behind the dead project"
+        assert (healthy.files / "healthy").is_dir()
+        assert far.connections == 2
+
+        # Throttled attempts used up nothing: the dead runs are still waiting or exporting, none failed.
+        for export_id in dead_exports:
+            statuses = {r["status"] for r in await runs_of(dead, export_id)}
+            assert statuses <= {"Starting", "Running"}, (export_id, statuses)
+        logs = (await dead.request("GET", f"batch_exports/{dead_exports[-1]}/logs/"))[1]["results"]
+        said = [line["message"] for line in logs if "waits for a slot" in line["message"]]
+        assert all("BATCH_EXPORTS_MAX_CONCURRENT_EXPORTS_PER_PROJECT" in message for message in said), said
+
+        # The run's export was dispatched by its project's fairness key.
+        keys = [
+            event.activity_task_scheduled_event_attributes.priority.fairness_key
+            async for event in run.fetch_history_events()
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        ]
+        assert keys == [f"project-{healthy.id}"]
+        for handle in handles:
+            await handle.terminate("the test is over")
+
+
 async def _reached(far: Silent, connections: int) -> bool:
     return far.connections >= connections
+
+
+async def _completed(project: Project, export_id: str) -> bool:
+    return [r["status"] for r in await runs_of(project, export_id)] == ["Completed"]
