@@ -71,7 +71,7 @@ async def list_steps(request: web.Request) -> web.Response:
     return json_response({"steps": steps})
 
 
-@operation("Run one check against a saved export's destination", {200: oa.StepResult}, body=oa.StepIn)
+@operation("Run one check against a saved export's destination", {200: oa.StepResult, 429: oa.Error}, body=oa.StepIn)
 async def run_step_saved(request: web.Request) -> web.Response:
     """`POST batch_exports/{id}/run_test_step/` `{"step": n}`: a check against a saved export's destination;
     a posted `destination` is merged over the stored one first (the same rules as a PATCH)."""
@@ -85,7 +85,9 @@ async def run_step_saved(request: web.Request) -> web.Response:
     return await _result(request, export.team_id, export.destination_type, config, step)
 
 
-@operation("Run one check against a destination before saving it", {200: oa.StepResult}, body=oa.UnsavedStepIn)
+@operation(
+    "Run one check against a destination before saving it", {200: oa.StepResult, 429: oa.Error}, body=oa.UnsavedStepIn
+)
 async def run_step_unsaved(request: web.Request) -> web.Response:
     """`POST batch_exports/run_test_step_new/` `{"step": n, "destination": {...}}`: before saving."""
     project_id = await authorize(request, api_keys.WRITE)
