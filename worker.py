@@ -49,6 +49,8 @@ def build_worker(rt: Runtime) -> Worker:
         max_heartbeat_throttle_interval=timedelta(seconds=2),
         # On shutdown, attempts in flight get this long to reach a checkpoint before they are cancelled.
         graceful_shutdown_timeout=timedelta(seconds=rt.settings.shutdown_grace_seconds),
+        # A project's attempts hold at most BATCH_EXPORTS_MAX_CONCURRENT_EXPORTS_PER_PROJECT of these (`admission`).
+        max_concurrent_activities=rt.settings.worker_max_concurrent_activities,
         workflow_task_poller_behavior=POLLING,
         activity_task_poller_behavior=POLLING,
         activities=[

@@ -10,6 +10,9 @@ Whatever ends an attempt leaves it through `Attempt.end`, with every secret valu
 redacted: the run's `latest_error`, its logs, the Temporal failure and the worker's log lines never hold one,
 whatever library wrote the message.
 
+Only the attempts that ran count against the export's `max_attempts`: one that found its project at capacity
+(`activities.admission`) gave its slot back before doing anything, and says so in its heartbeat (`throttled`).
+
 Every attempt's end reaches the run's logs once. It writes its own when it can. When it cannot (the database
 is down) it hands the words on in its last heartbeat, and the next attempt writes them. An attempt that left
 nothing (its worker was killed) is described by the next one, from what Temporal says of it. Bookkeeping that
@@ -29,12 +32,14 @@ from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, is_cancelled_exception
 
+from activities.admission import ProjectAtCapacity, wait_before_retry
 from batch_exports.runtime import Runtime
 from batch_exports.store import db, exports, logs, runs
 from batch_exports.store.exports import BatchExport
 from connectors.destinations import DestinationUserError
 from connectors.sources.reading import SourceTimeout
 from contracts.statuses import RunStatus
+from contracts.workflows import ATTEMPTS_EXHAUSTED, PROJECT_AT_CAPACITY
 
 BOOKKEEPING_SECONDS = 5.0
 """The longest an attempt waits on the database for its books (never on its way out for longer)."""
@@ -63,6 +68,8 @@ class Checkpoint:
     """That attempt reached its end, and recorded it (or left it in `unrecorded`)."""
     unrecorded: list[str] = field(default_factory=list)
     """Ends of attempts that are not in the run's logs yet (the database was down when they happened)."""
+    throttled: int = 0
+    """Attempts so far that gave their slot back, their project at capacity: they do not count."""
 
     def durable(self) -> dict[str, Any]:
         """What the run's row keeps: where the destination stands."""
@@ -77,11 +84,17 @@ class WorkerShutdown(Exception):
     """The worker is shutting down: the attempt stopped at a checkpoint."""
 
 
+class AttemptsExhausted(Exception):
+    """The attempts before used up the export's attempts without saying so themselves (they timed out)."""
+
+
 class Attempt:
     """This attempt of the export activity of one run."""
 
-    def __init__(self, rt: Runtime, run_id: uuid.UUID, batch_export_id: uuid.UUID) -> None:
+    def __init__(self, rt: Runtime, run_id: uuid.UUID, batch_export_id: uuid.UUID, max_attempts: int = 0) -> None:
         self.rt, self.run_id, self.batch_export_id = rt, run_id, batch_export_id
+        self.max_attempts = max_attempts
+        """0: Temporal's retry policy counts the attempts."""
         info = activity.info()
         self.number = info.attempt
         self.scheduled = info.current_attempt_scheduled_time
@@ -91,8 +104,23 @@ class Attempt:
         self.done = replace(self.previous, attempt=self.number, ended=False, unrecorded=list(self.previous.unrecorded))
         """Where the destination stands; heartbeated (with the ends still to record)."""
 
+    @property
+    def ran(self) -> int:
+        """The attempts that ran, this one included (not the ones that gave their slot back)."""
+        return self.number - self.previous.throttled
+
     def beat(self) -> Checkpoint:
         return replace(self.done, unrecorded=list(self.done.unrecorded))
+
+    async def ensure_attempts_left(self, export: BatchExport) -> None:
+        """`AttemptsExhausted` when the attempts before used up the export's (they timed out, or their worker
+        stopped, so none of them could say it was the last)."""
+        self.export = export
+        if self.max_attempts and self.ran > self.max_attempts:
+            raise AttemptsExhausted(
+                f"Export attempt {self.number - 1} {await self._fate_of_previous()}; it was the last of the "
+                f"{self.max_attempts} BATCH_EXPORTS_EXPORT_MAX_ATTEMPTS allows"
+            )
 
     async def begin(self, export: BatchExport) -> Checkpoint:
         """Take the run over, record what became of the attempts before, and say where this one resumes."""
@@ -110,7 +138,7 @@ class Attempt:
             records_completed=start.records,
             bytes_exported=start.bytes,
         )
-        if self.number > 1:
+        if self.ran > 1:
             level = logs.Level.INFO
             if self.previous.attempt == self.number - 1 and self.previous.ended:
                 where = f"after record {start.records:,}" if start.position else "from the start of the interval"
@@ -158,6 +186,11 @@ class Attempt:
         if isinstance(error, Superseded):
             activity.logger.warning("export attempt %s stops: %s", self.number, error)
             return ApplicationError(str(error), type="Superseded")
+        if isinstance(error, ProjectAtCapacity):
+            return await self._over_capacity(error)
+        if isinstance(error, AttemptsExhausted):
+            await self._record(str(error), latest_error=str(error))
+            return ApplicationError(str(error), type=ATTEMPTS_EXHAUSTED)
         if isinstance(error, DestinationUserError):  # the run fails, with these words
             return ApplicationError(self.redact(str(error)), type="DestinationUserError", non_retryable=True)
         if isinstance(error, SourceTimeout):  # another attempt would run the same query as long
@@ -183,7 +216,24 @@ class Attempt:
             self.redact("".join(traceback.format_exception(error)).rstrip()),
         )
         await self._record(f"Export attempt {self.number} failed: {reason}", latest_error=reason)
+        if self.max_attempts and self.ran >= self.max_attempts:
+            return ApplicationError(reason, type=ATTEMPTS_EXHAUSTED)  # the run's retry policy stops here
         return ApplicationError(reason, type=type(error).__name__)  # retried, as the error itself would be
+
+    async def _over_capacity(self, error: ProjectAtCapacity) -> ApplicationError:
+        """The attempt gives its slot back: it says why (in the run's logs the first time), and counts itself in
+        its heartbeat as one that did not run."""
+        wait = wait_before_retry(self.previous.throttled)
+        said = f"Export attempt {self.number} waits for a slot: {error}; trying again in {wait.total_seconds():.0f} s"
+        activity.logger.debug("%s", said)
+        if not self.previous.throttled:
+            with contextlib.suppress(Exception):  # a word for the person reading the logs, not a book to keep
+                await self._write_pending(said, level=logs.Level.INFO)
+        self.done.ended, self.done.throttled = True, self.previous.throttled + 1
+        activity.heartbeat(self.beat())
+        return ApplicationError(
+            said, type=PROJECT_AT_CAPACITY, category=ApplicationErrorCategory.BENIGN, next_retry_delay=wait
+        )
 
     async def _record(self, message: str, *, level: logs.Level = logs.Level.WARNING, latest_error: str = "") -> None:
         """Write the attempt's end (and ends still unrecorded) to the run's logs, or hand it on in the heartbeat."""

@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from activities.admission import ProjectSlots
 from activities.attempts import Attempt, Checkpoint, WorkerShutdown
 from batch_exports.runtime import Runtime
 from batch_exports.store import exports
@@ -33,10 +34,11 @@ each time, so not at every one)."""
 class Exporter:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        self.slots = ProjectSlots(rt.settings.max_concurrent_exports_per_project)
 
     @activity.defn(name="export-interval")
     async def export_interval(self, inputs: ExportInputs) -> ExportResult:
-        attempt = Attempt(self.rt, uuid.UUID(inputs.run_id), uuid.UUID(inputs.batch_export_id))
+        attempt = Attempt(self.rt, uuid.UUID(inputs.run_id), uuid.UUID(inputs.batch_export_id), inputs.max_attempts)
         try:
             export = await exports.get(self.rt.pool, attempt.batch_export_id, self.rt.cipher)
             if export is None:
@@ -45,13 +47,15 @@ class Exporter:
                     type="BatchExportNotFound",
                     non_retryable=True,
                 )
-            start = await attempt.begin(export)
-            written = Checkpoint(records=start.records, bytes=start.bytes)  # so far, if not all for good yet
-            context = self.rt.destinations.for_project(export.team_id)
-            began = time.monotonic()
-            async with self._heartbeating(attempt, written):
-                await ensure_allowed_host(export.destination_config, context)
-                result = await self._write(export, inputs, attempt, start, written, context)
+            await attempt.ensure_attempts_left(export)
+            with self.slots.taken(export.team_id):  # or give the activity slot back at once
+                start = await attempt.begin(export)
+                written = Checkpoint(records=start.records, bytes=start.bytes)  # so far, if not all for good yet
+                context = self.rt.destinations.for_project(export.team_id)
+                began = time.monotonic()
+                async with self._heartbeating(attempt, written):
+                    await ensure_allowed_host(export.destination_config, context)
+                    result = await self._write(export, inputs, attempt, start, written, context)
             self.rt.metrics.exported(export.destination_type, result, seconds=time.monotonic() - began)
             return result
         except BaseException as error:

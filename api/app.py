@@ -1,9 +1,11 @@
 """The gateway's application factory: the runtime opened in `cleanup_ctx`, routes from one table each."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from api.checks import CheckRunner
 from api.errors import error_middleware
 from api.inputs import refuse_nul
 from api.routes import (
@@ -20,7 +22,7 @@ from api.routes import (
     runs,
     schema,
 )
-from api.state import RUNTIME, SETTINGS
+from api.state import CHECKS, RUNTIME, SETTINGS
 from api.telemetry import telemetry_middleware
 from batch_exports.runtime import Runtime, cipher_for, open_runtime
 from batch_exports.settings import Settings
@@ -46,7 +48,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
             app[RUNTIME] = opened
             yield
 
+    async def checks(app: web.Application) -> AsyncIterator[None]:
+        app[CHECKS] = CheckRunner(settings.max_concurrent_checks, settings.check_timeout_seconds).start()
+        yield
+        await asyncio.to_thread(app[CHECKS].close)  # it waits (briefly) for the checks' loop to stop
+
     app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(checks)
     app.on_startup.append(schema.build_document)
     routes = [*docs.ROUTES, *health.ROUTES, *schema.ROUTES, *capture.ROUTES]
     for prefix in PROJECT_PREFIXES:

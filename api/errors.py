@@ -11,7 +11,7 @@ from api import inputs
 from api.state import SETTINGS
 from batch_exports.models import InvalidField
 from batch_exports.services.backfills import TooManyBackfills
-from batch_exports.services.lifecycle import ScheduleRaced
+from batch_exports.services.lifecycle import ScheduleRaced, TooManyExports
 from batch_exports.store import db
 from batch_exports.store.exports import ExportNotFound
 from batch_exports.temporal.client import TemporalUnavailable
@@ -82,6 +82,8 @@ async def error_middleware(
         return ApiError(409, str(error), code="schedule_changed").response()
     except ExportNotFound:
         return not_found("Batch export not found.").response()
+    except TooManyExports as error:
+        return validation_error(str(error), code="max_exports_per_project").response()
     except TooManyBackfills as error:
         return ApiError(429, f"Too many backfills: {error}.", code="throttled").response()
     except web.HTTPRequestEntityTooLarge as error:

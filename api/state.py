@@ -2,11 +2,14 @@
 
 from aiohttp import web
 
+from api.checks import CheckRunner
 from batch_exports.runtime import Runtime
 from batch_exports.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 RUNTIME = web.AppKey("runtime", Runtime)
+CHECKS = web.AppKey("checks", CheckRunner)
+"""Where destination checks run (`api.checks`): never on the threads that serve requests."""
 
 
 def runtime(request: web.Request) -> Runtime:

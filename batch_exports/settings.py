@@ -64,6 +64,24 @@ class Settings(BaseSettings):
     max_running_backfills_per_project: int = Field(
         10, ge=1, description="Backfills one project may have running; more are refused with 429."
     )
+    max_exports_per_project: int = Field(
+        100, ge=1, description="Batch exports one project may have (deleted ones do not count); more is a 400."
+    )
+    max_concurrent_exports_per_project: int = Field(
+        10,
+        ge=1,
+        description="Export attempts of one project a worker runs at once; one more gives its slot back and is "
+        "retried a few seconds later, without using up an attempt.",
+    )
+    worker_max_concurrent_activities: int = Field(
+        100, ge=1, description="Activities (export attempts, bookkeeping) one worker runs at once."
+    )
+    max_concurrent_checks: int = Field(
+        4, ge=1, description="Destination checks one gateway runs at once, on threads of their own; more are a 429."
+    )
+    check_timeout_seconds: float = Field(
+        30, gt=0, description="How long a destination check may take before its answer says it did not finish."
+    )
     reconcile_every_seconds: int = Field(60, ge=5, description="How often reconciliation runs.")
     cancel_wait_seconds: float = Field(
         10, ge=0, le=60, description="How long a cancel request waits for the run (or backfill) to stop before a 202."

@@ -25,19 +25,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydantic import SecretStr
-
-from batch_exports.crypto import generate_key
 from batch_exports.models import BatchExportIn
 from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings
-from batch_exports.store import db, projects
+from batch_exports.store import projects
 from batch_exports.store.exports import BatchExport
 from bench import latencies
+from bench.embedded import embedded_stack
 from bench.floor import FLOOR_WORKFLOW, FloorInputs
 from bench.workers import floor_queue
-from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+from entrypoints.embedded import free_port
 from tests.support.scratch import scratch_directory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,21 +127,10 @@ async def run_floor(rt: Runtime, count: int, concurrency: int, dressed: bool = F
 
 
 async def main(args: argparse.Namespace, work: Path) -> None:
-    with (
-        EmbeddedPostgres(work / "postgres", free_port()).start() as postgres,
-        TemporalDevServer(work / "temporal.db", free_port(), ui_port=None).start() as server,
-    ):
-        os.environ["TEMPORAL_ADDRESS"] = server.address
-        settings = Settings(
-            database_url=postgres.create_database("batch_exports"),
-            encryption_key=SecretStr(generate_key()),
-            settle_delay_seconds=0,
-            jitter_enabled=False,
-            backfill_concurrency=args.concurrency,
-            file_destination_root=work / "exports",
-            data_dir=work,
-        )
-        db.migrate(settings.database_url)
+    with embedded_stack(
+        work, settle_delay_seconds=0, jitter_enabled=False, backfill_concurrency=args.concurrency
+    ) as stack:
+        settings, postgres, server = stack.settings, stack.postgres, stack.server
         async with open_runtime(settings, process="benchmark") as rt:
             pool = rt.pool
             await projects.ensure(pool, 1, "bench", "phc_bench")

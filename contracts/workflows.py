@@ -15,6 +15,17 @@ BACKFILL_WORKFLOW = "batch-export-backfill"
 RECONCILE_WORKFLOW = "batch-exports-reconcile"
 EXPORT_PROGRESS_SIGNAL = "export-progress"
 """The run workflow's signal that carries its export's progress (`ExportProgress`), shown as its current details."""
+PROJECT_AT_CAPACITY = "ProjectAtCapacity"
+"""The failure of an export attempt that gave its slot back at once: its project has as many attempts running on
+the worker as it may (`activities.admission`). Retried after a few seconds; it does not use up an attempt."""
+ATTEMPTS_EXHAUSTED = "ExportAttemptsExhausted"
+"""The failure of the export's last attempt: the export counts its own attempts (`ExportInputs.max_attempts`), so
+the run's retry policy for it names this type as the one that is not retried."""
+
+
+def fairness_key(team_id: int) -> str:
+    """The key Temporal's task queue fairness dispatches by: one project's backlog cannot hold up another's."""
+    return f"project-{team_id}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,9 @@ class ExportInputs:
     cursor: str | None = None
     first_file: int = 0
     max_records: int = 0
+    max_attempts: int = 0
+    """Attempts that may run (ones that gave their slot back to their project's cap do not count); 0: Temporal's
+    retry policy counts them all."""
 
 
 @dataclass(frozen=True)

@@ -270,10 +270,8 @@ class TemporalDevServer(ChildProcess):
             "warn",
             "--log-format",
             "pretty",
-            "--dynamic-config-value",
-            "frontend.enableUpdateWorkflowExecution=true",
         ]
-        args += search_attribute_flags()
+        args += dynamic_config_flags() + search_attribute_flags()
         if self.db_file:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             # A write-ahead log without a sync per commit: several times the throughput of the default,
@@ -290,6 +288,20 @@ class TemporalDevServer(ChildProcess):
         assert self.process is not None
         wait_for_port(self.port, self.process, "Temporal dev server", self.log)
         return self
+
+
+DYNAMIC_CONFIG = (
+    "frontend.enableUpdateWorkflowExecution=true",
+    # Task-queue fairness: tasks are dispatched round-robin by fairness key (a project: `contracts.workflows`), so
+    # one project's backlog does not hold up another's. Needs the new matcher.
+    "matching.useNewMatcher=true",
+    "matching.enableFairness=true",
+)
+
+
+def dynamic_config_flags() -> list[str]:
+    """`--dynamic-config-value key=value` for each of the dev server's settings the service relies on."""
+    return [flag for value in DYNAMIC_CONFIG for flag in ("--dynamic-config-value", value)]
 
 
 # temporalio.api.enums.v1.IndexedValueType -> the CLI's names.

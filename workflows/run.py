@@ -27,7 +27,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.statuses import RunStatus
     from contracts.timeouts import export_timeout
     from contracts.workflows import (
+        ATTEMPTS_EXHAUSTED,
         EXPORT_PROGRESS_SIGNAL,
         RUN_WORKFLOW,
         ExportInputs,
@@ -64,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         RunResult,
         StartedRun,
         StartRunInputs,
+        fairness_key,
     )
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
@@ -151,16 +153,19 @@ class RunBatchExportWorkflow:
                     cursor=inputs.cursor,
                     first_file=inputs.first_file,
                     max_records=started.max_records_per_execution,
+                    max_attempts=started.export_max_attempts,
                 ),
                 start_to_close_timeout=export_timeout(inputs.spec.interval),
                 heartbeat_timeout=timedelta(seconds=started.export_heartbeat_timeout_seconds),
                 # The run is recorded Cancelled only once the export has stopped writing.
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                # The export counts its attempts: one that gave its slot back to its project's cap does not count.
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=started.export_retry_initial_seconds),
                     maximum_interval=timedelta(minutes=2),
-                    maximum_attempts=started.export_max_attempts,
+                    non_retryable_error_types=[ATTEMPTS_EXHAUSTED],
                 ),
+                priority=Priority(fairness_key=fairness_key(inputs.team_id)),
                 summary=f"export {span}",
             )
         except (Exception, asyncio.CancelledError) as error:

@@ -1,4 +1,7 @@
-"""Destination checks a person runs before saving or trusting an export (PostHog's test-step routes)."""
+"""Destination checks a person runs before saving or trusting an export (PostHog's test-step routes).
+
+Each runs on the checks' own loop and threads (`api.checks`), within a deadline, never on the threads that serve
+requests."""
 
 from typing import Any
 
@@ -6,12 +9,13 @@ from aiohttp import web
 
 from api import openapi as oa
 from api.auth import authorize
-from api.errors import not_found, read_json, validation_error
+from api.checks import ChecksBusy, CheckTimedOut
+from api.errors import ApiError, not_found, read_json, validation_error
 from api.lookups import export_for
 from api.openapi import operation
 from api.responses import json_response
 from api.routes import Route
-from api.state import runtime
+from api.state import CHECKS, runtime
 from batch_exports.models import DestinationIn, merge_destination
 from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys
@@ -37,7 +41,17 @@ def _step_index(body: Any, destination_type: str) -> int:
 async def _result(
     request: web.Request, project_id: int, kind: str, config: DestinationConfig, step: int
 ) -> web.Response:
-    problem = await run_step(kind, config, runtime(request).destinations.for_project(project_id), step)
+    context = runtime(request).destinations.for_project(project_id)
+    checks = request.app[CHECKS]
+    try:
+        problem = await checks.run(lambda: run_step(kind, config, context, step))
+    except ChecksBusy as busy:
+        raise ApiError(429, f"Too many destination checks: {busy}.", code="throttled") from None
+    except CheckTimedOut:
+        problem = (
+            f"The check did not finish within {checks.timeout:g} s (BATCH_EXPORTS_CHECK_TIMEOUT_SECONDS): "
+            "the destination did not answer in time."
+        )
     status = "Passed" if problem is None else "Failed"
     checked = destination(kind).steps[step]
     return json_response(
@@ -58,7 +72,7 @@ async def list_steps(request: web.Request) -> web.Response:
     return json_response({"steps": steps})
 
 
-@operation("Run one check against a saved export's destination", {200: oa.StepResult}, body=oa.StepIn)
+@operation("Run one check against a saved export's destination", {200: oa.StepResult, 429: oa.Error}, body=oa.StepIn)
 async def run_step_saved(request: web.Request) -> web.Response:
     """`POST batch_exports/{id}/run_test_step/` `{"step": n}`: a check against a saved export's destination;
     a posted `destination` is merged over the stored one first (the same rules as a PATCH)."""
@@ -75,7 +89,9 @@ async def run_step_saved(request: web.Request) -> web.Response:
     return await _result(request, export.team_id, export.destination_type, config, step)
 
 
-@operation("Run one check against a destination before saving it", {200: oa.StepResult}, body=oa.UnsavedStepIn)
+@operation(
+    "Run one check against a destination before saving it", {200: oa.StepResult, 429: oa.Error}, body=oa.UnsavedStepIn
+)
 async def run_step_unsaved(request: web.Request) -> web.Response:
     """`POST batch_exports/run_test_step_new/` `{"step": n, "destination": {...}}`: before saving."""
     project_id = await authorize(request, api_keys.WRITE)

@@ -36,10 +36,21 @@ async def _remember(conn: asyncpg.Connection, export: BatchExport, fingerprints:
     await exports.set_schedule_state(conn, export.id, {**(export.schedule_state or {}), **fingerprints})
 
 
+class TooManyExports(Exception):
+    """The project has `BATCH_EXPORTS_MAX_EXPORTS_PER_PROJECT` exports already."""
+
+
 async def create(rt: Runtime, team_id: int, body: BatchExportIn) -> BatchExport:
     spec = IntervalSpec(body.interval, body.timezone, body.offset_day, body.offset_hour)
     covered = _covered_from(spec, datetime.now(UTC), body.start_at)
     async with rt.pool.acquire() as conn, conn.transaction():
+        await exports.lock_team(conn, team_id)  # two creates cannot both pass the limit
+        limit = rt.settings.max_exports_per_project
+        if (count := await exports.count_live(conn, team_id)) >= limit:
+            raise TooManyExports(
+                f"This project has {count} batch exports, the most BATCH_EXPORTS_MAX_EXPORTS_PER_PROJECT allows "
+                f"({limit}); delete one before creating another."
+            )
         export = await exports.insert(conn, team_id, body, rt.cipher, covered_until=covered)
         async with calling_temporal("create the export's schedule"):
             await _remember(conn, export, await schedules.create(rt.client, export, rt.settings))

@@ -278,6 +278,18 @@ async def live_ids(conn: Executor) -> list[uuid.UUID]:
     return [row["id"] for row in await conn.fetch("SELECT id FROM batch_exports WHERE NOT deleted")]
 
 
+async def count_live(conn: Executor, team_id: int) -> int:
+    """The project's exports that are not deleted."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT count(*) FROM batch_exports WHERE team_id = $1 AND NOT deleted", team_id
+    )
+
+
+async def lock_team(conn: asyncpg.Connection, team_id: int) -> None:
+    """Serialise creating exports of one project until the transaction ends (so its limit holds)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('batch_exports', $1))", team_id)
+
+
 async def lock(conn: asyncpg.Connection, export_id: uuid.UUID) -> asyncpg.Record | None:
     """Lock the export's row for the transaction (a delete or a pause in flight holds it); its team, `paused` and
     `deleted`, or None when there is no such export."""

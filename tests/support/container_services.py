@@ -7,7 +7,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import wait_for_logs
 from testcontainers.postgres import PostgresContainer
 
-from entrypoints.embedded import search_attribute_flags
+from entrypoints.embedded import dynamic_config_flags, search_attribute_flags
 from tests.support.services import Services
 
 POSTGRES_IMAGE = "postgres:16-alpine"
@@ -18,7 +18,9 @@ TEMPORAL_IMAGE = "temporalio/temporal:latest"  # the `temporal` CLI, whose entry
 def container_services() -> Iterator[Services]:
     temporal = (
         DockerContainer(TEMPORAL_IMAGE)
-        .with_command(["server", "start-dev", "--ip", "0.0.0.0", "--headless", *search_attribute_flags()])
+        .with_command(
+            ["server", "start-dev", "--ip", "0.0.0.0", "--headless", *dynamic_config_flags(), *search_attribute_flags()]
+        )
         .with_exposed_ports(7233)
     )
     with PostgresContainer(POSTGRES_IMAGE, dbname="batch_exports", driver=None) as postgres, temporal:

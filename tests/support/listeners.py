@@ -86,15 +86,16 @@ class Resolver:
 
 @contextlib.contextmanager
 def resolving(name: str, first: str, then: str) -> Iterator[Resolver]:
-    """For the running event loop, `name` resolves as `Resolver` says (other names as usual): every client of
-    this process that resolves through the loop (aiohttp, asyncpg, the address checks) sees these answers."""
+    """For the running event loop (and every other of its kind: `_replaced`), `name` resolves as `Resolver` says
+    (other names as usual): every client of this process that resolves through a loop (aiohttp, asyncpg, the
+    address checks) sees these answers."""
     loop = asyncio.get_running_loop()
     resolver = Resolver(name, first, then)
-    usual = loop.getaddrinfo
+    usual = type(loop).getaddrinfo
 
-    async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    async def getaddrinfo(self: asyncio.AbstractEventLoop, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         if host != name:
-            return await usual(host, port, *args, **kwargs)
+            return await usual(self, host, port, *args, **kwargs)
         address = resolver.answer()
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sockaddr = (address, int(port or 0), 0, 0) if family == socket.AF_INET6 else (address, int(port or 0))
@@ -106,16 +107,18 @@ def resolving(name: str, first: str, then: str) -> Iterator[Resolver]:
 
 @contextlib.contextmanager
 def _replaced(loop: asyncio.AbstractEventLoop, method: str, replacement: Any) -> Iterator[None]:
-    """`loop.<method>` is `replacement` for a while, then what it was (guards nest: each puts back its own)."""
-    before = loop.__dict__.get(method)
-    setattr(loop, method, replacement)
+    """`<method>` of every event loop of `loop`'s class is `replacement` for a while, then what it was (guards nest:
+    each puts back its own). Every loop: the gateway runs destination checks on a loop of their own (`api.checks`)."""
+    cls = type(loop)
+    before = cls.__dict__.get(method)
+    setattr(cls, method, replacement)
     try:
         yield
     finally:
         if before is None:
-            delattr(loop, method)
+            delattr(cls, method)
         else:
-            setattr(loop, method, before)
+            setattr(cls, method, before)
 
 
 LOCAL_NAMES = {"localhost"}
@@ -132,16 +135,17 @@ class Tripwire:
 
 @contextlib.contextmanager
 def loopback_only() -> Iterator[Tripwire]:
-    """For the running event loop, a connection to anything but loopback fails before a packet leaves, and a
+    """For the running event loop (and every other of its kind: `_replaced`), a connection to anything but loopback
+    fails before a packet leaves, and a
     name other than the machine's own (`LOCAL_NAMES`, numeric addresses) does not resolve, without a DNS query:
     both are recorded. The guard of tests that feed clients addresses they must never reach (never the
     behaviour under test: that is what the clients' own checks must show)."""
     loop = asyncio.get_running_loop()
     tripwire = Tripwire()
-    usual = loop.sock_connect
-    usual_lookup = loop.getaddrinfo
+    usual = type(loop).sock_connect
+    usual_lookup = type(loop).getaddrinfo
 
-    async def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    async def getaddrinfo(self: asyncio.AbstractEventLoop, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         name = host.decode() if isinstance(host, bytes) else host
         if isinstance(name, str) and name not in LOCAL_NAMES:
             try:
@@ -149,14 +153,14 @@ def loopback_only() -> Iterator[Tripwire]:
             except ValueError:
                 tripwire.lookups.append(name)
                 raise socket.gaierror(socket.EAI_NONAME, f"the test does not resolve {name}") from None
-        return await usual_lookup(host, port, *args, **kwargs)
+        return await usual_lookup(self, host, port, *args, **kwargs)
 
-    async def sock_connect(sock: socket.socket, address: Any) -> None:
+    async def sock_connect(self: asyncio.AbstractEventLoop, sock: socket.socket, address: Any) -> None:
         host = address[0] if isinstance(address, tuple) else address
         if not isinstance(host, str) or not ipaddress.ip_address(host.split("%")[0]).is_loopback:
             tripwire.blocked.append(address)
             raise OSError(f"the test refused a connection to {address}")
-        await usual(sock, address)
+        await usual(self, sock, address)
 
     with _replaced(loop, "sock_connect", sock_connect), _replaced(loop, "getaddrinfo", getaddrinfo):
         yield tripwire

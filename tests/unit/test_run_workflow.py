@@ -19,6 +19,8 @@ from temporalio.worker import Worker
 from contracts.intervals import Interval, IntervalSpec
 from contracts.statuses import RunStatus
 from contracts.workflows import (
+    ATTEMPTS_EXHAUSTED,
+    PROJECT_AT_CAPACITY,
     ExportInputs,
     ExportResult,
     FinishRunInputs,
@@ -131,13 +133,32 @@ async def test_a_user_error_fails_at_once_with_the_destinations_message(env: Wor
 
 async def test_a_failing_execution_is_failed_retryable_until_the_last(env: WorkflowEnvironment) -> None:
     def export(inputs: ExportInputs) -> ExportResult:
-        raise ApplicationError("connection reset")
+        # The export counts its attempts: its last one (the only one here) says it was the last.
+        raise ApplicationError("connection reset", type=ATTEMPTS_EXHAUSTED)
 
     books = Books()
     with pytest.raises(WorkflowFailureError):
         await run(env.client, books, export, attempts=2)
     assert books.statuses == [RunStatus.FAILED_RETRYABLE, RunStatus.FAILED]
     assert all("connection reset" in (f.latest_error or "") for f in books.finished)
+
+
+async def test_attempts_that_gave_their_slot_back_use_up_no_attempt(env: WorkflowEnvironment) -> None:
+    """The export's attempts are one (the stub bookkeeping's `export_max_attempts`), yet three attempts that found
+    their project at capacity come before the one that runs: Temporal retries them, and the run completes."""
+
+    def export(inputs: ExportInputs) -> ExportResult:
+        assert inputs.max_attempts == 1  # the export counts the attempts that ran itself
+        if len(books.exports) <= 3:
+            raise ApplicationError(
+                "project 1 is at capacity", type=PROJECT_AT_CAPACITY, next_retry_delay=timedelta(milliseconds=100)
+            )
+        return ExportResult(records_completed=3, bytes_exported=30)
+
+    books = Books()
+    result = await run(env.client, books, export)
+    assert (result.records_completed, len(books.exports)) == (3, 4)
+    assert books.statuses == [RunStatus.COMPLETED]
 
 
 async def test_a_segment_continues_as_new_from_its_cursor(env: WorkflowEnvironment) -> None:
@@ -216,8 +237,8 @@ async def test_a_cancel_wins_over_a_failure_racing_it(env: WorkflowEnvironment) 
             while True:
                 activity.heartbeat()
                 await asyncio.sleep(0.1)
-        except asyncio.CancelledError:  # the attempt fails on its way out, after the cancel was requested
-            raise ApplicationError("connection reset while stopping") from None
+        except asyncio.CancelledError:  # the attempt (the last the export has) fails on its way out, after the cancel
+            raise ApplicationError("connection reset while stopping", type=ATTEMPTS_EXHAUSTED) from None
 
     books = Books()
     handle = await cancelled_while_exporting(env, books, export)
