@@ -314,3 +314,17 @@ async def test_another_project_on_the_same_bucket_learns_nothing_of_a_table(
     assert file_name not in shown and table_uuid not in shown, said
     # The owner still reaches its table.
     assert await check(project, "Iceberg", config, 2) == {"status": "Passed", "message": None}
+
+    # A table in the location-keyed catalog of before becomes the project's whose keys read it, and no one else's.
+    pool = project.stack.pool
+    legacy = f"s3://{name}/lake at {config['endpoint_url']}"
+    row = "SELECT catalog_name FROM iceberg_catalog.iceberg_tables WHERE metadata_location = $1"
+    mine = await pool.fetchval(row, metadata)
+    assert mine.startswith(f"project {project.id}: ")
+    await pool.execute("UPDATE iceberg_catalog.iceberg_tables SET catalog_name = $1 WHERE metadata_location = $2",
+                       legacy, metadata)  # fmt: skip
+    said = await check(other, "Iceberg", bogus, 2)
+    assert said["status"] == "Failed" and file_name not in json.dumps(said) and table_uuid not in json.dumps(said)
+    assert await pool.fetchval(row, metadata) == legacy
+    assert await check(project, "Iceberg", config, 2) == {"status": "Passed", "message": None}
+    assert await pool.fetchval(row, metadata) == mine
