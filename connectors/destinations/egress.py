@@ -18,6 +18,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.httpsession import AIOHTTPSession
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from connectors.destinations.base import ClientLimits
 from connectors.destinations.hosts import AddressRefused, address_refusal
 
 
@@ -135,12 +136,19 @@ def http_session(
 
 
 class _NoRedirects:
-    """An aiohttp session whose requests never follow a redirect: the answer comes back as it is."""
+    """An aiohttp session whose requests never follow a redirect (the answer comes back as it is), each within
+    an overall deadline."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, call_seconds: float) -> None:
         self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=call_seconds, sock_connect=10)
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
+        if "timeout" in kwargs:  # botocore's own per-read override: keep it, within the deadline
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=self._timeout.total, sock_read=kwargs["timeout"].sock_read,
+                                                      sock_connect=10)  # fmt: skip
+        else:
+            kwargs["timeout"] = self._timeout
         return self._session.request(*args, allow_redirects=False, **kwargs)
 
 
@@ -148,18 +156,19 @@ class NoRedirectSession(AIOHTTPSession):
     """aiobotocore's HTTP session, with redirects left unfollowed (botocore's own S3 region redirects, which
     it computes from the answer rather than following `Location`, still work) and answers bounded."""
 
-    answer_bytes = BoundedResponse.limit
+    limits = ClientLimits()
 
     async def _get_session(self, proxy_url: Any) -> Any:
         session = await super()._get_session(proxy_url)
-        session._response_class = bounded(self.answer_bytes)  # aiobotocore makes the session: bound its answers
-        return _NoRedirects(session)
+        session._response_class = bounded(self.limits.answer_bytes)  # aiobotocore makes it: bound its answers
+        return _NoRedirects(session, self.limits.call_seconds)
 
 
-def s3_config(allow_private: bool, answer_bytes: int = BoundedResponse.limit) -> AioConfig:
-    """The aiobotocore config of a destination's S3 client: pinned connections, no redirects, answers bounded,
-    no proxy from the environment (`proxies={}`: None would make botocore read HTTP(S)_PROXY)."""
-    session_class = type("BoundedNoRedirectSession", (NoRedirectSession,), {"answer_bytes": answer_bytes})
+def s3_config(allow_private: bool, limits: ClientLimits) -> AioConfig:
+    """The aiobotocore config of a destination's S3 client: pinned connections, no redirects, each call within
+    `limits` (time, answer size), no proxy from the environment (`proxies={}`: None would make botocore read
+    HTTP(S)_PROXY)."""
+    session_class = type("BoundedNoRedirectSession", (NoRedirectSession,), {"limits": limits})
     return AioConfig(
         connector_args=connector_args(allow_private),  # type: ignore[arg-type]
         http_session_cls=session_class,

@@ -164,7 +164,7 @@ def client(config: S3Config, context: Context) -> Any:
         endpoint_url=parse_endpoint(config.endpoint_url, path=False).url if config.endpoint_url else None,
         aws_access_key_id=config.aws_access_key_id,
         aws_secret_access_key=config.aws_secret_access_key,
-        config=s3_config(context.allow_private, context.limits.answer_bytes),
+        config=s3_config(context.allow_private, context.limits),
     )
 
 

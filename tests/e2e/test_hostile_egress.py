@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,7 +26,7 @@ from connectors.destinations.iceberg import IcebergConfig
 from connectors.destinations.table_location import check_writable, locate
 from entrypoints.azurite import ACCOUNT, KEY, Azurite
 from tests.support.destinations import azure_container, bucket, lake_config
-from tests.support.far_ends import answering, answering_huge, dribbling
+from tests.support.far_ends import answering, answering_huge, answering_tls, dribbling
 from tests.support.helpers import capture, create_export, event, runs_until, trigger_for_last_hour
 from tests.support.listeners import listening, loopback_only, redirecting
 from tests.support.seaweed import SeaweedS3
@@ -170,6 +171,24 @@ async def test_native_clients_connect_only_through_the_egress_and_its_policy(
         assert target.connections == 0
 
 
+async def test_a_tls_tunnel_through_the_egress_obeys_the_policy(project: Project, tmp_path: Path) -> None:
+    """TLS clients ask the proxy for a CONNECT tunnel: it reaches an allowed address, and is refused (before any
+    connection) where the policy refuses it."""
+    egress = project.stack.runtime.egress
+    assert egress is not None
+    async with answering_tls(b"through the tunnel", tmp_path) as server, aiohttp.ClientSession() as http:
+        allowed = egress.route(context_of(project))
+        async with http.get(f"{server.url}/x", proxy=allowed.url, ssl=False) as answer:
+            assert (answer.status, await answer.read()) == (200, b"through the tunnel")
+        assert server.hits == 1 and allowed.connections == 1
+        refused = egress.route(context_of(project, allow_private=False))
+        with loopback_only() as tripwire, pytest.raises(aiohttp.ClientHttpProxyError):
+            async with http.get(f"{server.url}/x", proxy=refused.url, ssl=False):
+                pass
+        assert server.hits == 1 and tripwire.blocked == []
+        assert "private, loopback or otherwise internal" in (refused.refusal() or ""), refused.refusals
+
+
 async def test_the_azure_client_connects_only_where_the_policy_allows(project: Project) -> None:
     """The Azure SDK connects through the pinned session: with private destinations refused, a loopback endpoint
     (given past the save-time check) is refused where the socket is made."""
@@ -253,6 +272,7 @@ async def test_a_huge_answer_is_not_read_into_memory(project: Project, kind: str
             problem = await run_step(kind, config, context, 1 if kind == "Iceberg" else 0)
         assert problem is not None and "larger than" in problem, problem
         assert len(problem) <= 500
+        print(f"{kind}: {memory.growth:.0f} MiB more at the peak, {huge.sent / 2**20:.0f} MiB sent")
         assert memory.growth < 100, f"{memory.growth:.0f} MiB more while a 300 MB answer was refused"
         assert huge.sent < 300 * 2**20 * max(1, huge.hits), (huge.sent, huge.hits)
 
@@ -270,6 +290,20 @@ async def test_a_dribbling_azure_endpoint_ends_at_the_deadline(project: Project)
         took = loop.time() - began
     assert problem is not None and "did not answer within 3 s" in problem, problem
     assert took < 10, took
+
+
+async def test_a_dribbling_s3_endpoint_ends_at_the_call_deadline(project: Project) -> None:
+    limits = ClientLimits(call_seconds=2, check_seconds=60, answer_bytes=2**20)
+    async with dribbling(every_seconds=0.5) as slow:
+        config = parse_config("S3Compatible", {"bucket_name": "bucket", "endpoint_url": slow.url,
+                                               "aws_access_key_id": "k", "aws_secret_access_key": "s"})  # fmt: skip
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        async with asyncio.timeout(90):
+            problem = await run_step("S3Compatible", config, context_of(project, limits=limits), 0)
+        took = loop.time() - began
+    assert problem is not None and "timeout" in problem.lower() and "CHECK_TIMEOUT" not in problem, problem
+    assert took < 30, took  # botocore's own retries, each ended at 2 s
 
 
 async def test_a_dribbling_table_endpoint_ends_at_the_check_deadline(project: Project) -> None:
@@ -323,8 +357,8 @@ async def test_another_project_on_the_same_bucket_learns_nothing_of_a_table(
     assert mine.startswith(f"project {project.id}: ")
     await pool.execute("UPDATE iceberg_catalog.iceberg_tables SET catalog_name = $1 WHERE metadata_location = $2",
                        legacy, metadata)  # fmt: skip
-    said = await check(other, "Iceberg", bogus, 2)
-    assert said["status"] == "Failed" and file_name not in json.dumps(said) and table_uuid not in json.dumps(said)
+    again = await check(other, "Iceberg", bogus, 2)
+    assert again["status"] == "Failed" and file_name not in json.dumps(again) and table_uuid not in json.dumps(again)
     assert await pool.fetchval(row, metadata) == legacy
     assert await check(project, "Iceberg", config, 2) == {"status": "Passed", "message": None}
     assert await pool.fetchval(row, metadata) == mine

@@ -1,12 +1,20 @@
 """Destinations that misbehave, on loopback: one that answers every request with a body of any size, one that
-dribbles its headers, one that keeps a secret and counts who asked for it."""
+dribbles its headers, one that keeps a secret and counts who asked for it (also over TLS)."""
 
 import asyncio
 import contextlib
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from entrypoints.embedded import LOOPBACK, free_port
 from tests.support.listeners import serving
@@ -88,3 +96,47 @@ async def dribbling(every_seconds: float) -> AsyncIterator[FarEnd]:
         server.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.wait_closed(), 1)
+
+
+def self_signed(directory: Path) -> ssl.SSLContext:
+    """A server TLS context for 127.0.0.1 with a certificate of its own (clients must skip verification)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LOOPBACK)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+@contextlib.asynccontextmanager
+async def answering_tls(body: bytes, directory: Path) -> AsyncIterator[FarEnd]:
+    """`answering`, over TLS (https://127.0.0.1:port)."""
+    end = FarEnd("")
+
+    async def answer(request: web.Request) -> web.Response:
+        end.hits += 1
+        return web.Response(body=body)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, LOOPBACK, port, ssl_context=self_signed(directory)).start()
+    end.url = f"https://{LOOPBACK}:{port}"
+    try:
+        yield end
+    finally:
+        await runner.cleanup()
