@@ -163,12 +163,14 @@ async def test_native_clients_connect_only_through_the_egress_and_its_policy(
 
     # The proxy serves only its own process: no credentials, or the wrong secret, is a 407 and goes nowhere.
     route = egress.route(context_of(project))
-    async with listening() as target, aiohttp.ClientSession() as http:
-        for auth in (None, aiohttp.BasicAuth(route.name, "wrong"), aiohttp.BasicAuth("nobody", egress.secret)):
-            async with http.get(f"http://{target.host}:{target.port}/", proxy=f"http://127.0.0.1:{egress.port}",
-                                proxy_auth=auth) as answer:  # fmt: skip
+    at = f"127.0.0.1:{egress.port}"
+    async with answering(b"ok") as target, aiohttp.ClientSession() as http:
+        for proxy in (f"http://{at}", f"http://{route.name}:wrong@{at}", f"http://nobody:{egress.secret}@{at}"):
+            async with http.get(target.url, proxy=proxy) as answer:
                 assert answer.status == 407
-        assert target.connections == 0
+        assert target.hits == 0
+        async with http.get(target.url, proxy=route.url) as answer:
+            assert (answer.status, await answer.read(), target.hits) == (200, b"ok", 1)
 
 
 async def test_a_tls_tunnel_through_the_egress_obeys_the_policy(project: Project, tmp_path: Path) -> None:
