@@ -22,7 +22,7 @@ from connectors.destinations.azure_blob import DESTINATION as AZURE
 from connectors.destinations.azure_blob import AzureBlobConfig
 from connectors.destinations.base import ClientLimits
 from connectors.destinations.delta_lake import DeltaLakeConfig
-from connectors.destinations.iceberg import IcebergConfig
+from connectors.destinations.iceberg import ALLOWED_PREFIX, IcebergConfig, LocationFileIO
 from connectors.destinations.table_location import check_writable, locate
 from entrypoints.azurite import ACCOUNT, KEY, Azurite
 from tests.support.destinations import azure_container, bucket, lake_config
@@ -149,6 +149,12 @@ async def test_native_clients_connect_only_through_the_egress_and_its_policy(
             with pytest.raises(OSError):
                 options = location.delta_storage_options()
                 await asyncio.to_thread(DeltaTable, location.child("events"), storage_options=options)
+            assert location.route is not None and "refused to connect" in (location.route.refusal() or "")
+            # pyiceberg's FileIO builds its own pyarrow filesystem, from the properties it is given.
+            location = locate(iceberg, internet_only)
+            io = LocationFileIO({**location.iceberg_properties(), ALLOWED_PREFIX: location.uri + "/"})
+            with pytest.raises(OSError):
+                await asyncio.to_thread(lambda: io.new_output(location.child("probe")).create().close())
             assert location.route is not None and "refused to connect" in (location.route.refusal() or "")
         assert internal.connections == 0 and tripwire.blocked == []
 
