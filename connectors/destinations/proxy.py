@@ -76,6 +76,7 @@ class Route:
         """Record (the first few) and raise: a refusal the user must act on (policy, redirect, size)."""
         if len(self.refusals) < 10:
             self.refusals.append(why)
+        logger.info("egress refused: %s", why)
         return Refused(why)
 
     def late(self, why: str) -> Refused:

@@ -25,10 +25,11 @@ from connectors.destinations.delta_lake import DeltaLakeConfig
 from connectors.destinations.iceberg import ALLOWED_PREFIX, IcebergConfig, LocationFileIO
 from connectors.destinations.table_location import check_writable, locate
 from entrypoints.azurite import ACCOUNT, KEY, Azurite
+from entrypoints.embedded import LOOPBACK
 from tests.support.destinations import azure_container, bucket, lake_config
 from tests.support.far_ends import answering, answering_huge, answering_tls, dribbling
 from tests.support.helpers import capture, create_export, event, runs_until, trigger_for_last_hour
-from tests.support.listeners import listening, loopback_only, redirecting
+from tests.support.listeners import listening, loopback_only, redirecting, resolving
 from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Project
 
@@ -177,6 +178,23 @@ async def test_native_clients_connect_only_through_the_egress_and_its_policy(
         assert target.hits == 0
         async with http.get(target.url, proxy=route.url) as answer:
             assert (answer.status, await answer.read(), target.hits) == (200, b"ok", 1)
+
+
+@pytest.mark.parametrize(("kind", "step"), [("Iceberg", 1), ("Iceberg", 2), ("DeltaLake", 0), ("DeltaLake", 1)])
+async def test_the_address_the_egress_checked_is_the_address_connected_to(
+    project: Project, kind: str, step: int
+) -> None:
+    """A name that resolves to an internet address for the save-time check, then to loopback (DNS rebinding): the
+    native client never resolves it (the proxy does, once, and refuses loopback), so nothing reaches loopback and
+    nothing leaves the machine."""
+    async with listening() as internal:
+        config = parse_config(kind, lake(f"http://rebind.test:{internal.port}"))
+        context = context_of(project, allow_private=False)
+        with loopback_only() as tripwire, resolving("rebind.test", first="93.184.215.14", then=LOOPBACK) as dns:
+            problem = await run_step(kind, config, context, step)
+        assert problem is not None and "refused to connect" in problem, problem
+        assert dns.lookups >= 2 and tripwire.blocked == [] and tripwire.lookups == [], (dns.lookups, tripwire)
+        assert internal.connections == 0
 
 
 async def test_a_tls_tunnel_through_the_egress_obeys_the_policy(project: Project, tmp_path: Path) -> None:
