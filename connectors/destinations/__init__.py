@@ -64,16 +64,18 @@ async def run_step(type_name: str, config: DestinationConfig, context: Context, 
             await ensure_allowed_host(config, context)
             await destination(type_name).steps[index].run(config, context)
     except DestinationUserError as error:
-        return _shown(config.redact(str(error)))
+        return _shown(str(error), config, context)
     except TimeoutError:
         return f"The check did not finish within {seconds:g} s (BATCH_EXPORTS_DESTINATION_CHECK_TIMEOUT_SECONDS)."
     except Exception as error:  # what the check could not foresee is still the answer to the person asking
-        logger.warning("destination check %s of %s failed: %s", index, type_name, _shown(config.redact(repr(error))))
-        return _shown(config.redact(f"The check failed with an unexpected error: {type(error).__name__}: {error}"))
+        logger.warning("destination check %s of %s failed: %s", index, type_name, _shown(repr(error), config, context))
+        return _shown(f"The check failed with an unexpected error: {type(error).__name__}: {error}", config, context)
     return None
 
 
-def _shown(message: str) -> str:
+def _shown(message: str, config: DestinationConfig, context: Context) -> str:
+    """`message` without secrets (the config's, the egress proxy's), at most `CHECK_ANSWER_CHARACTERS`."""
+    message = config.redact(context.egress.redact(message) if context.egress else message)
     return message if len(message) <= CHECK_ANSWER_CHARACTERS else message[: CHECK_ANSWER_CHARACTERS - 1] + "…"
 
 

@@ -119,6 +119,10 @@ class EgressProxy:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
 
+    def redact(self, message: str) -> str:
+        """`message` without the proxy's secret (a client may quote the proxy URL it was given)."""
+        return message.replace(self.secret, "[redacted]")
+
     def route(self, context: Context) -> Route:
         """A new route with `context`'s policy, limits and deadline. It lasts as long as the caller keeps it (a
         weak reference here), and may be asked for from any thread."""
