@@ -178,7 +178,9 @@ class Attempt:
             raise Superseded(f"a later attempt has taken the export of run {self.run_id} over")
 
     def redact(self, message: str) -> str:
-        """`message` without any secret value of the export's destination config."""
+        """`message` without any secret value of the export's destination config, nor the egress proxy's."""
+        if self.rt.egress is not None:
+            message = self.rt.egress.redact(message)
         return self.export.destination_config.redact(message) if self.export else message
 
     async def end(self, error: BaseException) -> BaseException:

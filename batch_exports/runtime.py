@@ -22,8 +22,9 @@ from batch_exports.store import db
 from batch_exports.telemetry import tracing
 from batch_exports.telemetry.metrics import ServiceMetrics, temporal_runtime
 from batch_exports.temporal import client as temporal_client
-from connectors.destinations import Context
-from connectors.destinations.base import ProtectedDatabase
+from connectors.destinations import Context, proxy
+from connectors.destinations.base import ClientLimits, ProtectedDatabase
+from connectors.destinations.proxy import EgressProxy
 from connectors.sources.reading import SourceDatabase
 
 
@@ -40,15 +41,24 @@ class Runtime:
     """Where the service's metrics are recorded (nowhere unless the process serves them)."""
     tracer: Tracer | None = None
     """Set when tracing is on: the gateway's request spans."""
+    egress: EgressProxy | None = None
+    """The process's forward proxy for destination clients in native code (`connectors.destinations.proxy`)."""
 
     @property
     def destinations(self) -> Context:
         """What destinations are told about where they run (`for_project` narrows it to one project's)."""
+        settings = self.settings
         return Context(
-            files_root=self.settings.exports_root,
-            allow_private=self.settings.allow_private_destinations,
-            protected_databases=own_databases(self.settings),
-            iceberg_catalog_url=self.settings.iceberg_catalog_url or self.settings.database_url,
+            files_root=settings.exports_root,
+            allow_private=settings.allow_private_destinations,
+            protected_databases=own_databases(settings),
+            iceberg_catalog_url=settings.iceberg_catalog_url or settings.database_url,
+            limits=ClientLimits(
+                call_seconds=settings.destination_call_timeout_seconds,
+                check_seconds=settings.destination_check_timeout_seconds,
+                answer_bytes=int(settings.destination_max_answer_mb * 2**20),
+            ),
+            egress=self.egress,
         )
 
 
@@ -101,6 +111,7 @@ async def open_runtime(
             client = await temporal_client.connect(
                 lazy=lazy, process=process, runtime=temporal_rt, interceptors=tracing.client_interceptors(tracer)
             )
+        egress = await stack.enter_async_context(proxy.serving())
         yield Runtime(
             settings,
             pool,
@@ -109,4 +120,5 @@ async def open_runtime(
             cipher,
             metrics=ServiceMetrics(temporal_rt.metric_meter) if temporal_rt else ServiceMetrics(),
             tracer=tracer,
+            egress=egress,
         )

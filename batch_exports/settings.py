@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     allow_private_destinations: bool = Field(
         False, description="Let destinations reach loopback and private addresses (`make dev` and the tests do)."
     )
+    destination_call_timeout_seconds: float = Field(
+        120, gt=0, le=3600, description="The longest one call to a destination may take, its answer read."
+    )
+    destination_check_timeout_seconds: float = Field(
+        60, gt=0, le=600, description="The longest one destination check may take."
+    )
+    destination_max_answer_mb: float = Field(
+        64, gt=0, le=4096, description="The most of one destination answer a client reads into memory, in MiB."
+    )
     max_filters: int = Field(100, ge=1, description="Filters one export may have.")
     max_filter_length: int = Field(
         2000, ge=1, description="Characters of a filter's key, and of its value (a list's values together)."

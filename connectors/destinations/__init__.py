@@ -4,7 +4,9 @@
 Adding a destination is one new module plus one line in that list.
 """
 
+import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from connectors.destinations import azure_blob, delta_lake, file, http, iceberg, noop, postgres, s3
@@ -48,17 +50,33 @@ def open_writer(type_name: str, config: DestinationConfig, request: WriteRequest
     return destination(type_name).open_writer(config, request)
 
 
+CHECK_ANSWER_CHARACTERS = 500
+"""The most of a check's answer shown: what a destination said is quoted, never relayed whole."""
+
+
 async def run_step(type_name: str, config: DestinationConfig, context: Context, index: int) -> str | None:
-    """Run check `index` of the destination; None when it passes, else what went wrong (no secret in it)."""
+    """Run check `index` of the destination within the check's deadline; None when it passes, else what went
+    wrong (no secret in it, at most `CHECK_ANSWER_CHARACTERS`)."""
+    seconds = context.limits.check_seconds
+    context = replace(context, deadline=asyncio.get_running_loop().time() + seconds)
     try:
-        await ensure_allowed_host(config, context)
-        await destination(type_name).steps[index].run(config, context)
+        async with asyncio.timeout_at(context.deadline):
+            await ensure_allowed_host(config, context)
+            await destination(type_name).steps[index].run(config, context)
     except DestinationUserError as error:
-        return config.redact(str(error))
+        return _shown(str(error), config, context)
+    except TimeoutError:
+        return f"The check did not finish within {seconds:g} s (BATCH_EXPORTS_DESTINATION_CHECK_TIMEOUT_SECONDS)."
     except Exception as error:  # what the check could not foresee is still the answer to the person asking
-        logger.warning("destination check %s of %s failed: %s", index, type_name, config.redact(repr(error)))
-        return config.redact(f"The check failed with an unexpected error: {type(error).__name__}: {error}")
+        logger.warning("destination check %s of %s failed: %s", index, type_name, _shown(repr(error), config, context))
+        return _shown(f"The check failed with an unexpected error: {type(error).__name__}: {error}", config, context)
     return None
+
+
+def _shown(message: str, config: DestinationConfig, context: Context) -> str:
+    """`message` without secrets (the config's, the egress proxy's), at most `CHECK_ANSWER_CHARACTERS`."""
+    message = config.redact(context.egress.redact(message) if context.egress else message)
+    return message if len(message) <= CHECK_ANSWER_CHARACTERS else message[: CHECK_ANSWER_CHARACTERS - 1] + "…"
 
 
 __all__ = [

@@ -17,20 +17,31 @@ import contextlib
 import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Self
-from urllib.parse import urlparse
 
-from azure.core.credentials import AzureNamedKeyCredential
+import aiohttp
+from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
 )
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.storage.blob import BlobBlock
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from connectors.destinations.base import Context, Destination, DestinationUserError, Step, WriteRequest
+from connectors.destinations.base import (
+    ClientLimits,
+    Context,
+    Destination,
+    DestinationUserError,
+    Endpoint,
+    Step,
+    WriteRequest,
+)
+from connectors.destinations.egress import http_session
+from connectors.destinations.endpoints import ParsedEndpoint, connection_string_settings, parse_endpoint
 from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
 from connectors.destinations.s3 import S3Config, object_prefix
 
@@ -71,8 +82,22 @@ class AzureBlobConfig(FilesConfig):
     @field_validator("connection_string")
     @classmethod
     def _key_values(cls, value: str | None) -> str | None:
-        if value is not None and "AccountName" not in _settings(value) and "BlobEndpoint" not in _settings(value):
+        if value is None:
+            return value
+        settings = connection_string_settings(value)
+        if "AccountName" not in settings or not ({"AccountKey", "SharedAccessSignature"} & set(settings)):
             raise ValueError("a connection string names AccountName=...;AccountKey=... (and BlobEndpoint=... or not)")
+        try:
+            _blob_url(settings)
+        except ValueError as error:
+            raise ValueError(f"its blob endpoint {error}") from None
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _one_reading(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_endpoint(value)
         return value
 
     @model_validator(mode="after")
@@ -83,40 +108,59 @@ class AzureBlobConfig(FilesConfig):
             raise ValueError("give connection_string, or account_name and account_key (with endpoint_url), not both")
         return self
 
-    def blob_endpoint(self) -> tuple[str, str]:
-        """The blob service's URL, and the config field that names it."""
+    def blob_endpoint(self) -> tuple[ParsedEndpoint, str]:
+        """The blob service's URL, parsed, and the config field that names it."""
         if self.connection_string is None:
-            return self.endpoint_url or f"https://{self.account_name}.blob.core.windows.net", (
-                "endpoint_url" if self.endpoint_url else "account_name"
-            )
-        settings = _settings(self.connection_string)
-        if endpoint := settings.get("BlobEndpoint"):
-            return endpoint, "connection_string"
-        protocol, suffix = settings.get("DefaultEndpointsProtocol", "https"), settings.get("EndpointSuffix")
-        return f"{protocol}://{settings.get('AccountName')}.blob.{suffix or 'core.windows.net'}", "connection_string"
+            url = self.endpoint_url or f"https://{self.account_name}.blob.core.windows.net"
+            return parse_endpoint(url), "endpoint_url" if self.endpoint_url else "account_name"
+        return _blob_url(connection_string_settings(self.connection_string)), "connection_string"
 
-    def remote_host(self) -> tuple[str, str] | None:
-        url, field = self.blob_endpoint()
-        return urlparse(url).hostname or "", field
+    def endpoint(self) -> Endpoint | None:
+        parsed, field = self.blob_endpoint()
+        return Endpoint(parsed.host, field, parsed.port)
 
 
-def _settings(connection_string: str) -> dict[str, str]:
-    pairs = (part.partition("=") for part in connection_string.split(";") if part.strip())
-    return {key.strip(): value.strip() for key, _, value in pairs}
+def _blob_url(settings: dict[str, str]) -> ParsedEndpoint:
+    if endpoint := settings.get("BlobEndpoint"):
+        return parse_endpoint(endpoint)
+    protocol, suffix = settings.get("DefaultEndpointsProtocol", "https"), settings.get("EndpointSuffix")
+    return parse_endpoint(f"{protocol}://{settings.get('AccountName')}.blob.{suffix or 'core.windows.net'}")
 
 
-def service(config: AzureBlobConfig, retries: int = 3) -> BlobServiceClient:
-    options: dict[str, Any] = {"retry_total": retries, "connection_timeout": 10, "read_timeout": 120}
+def service(config: AzureBlobConfig, limits: ClientLimits, allow_private: bool, retries: int = 3) -> BlobServiceClient:
+    """A client of the blob service at the endpoint as parsed here (never the SDK's own reading of a connection
+    string), connecting through a pinned, bounded session (`egress`) and following no redirect."""
+    endpoint, _ = config.blob_endpoint()
+    credential: Any
     if config.connection_string is not None:
-        return BlobServiceClient.from_connection_string(config.connection_string, **options)
-    assert config.account_name is not None and config.account_key is not None
-    credential = AzureNamedKeyCredential(config.account_name, config.account_key)
-    return BlobServiceClient(config.blob_endpoint()[0], credential=credential, **options)
+        settings = connection_string_settings(config.connection_string)
+        if "AccountKey" in settings:
+            credential = AzureNamedKeyCredential(settings["AccountName"], settings["AccountKey"])
+        else:
+            credential = AzureSasCredential(settings["SharedAccessSignature"])
+    else:
+        assert config.account_name is not None and config.account_key is not None
+        credential = AzureNamedKeyCredential(config.account_name, config.account_key)
+    session = http_session(allow_private, aiohttp.ClientTimeout(total=None), answer_bytes=limits.answer_bytes)
+    return BlobServiceClient(
+        endpoint.url,
+        credential=credential,
+        transport=AioHttpTransport(session=session, session_owner=True),
+        permit_redirects=False,
+        retry_total=retries,
+        connection_timeout=10,
+        read_timeout=min(120, limits.call_seconds),
+    )
 
 
 def user_error(error: AzureError, config: AzureBlobConfig) -> DestinationUserError | None:
     """The service's answer, when only the user can act on it (its code and the first line of its message)."""
     status = getattr(error, "status_code", None)
+    if isinstance(error, HttpResponseError) and status is not None and 300 <= status < 400:
+        where = str(getattr(error.response, "headers", {}).get("Location", ""))
+        return DestinationUserError(
+            f"Azure Blob Storage answered {status}, a redirect to {where[:200]}; redirects are not followed"
+        )
     if isinstance(error, ClientAuthenticationError) or (
         isinstance(error, HttpResponseError) and status in USER_STATUSES
     ):
@@ -127,10 +171,15 @@ def user_error(error: AzureError, config: AzureBlobConfig) -> DestinationUserErr
     return None
 
 
-async def call(config: AzureBlobConfig, request: Any) -> Any:
-    """Await a request to the service, turning the errors only the user can fix into `DestinationUserError`."""
+async def call(config: AzureBlobConfig, request: Any, seconds: float) -> Any:
+    """Await a request to the service (its retries included) for at most `seconds`, turning the errors only the
+    user can fix into `DestinationUserError`."""
     try:
-        return await request
+        async with asyncio.timeout(seconds):
+            return await request
+    except TimeoutError:
+        raise AzureError(f"Azure Blob Storage did not answer within {seconds:g} s "
+                         "(BATCH_EXPORTS_DESTINATION_CALL_TIMEOUT_SECONDS)") from None  # fmt: skip
     except AzureError as error:
         if problem := user_error(error, config):
             raise problem from error
@@ -140,9 +189,9 @@ async def call(config: AzureBlobConfig, request: Any) -> Any:
 class _Blob(FileUpload):
     """One block blob: blocks staged (a few in flight) while data comes, committed by one block list."""
 
-    def __init__(self, container: ContainerClient, config: AzureBlobConfig, name: str) -> None:
+    def __init__(self, container: ContainerClient, config: AzureBlobConfig, name: str, seconds: float) -> None:
         self.blob = container.get_blob_client(name)
-        self.config = config
+        self.config, self.seconds = config, seconds
         self._upload = uuid.uuid4().hex  # block ids of one upload: all of the same length
         self._blocks: list[asyncio.Task[str]] = []
         self._slots = asyncio.Semaphore(BLOCKS_IN_FLIGHT)
@@ -165,7 +214,7 @@ class _Blob(FileUpload):
 
         async def stage() -> str:
             try:
-                await call(self.config, self.blob.stage_block(block_id, body, length=len(body)))
+                await call(self.config, self.blob.stage_block(block_id, body, length=len(body)), self.seconds)
                 return block_id
             finally:
                 self._slots.release()
@@ -174,12 +223,13 @@ class _Blob(FileUpload):
 
     async def complete(self) -> None:
         if not self._blocks:  # small enough for one request, which replaces the blob whole
-            await call(self.config, self.blob.upload_blob(self._take(), overwrite=True))
+            await call(self.config, self.blob.upload_blob(self._take(), overwrite=True), self.seconds)
             return
         if self._pending:
             await self._stage(self._take())
         ids = await asyncio.gather(*self._blocks)
-        await call(self.config, self.blob.commit_block_list([BlobBlock(block_id=i) for i in ids]))
+        blocks = [BlobBlock(block_id=i) for i in ids]
+        await call(self.config, self.blob.commit_block_list(blocks), self.seconds)
 
     async def discard(self) -> None:
         for task in self._blocks:
@@ -188,9 +238,10 @@ class _Blob(FileUpload):
 
 
 class AzureBlobWriter(FileSeriesWriter):
-    def __init__(self, config: AzureBlobConfig, table: str, files: IntervalFiles) -> None:
+    def __init__(self, config: AzureBlobConfig, table: str, files: IntervalFiles, context: Context) -> None:
         super().__init__(files)
-        self.config = config
+        self.config, self.context = config, context
+        self.seconds = context.limits.call_seconds
         self.directory = blob_prefix(config, table, files.start, files.end)
         self._service: BlobServiceClient | None = None
 
@@ -199,24 +250,25 @@ class AzureBlobWriter(FileSeriesWriter):
 
     def _container(self) -> ContainerClient:
         if self._service is None:
-            self._service = service(self.config)
+            self._service = service(self.config, self.context.limits, self.context.allow_private)
         return self._service.get_container_client(self.config.container_name)
 
     async def _open(self, name: str) -> FileUpload:
-        return _Blob(self._container(), self.config, self.blob_name(name))
+        return _Blob(self._container(), self.config, self.blob_name(name), self.seconds)
 
     async def _exists(self, name: str) -> bool:
-        return bool(await call(self.config, self._container().get_blob_client(self.blob_name(name)).exists()))
+        blob = self._container().get_blob_client(self.blob_name(name))
+        return bool(await call(self.config, blob.exists(), self.seconds))
 
     async def _remove(self, names: list[str]) -> None:
         container = self._container()
         for name in names:  # one by one: the batch API is not in every service (Azurite's answers 400)
             with contextlib.suppress(ResourceNotFoundError):
-                await call(self.config, container.delete_blob(self.blob_name(name)))
+                await call(self.config, container.delete_blob(self.blob_name(name)), self.seconds)
 
     async def _put(self, name: str, data: bytes) -> None:
         blob = self._container().get_blob_client(self.blob_name(name))
-        await call(self.config, blob.upload_blob(data, overwrite=True))
+        await call(self.config, blob.upload_blob(data, overwrite=True), self.seconds)
 
     def _address(self, name: str) -> str:
         return self.blob_name(name)
@@ -236,13 +288,14 @@ def blob_prefix(config: AzureBlobConfig, table: str, start: datetime, end: datet
 
 
 def _writer(config: AzureBlobConfig, request: WriteRequest) -> AzureBlobWriter:
-    return AzureBlobWriter(config, request.model, IntervalFiles.of(config, request))
+    return AzureBlobWriter(config, request.model, IntervalFiles.of(config, request), request.context)
 
 
 async def _container_reachable(config: AzureBlobConfig, context: Context) -> None:
     try:
-        async with service(config, retries=1) as client:
-            await call(config, client.get_container_client(config.container_name).get_container_properties())
+        async with service(config, context.limits, context.allow_private, retries=1) as client:
+            container = client.get_container_client(config.container_name)
+            await call(config, container.get_container_properties(), context.limits.call_seconds)
     except AzureError as error:
         raise DestinationUserError(f"cannot reach Azure Blob Storage: {str(error).splitlines()[0]}") from error
 
@@ -250,12 +303,12 @@ async def _container_reachable(config: AzureBlobConfig, context: Context) -> Non
 async def _writable(config: AzureBlobConfig, context: Context) -> None:
     name = f"{config.prefix.split('{')[0].strip('/')}/.batch-exports-check-{uuid.uuid4().hex}".lstrip("/")
     try:
-        async with service(config, retries=1) as client:
+        async with service(config, context.limits, context.allow_private, retries=1) as client:
             container = client.get_container_client(config.container_name)
-            upload = _Blob(container, config, name)
+            upload = _Blob(container, config, name, context.limits.call_seconds)
             await upload.append(b"")
             await upload.complete()
-            await call(config, container.delete_blob(name))
+            await call(config, container.delete_blob(name), context.limits.call_seconds)
     except AzureError as error:
         raise DestinationUserError(f"cannot write to Azure Blob Storage: {str(error).splitlines()[0]}") from error
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -25,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.destinations.redaction import redact
 from connectors.sources import MODELS
+
+if TYPE_CHECKING:
+    from connectors.destinations.proxy import EgressProxy
 
 
 class DestinationUserError(Exception):
@@ -102,6 +105,18 @@ class ProtectedDatabase:
 
 
 @dataclass(frozen=True)
+class ClientLimits:
+    """Bounds on every destination client (settings `BATCH_EXPORTS_DESTINATION_*`)."""
+
+    call_seconds: float = 120.0
+    """The longest one call to a destination may take, its answer read (retries within it included)."""
+    check_seconds: float = 60.0
+    """The longest one destination check may take."""
+    answer_bytes: int = 64 * 2**20
+    """The most of one answer a client reads into memory (a ranged read: the range asked for)."""
+
+
+@dataclass(frozen=True)
 class Context:
     """What the service tells a destination about where it runs."""
 
@@ -113,10 +128,17 @@ class Context:
     """The service's own databases, which no destination may point at."""
     iceberg_catalog_url: str = ""
     """The PostgreSQL holding the `Iceberg` destinations' SQL catalog."""
+    limits: ClientLimits = ClientLimits()
+    egress: "EgressProxy | None" = None
+    """The process's forward proxy, through which clients in native code connect (`proxy`)."""
+    deadline: float | None = None
+    """When the work this context is for must end (the event loop's clock): a check's deadline."""
+    project_id: int | None = None
+    """The project whose destinations these are (see `for_project`)."""
 
     def for_project(self, team_id: int) -> "Context":
         """The context of one project's destinations: files under the project's own directory of the root."""
-        return replace(self, files_root=self.files_root / str(team_id))
+        return replace(self, files_root=self.files_root / str(team_id), project_id=team_id)
 
 
 @dataclass(frozen=True)

@@ -227,10 +227,23 @@ class DeltaLakeWriter(IntervalWriter):
         """Whether this run's commit of as many records is in the table (a retried attempt's)."""
         if table.transaction_version(self.app_id) is None:
             return False
-        marks = [entry for entry in table.history(HISTORY_LOOKED_AT) if "batch-export-run-id" in entry]
+        marks = [entry for entry in self._commit_infos(table, HISTORY_LOOKED_AT) if "batch-export-run-id" in entry]
         if not any(mark["batch-export-run-id"] == self.commit_spec.run_id for mark in marks):
             return True  # its transaction is there, its commit beyond the history looked at: the same run's
         return self.commit_spec.already_committed(marks, self.records)
+
+    def _commit_infos(self, table: DeltaTable, limit: int) -> list[dict[str, Any]]:
+        """The commit infos of the table's latest `limit` commits, newest first, read from its log with pyarrow:
+        not `DeltaTable.history`, which keeps Python's lock while it waits on the network (see `_table_exists`)."""
+        infos = []
+        for version in range(table.version(), max(-1, table.version() - limit), -1):
+            try:
+                with self.fs.open_input_stream(f"{self.root}/_delta_log/{version:020d}.json") as stream:
+                    lines = stream.read().decode().splitlines()
+            except FileNotFoundError:
+                break  # older commits were cleaned up (a checkpoint holds them)
+            infos += [entry["commitInfo"] for entry in map(json.loads, lines) if "commitInfo" in entry]
+        return infos
 
     def _add(self, file: WrittenFile, columns: set[str]) -> AddAction:
         partition = {self._day_column: file.day.isoformat()} if self._day_column and file.day else {}
@@ -354,12 +367,22 @@ class DeltaLakeWriter(IntervalWriter):
             raise
 
     def _exists(self) -> bool:
-        return DeltaTable.is_deltatable(self.uri, storage_options=self.options)
+        return _table_exists(self.uri, self.options)
 
     async def abort(self) -> None:
         files, self._files = self._files, None
         if files is not None:
             await asyncio.to_thread(files.discard)
+
+
+def _table_exists(uri: str, options: dict[str, str] | None) -> bool:
+    """Whether a table is at `uri` (its log read). Not `DeltaTable.is_deltatable`, which keeps Python's lock while
+    it waits on the network, so the egress proxy (Python, in this process) could never answer it."""
+    try:
+        DeltaTable(uri, storage_options=options)
+    except TableNotFoundError:
+        return False
+    return True
 
 
 async def _table_creatable(config: DeltaLakeConfig, context: Context) -> None:
@@ -370,8 +393,7 @@ async def _table_creatable(config: DeltaLakeConfig, context: Context) -> None:
         location.refuse_links(config.table_name)
         options = location.delta_storage_options()
         try:
-            if DeltaTable.is_deltatable(_uri(location, config.table_name), storage_options=options):
-                DeltaTable(_uri(location, config.table_name), storage_options=options)
+            if _table_exists(_uri(location, config.table_name), options):
                 return
             probe = f"_batch_exports_check_{uuid.uuid4().hex[:12]}"
             DeltaTable.create(_uri(location, probe), pa.schema([("probe", pa.string())]), storage_options=options)

@@ -14,7 +14,7 @@ import ipaddress
 import re
 import socket
 
-from connectors.destinations.base import Context, DestinationConfig, DestinationUserError, Endpoint
+from connectors.destinations.base import Context, DestinationConfig, DestinationUserError, Endpoint, ProtectedDatabase
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -155,9 +155,12 @@ def _same_machine(a: str, b: str) -> bool:
     return x == y or all(ip.is_loopback or ip.is_unspecified for ip in (x, y))
 
 
-async def _protected(endpoint: Endpoint, addresses: list[str], context: Context) -> bool:
-    for own in context.protected_databases:
-        if own.port != endpoint.port or own.database != endpoint.database:
+async def own_database_at(
+    addresses: list[str], port: int, protected: tuple[ProtectedDatabase, ...], database: str | None = None
+) -> bool:
+    """Whether `addresses:port` (with `database`, when given) is one of the service's own databases."""
+    for own in protected:
+        if own.port != port or (database is not None and own.database != database):
             continue
         try:
             own_addresses = await resolve(own.host, own.port, allow_private=True)
@@ -166,6 +169,10 @@ async def _protected(endpoint: Endpoint, addresses: list[str], context: Context)
         if not own_addresses or any(_same_machine(a, b) for a in addresses for b in own_addresses):
             return True
     return False
+
+
+async def _protected(endpoint: Endpoint, addresses: list[str], context: Context) -> bool:
+    return await own_database_at(addresses, endpoint.port, context.protected_databases, endpoint.database)
 
 
 async def allowed_addresses(config: DestinationConfig, context: Context) -> list[str]:

@@ -11,8 +11,9 @@ commit is skipped when the run's commit with the same records is already there.
 The table is created from the first batch's columns (all nullable), partitioned by day of its time column
 unless `partitioning` is `none`; a new column is added to it before files that hold it are written.
 
-The catalog's rows are the catalog's own (schema `iceberg_catalog`), and one location's tables are a catalog
-of their own: a config reaches only the tables kept where its storage lets it write. The table's files are
+The catalog's rows are the catalog's own (schema `iceberg_catalog`), and one project's tables at one location
+are a catalog of their own: a config reaches only its project's tables kept where its storage lets it write (a
+project pointed at another's bucket learns nothing of the other's tables). The table's files are
 read and written only under its location (`LocationFileIO`), whatever a metadata file there names.
 """
 
@@ -142,25 +143,58 @@ def _ensure_schema(url: str) -> None:
         _schemas_made.add(url)
 
 
-def catalog_name(location: Location) -> str:
-    """The catalog of one location's tables (at most 255 characters, the catalog table's limit)."""
+def catalog_name(location: Location, project_id: int | None = None) -> str:
+    """The catalog of one project's tables at one location (at most 255 characters, the catalog table's limit).
+    Without a project: the name catalogs had before they were per project (`load_table` adopts their tables)."""
     where = location.uri + (f" at {location.config.endpoint_url}" if location.config.endpoint_url else "")
+    if project_id is not None:
+        where = f"project {project_id}: {where}"
     return where if len(where) <= 255 else f"{where[:190]}#{hashlib.sha256(where.encode()).hexdigest()}"
 
 
-def open_catalog(context: Context, location: Location) -> SqlCatalog:
-    """The location's catalog (blocking)."""
+def open_catalog(context: Context, location: Location, project: bool = True) -> SqlCatalog:
+    """The catalog of the context's project at the location (blocking); `project=False`: the location's catalog
+    as it was before catalogs were per project."""
+    if context.project_id is None:
+        raise RuntimeError("an Iceberg catalog belongs to a project: the context names none")
     url = catalog_url(context.iceberg_catalog_url)
     try:
         _ensure_schema(url)
         return SqlCatalog(
-            catalog_name(location),
+            catalog_name(location, context.project_id if project else None),
             uri=url,
             **{"py-io-impl": f"{__name__}.LocationFileIO", ALLOWED_PREFIX: location.uri.rstrip("/") + "/"},
             **location.iceberg_properties(),
         )
     except sqlalchemy.exc.OperationalError as error:  # the service's own database: not the user's to fix
         raise RuntimeError(f"the Iceberg catalog is unreachable: {str(error).splitlines()[0]}") from None
+
+
+def load_table(catalog: SqlCatalog, context: Context, location: Location, identifier: tuple[str, str]) -> Table:
+    """The project's table; a table kept under the location's catalog of before (shared by every project) becomes
+    the project's when its metadata can be read with this config's credentials. Otherwise it does not exist for
+    this project, and nothing of it (not its metadata file's name) is told."""
+    try:
+        return catalog.load_table(identifier)
+    except NoSuchTableError:
+        legacy = open_catalog(context, location, project=False)
+        try:
+            try:
+                legacy.load_table(identifier)
+            except Exception:
+                raise NoSuchTableError(f"Table does not exist: {'.'.join(identifier)}") from None
+            catalog.create_namespace_if_not_exists(identifier[0])
+            with catalog.engine.begin() as conn:
+                conn.execute(
+                    sqlalchemy.text(
+                        "UPDATE iceberg_tables SET catalog_name = :mine WHERE catalog_name = :shared"
+                        " AND table_namespace = :namespace AND table_name = :name"
+                    ),
+                    {"mine": catalog.name, "shared": legacy.name, "namespace": identifier[0], "name": identifier[1]},
+                )
+        finally:
+            legacy.engine.dispose()
+        return catalog.load_table(identifier)
 
 
 # pyiceberg's predicates take (term, value) positionally; the pydantic mypy plugin sees only their fields.
@@ -253,7 +287,7 @@ class IcebergWriter(IntervalWriter):
         self.location.refuse_links(*self.identifier)
         catalog = self._catalog_()
         try:
-            table = catalog.load_table(self.identifier)
+            table = load_table(catalog, self.context, self.location, self.identifier)
         except NoSuchTableError:
             table = self._create(catalog, schema)
         except OSError as error:
@@ -346,7 +380,7 @@ class IcebergWriter(IntervalWriter):
 
     def _existing_table(self) -> Table | None:
         try:
-            return self._catalog_().load_table(self.identifier)
+            return load_table(self._catalog_(), self.context, self.location, self.identifier)
         except NoSuchTableError:
             return None
 
@@ -403,7 +437,7 @@ async def _table_creatable(config: IcebergConfig, context: Context) -> None:
         name = f"{config.namespace}.{config.table_name}"
         try:
             try:
-                catalog.load_table((config.namespace, config.table_name))
+                load_table(catalog, context, location, (config.namespace, config.table_name))
                 return
             except NoSuchTableError:
                 pass

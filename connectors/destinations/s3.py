@@ -28,7 +28,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator, model_validator
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, Endpoint, Step, WriteRequest
-from connectors.destinations.egress import s3_config
+from connectors.destinations.egress import answer_too_large, s3_config
+from connectors.destinations.endpoints import parse_endpoint
 from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles, interval_stem
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,13 @@ class S3Config(FilesConfig):
                 raise ValueError(f"unknown placeholder {{{name[:40]}}}; use {', '.join(sorted(PREFIX_FIELDS))}")
         return value
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _one_reading(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_endpoint(value, path=False)
+        return value
+
     @model_validator(mode="after")
     def _kms_needs_key(self) -> Self:
         if self.encryption == "aws:kms" and not self.kms_key_id:
@@ -97,7 +105,10 @@ class S3Config(FilesConfig):
         return self
 
     def endpoint(self) -> Endpoint | None:
-        return Endpoint.of_url(self.endpoint_url, "endpoint_url") if self.endpoint_url else None
+        if self.endpoint_url is None:
+            return None
+        parsed = parse_endpoint(self.endpoint_url, path=False)
+        return Endpoint(parsed.host, "endpoint_url", parsed.port)
 
 
 class S3CompatibleConfig(S3Config):
@@ -150,10 +161,10 @@ def client(config: S3Config, context: Context) -> Any:
     return get_session().create_client(
         "s3",
         region_name=config.region,
-        endpoint_url=config.endpoint_url,
+        endpoint_url=parse_endpoint(config.endpoint_url, path=False).url if config.endpoint_url else None,
         aws_access_key_id=config.aws_access_key_id,
         aws_secret_access_key=config.aws_secret_access_key,
-        config=s3_config(context.allow_private),
+        config=s3_config(context.allow_private, context.limits),
     )
 
 
@@ -331,7 +342,7 @@ async def _writable(config: S3Config, context: Context) -> None:
     except ClientError as error:
         raise user_error(error, config) or DestinationUserError(str(error)) from error
     except BotoCoreError as error:
-        raise DestinationUserError(f"cannot reach S3: {error}") from error
+        raise DestinationUserError(f"cannot reach S3: {answer_too_large(error) or error}") from error
 
 
 def _writer(config: S3Config, request: WriteRequest) -> S3Writer:

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
-from connectors.destinations.base import Context, DestinationConfig, DestinationUserError, Step
+from connectors.destinations.base import Context, DestinationConfig, DestinationUserError, Endpoint, Step
+from connectors.destinations.endpoints import ParsedEndpoint, parse_endpoint
 from connectors.destinations.file import FileConfig, directory_parts
 from connectors.destinations.local_paths import refuse_links
+from connectors.destinations.proxy import Route, route_for
 
 USER_ERROR_WORDS = (
     "NoSuchBucket", "NO_SUCH_BUCKET", "AccessDenied", "ACCESS_DENIED", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -92,6 +93,8 @@ class TableLocationConfig(DestinationConfig):
             raise ValueError(f"{name} is required with storage {storage}")
         if value is not None and storage not in _ONLY_FOR[name]:
             raise ValueError(f"{name} does not apply to storage {storage}")
+        if value is not None and name == "endpoint_url":
+            parse_endpoint(value, path=False)
         if value is not None and name == "path":
             try:
                 FileConfig(path=value)  # the File destination's own rules
@@ -106,8 +109,12 @@ class TableLocationConfig(DestinationConfig):
             raise ValueError("must not contain '..' segments")
         return value
 
-    def remote_host(self) -> tuple[str, str] | None:
-        return (urlparse(self.endpoint_url).hostname or "", "endpoint_url") if self.endpoint_url else None
+    def parsed_endpoint(self) -> ParsedEndpoint | None:
+        return parse_endpoint(self.endpoint_url, path=False) if self.endpoint_url else None
+
+    def endpoint(self) -> Endpoint | None:
+        parsed = self.parsed_endpoint()
+        return Endpoint(parsed.host, "endpoint_url", parsed.port) if parsed else None
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,8 @@ class Location:
     """For File storage: the directory `uri` names."""
     root: Path | None = None
     """For File storage: the project's directory of the file root, which `directory` lies in."""
+    route: Route | None = None
+    """For S3 storage: the way out through the egress proxy, which every client of the location takes."""
 
     def child(self, *names: str) -> str:
         return "/".join([self.uri.rstrip("/"), *names])
@@ -139,27 +148,25 @@ class Location:
     def on_s3(self) -> bool:
         return self.config.storage in _ON_S3
 
-    def s3_endpoint(self) -> tuple[str, str] | None:
-        """(scheme, host[:port]) of a custom endpoint; None for AWS itself."""
-        if not self.config.endpoint_url:
-            return None
-        url = urlparse(self.config.endpoint_url)
-        return url.scheme, url.netloc
+    def _route(self) -> Route:
+        assert self.route is not None
+        return self.route
 
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
-        """A pyarrow filesystem reaching the location, and the location's path on it."""
+        """A pyarrow filesystem reaching the location (through the egress), and the location's path on it."""
         if not self.on_s3:
             assert self.directory is not None
             return pafs.LocalFileSystem(), str(self.directory)
-        endpoint = self.s3_endpoint()
+        endpoint = self.config.parsed_endpoint()
         fs = pafs.S3FileSystem(
             access_key=self.config.aws_access_key_id,
             secret_key=self.config.aws_secret_access_key,
             region=self.config.region,
-            scheme=endpoint[0] if endpoint else "https",
-            endpoint_override=endpoint[1] if endpoint else None,
+            scheme=endpoint.scheme if endpoint else "https",
+            endpoint_override=endpoint.authority if endpoint else None,
+            proxy_options=self._route().url,
             connect_timeout=10,
-            request_timeout=60,
+            request_timeout=self._route().limits.call_seconds,
             retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
         )
         return fs, self.uri.removeprefix("s3://")
@@ -171,10 +178,11 @@ class Location:
         config = self.config
         assert config.aws_access_key_id is not None and config.aws_secret_access_key is not None
         options = {"AWS_ACCESS_KEY_ID": config.aws_access_key_id, "AWS_SECRET_ACCESS_KEY": config.aws_secret_access_key,
-                   "AWS_REGION": config.region}  # fmt: skip
-        if config.endpoint_url:
-            options |= {"AWS_ENDPOINT_URL": config.endpoint_url, "AWS_FORCE_PATH_STYLE": "true"}
-            if config.endpoint_url.startswith("http://"):
+                   "AWS_REGION": config.region, "proxy_url": self._route().url,
+                   "timeout": f"{self._route().limits.call_seconds:g}s"}  # fmt: skip
+        if endpoint := config.parsed_endpoint():
+            options |= {"AWS_ENDPOINT_URL": endpoint.url, "AWS_FORCE_PATH_STYLE": "true"}
+            if endpoint.scheme == "http":
                 options["AWS_ALLOW_HTTP"] = "true"
         return options
 
@@ -189,9 +197,11 @@ class Location:
             "s3.secret-access-key": config.aws_secret_access_key,
             "s3.region": config.region,
             "s3.force-virtual-addressing": "false",
+            "s3.proxy-uri": self._route().url,
+            "s3.request-timeout": f"{self._route().limits.call_seconds:g}",
         }
-        if config.endpoint_url:
-            properties["s3.endpoint"] = config.endpoint_url
+        if endpoint := config.parsed_endpoint():
+            properties["s3.endpoint"] = endpoint.url
         return properties
 
 
@@ -205,12 +215,15 @@ def locate(config: TableLocationConfig, context: Context) -> Location:
         refuse_links(root, directory, inside=False)
         return Location(config, directory.as_uri(), directory, root)
     assert config.bucket_name is not None
-    return Location(config, "/".join(["s3:/", config.bucket_name, *[p for p in config.prefix.split("/") if p]]))
+    uri = "/".join(["s3:/", config.bucket_name, *[p for p in config.prefix.split("/") if p]])
+    return Location(config, uri, route=route_for(context))
 
 
 def user_error(error: BaseException, location: Location, doing: str) -> DestinationUserError | None:
     """`error` as the user's to fix, when the storage's own words say so: its first line, and the S3 error
     code and message when the storage quotes the answer."""
+    if location.route is not None and (why := location.route.refusal()):
+        return DestinationUserError(f"cannot {doing} at {location.uri}: {why}")
     text = str(error)
     if not any(word in text for word in USER_ERROR_WORDS):
         return None
