@@ -55,7 +55,7 @@ class Runtime:
             iceberg_catalog_url=settings.iceberg_catalog_url or settings.database_url,
             limits=ClientLimits(
                 call_seconds=settings.destination_call_timeout_seconds,
-                check_seconds=settings.destination_check_timeout_seconds,
+                check_seconds=settings.check_timeout_seconds,
                 answer_bytes=int(settings.destination_max_answer_mb * 2**20),
             ),
             egress=self.egress,

@@ -92,9 +92,6 @@ class Settings(BaseSettings):
     destination_call_timeout_seconds: float = Field(
         120, gt=0, le=3600, description="The longest one call to a destination may take, its answer read."
     )
-    destination_check_timeout_seconds: float = Field(
-        60, gt=0, le=600, description="The longest one destination check may take."
-    )
     destination_max_answer_mb: float = Field(
         64, gt=0, le=4096, description="The most of one destination answer a client reads into memory, in MiB."
     )

@@ -19,7 +19,7 @@ from api.state import CHECKS, runtime
 from batch_exports.models import DestinationIn, merge_destination
 from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys
-from connectors.destinations import TYPES, DestinationConfig, destination, run_step
+from connectors.destinations import TYPES, DestinationConfig, check_timed_out, destination, run_step
 
 
 def _destination_type(raw: str | None, attr: str) -> str:
@@ -48,10 +48,7 @@ async def _result(
     except ChecksBusy as busy:
         raise ApiError(429, f"Too many destination checks: {busy}.", code="throttled") from None
     except CheckTimedOut:
-        problem = (
-            f"The check did not finish within {checks.timeout:g} s (BATCH_EXPORTS_CHECK_TIMEOUT_SECONDS): "
-            "the destination did not answer in time."
-        )
+        problem = check_timed_out(checks.timeout)
     status = "Passed" if problem is None else "Failed"
     checked = destination(kind).steps[step]
     return json_response(

@@ -66,11 +66,19 @@ async def run_step(type_name: str, config: DestinationConfig, context: Context, 
     except DestinationUserError as error:
         return _shown(str(error), config, context)
     except TimeoutError:
-        return f"The check did not finish within {seconds:g} s (BATCH_EXPORTS_DESTINATION_CHECK_TIMEOUT_SECONDS)."
+        return check_timed_out(seconds)
     except Exception as error:  # what the check could not foresee is still the answer to the person asking
         logger.warning("destination check %s of %s failed: %s", index, type_name, _shown(repr(error), config, context))
         return _shown(f"The check failed with an unexpected error: {type(error).__name__}: {error}", config, context)
     return None
+
+
+def check_timed_out(seconds: float) -> str:
+    """What a check that ran past its deadline answers (its runner's or its own, the same setting)."""
+    return (
+        f"The check did not finish within {seconds:g} s (BATCH_EXPORTS_CHECK_TIMEOUT_SECONDS): "
+        "the destination did not answer in time."
+    )
 
 
 def _shown(message: str, config: DestinationConfig, context: Context) -> str:
@@ -88,6 +96,7 @@ __all__ = [
     "DestinationUserError",
     "IntervalWriter",
     "WriteRequest",
+    "check_timed_out",
     "destination",
     "ensure_allowed_host",
     "open_writer",
