@@ -21,26 +21,13 @@ from urllib.parse import quote
 import pytest
 from aiohttp import web
 
-from batch_exports.store import api_keys
 from tests.support.destinations import postgres_database, s3_config
 from tests.support.helpers import capture, create_export, event, run_hour
+from tests.support.hostile import NOOP, destination, write_only_key
 from tests.support.listeners import serving
 from tests.support.own_network import PUBLIC_STAND_IN, available, in_own_network
 from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Project, Stack
-
-NOOP = {"name": "n", "interval": "hour", "destination": {"type": "NoOp"}}
-
-
-async def write_only_key(project: Project) -> str:
-    key = f"phx_writer_{uuid.uuid4().hex}"
-    await api_keys.ensure(project.stack.pool, key, label="writer", scopes=(api_keys.WRITE,), project_ids=[project.id])
-    return key
-
-
-def destination(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    return {"name": kind, "interval": "hour", "destination": {"type": kind, "config": config}}
-
 
 # Bounds: each a 4xx naming the field, never a 500 or 503.
 

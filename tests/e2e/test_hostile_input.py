@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
-from batch_exports.store import api_keys, db, event_store, runs
+from batch_exports.store import db, event_store, runs
 from batch_exports.store.event_store import CapturedEvent
 from connectors.destinations import Context, parse_config, run_step
 from connectors.sources.reading import SourceDatabase
@@ -32,23 +32,11 @@ from contracts.workflows import ExportInputs
 from entrypoints.embedded import LOOPBACK, free_port
 from tests.support.destinations import postgres_database, s3_config
 from tests.support.helpers import another_gateway, capture, create_export, event, export_file_now, run_hour
+from tests.support.hostile import NOOP, destination, write_only_key
 from tests.support.listeners import listening, loopback_only, redirecting, resolving
 from tests.support.receiver import running_receiver
 from tests.support.seaweed import SeaweedS3
 from tests.support.stack import API_KEY, Project
-
-NOOP = {"name": "n", "interval": "hour", "destination": {"type": "NoOp"}}
-
-
-async def write_only_key(project: Project) -> str:
-    key = f"phx_writer_{uuid.uuid4().hex}"
-    await api_keys.ensure(project.stack.pool, key, label="writer", scopes=(api_keys.WRITE,), project_ids=[project.id])
-    return key
-
-
-def destination(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    return {"name": kind, "interval": "hour", "destination": {"type": kind, "config": config}}
-
 
 # Credentials stay with the destination they were given for.
 
