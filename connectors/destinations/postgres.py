@@ -4,7 +4,8 @@ The interval is copied (COPY, as CSV that Arrow writes in native code: no Python
 temporary staging table inside one transaction; commit
 deletes the target rows with the same keys and inserts the staged ones, then commits: a rerun of the
 interval (or of a continued segment) replaces what it wrote before, and a failure leaves nothing.
-The table is created when missing, with the model's column types.
+The table is created when missing, with the model's column types (for events, the columns PostHog's
+PostgreSQL export writes: `sources.events.POSTGRES_COLUMNS`).
 
 A connection reaches only the addresses `hosts` checked (asyncpg is given a numeric address, never the
 user's host string, so never a socket path and never a second lookup), and reads nothing of the worker's
@@ -37,7 +38,7 @@ from connectors.destinations.base import (
     Step,
 )
 from connectors.destinations.hosts import HostRefused, allowed_addresses, refusal
-from connectors.sources.schemas import KEYS, SCHEMAS
+from connectors.sources.schemas import KEYS, POSTGRES_SCHEMAS
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
@@ -201,11 +202,11 @@ def as_csv(batch: pa.RecordBatch, columns: tuple[str, ...]) -> bytes:
 
 class PostgresWriter(IntervalWriter):
     def __init__(self, config: PostgresConfig, model: str, context: Context) -> None:
-        if model not in SCHEMAS:
+        if model not in POSTGRES_SCHEMAS:
             raise DestinationUserError(f"the Postgres destination does not export the {model} model")
         self.config = config
         self.context = context
-        self.types = {column: SQL_TYPES[kind] for column, kind in SCHEMAS[model].items()}
+        self.types = {column: SQL_TYPES[kind] for column, kind in POSTGRES_SCHEMAS[model].items()}
         self.key = KEYS[model]
         self.columns = tuple(self.types)
         self.target = f"{quote(config.schema_name)}.{quote(config.table_name)}"
@@ -293,6 +294,7 @@ DESTINATION = Destination(
         Step("Connect", "Connect to the database with the credentials given.", _connects),
         Step("Table is writable", "The table can be created, or written and rewritten.", _table_writable),
     ),
-    models=tuple(SCHEMAS),
+    models=tuple(POSTGRES_SCHEMAS),
     custom_columns=False,  # the table has the model's columns
+    event_layout="postgres",
 )

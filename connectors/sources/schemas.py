@@ -5,10 +5,10 @@ destination maps them to column types, the Parquet format to Arrow types.
 """
 
 SCHEMAS: dict[str, dict[str, str]] = {
-    "events": {
-        "uuid": "uuid", "event": "text", "properties": "json", "distinct_id": "text", "person_id": "uuid",
-        "person_properties": "json", "timestamp": "timestamp", "created_at": "timestamp", "elements_chain": "text",
-        "_inserted_at": "timestamp",
+    "events": {  # PostHog's columns for files, in its order
+        "uuid": "uuid", "timestamp": "timestamp", "_inserted_at": "timestamp", "created_at": "timestamp",
+        "event": "text", "properties": "json", "distinct_id": "text", "elements_chain": "text",
+        "person_properties": "json", "person_id": "uuid",
     },
     "persons": {
         "team_id": "bigint", "distinct_id": "text", "person_id": "uuid", "properties": "json",
@@ -21,6 +21,16 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "event_count": "bigint", "_inserted_at": "timestamp",
     },
 }  # fmt: skip
+
+POSTGRES_SCHEMAS: dict[str, dict[str, str]] = {
+    **SCHEMAS,
+    "events": {  # PostHog's PostgreSQL export: its own columns (`uuid` as text, as its VARCHAR(200) holds it)
+        "uuid": "text", "event": "text", "properties": "json", "elements": "json", "set": "json",
+        "set_once": "json", "distinct_id": "text", "team_id": "bigint", "ip": "text", "site_url": "text",
+        "timestamp": "timestamp",
+    },
+}  # fmt: skip
+"""The PostgreSQL destination's columns: the events model has PostHog's own set for it."""
 
 KEYS: dict[str, tuple[str, ...]] = {
     "events": ("uuid",),
