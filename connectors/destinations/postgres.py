@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from pydantic import ConfigDict, Field
 
+from connectors.columns import json_values
 from connectors.destinations.base import (
     Context,
     Destination,
@@ -64,7 +65,8 @@ class PostgresConfig(DestinationConfig):
 
 
 SQL_TYPES = {"uuid": "uuid", "text": "text", "json": "jsonb", "timestamp": "timestamptz", "bigint": "bigint",
-             "float": "float8", "boolean": "boolean"}  # fmt: skip
+             "float": "float8", "boolean": "boolean", "text_list": "jsonb"}  # fmt: skip
+"""A list (a session's `urls`) goes in as a JSON array: COPY's CSV has no form for one."""
 
 USER_ERRORS = (
     asyncpg.InvalidPasswordError,
@@ -194,6 +196,8 @@ def as_csv(batch: pa.RecordBatch, columns: tuple[str, ...]) -> bytes:
     arrays = []
     for name in columns:
         column = by_name.get(name, pa.nulls(batch.num_rows))
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            column = json_values(column)
         arrays.append(column.storage if isinstance(column, pa.ExtensionArray) else column)
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(pa.table(arrays, names=list(columns)), sink, pa_csv.WriteOptions(include_header=False))

@@ -1,5 +1,6 @@
 """The Postgres destination: each record of an interval exactly once, however often it is written."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -141,3 +142,29 @@ async def test_events_have_posthogs_postgres_columns(project: Project) -> None:
         "uuid": str(plain), "event": "signup", "properties": '{"$ip": ""}', "elements": '""', "set": None,
         "set_once": None, "distinct_id": "grace", "team_id": project.id, "ip": None, "site_url": "", "timestamp": at,
     }  # fmt: skip
+
+
+async def test_sessions_arrive_with_their_48_columns_and_urls_as_a_json_array(project: Project) -> None:
+    config, dsn = await postgres_database(project)
+    config = {**config, "table_name": "sessions"}
+    export = await create_export(
+        project,
+        {"name": "pg", "model": "sessions", "interval": "hour", "destination": {"type": "Postgres", "config": config}},
+    )
+    session = "0193a1b2-c3d4-7e5f-8a6b-00000000000a"
+    await capture(
+        project,
+        [
+            event("$pageview", "ada", **{"$session_id": session, "$current_url": "https://example.com/a"}),
+            event("$pageview", "ada", **{"$session_id": session, "$current_url": "https://example.com/b"}),
+        ],
+    )
+    (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
+    assert (run["status"], run["records_completed"]) == ("Completed", 1), run
+    conn = await asyncpg.connect(dsn)
+    try:
+        (row,) = await conn.fetch("SELECT *, urls::text AS urls_text FROM sessions")
+    finally:
+        await conn.close()
+    assert len(row) == 48 + 1 and row["session_id"] == session and row["pageview_count"] == 2
+    assert sorted(json.loads(row["urls_text"])) == ["https://example.com/a", "https://example.com/b"]
