@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from batch_exports.crypto import ConfigCipher
 from batch_exports.models import BatchExportIn
 from batch_exports.store import integrations
-from connectors.destinations import DestinationConfig, parse_config
+from connectors.destinations import DestinationConfig, destination, parse_config
 from connectors.destinations.integrations import own_config
 from connectors.sources.events import EventSelection
 from connectors.sources.filters import STORED, PropertyFilter
@@ -63,6 +63,7 @@ class BatchExport(BaseModel):
             exclude_events=tuple(config.exclude_events or ()),
             filters=tuple(self.filters or ()),
             query=parse_query(self.hogql_query) if self.hogql_query else None,
+            layout=destination(self.destination_type).event_layout,
         )
 
     def as_input(self) -> dict[str, Any]:

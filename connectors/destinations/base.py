@@ -207,3 +207,5 @@ class Destination(Generic[C]):
     """The models it can export."""
     custom_columns: bool = True
     """Whether it takes a hogql_query's columns (a table destination may want the model's own)."""
+    event_layout: str = "files"
+    """Which of PostHog's event column sets it takes (`sources.events`): PostgreSQL has its own."""

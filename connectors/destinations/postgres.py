@@ -4,7 +4,8 @@ The interval is copied (COPY, as CSV that Arrow writes in native code: no Python
 temporary staging table inside one transaction; commit
 deletes the target rows with the same keys and inserts the staged ones, then commits: a rerun of the
 interval (or of a continued segment) replaces what it wrote before, and a failure leaves nothing.
-The table is created when missing, with the model's column types.
+The table is created when missing, with the model's column types (for events, the columns PostHog's
+PostgreSQL export writes: `sources.events.POSTGRES_COLUMNS`).
 
 A connection reaches only the addresses `hosts` checked (asyncpg is given a numeric address, never the
 user's host string, so never a socket path and never a second lookup), and reads nothing of the worker's
@@ -27,6 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from pydantic import ConfigDict, Field
 
+from connectors.columns import json_values
 from connectors.destinations.base import (
     Context,
     Destination,
@@ -37,7 +39,7 @@ from connectors.destinations.base import (
     Step,
 )
 from connectors.destinations.hosts import HostRefused, allowed_addresses, refusal
-from connectors.sources.schemas import KEYS, SCHEMAS
+from connectors.sources.schemas import KEYS, POSTGRES_SCHEMAS
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
@@ -63,7 +65,8 @@ class PostgresConfig(DestinationConfig):
 
 
 SQL_TYPES = {"uuid": "uuid", "text": "text", "json": "jsonb", "timestamp": "timestamptz", "bigint": "bigint",
-             "float": "float8", "boolean": "boolean"}  # fmt: skip
+             "float": "float8", "boolean": "boolean", "text_list": "jsonb"}  # fmt: skip
+"""A list (a session's `urls`) goes in as a JSON array: COPY's CSV has no form for one."""
 
 USER_ERRORS = (
     asyncpg.InvalidPasswordError,
@@ -193,6 +196,8 @@ def as_csv(batch: pa.RecordBatch, columns: tuple[str, ...]) -> bytes:
     arrays = []
     for name in columns:
         column = by_name.get(name, pa.nulls(batch.num_rows))
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            column = json_values(column)
         arrays.append(column.storage if isinstance(column, pa.ExtensionArray) else column)
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(pa.table(arrays, names=list(columns)), sink, pa_csv.WriteOptions(include_header=False))
@@ -201,11 +206,11 @@ def as_csv(batch: pa.RecordBatch, columns: tuple[str, ...]) -> bytes:
 
 class PostgresWriter(IntervalWriter):
     def __init__(self, config: PostgresConfig, model: str, context: Context) -> None:
-        if model not in SCHEMAS:
+        if model not in POSTGRES_SCHEMAS:
             raise DestinationUserError(f"the Postgres destination does not export the {model} model")
         self.config = config
         self.context = context
-        self.types = {column: SQL_TYPES[kind] for column, kind in SCHEMAS[model].items()}
+        self.types = {column: SQL_TYPES[kind] for column, kind in POSTGRES_SCHEMAS[model].items()}
         self.key = KEYS[model]
         self.columns = tuple(self.types)
         self.target = f"{quote(config.schema_name)}.{quote(config.table_name)}"
@@ -293,6 +298,7 @@ DESTINATION = Destination(
         Step("Connect", "Connect to the database with the credentials given.", _connects),
         Step("Table is writable", "The table can be created, or written and rewritten.", _table_writable),
     ),
-    models=tuple(SCHEMAS),
+    models=tuple(POSTGRES_SCHEMAS),
     custom_columns=False,  # the table has the model's columns
+    event_layout="postgres",
 )

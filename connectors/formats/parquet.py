@@ -9,10 +9,10 @@ from connectors.sources.schemas import SCHEMAS
 
 ARROW_TYPES = {
     "uuid": pa.string(), "text": pa.string(), "json": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"),
-    "bigint": pa.int64(), "float": pa.float64(), "boolean": pa.bool_(),
+    "bigint": pa.int64(), "float": pa.float64(), "boolean": pa.bool_(), "text_list": pa.list_(pa.string()),
 }  # fmt: skip
 REPEATING = {"text", "bigint", "boolean"}
-UNORDERED = {"json", "uuid"}
+UNORDERED = {"json", "uuid", "text_list"}
 
 
 class _Chunks:

@@ -18,21 +18,50 @@ from connectors.sources.reading import AS_READ, BatchSize, Params, RecordStream,
 
 COLUMNS = (
     "uuid",
+    "timestamp",
+    "_inserted_at",
+    "created_at",
     "event",
     "properties",
     "distinct_id",
-    "person_id",
-    "person_properties",
-    "timestamp",
-    "created_at",
     "elements_chain",
-    "_inserted_at",
+    "person_properties",
+    "person_id",
 )
+"""PostHog's event columns for files (S3, Azure Blob, File), in its order; the table and HTTP destinations too."""
 
-_DEFAULT_SELECT = """uuid, event, properties::text AS properties, distinct_id, person_id,
-                     person_properties::text AS person_properties, timestamp, created_at, elements_chain,
-                     inserted_at AS _inserted_at"""
-_JSON = ("properties", "person_properties")
+POSTGRES_COLUMNS = (
+    "uuid",
+    "event",
+    "properties",
+    "elements",
+    "set",
+    "set_once",
+    "distinct_id",
+    "team_id",
+    "ip",
+    "site_url",
+    "timestamp",
+)
+"""PostHog's event columns for PostgreSQL: `elements` is the chain as a JSON string (its `toJSONString`),
+`ip` the `$ip` property (null when missing or empty), `site_url` always empty, as PostHog writes them."""
+
+_SELECTS = {
+    "files": (
+        COLUMNS,
+        """uuid, timestamp, inserted_at AS _inserted_at, created_at, event, properties::text AS properties,
+           distinct_id, elements_chain, person_properties::text AS person_properties, person_id""",
+        ("properties", "person_properties"),
+    ),
+    "postgres": (
+        POSTGRES_COLUMNS,
+        """uuid, event, properties::text AS properties, to_jsonb(elements_chain)::text AS elements,
+           (properties -> '$set')::text AS set, (properties -> '$set_once')::text AS set_once, distinct_id,
+           team_id, nullif(properties ->> '$ip', '') AS ip, ''::text AS site_url, timestamp""",
+        ("properties", "elements", "set", "set_once"),
+    ),
+}
+"""Per layout: the exported columns, their select list, and which of them are JSON."""
 _CURSOR = "inserted_at AS __cursor_at, uuid AS __cursor_uuid"
 
 
@@ -42,12 +71,13 @@ class EventSelection:
     exclude_events: tuple[str, ...] = ()
     filters: tuple[PropertyFilter, ...] = ()
     query: Query | None = None
+    layout: str = "files"
+    """Which of PostHog's column sets the destination takes (`_SELECTS`), unless `query` picks the columns."""
 
 
 def _position(row: dict[str, object]) -> str:
-    """`{inserted_at}|{uuid}` of a row: the cursor columns of a hogql_query's, or the model's own columns."""
-    custom = "__cursor_at" in row
-    at, row_uuid = (row["__cursor_at"], row["__cursor_uuid"]) if custom else (row["_inserted_at"], row["uuid"])
+    """`{inserted_at}|{uuid}` of a row, from the cursor columns that follow the exported ones."""
+    at, row_uuid = row["__cursor_at"], row["__cursor_uuid"]
     assert isinstance(at, datetime)
     return f"{at.isoformat()}|{row_uuid}"
 
@@ -79,8 +109,9 @@ class EventsSource:
     def _select(self, p: Params) -> tuple[str, tuple[str, ...]]:
         """The select list, and the names of what is exported (the cursor columns after them stay behind)."""
         query = self.selection.query
-        if query is None:  # the model's columns hold the cursor (`_inserted_at`, `uuid`)
-            return _DEFAULT_SELECT, COLUMNS
+        if query is None:
+            names, select, _ = _SELECTS[self.selection.layout]
+            return f"{select}, {_CURSOR}", names
         select = ", ".join(f"{e.to_sql(p)} AS c{i}" for i, e in enumerate(query.expressions))
         return f"{select}, {_CURSOR}", tuple(query.names)
 
@@ -100,7 +131,7 @@ class EventsSource:
     ) -> RecordStream:
         """The interval's events in `(inserted_at, uuid)` order, after the `after` position, at most `limit`."""
         query, p, names = self.query(start, end, after, limit)
-        json = _JSON if self.selection.query is None else ()
+        json = _SELECTS[self.selection.layout][2] if self.selection.query is None else ()
         return stream(
             self.db,
             query,

@@ -61,6 +61,8 @@ async def test_created_checked_run_by_its_schedule_and_a_backfill_then_read_back
     }
     assert len(uuids) == len(set(uuids)) == 25 and set(uuids) == sent
     schema = tables[0].schema
+    assert schema.names == ["uuid", "timestamp", "_inserted_at", "created_at", "event", "properties", "distinct_id",
+                            "elements_chain", "person_properties", "person_id"]  # PostHog's, in its order  # fmt: skip
     assert schema.field("uuid").type == pa.string() and schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
 
 

@@ -1,5 +1,6 @@
 """The Postgres destination: each record of an interval exactly once, however often it is written."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +28,7 @@ async def test_exactly_once_across_reruns_and_segments(project: Project) -> None
 
     conn = await asyncpg.connect(dsn)
     try:
-        stored = await conn.fetch("SELECT uuid, properties::text AS properties FROM events")
+        stored = await conn.fetch("SELECT uuid::uuid, properties::text AS properties FROM events")  # text, as PostHog's
     finally:
         await conn.close()
     sent = {r["uuid"] for r in await project.stack.pool.fetch("SELECT uuid FROM events WHERE team_id = $1", project.id)}
@@ -77,16 +78,93 @@ async def test_every_value_arrives_as_it_was(project: Project) -> None:
     (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
     assert (run["status"], run["records_completed"]) == ("Completed", 3), run
 
-    columns = (  # JSON as jsonb's own text on both sides
-        "uuid, event, properties::text, distinct_id, person_id, person_properties::text, timestamp, created_at,"
-        " elements_chain"
-    )
+    # PostHog's columns for PostgreSQL (the rest of an event is not in them); JSON as jsonb's own text on both sides
+    columns = "uuid::text, event, properties::text, distinct_id, timestamp"
     sent = await project.stack.pool.fetch(
-        f"SELECT {columns}, inserted_at AS _inserted_at FROM events WHERE team_id = $1", project.id
+        f"SELECT {columns}, to_jsonb(elements_chain)::text AS elements FROM events WHERE team_id = $1", project.id
     )
     conn = await asyncpg.connect(dsn)
     try:
-        stored = await conn.fetch(f"SELECT {columns}, _inserted_at FROM events")
+        stored = await conn.fetch(f"SELECT {columns}, elements::text FROM events")
     finally:
         await conn.close()
     assert sorted(map(tuple, stored)) == sorted(map(tuple, sent))
+
+
+POSTHOG_POSTGRES_COLUMNS = [
+    ("uuid", "text"), ("event", "text"), ("properties", "jsonb"), ("elements", "jsonb"), ("set", "jsonb"),
+    ("set_once", "jsonb"), ("distinct_id", "text"), ("team_id", "bigint"), ("ip", "text"), ("site_url", "text"),
+    ("timestamp", "timestamp with time zone"),
+]  # fmt: skip
+"""PostHog's PostgreSQL export table (`postgres_batch_export.py`): its columns, in its order."""
+
+
+async def test_events_have_posthogs_postgres_columns(project: Project) -> None:
+    """`ip` from `$ip`, `elements` the chain as a JSON string, `set`/`set_once` the person updates, `site_url`
+    empty, `team_id` the project: the columns PostHog's PostgreSQL export writes, and no others."""
+    config, dsn = await postgres_database(project)
+    export = await create_export(
+        project, {"name": "pg", "interval": "hour", "destination": {"type": "Postgres", "config": config}}
+    )
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    clicked, plain = uuid.uuid4(), uuid.uuid4()
+    await project.stack.pool.executemany(
+        "INSERT INTO events (uuid, team_id, event, distinct_id, properties, timestamp, created_at, elements_chain,"
+        " inserted_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $6)",
+        [
+            (clicked, project.id, "$autocapture", "ada",
+             {"$ip": "203.0.113.9", "$set": {"plan": "pro"}, "$set_once": {"first": "x"}},
+             at, 'button.cta:attr__class="cta"nth-child="1"nth-of-type="1"text="Buy"'),
+            (plain, project.id, "signup", "grace", {"$ip": ""}, at, ""),
+        ],
+    )  # fmt: skip
+    (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
+    assert (run["status"], run["records_completed"]) == ("Completed", 2), run
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        table = await conn.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events'"
+            " ORDER BY ordinal_position"
+        )
+        rows = {r["uuid"]: dict(r) for r in await conn.fetch("SELECT * FROM events")}
+    finally:
+        await conn.close()
+    assert [(r["column_name"], r["data_type"]) for r in table] == POSTHOG_POSTGRES_COLUMNS
+    assert rows[str(clicked)] == {
+        "uuid": str(clicked), "event": "$autocapture",
+        "properties": '{"$ip": "203.0.113.9", "$set": {"plan": "pro"}, "$set_once": {"first": "x"}}',
+        "elements": '"button.cta:attr__class=\\"cta\\"nth-child=\\"1\\"nth-of-type=\\"1\\"text=\\"Buy\\""',
+        "set": '{"plan": "pro"}', "set_once": '{"first": "x"}', "distinct_id": "ada", "team_id": project.id,
+        "ip": "203.0.113.9", "site_url": "", "timestamp": at,
+    }  # fmt: skip
+    assert rows[str(plain)] == {
+        "uuid": str(plain), "event": "signup", "properties": '{"$ip": ""}', "elements": '""', "set": None,
+        "set_once": None, "distinct_id": "grace", "team_id": project.id, "ip": None, "site_url": "", "timestamp": at,
+    }  # fmt: skip
+
+
+async def test_sessions_arrive_with_their_48_columns_and_urls_as_a_json_array(project: Project) -> None:
+    config, dsn = await postgres_database(project)
+    config = {**config, "table_name": "sessions"}
+    export = await create_export(
+        project,
+        {"name": "pg", "model": "sessions", "interval": "hour", "destination": {"type": "Postgres", "config": config}},
+    )
+    session = "0193a1b2-c3d4-7e5f-8a6b-00000000000a"
+    await capture(
+        project,
+        [
+            event("$pageview", "ada", **{"$session_id": session, "$current_url": "https://example.com/a"}),
+            event("$pageview", "ada", **{"$session_id": session, "$current_url": "https://example.com/b"}),
+        ],
+    )
+    (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
+    assert (run["status"], run["records_completed"]) == ("Completed", 1), run
+    conn = await asyncpg.connect(dsn)
+    try:
+        (row,) = await conn.fetch("SELECT *, urls::text AS urls_text FROM sessions")
+    finally:
+        await conn.close()
+    assert len(row) == 48 + 1 and row["session_id"] == session and row["pageview_count"] == 2
+    assert sorted(json.loads(row["urls_text"])) == ["https://example.com/a", "https://example.com/b"]

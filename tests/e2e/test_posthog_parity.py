@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.support.helpers import create_export, insert_events, later_boundary, runs_until, start_run
+from tests.support.helpers import create_export, export_now, insert_events, later_boundary, runs_until, start_run
 from tests.support.stack import Project
 
 NOOP = {"type": "NoOp", "config": {}}
@@ -169,3 +169,18 @@ async def test_checks_logs_and_queries_answer_as_posthog_does(project: Project) 
     status, logs = await project.request("GET", f"batch_exports/{export['id']}/logs/", params={"limit": "500"})
     assert status == 200
     assert uuid.UUID(logs["results"][0]["log_source_id"]) == uuid.UUID(export["id"])
+
+
+async def test_event_files_have_posthogs_columns_in_its_order_with_json_nested(project: Project) -> None:
+    """S3's columns (`s3_default_fields`), which this service writes to every file destination: the person's
+    and the event's properties as objects in JSON Lines, not as text holding JSON."""
+    status, _ = await project.request(
+        "POST", "/batch", key=None,
+        json={"api_key": project.token, "batch": [{"event": "signup", "distinct_id": "ada",
+                                                   "properties": {"plan": {"tier": "pro"}, "$set": {"a": 1}}}]},
+    )  # fmt: skip
+    assert status == 200
+    (row,) = await export_now(project, f"columns-{project.id}")
+    assert list(row) == ["uuid", "timestamp", "_inserted_at", "created_at", "event", "properties", "distinct_id",
+                         "elements_chain", "person_properties", "person_id"]  # fmt: skip
+    assert row["properties"]["plan"] == {"tier": "pro"} and row["person_properties"] == {"a": 1}

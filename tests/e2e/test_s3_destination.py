@@ -12,6 +12,10 @@ from tests.support.helpers import capture, create_export, event, run_hour
 from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Project
 
+POSTHOG_FILE_COLUMNS = ["uuid", "timestamp", "_inserted_at", "created_at", "event", "properties", "distinct_id",
+                        "elements_chain", "person_properties", "person_id"]  # fmt: skip
+"""The event columns PostHog's S3 export writes (`s3_default_fields`), in its order."""
+
 
 async def create(project: Project, destination_config: dict[str, Any]) -> dict[str, Any]:
     body = {"name": "s3", "interval": "hour", "destination": {"type": "S3Compatible", "config": destination_config}}
@@ -35,7 +39,10 @@ async def test_each_record_once_across_segments_and_reruns(project: Project, s3:
     stored = await objects(s3, name)
     stem = f"events/{end:%Y}/{end - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}-{end:%Y-%m-%dT%H:%M:%SZ}"
     assert set(stored) == {f"{stem}.jsonl.gz", f"{stem}-1.jsonl.gz", f"{stem}-2.jsonl.gz"}
-    uuids = [json.loads(line)["uuid"] for data in stored.values() for line in gzip.decompress(data).splitlines()]
+    rows = [json.loads(line) for data in stored.values() for line in gzip.decompress(data).splitlines()]
+    assert all(list(row) == POSTHOG_FILE_COLUMNS for row in rows)  # PostHog's columns, in its order
+    assert {row["properties"]["n"] for row in rows} == set(range(250))  # JSON as nested objects
+    uuids = [row["uuid"] for row in rows]
     sent = {
         str(r["uuid"]) for r in await project.stack.pool.fetch("SELECT uuid FROM events WHERE team_id = $1", project.id)
     }
