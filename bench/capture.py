@@ -45,8 +45,9 @@ FLOOR_CHUNK = 10_000
 
 
 def make_event(rnd: random.Random, i: int, identify: int = 0) -> dict[str, Any]:
-    """The `i`th event; with `identify`, every `identify`th one identifies a user of the visitor whose event was
-    half that many events earlier (a visitor of its own, which makes its person, then merged away)."""
+    """The `i`th event; with `identify`, the last of every `identify` events identifies a user of the visitor who
+    sent the first (a visitor of its own, whose person is then merged away): in the same batch when the batch
+    size is a multiple of `identify`, as a client sends its events in order."""
     user = rnd.randrange(USERS)
     properties = {
         "$current_url": f"https://example.com/products/{i % 997}?ref=campaign_{i % 13}",
@@ -68,11 +69,11 @@ def make_event(rnd: random.Random, i: int, identify: int = 0) -> dict[str, Any]:
     }
     if i % 10 == 0:
         event["$set"] = {"email": f"user{user}@example.com", "plan": rnd.choice(["free", "pro"])}
-    if identify and i % identify == identify // 2:
-        event["distinct_id"] = f"visitor-{i + identify - identify // 2}"
-    elif identify and i % identify == 0:
+    if identify and i % identify == 0:
+        event["distinct_id"] = f"visitor-{i}"
+    elif identify and i % identify == identify - 1:
         event["event"] = "$identify"
-        properties["$anon_distinct_id"] = f"visitor-{i}"
+        properties["$anon_distinct_id"] = f"visitor-{i - i % identify}"
     return event
 
 

@@ -118,6 +118,15 @@ _LOCK_PERSONS = """
     ORDER BY p.id FOR UPDATE OF p
 """
 
+_READ_MERGING = """
+    SELECT d.distinct_id, d.version AS link_version, p.id::text AS id, p.properties::text AS properties, p.version,
+           p.is_identified, p.created_at, p.is_deleted
+    FROM person_distinct_ids d
+         CROSS JOIN LATERAL (SELECT id, properties, version, is_identified, created_at, is_deleted FROM persons
+                             WHERE id = d.person_id LIMIT 1) p
+    WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
+"""
+"""The persons of a merging batch's ids (its events' and the ids they merge), as `_PERSONS` reads them."""
 _LOCK_MERGING = """
     SELECT d.distinct_id, d.version AS link_version, p.id::text AS id, p.properties::text AS properties, p.version,
            p.is_identified, p.created_at, p.is_deleted
@@ -125,8 +134,8 @@ _LOCK_MERGING = """
     WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
     ORDER BY p.id FOR UPDATE OF p
 """
-"""The persons of a merging batch's ids (its events' and the ids they merge), locked in id order. A person
-merged away meanwhile reads as deleted (its link as read): the batch is then written again."""
+"""The same, locked in id order (when batches keep meeting). A person merged away meanwhile reads as deleted
+(its link as read): the batch is then written again."""
 _MERGE = f"""
     WITH c AS (
         SELECT * FROM jsonb_to_recordset(convert_from($2, 'UTF8')::jsonb) AS c(
@@ -160,32 +169,37 @@ _MERGE = f"""
         FROM unnest($5::text[], $6::uuid[], $7::bigint[]) AS l(distinct_id, person_id, version) ORDER BY 2
         ON CONFLICT (team_id, distinct_id) DO NOTHING
         RETURNING 1
+    ), checked AS (
+        SELECT (SELECT count(*) FROM made) + (SELECT count(*) FROM changed) = (SELECT count(*) FROM c)
+               AND (SELECT count(*) FROM linked) = cardinality($5::text[]) AS written
     ), inserted AS (
         INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp,
                             created_at, elements_chain)
         SELECT (e ->> 0)::uuid, $1, e ->> 1, e ->> 2, e -> 3, (e ->> 4)::uuid, e -> 5, (e ->> 6)::timestamptz, now(),
                e ->> 7
         FROM jsonb_array_elements(convert_from($8, 'UTF8')::jsonb) AS e
+        WHERE (SELECT written FROM checked)
         ORDER BY 1
         ON CONFLICT (team_id, uuid) DO NOTHING
         RETURNING 1
     )
-    SELECT CASE WHEN (SELECT count(*) FROM made) + (SELECT count(*) FROM changed) = (SELECT count(*) FROM c)
-                     AND (SELECT count(*) FROM linked) = cardinality($5::text[])
-                THEN (SELECT count(*) FROM inserted)
+    SELECT CASE WHEN (SELECT written FROM checked) THEN (SELECT count(*) FROM inserted)
                 ELSE ('{_RACED}: ' || (SELECT count(*) FROM made) || '+' || (SELECT count(*) FROM changed) || ' of '
                       || (SELECT count(*) FROM c) || ' persons, ' || (SELECT count(*) FROM linked) || ' of '
                       || cardinality($5::text[]) || ' new ids written')::bigint END
 """
-"""A merging batch's writes, in its transaction: the persons made and changed (`$2`, a JSON array of
+"""A merging batch's writes, all or none: the persons made and changed (`$2`, a JSON array of
 `person_merges.Person.row()`), the links moved from persons merged away (`$3`, `$4`), the new links (`$5`-`$7`)
-and the events (`$8`). Another batch that took one of its new ids or persons first makes it refuse (`_RACED`)."""
+and the events (`$8`, inserted only once the persons and links are: a statement that refuses wastes little).
+Another batch that took one of its new ids or persons first makes it refuse (`_RACED`)."""
 
 
-async def _merge(conn: asyncpg.Connection, team_id: int, events: list[CapturedEvent]) -> None:
-    """A batch with merges: its persons locked, replayed in Python (`person_merges.plan`), written by one
-    statement per chunk of events (the persons and links with the first)."""
-    rows = await conn.fetch(_LOCK_MERGING, team_id, person_merges.lookup_ids(events))
+async def _merge(conn: asyncpg.Connection, team_id: int, events: list[CapturedEvent], locking: bool) -> None:
+    """A batch with merges: its persons read (or locked), replayed in Python (`person_merges.plan`), written by
+    one statement per chunk of events (the persons and links with the first). Unlocked, the statement refuses
+    when another batch changed one of the persons meanwhile (every person a merge touches is changed, its
+    version checked)."""
+    rows = await conn.fetch(_LOCK_MERGING if locking else _READ_MERGING, team_id, person_merges.lookup_ids(events))
     if any(row["is_deleted"] for row in rows):
         raise _Raced("a person read was merged away meanwhile")
     read = [{**row, "properties": orjson.loads(row["properties"])} for row in rows]
@@ -240,9 +254,12 @@ async def write(pool: asyncpg.Pool, team_id: int, events: list[CapturedEvent]) -
         for attempt in range(1, (MERGE_ATTEMPTS if merging else ATTEMPTS) + 1):
             locking = attempt > OPTIMISTIC_ATTEMPTS
             try:
+                if merging and not locking and len(events) <= CHUNK_EVENTS:
+                    await _merge(conn, team_id, events, locking)  # one statement after the read: atomic
+                    return
                 if merging:
                     async with conn.transaction():
-                        await _merge(conn, team_id, events)
+                        await _merge(conn, team_id, events, locking)
                     return
                 rows = [] if locking else await conn.fetch(_PERSONS, team_id, distinct_ids)
                 if not locking and profiled <= {r["distinct_id"] for r in rows} and len(events) <= CHUNK_EVENTS:

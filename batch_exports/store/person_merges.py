@@ -11,7 +11,8 @@ and returns what one statement then writes. As PostHog (`nodejs/src/worker/inges
   identified is refused unless the event is `$merge_dangerously`. Every merge marks the event's person
   identified.
 - Then the event's `$set_once` (where absent), `$set` (overwrites) and `$unset`. A person read that changes
-  gets its version plus one (once per batch, or the merge's).
+  gets its version plus one (once per batch, or the merge's); an id joining a person changes it too, so that
+  the write, which checks every changed person's version, refuses when a concurrent batch merged it away.
 - An event with `$process_person_profile: false` changes nothing: it carries its distinct id's person, or
   PostHog's deterministic person id when there is none.
 """
@@ -125,6 +126,7 @@ class _Batch:
             existing = other or into
             assert existing is not None
             self.link(into_id if into is None else other_id, existing)
+            self.change(existing)  # checked against the version read: a concurrent merge cannot take it away
             into = existing
         elif other is not into:
             if other.is_identified and not event.dangerous:
