@@ -156,6 +156,7 @@ _MERGE = f"""
                              deleted_distinct_id_version = c.deleted_distinct_id_version,
                              updated_at = clock_timestamp()
         FROM c WHERE c.read_version IS NOT NULL AND p.id = c.id AND p.version = c.read_version
+                 AND p.id = ANY(ARRAY(SELECT id FROM c))  -- by the key: a join would read all persons
         RETURNING 1
     ), moved AS (
         UPDATE person_distinct_ids d SET person_id = m.survivor, version = d.version + 1,
