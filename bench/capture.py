@@ -1,11 +1,13 @@
 """Benchmark: events of about 1 KB captured over `/batch/` by concurrent clients, against a COPY floor.
 
-    .venv/bin/python -m bench.capture [--events 200000] [--clients 4] [--batches 100,1000]
+    .venv/bin/python -m bench.capture [--events 200000] [--clients 4] [--batches 100,1000] [--identify 20]
 
 Starts PostgreSQL in a temporary directory and the gateway as its own process (`python -m api`, as it
 is deployed), makes the request bodies before timing (1 KB events of realistic properties, 20,000
-distinct ids, one in ten events with `$set`), then for each batch size (a project each) posts `--events`
-events from `--clients` concurrent clients and prints events/s, MB/s and the CPU seconds the gateway,
+distinct ids, one in ten events with `$set`; with `--identify N`, one in N events an `$identify` of a
+user whose visitor id sent an event a few events before, which merges the visitor's person into the
+user's), then for each batch size (a project each) posts `--events` events from `--clients` concurrent
+clients and prints events/s, MB/s and the CPU seconds the gateway,
 PostgreSQL and the clients (this process) used: on a machine of few cores their sum is what bounds it.
 Before timing, each project sees one event of each of its users and the tables are analyzed, as in a
 project that has been capturing for a while (its persons exist; the first batches of a new project also
@@ -42,7 +44,10 @@ USERS = 20_000
 FLOOR_CHUNK = 10_000
 
 
-def make_event(rnd: random.Random, i: int) -> dict[str, Any]:
+def make_event(rnd: random.Random, i: int, identify: int = 0) -> dict[str, Any]:
+    """The `i`th event; with `identify`, the last of every `identify` events identifies a user of the visitor who
+    sent the first (a visitor of its own, whose person is then merged away): in the same batch when the batch
+    size is a multiple of `identify`, as a client sends its events in order."""
     user = rnd.randrange(USERS)
     properties = {
         "$current_url": f"https://example.com/products/{i % 997}?ref=campaign_{i % 13}",
@@ -64,14 +69,19 @@ def make_event(rnd: random.Random, i: int) -> dict[str, Any]:
     }
     if i % 10 == 0:
         event["$set"] = {"email": f"user{user}@example.com", "plan": rnd.choice(["free", "pro"])}
+    if identify and i % identify == 0:
+        event["distinct_id"] = f"visitor-{i}"
+    elif identify and i % identify == identify - 1:
+        event["event"] = "$identify"
+        properties["$anon_distinct_id"] = f"visitor-{i - i % identify}"
     return event
 
 
-def bodies(token: str, events: int, batch: int, seed: int) -> list[bytes]:
+def bodies(token: str, events: int, batch: int, seed: int, identify: int = 0) -> list[bytes]:
     rnd = random.Random(seed)
     made = []
     for start in range(0, events, batch):
-        chunk = [make_event(rnd, start + i) for i in range(min(batch, events - start))]
+        chunk = [make_event(rnd, start + i, identify) for i in range(min(batch, events - start))]
         made.append(json.dumps({"api_key": token, "batch": chunk}).encode())
     return made
 
@@ -165,7 +175,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         for size, team in [("warm", 1), *teams.items()]:
             await projects.ensure(pool, team, f"capture {size}", f"phc_bench_{size}")
         print(f"making {args.events:,} events per batch size ...", flush=True)
-        prepared = {size: bodies(f"phc_bench_{size}", args.events, size, seed=size) for size in sizes}
+        prepared = {size: bodies(f"phc_bench_{size}", args.events, size, size, args.identify) for size in sizes}
         port = free_port()
         env = {**os.environ, "BATCH_EXPORTS_DATABASE_URL": dsn, "BATCH_EXPORTS_ENCRYPTION_KEY": generate_key(),
                "BATCH_EXPORTS_API_PORT": str(port), "TEMPORAL_ADDRESS": f"{LOOPBACK}:{free_port()}"}  # fmt: skip
@@ -214,7 +224,8 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         floor_seconds, floor_cpu = await floor(dsn, rows, args.clients, postgres)
         await pool.close()
     print(f"\n{args.events:,} events of about {results[0][2] * 2**20 / args.events / 1024:.1f} KB per batch size, "
-          f"{args.clients} concurrent clients")  # fmt: skip
+          f"{args.clients} concurrent clients"
+          + (f", one in {args.identify} an $identify" if args.identify else ""))  # fmt: skip
     print(f"floor (binary COPY, {args.clients} connections): {floor_seconds:.2f} s, "
           f"{args.events / floor_seconds:,.0f} rows/s; CPU s: PostgreSQL {floor_cpu:.1f}")  # fmt: skip
     for size, seconds, megabytes, gateway_cpu, postgres_seconds, client_cpu in results:
@@ -231,6 +242,7 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batches", default="100,1000")
+    parser.add_argument("--identify", type=int, default=0, help="one event in N an $identify (0: none)")
     arguments = parser.parse_args()  # before the scratch directory: `--help` leaves nothing behind
     with scratch_directory("bench-capture-") as work:
         asyncio.run(main(arguments, work))

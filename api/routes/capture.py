@@ -5,6 +5,7 @@ trusted for `TOKEN_SECONDS` without asking again (capture's hot path; a project 
 """
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from batch_exports.runtime import Runtime
 from batch_exports.services import capture as ingestion
 from batch_exports.store import event_store, projects
 
+log = logging.getLogger(__name__)
 INLINE_EVENTS = 2000
 TOKEN_SECONDS = 10.0
 _known_tokens: dict[str, tuple[float, int]] = {}
@@ -84,6 +86,8 @@ async def _capture(request: web.Request, rt: Runtime) -> int:
             type="authentication_error",
             code="invalid_api_key",
         )
+    for warning in payload.warnings:
+        log.warning("capture: team %s: %s", team_id, warning)
     await event_store.write(rt.pool, team_id, payload.events)
     return len(payload.events)
 

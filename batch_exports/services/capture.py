@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from batch_exports.services import person_ids
 from batch_exports.store.event_store import CapturedEvent
 
 ID_CHARACTERS = 200
@@ -36,6 +37,8 @@ def _bounded_id(value: str, where: str, field: str) -> str:
 class Payload:
     token: str | None
     events: list[CapturedEvent]
+    warnings: list[str]
+    """What PostHog reports as ingestion warnings (a merge naming an illegal id): the gateway logs them."""
 
 
 def _datetime(value: Any, where: str) -> datetime:
@@ -48,7 +51,7 @@ def _datetime(value: Any, where: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _event(raw: Any, index: int, sent_at: datetime | None, now: datetime) -> CapturedEvent:
+def _event(raw: Any, index: int, sent_at: datetime | None, now: datetime, warnings: list[str]) -> CapturedEvent:
     where = f"batch[{index}]"
     if not isinstance(raw, dict):
         raise CaptureError(f"{where} must be an object")
@@ -87,7 +90,20 @@ def _event(raw: Any, index: int, sent_at: datetime | None, now: datetime) -> Cap
     set_once = raw.get("$set_once", properties.get("$set_once")) or {}
     if not isinstance(set_, dict) or not isinstance(set_once, dict):
         raise CaptureError(f"{where}: $set and $set_once must be objects")
-    return CapturedEvent(event_uuid, name, distinct_id, properties, timestamp, set_, set_once)
+    captured = CapturedEvent(event_uuid, name, distinct_id, properties, timestamp, set_, set_once)
+    if properties.get("$process_person_profile") is False:
+        captured.person_profile = False
+        return captured
+    unset = properties.get("$unset")
+    if isinstance(unset, list | dict):
+        captured.unset = tuple(str(key) for key in unset)
+    if (other := person_ids.merged_id(name, properties)) is not None and other != distinct_id:
+        illegal = next((id_ for id_ in (distinct_id, other) if person_ids.is_illegal(id_)), None)
+        if illegal is not None:
+            warnings.append(f"cannot_merge_with_illegal_distinct_id: {name} {event_uuid} names {illegal!r}")
+        else:
+            captured.merge, captured.dangerous = other, name == "$merge_dangerously"
+    return captured
 
 
 def parse(body: Any, now: datetime | None = None) -> Payload:
@@ -101,11 +117,12 @@ def parse(body: Any, now: datetime | None = None) -> Payload:
     if not isinstance(raw_events, list):
         raise CaptureError("batch must be a list of events")
     sent_at = _datetime(body["sent_at"], "sent_at") if body.get("sent_at") else None
-    events = [_event(raw, i, sent_at, now) for i, raw in enumerate(raw_events)]
+    warnings: list[str] = []
+    events = [_event(raw, i, sent_at, now, warnings) for i, raw in enumerate(raw_events)]
     token = body.get("api_key") or body.get("token")
     if token is None and raw_events and isinstance(raw_events[0], dict):
         first = raw_events[0]
         token = first.get("api_key") or first.get("token") or (first.get("properties") or {}).get("token")
     if token is not None and not isinstance(token, str):
         raise CaptureError("api_key must be a string")
-    return Payload(token=token, events=events)
+    return Payload(token=token, events=events, warnings=warnings)

@@ -19,6 +19,7 @@ nothing more. A statement takes at most `CHUNK_EVENTS` events; a larger batch is
 """
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,13 +29,19 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
+from batch_exports.services.person_ids import person_id
+from batch_exports.store import person_merges
+
 OPTIMISTIC_ATTEMPTS = 2
 ATTEMPTS = 5
+MERGE_ATTEMPTS = 10
+"""A batch that merges persons is written again when another batch won a race to one of its new ids."""
 INLINE_EVENTS = 2000
 """Batches up to this many events are prepared on the event loop; larger ones in a thread."""
 CHUNK_EVENTS = 10_000
 """Events per statement: the document of a chunk stays far below PostgreSQL's limits for one value."""
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -46,6 +53,14 @@ class CapturedEvent:
     timestamp: datetime
     set: dict[str, Any] = field(default_factory=dict)
     set_once: dict[str, Any] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+    merge: str | None = None
+    """The distinct id this event merges into its own (`$identify`, `$create_alias`, `$merge_dangerously`), once
+    capture found the merge legal."""
+    dangerous: bool = False
+    """A `$merge_dangerously`: it may merge away an identified person."""
+    person_profile: bool = True
+    """False for `$process_person_profile: false`: no person is made or changed for it."""
 
 
 _PERSONS = """
@@ -57,6 +72,12 @@ _PERSONS = """
 """The batch's persons, each looked up by its key (`LIMIT 1` keeps the planner from joining instead, which for a
 small persons table reads all of it for every batch)."""
 _RACED = "capture raced another batch"
+
+
+class _Raced(Exception):
+    """A merging batch read a person another batch merged away meanwhile: it is written again."""
+
+
 _WRITE = f"""
     WITH changed AS (
         UPDATE persons p SET properties = c.properties::jsonb, version = p.version + 1, updated_at = clock_timestamp()
@@ -97,6 +118,102 @@ _LOCK_PERSONS = """
     ORDER BY p.id FOR UPDATE OF p
 """
 
+_READ_MERGING = """
+    SELECT d.distinct_id, d.version AS link_version, p.id::text AS id, p.properties::text AS properties, p.version,
+           p.is_identified, p.created_at, p.is_deleted
+    FROM person_distinct_ids d
+         CROSS JOIN LATERAL (SELECT id, properties, version, is_identified, created_at, is_deleted FROM persons
+                             WHERE id = d.person_id LIMIT 1) p
+    WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
+"""
+"""The persons of a merging batch's ids (its events' and the ids they merge), as `_PERSONS` reads them."""
+_LOCK_MERGING = """
+    SELECT d.distinct_id, d.version AS link_version, p.id::text AS id, p.properties::text AS properties, p.version,
+           p.is_identified, p.created_at, p.is_deleted
+    FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
+    WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
+    ORDER BY p.id FOR UPDATE OF p
+"""
+"""The same, locked in id order (when batches keep meeting). A person merged away meanwhile reads as deleted
+(its link as read): the batch is then written again."""
+_MERGE = f"""
+    WITH c AS (
+        SELECT * FROM jsonb_to_recordset(convert_from($2, 'UTF8')::jsonb) AS c(
+            id uuid, properties jsonb, version bigint, read_version bigint, is_identified boolean,
+            created_at timestamptz, is_deleted boolean, deleted_distinct_id text, deleted_distinct_id_version bigint)
+    ), made AS (
+        INSERT INTO persons (id, team_id, properties, version, is_identified, created_at, is_deleted,
+                             deleted_distinct_id, deleted_distinct_id_version)
+        SELECT id, $1, properties, version, is_identified, coalesce(created_at, now()), is_deleted,
+               deleted_distinct_id, deleted_distinct_id_version
+        FROM c WHERE read_version IS NULL ORDER BY id
+        ON CONFLICT (id) DO NOTHING
+        RETURNING 1
+    ), changed AS (
+        UPDATE persons p SET properties = c.properties, version = c.version, is_identified = c.is_identified,
+                             created_at = c.created_at, is_deleted = c.is_deleted,
+                             deleted_distinct_id = c.deleted_distinct_id,
+                             deleted_distinct_id_version = c.deleted_distinct_id_version,
+                             updated_at = clock_timestamp()
+        FROM c WHERE c.read_version IS NOT NULL AND p.id = c.id AND p.version = c.read_version
+                 AND p.id = ANY(ARRAY(SELECT id FROM c))  -- by the key: a join would read all persons
+        RETURNING 1
+    ), moved AS (
+        UPDATE person_distinct_ids d SET person_id = m.survivor, version = d.version + 1,
+                                         updated_at = clock_timestamp()
+        FROM unnest($3::uuid[], $4::uuid[]) AS m(merged, survivor)
+        WHERE d.person_id = m.merged AND d.team_id = $1
+        RETURNING 1
+    ), linked AS (
+        INSERT INTO person_distinct_ids (team_id, distinct_id, person_id, version)
+        SELECT $1, l.distinct_id, l.person_id, l.version
+        FROM unnest($5::text[], $6::uuid[], $7::bigint[]) AS l(distinct_id, person_id, version) ORDER BY 2
+        ON CONFLICT (team_id, distinct_id) DO NOTHING
+        RETURNING 1
+    ), checked AS (
+        SELECT (SELECT count(*) FROM made) + (SELECT count(*) FROM changed) = (SELECT count(*) FROM c)
+               AND (SELECT count(*) FROM linked) = cardinality($5::text[]) AS written
+    ), inserted AS (
+        INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp,
+                            created_at, elements_chain)
+        SELECT (e ->> 0)::uuid, $1, e ->> 1, e ->> 2, e -> 3, (e ->> 4)::uuid, e -> 5, (e ->> 6)::timestamptz, now(),
+               e ->> 7
+        FROM jsonb_array_elements(convert_from($8, 'UTF8')::jsonb) AS e
+        WHERE (SELECT written FROM checked)
+        ORDER BY 1
+        ON CONFLICT (team_id, uuid) DO NOTHING
+        RETURNING 1
+    )
+    SELECT CASE WHEN (SELECT written FROM checked) THEN (SELECT count(*) FROM inserted)
+                ELSE ('{_RACED}: ' || (SELECT count(*) FROM made) || '+' || (SELECT count(*) FROM changed) || ' of '
+                      || (SELECT count(*) FROM c) || ' persons, ' || (SELECT count(*) FROM linked) || ' of '
+                      || cardinality($5::text[]) || ' new ids written')::bigint END
+"""
+"""A merging batch's writes, all or none: the persons made and changed (`$2`, a JSON array of
+`person_merges.Person.row()`), the links moved from persons merged away (`$3`, `$4`), the new links (`$5`-`$7`)
+and the events (`$8`, inserted only once the persons and links are: a statement that refuses wastes little).
+Another batch that took one of its new ids or persons first makes it refuse (`_RACED`)."""
+
+
+async def _merge(conn: asyncpg.Connection, team_id: int, events: list[CapturedEvent], locking: bool) -> None:
+    """A batch with merges: its persons read (or locked), replayed in Python (`person_merges.plan`), written by
+    one statement per chunk of events (the persons and links with the first). Unlocked, the statement refuses
+    when another batch changed one of the persons meanwhile (every person a merge touches is changed, its
+    version checked)."""
+    rows = await conn.fetch(_LOCK_MERGING if locking else _READ_MERGING, team_id, person_merges.lookup_ids(events))
+    if any(row["is_deleted"] for row in rows):
+        raise _Raced("a person read was merged away meanwhile")
+    read = [{**row, "properties": orjson.loads(row["properties"])} for row in rows]
+    plan = await _off_loop(person_merges.plan, team_id, events, read, size=len(events))
+    for warning in plan.refused:
+        log.warning("capture: team %s: %s", team_id, warning)
+    persons: bytes = orjson.dumps(plan.persons)
+    moves, links = plan.moves, plan.links
+    for start in range(0, len(plan.events), CHUNK_EVENTS):
+        chunk = _document(plan.events[start : start + CHUNK_EVENTS])
+        await conn.fetchval(_MERGE, team_id, persons, *moves, *links, chunk)
+        persons, moves, links = b"[]", ([], []), ([], [], [])
+
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
@@ -110,12 +227,16 @@ class _Person:
     version: int
 
 
-def _fold(person: _Person, events: list[CapturedEvent]) -> list[dict[str, Any]]:
-    """Apply the person's events' `$set_once` and `$set` in order; the properties after each event."""
-    properties, after = person.properties, []
+def _fold(person: _Person | None, events: list[CapturedEvent]) -> list[dict[str, Any]]:
+    """Apply the person's events' `$set_once`, `$set` and `$unset` in order; the properties after each event
+    (an event without a person profile changes nothing)."""
+    properties: dict[str, Any] = person.properties if person else {}
+    after = []
     for event in events:
-        if event.set or event.set_once:
+        if event.person_profile and (event.set or event.set_once or event.unset):
             properties = {**event.set_once, **properties, **event.set}
+            for key in event.unset:
+                properties.pop(key, None)
         after.append(properties)
     return after
 
@@ -128,26 +249,38 @@ async def write(pool: asyncpg.Pool, team_id: int, events: list[CapturedEvent]) -
     for event in events:
         by_id.setdefault(event.distinct_id, []).append(event)
     distinct_ids = sorted(by_id)
+    profiled = {event.distinct_id for event in events if event.person_profile}
+    merging = any(event.merge is not None for event in events)
     async with pool.acquire() as conn:
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in range(1, (MERGE_ATTEMPTS if merging else ATTEMPTS) + 1):
             locking = attempt > OPTIMISTIC_ATTEMPTS
             try:
+                if merging and not locking and len(events) <= CHUNK_EVENTS:
+                    await _merge(conn, team_id, events, locking)  # one statement after the read: atomic
+                    return
+                if merging:
+                    async with conn.transaction():
+                        await _merge(conn, team_id, events, locking)
+                    return
                 rows = [] if locking else await conn.fetch(_PERSONS, team_id, distinct_ids)
-                if not locking and len(rows) == len(distinct_ids) and len(events) <= CHUNK_EVENTS:
+                if not locking and profiled <= {r["distinct_id"] for r in rows} and len(events) <= CHUNK_EVENTS:
                     await _apply(conn, team_id, events, by_id, rows)
                     return
                 async with conn.transaction():
                     known = {row["distinct_id"] for row in rows}
-                    new = [d for d in distinct_ids if d not in known]
-                    await conn.execute(_CLAIM, team_id, [uuid.uuid4() for _ in new], new)
+                    new = [d for d in distinct_ids if d not in known and d in profiled]
+                    await conn.execute(_CLAIM, team_id, [person_id(team_id, d) for d in new], new)
                     rows = await conn.fetch(_LOCK_PERSONS if locking else _PERSONS, team_id, distinct_ids)
                     await _apply(conn, team_id, events, by_id, rows)
                 return
-            except asyncpg.DeadlockDetectedError:
-                if attempt == ATTEMPTS:
+            except (asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError):
+                if attempt == (MERGE_ATTEMPTS if merging else ATTEMPTS):
+                    raise
+            except _Raced:
+                if attempt == MERGE_ATTEMPTS:
                     raise
             except asyncpg.InvalidTextRepresentationError as error:
-                if attempt == ATTEMPTS or _RACED not in str(error):
+                if attempt == (MERGE_ATTEMPTS if merging else ATTEMPTS) or _RACED not in str(error):
                     raise
 
 
@@ -156,7 +289,7 @@ async def _apply(
     rows: list[asyncpg.Record],
 ) -> None:  # fmt: skip
     """The batch's statements: the changed persons go with the first chunk (more than one only in a transaction)."""
-    changed, chunks = await _off_loop(_arguments, events, by_id, rows, size=len(events))
+    changed, chunks = await _off_loop(_arguments, team_id, events, by_id, rows, size=len(events))
     for chunk in chunks:
         await conn.fetchval(_WRITE, team_id, *changed, chunk)
         changed = ([], [], [])
@@ -168,23 +301,25 @@ async def _off_loop(function: Callable[..., T], *args: Any, size: int) -> T:
 
 
 def _arguments(
-    events: list[CapturedEvent], by_id: dict[str, list[CapturedEvent]], rows: list[asyncpg.Record]
+    team_id: int, events: list[CapturedEvent], by_id: dict[str, list[CapturedEvent]], rows: list[asyncpg.Record]
 ) -> tuple[tuple[list[str], list[str], list[int]], list[bytes]]:
     """The changed persons (ids, properties, the versions read) and the documents of the events, a chunk each,
-    every event with its person and that person's properties after it. Every distinct id has its person in
-    `rows`."""
+    every event with its person and that person's properties after it. Every distinct id of an event with a
+    person profile has its person in `rows`; one without (`$process_person_profile: false` only) carries
+    PostHog's deterministic person id."""
     persons = {row["distinct_id"]: _Person(row["id"], orjson.loads(row["properties"]), row["version"])
                for row in rows}  # fmt: skip
-    after = {d: _fold(persons[d], by_id[d]) for d in by_id}
-    changed = sorted((d for d in by_id if after[d][-1] != persons[d].properties), key=lambda d: persons[d].id)
+    after = {d: _fold(persons.get(d), by_id[d]) for d in by_id}
+    changed = sorted((d for d in persons if after[d][-1] != persons[d].properties), key=lambda d: persons[d].id)
     following = {d: iter(after[d]) for d in by_id}
+    ids = {d: persons[d].id if d in persons else str(person_id(team_id, d)) for d in by_id}
     documents = []
     for start in range(0, len(events), CHUNK_EVENTS):
         chunk = []
         for event in events[start : start + CHUNK_EVENTS]:
             d = event.distinct_id
             chain = event.properties.get("$elements_chain")
-            chunk.append((event.uuid, event.event, d, event.properties, persons[d].id, next(following[d]),
+            chunk.append((event.uuid, event.event, d, event.properties, ids[d], next(following[d]),
                           event.timestamp, chain if isinstance(chain, str) else ""))  # fmt: skip
         documents.append(_document(chunk))
     persons_changed = ([persons[d].id for d in changed], [_json(after[d][-1]) for d in changed],

@@ -1,0 +1,236 @@
+"""Persons merged as PostHog merges them, sent by the official `posthog` client, checked in the exports.
+
+Each test sends events with the SDK, exports the persons model and the events to File and compares them row
+by row with what PostHog's ingestion leaves: which person each distinct id has, the versions, `is_deleted`
+(a person merged away is exported once more, deleted) and the `person_id` every event carries.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from posthog import Posthog
+
+from batch_exports.services.person_ids import person_id
+from tests.support.helpers import export_now
+from tests.support.stack import Project
+
+Row = tuple[str, str, int, int, bool]
+"""A persons-export row as compared: (distinct id, person id, person version, link version, deleted)."""
+
+
+def _client(project: Project, **options: Any) -> Posthog:
+    return Posthog(project.token, host=project.stack.base_url, gzip=True, max_retries=0, **options)
+
+
+async def send(project: Project, calls: Callable[[Posthog], list[str | None]]) -> list[str]:
+    """Run `calls` with a client that sends each event as its own request, in order; the events' uuids."""
+
+    def run() -> list[str]:
+        client = _client(project, sync_mode=True)
+        try:
+            return [str(sent) for sent in calls(client) if sent]
+        finally:
+            client.shutdown()
+
+    return await asyncio.to_thread(run)
+
+
+def identify(client: Posthog, distinct_id: str, anonymous: str, **properties: Any) -> str | None:
+    """What posthog-js sends on `posthog.identify()` (the Python SDK has no `identify` any more)."""
+    return client.capture("$identify", distinct_id=distinct_id, properties={"$anon_distinct_id": anonymous,
+                                                                            **properties})  # fmt: skip
+
+
+def pid(project: Project, distinct_id: str) -> str:
+    return str(person_id(project.id, distinct_id))
+
+
+async def persons(project: Project, name: str) -> tuple[set[Row], dict[str, dict[str, Any]]]:
+    """The persons export as rows, and each distinct id's row of its current person (the deleted rows under
+    `"deleted:<distinct id>"`)."""
+    rows = await export_now(project, f"persons-{name}-{project.id}", model="persons")
+    compared = {(r["distinct_id"], r["person_id"], r["person_version"], r["person_distinct_id_version"],
+                 r["is_deleted"]) for r in rows}  # fmt: skip
+    assert len(compared) == len(rows)
+    return compared, {("deleted:" if r["is_deleted"] else "") + r["distinct_id"]: r for r in rows}
+
+
+async def event_persons(project: Project, name: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """The events export: uuid -> (distinct id, person id, person properties)."""
+    rows = await export_now(project, f"events-{name}-{project.id}")
+    return {r["uuid"]: (r["distinct_id"], r["person_id"], r["person_properties"]) for r in rows}
+
+
+async def test_anonymous_then_identify(project: Project) -> None:
+    p = lambda d: pid(project, d)  # noqa: E731
+    sent = await send(project, lambda c: [
+        # A visitor whose logged-in id has no person yet: that id joins the visitor's person.
+        c.capture("$pageview", distinct_id="anon-1", properties={"$set": {"plan": "free"}}),
+        identify(c, "user-1", "anon-1", **{"$set": {"email": "one@example.com"}}),
+        c.capture("$pageview", distinct_id="user-1"),
+        # A visitor and a user who both have persons: the user's survives, the visitor's is merged into it.
+        c.capture("$pageview", distinct_id="anon-2", properties={"$set": {"plan": "free", "from": "ad"},
+                                                                  "$set_once": {"first": "anon"}}),
+        c.capture("$pageview", distinct_id="user-2", properties={"$set": {"plan": "pro"}}),
+        identify(c, "user-2", "anon-2", **{"$set": {"email": "two@example.com"}, "$set_once": {"first": "x"}}),
+        c.capture("$pageview", distinct_id="anon-2"),
+    ])  # fmt: skip
+    rows, current = await persons(project, "identify")
+    assert rows == {
+        ("anon-1", p("anon-1"), 2, 0, False),  # created with $set (1), identified (2)
+        ("user-1", p("anon-1"), 2, 0, False),
+        ("anon-2", p("user-2"), 2, 1, False),  # its link moved (1); the survivor: max(1, 1) + 1
+        ("user-2", p("user-2"), 2, 0, False),
+        ("anon-2", p("anon-2"), 101, 0, True),  # the person merged away, once, deleted (version + 100)
+    }
+    assert current["user-1"]["properties"] == {"plan": "free", "email": "one@example.com"}
+    assert current["user-2"]["properties"] == {"plan": "pro", "from": "ad", "first": "anon",
+                                               "email": "two@example.com"}  # fmt: skip
+    assert current["user-2"]["created_at"] == current["deleted:anon-2"]["created_at"]  # the earlier of the two
+    events = await event_persons(project, "identify")
+    assert [events[u][:2] for u in sent] == [
+        ("anon-1", p("anon-1")), ("user-1", p("anon-1")), ("user-1", p("anon-1")),
+        ("anon-2", p("anon-2")), ("user-2", p("user-2")), ("user-2", p("user-2")), ("anon-2", p("user-2")),
+    ]  # fmt: skip
+    assert events[sent[5]][2] == current["user-2"]["properties"]
+
+
+async def test_identify_into_an_identified_person_is_refused_unless_dangerously(project: Project) -> None:
+    p = lambda d: pid(project, d)  # noqa: E731
+    sent = await send(project, lambda c: [
+        identify(c, "alice", "anon-a"),  # no person yet: one person holds both ids, identified
+        identify(c, "bob", "anon-b"),
+        identify(c, "alice", "bob", **{"$set": {"tried": True}}),  # bob's person is identified: refused
+        c.capture("$pageview", distinct_id="bob"),
+    ])  # fmt: skip
+    rows, current = await persons(project, "refused")
+    assert rows == {
+        ("alice", p("alice"), 1, 0, False), ("anon-a", p("alice"), 1, 0, False),
+        ("bob", p("bob"), 0, 0, False), ("anon-b", p("bob"), 0, 0, False),
+    }  # fmt: skip
+    assert current["alice"]["properties"] == {"tried": True}
+    events = await event_persons(project, "refused")
+    assert [events[u][1] for u in sent] == [p("alice"), p("bob"), p("alice"), p("bob")]
+
+    later = await send(project, lambda c: [
+        c.capture("$merge_dangerously", distinct_id="alice", properties={"alias": "bob"}),
+        c.capture("$pageview", distinct_id="anon-b"),
+    ])  # fmt: skip
+    rows, _ = await persons(project, "dangerously")
+    assert rows == {
+        ("alice", p("alice"), 2, 0, False), ("anon-a", p("alice"), 2, 0, False),
+        ("bob", p("alice"), 2, 1, False), ("anon-b", p("alice"), 2, 1, False),  # every link of bob's person moved
+        ("bob", p("bob"), 100, 0, True),
+    }  # fmt: skip
+    events = await event_persons(project, "dangerously")
+    assert [events[u][1] for u in sent + later] == [p("alice"), p("bob"), p("alice"), p("bob"), p("alice"),
+                                                    p("alice")]  # fmt: skip
+
+
+async def test_alias_chains_end_in_one_person(project: Project) -> None:
+    p = lambda d: pid(project, d)  # noqa: E731
+    sent = await send(project, lambda c: [
+        c.alias(previous_id="a", distinct_id="b"),  # `$create_alias` of distinct id "a" with alias "b"
+        c.alias(previous_id="b", distinct_id="c"),
+        c.capture("$pageview", distinct_id="d", properties={"$set": {"d": 1}}),
+        c.alias(previous_id="c", distinct_id="d"),  # d's person (not identified) merges into a's
+        *[c.capture("$pageview", distinct_id=d) for d in "abcd"],
+    ])  # fmt: skip
+    rows, current = await persons(project, "alias")
+    assert rows == {
+        ("a", p("a"), 2, 0, False), ("b", p("a"), 2, 0, False), ("c", p("a"), 2, 0, False),
+        ("d", p("a"), 2, 1, False), ("d", p("d"), 101, 0, True),
+    }  # fmt: skip
+    assert current["a"]["properties"] == {"d": 1}
+    events = await event_persons(project, "alias")
+    assert [events[u][1] for u in sent] == [p("a"), p("a"), p("d"), p("a"), p("a"), p("a"), p("a"), p("a")]
+
+
+@pytest.mark.parametrize(
+    "illegal", ["anonymous", "GUEST", '"undefined"', "'null'", "NaN", "None", "0", "  ", "[object Object]"]
+)
+async def test_a_merge_naming_an_illegal_id_does_nothing(
+    project: Project, illegal: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = lambda d: pid(project, d)  # noqa: E731
+    caplog.set_level(logging.WARNING, logger="api.routes.capture")
+    sent = await send(project, lambda c: [
+        c.capture("$pageview", distinct_id="visitor"),
+        identify(c, "user", illegal),
+        c.capture("$create_alias", distinct_id="visitor", properties={"alias": illegal}),
+    ])  # fmt: skip
+    rows, _ = await persons(project, "illegal")
+    assert rows == {("visitor", p("visitor"), 0, 0, False), ("user", p("user"), 0, 0, False)}
+    events = await event_persons(project, "illegal")
+    assert {events[u][1] for u in sent[:2]} == {p("visitor"), p("user")}
+    warnings = [r.getMessage() for r in caplog.records if "cannot_merge_with_illegal_distinct_id" in r.getMessage()]
+    assert len(warnings) == 2 and all(f"team {project.id}:" in w and repr(illegal) in w for w in warnings)
+
+
+async def test_unset_comes_last(project: Project) -> None:
+    sent = await send(project, lambda c: [
+        c.capture("signed up", distinct_id="u", properties={"$set": {"a": 1, "b": 2, "c": 3}}),
+        c.capture("changed", distinct_id="u", properties={"$unset": ["a"], "$set": {"c": 4, "b": 5}}),
+        c.capture("changed", distinct_id="u", properties={"$set": {"b": 6}, "$unset": ["b"]}),
+    ])  # fmt: skip
+    rows, current = await persons(project, "unset")
+    assert rows == {("u", pid(project, "u"), 3, 0, False)}
+    assert current["u"]["properties"] == {"c": 4}
+    events = await event_persons(project, "unset")
+    assert [events[u][2] for u in sent] == [{"a": 1, "b": 2, "c": 3}, {"b": 5, "c": 4}, {"c": 4}]
+
+
+async def test_an_event_without_a_person_profile_makes_no_person(project: Project) -> None:
+    ghost = {"$process_person_profile": False, "$set": {"a": 1}}
+    sent = await send(project, lambda c: [
+        c.capture("$pageview", distinct_id="ghost", properties=ghost),
+        c.capture("$pageview", distinct_id="someone"),
+    ])  # fmt: skip
+    stored = await project.stack.pool.fetchval(
+        "SELECT count(*) FROM person_distinct_ids WHERE team_id = $1 AND distinct_id = 'ghost'", project.id
+    )
+    assert stored == 0
+    rows, _ = await persons(project, "personless")
+    assert rows == {("someone", pid(project, "someone"), 0, 0, False)}
+    events = await event_persons(project, "personless")
+    # PostHog's deterministic id: a UUIDv5 of "<team id>:<distinct id>" in its namespace
+    expected = str(uuid.uuid5(uuid.UUID("932979b4-65c3-4424-8467-0b66ec27bc22"), f"{project.id}:ghost"))
+    assert events[sent[0]] == ("ghost", expected, {})
+    later = await send(project, lambda c: [c.capture("$pageview", distinct_id="ghost")])
+    events = await event_persons(project, "personless-later")
+    assert events[later[0]][1] == expected  # the person made later has that id: its events join
+
+
+async def test_concurrent_batches_merging_the_same_persons(project: Project) -> None:
+    """Two clients post at once a batch each that merges into the same persons, in opposite orders."""
+    p = lambda d: pid(project, d)  # noqa: E731
+    users = range(16)  # the rows of both exports stay within one run's record limit in tests (100)
+    await send(project, lambda c: [c.capture("seen", distinct_id=f"{kind}-{i}") for i in users
+                                   for kind in ("u", "a", "b")])  # fmt: skip
+
+    def batch(kind: str, order: list[int]) -> list[str]:
+        client = _client(project, flush_at=1000, flush_interval=0.5, sync_mode=False)
+        try:
+            made = [identify(client, f"u-{i}", f"{kind}-{i}", **{"$set": {kind: i}}) for i in order]
+            client.flush()
+            return [str(u) for u in made if u]
+        finally:
+            client.shutdown()
+
+    sent_a, sent_b = await asyncio.gather(
+        asyncio.to_thread(batch, "a", list(users)), asyncio.to_thread(batch, "b", list(reversed(users)))
+    )
+    rows, current = await persons(project, "concurrent")
+    live = {(d, person) for d, person, _, _, deleted in rows if not deleted}
+    assert live == {(f"{kind}-{i}", p(f"u-{i}")) for i in users for kind in ("u", "a", "b")}
+    deleted = {(d, person) for d, person, _, _, gone in rows if gone}
+    assert deleted == {(f"{kind}-{i}", p(f"{kind}-{i}")) for i in users for kind in ("a", "b")}
+    assert all(current[f"u-{i}"]["properties"] == {"a": i, "b": i} for i in users)
+    assert all(current[f"u-{i}"]["person_version"] == 2 for i in users)  # two merges: max(0, 0) + 1, then + 1
+    events = await event_persons(project, "concurrent")
+    for i, (ua, ub) in enumerate(zip(sent_a, reversed(sent_b), strict=True)):
+        assert events[ua][:2] == (f"u-{i}", p(f"u-{i}")) and events[ub][:2] == (f"u-{i}", p(f"u-{i}"))
