@@ -112,15 +112,18 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def cpu_seconds() -> dict[str, float]:
-    """CPU time so far of the processes sharing the machine: the worker, PostgreSQL, SeaweedFS."""
+    """CPU time so far of the benchmark's own processes: its worker, PostgreSQL, SeaweedFS (only this process's
+    descendants: on a shared machine other sessions run workers and databases of their own)."""
     used: dict[str, float] = {}
-    for process in psutil.process_iter(["name", "cmdline", "cpu_times", "ppid"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        name = "worker" if "worker.py" in cmdline else process.info["name"]
-        if name in ("worker", "postgres", "weed") and (times := process.info["cpu_times"]) is not None:
-            used[name] = used.get(name, 0.0) + times.user + times.system
-            if name == "postgres" and "postgres: " not in cmdline:  # the postmaster: its ended backends too
-                used[name] += times.children_user + times.children_system
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            cmdline = " ".join(process.cmdline())
+            name = "worker" if "worker.py" in cmdline else process.name()
+            if name in ("worker", "postgres", "weed"):
+                times = process.cpu_times()
+                used[name] = used.get(name, 0.0) + times.user + times.system
+                if name == "postgres" and "postgres: " not in cmdline:  # the postmaster: its ended backends too
+                    used[name] += times.children_user + times.children_system
     return used
 
 
