@@ -4,7 +4,7 @@ from aiohttp import web
 
 from api.errors import ApiError, not_found
 from api.state import runtime
-from batch_exports.store import api_keys, projects
+from batch_exports.store import api_keys
 
 
 async def authorize(request: web.Request, scope: str) -> int:
@@ -22,8 +22,13 @@ async def authorize(request: web.Request, scope: str) -> int:
             type="authentication_error",
             code="not_authenticated",
         )
-    pool = runtime(request).pool
-    key = await api_keys.find(pool, token.strip())
+    try:
+        project_id = int(request.match_info["project_id"])
+    except ValueError:
+        project_id = 0
+    if not 0 < project_id < 2**63:  # beyond a bigint there is no project
+        project_id = 0
+    key, project_exists = await api_keys.find(runtime(request).pool, token.strip(), project_id)
     if key is None:
         raise ApiError(
             401,
@@ -31,13 +36,7 @@ async def authorize(request: web.Request, scope: str) -> int:
             type="authentication_error",
             code="authentication_failed",
         )
-    try:
-        project_id = int(request.match_info["project_id"])
-    except ValueError:
-        raise not_found("Project not found.") from None
-    if not 0 < project_id < 2**63:  # beyond a bigint there is no project
-        raise not_found("Project not found.")
-    if not key.may_access(project_id) or not await projects.exists(pool, project_id):
+    if not project_id or not key.may_access(project_id) or not project_exists:
         raise not_found("Project not found.")
     if not key.may_use(scope):
         raise ApiError(

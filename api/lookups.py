@@ -1,5 +1,7 @@
 """Finding the objects a route names, within the caller's project: 404 for anything else."""
 
+import uuid
+
 from aiohttp import web
 
 from api.auth import authorize
@@ -18,3 +20,14 @@ async def export_for(request: web.Request, scope: str, *, name: str = "batch_exp
     if export is None:
         raise not_found("Batch export not found.")
     return export
+
+
+async def export_id_for(request: web.Request, scope: str, *, name: str = "batch_export_id") -> uuid.UUID:
+    """The id of the live export the path names, once the caller may use `scope` on its project: for a route that
+    reads what belongs to the export (its runs, backfills, logs) and not the export itself, whose config
+    `export_for` decrypts and validates."""
+    project_id = await authorize(request, scope)
+    export_id = path_uuid(request, name)
+    if await exports.team_of(runtime(request).pool, export_id, include_deleted=False) != project_id:
+        raise not_found("Batch export not found.")
+    return export_id

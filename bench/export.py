@@ -23,6 +23,10 @@ directory, loads N events into one hour and prints:
   export seconds (1.0 would be as fast as reading the source), next to its target. The objects in
   the bucket (the blobs, the table) are read back and must hold exactly N records (Parquet and tables: N
   distinct uuids), or the benchmark fails.
+
+The floor and the formats run in `--rounds` rounds (3 by default), in turn, so a noisy minute cannot favour
+one; it prints each round's table with the load average, then each format's ratio to its round's floor and
+the worker's CPU seconds as the median and range over the rounds.
 """
 
 import argparse
@@ -63,6 +67,7 @@ from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings
 from batch_exports.store import db, projects
+from bench import measure
 from connectors.sources.events import EventsSource
 from connectors.sources.reading import SourceDatabase
 from entrypoints.azurite import Azurite
@@ -107,15 +112,18 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def cpu_seconds() -> dict[str, float]:
-    """CPU time so far of the processes sharing the machine: the worker, PostgreSQL, SeaweedFS."""
+    """CPU time so far of the benchmark's own processes: its worker, PostgreSQL, SeaweedFS (only this process's
+    descendants: on a shared machine other sessions run workers and databases of their own)."""
     used: dict[str, float] = {}
-    for process in psutil.process_iter(["name", "cmdline", "cpu_times", "ppid"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        name = "worker" if "worker.py" in cmdline else process.info["name"]
-        if name in ("worker", "postgres", "weed") and (times := process.info["cpu_times"]) is not None:
-            used[name] = used.get(name, 0.0) + times.user + times.system
-            if name == "postgres" and "postgres: " not in cmdline:  # the postmaster: its ended backends too
-                used[name] += times.children_user + times.children_system
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            cmdline = " ".join(process.cmdline())
+            name = "worker" if "worker.py" in cmdline else process.name()
+            if name in ("worker", "postgres", "weed"):
+                times = process.cpu_times()
+                used[name] = used.get(name, 0.0) + times.user + times.system
+                if name == "postgres" and "postgres: " not in cmdline:  # the postmaster: its ended backends too
+                    used[name] += times.children_user + times.children_system
     return used
 
 
@@ -304,9 +312,9 @@ class Bench:
     events: int
     timeout: float
 
-    async def case(self, destination: str, name: str) -> Case:
+    async def case(self, destination: str, name: str, round_: int = 1) -> Case:
         """The export of `destination` (in format `name`, for one that writes files), into a new place."""
-        place, work = f"bench-{destination.lower()}-{name}", self.work
+        place, work = f"bench-{destination.lower()}-{name}-{round_}", self.work
         s3_keys = {"aws_access_key_id": self.seaweed.access_key_id,
                    "aws_secret_access_key": self.seaweed.secret_access_key}  # fmt: skip
         if destination in ("Iceberg", "DeltaLake"):
@@ -336,8 +344,9 @@ class Bench:
                     lambda: stored_in_bucket(self.s3, place, work, parquet))  # fmt: skip
 
 
-async def export_one(bench: Bench, case: Case) -> tuple[float, float]:
-    """Export the hour to one place with a fresh worker process; its activity seconds and peak RSS MB."""
+async def export_one(bench: Bench, case: Case) -> tuple[float, float, float]:
+    """Export the hour to one place with a fresh worker process; its activity seconds, peak RSS MB and the worker's
+    CPU seconds (the best of the two exports each)."""
     pool, client, events, work = bench.rt.pool, bench.rt.client, bench.events, bench.work
     name, log = case.label, work / f"worker-{case.destination}-{case.name}.log"
     queue = f"bench-export-{case.destination.lower()}-{case.name}-{uuid.uuid4().hex[:6]}"
@@ -371,8 +380,9 @@ async def export_one(bench: Bench, case: Case) -> tuple[float, float]:
         await backfill_of(HOUR - timedelta(hours=1), HOUR)
         idle = memory_mb(worker.pid, "VmRSS")
 
-        async def measured() -> float:
-            """Export the hour once (again: a rerun rewrites the same keys); print and return its seconds."""
+        async def measured() -> tuple[float, float]:
+            """Export the hour once (again: a rerun rewrites the same keys); print and return its seconds and the
+            worker's CPU seconds."""
             cpu_before, began = cpu_seconds(), time.perf_counter()
             backfill_id = await backfill_of(HOUR, END)
             wall, cpu_after = time.perf_counter() - began, cpu_seconds()
@@ -385,10 +395,11 @@ async def export_one(bench: Bench, case: Case) -> tuple[float, float]:
             used = {k: cpu_after.get(k, 0) - cpu_before.get(k, 0) for k in ("worker", "postgres", "weed")}
             cpu = ", ".join(f"{k} {v:.2f}" for k, v in used.items())
             print(f"{name}: activity {seconds:.2f} s (attempt {attempt}), wall {wall:.2f} s, run row "
-                  f"{runs[0]['seconds']:.2f} s; CPU seconds: {cpu}", flush=True)  # fmt: skip
-            return seconds
+                  f"{runs[0]['seconds']:.2f} s; CPU seconds: {cpu}; {measure.load()}", flush=True)  # fmt: skip
+            return seconds, used["worker"]
 
-        seconds = min([await measured(), await measured()])
+        twice = [await measured(), await measured()]
+        seconds, worker_cpu = min(t for t, _ in twice), min(c for _, c in twice)
         peak = memory_mb(worker.pid, "VmHWM")
     finally:
         await asyncio.to_thread(stop, worker)
@@ -397,7 +408,7 @@ async def export_one(bench: Bench, case: Case) -> tuple[float, float]:
         raise SystemExit(f"{name}: the destination holds {records:,} records in {objects} files, not {events:,}")
     print(f"{name}: best {seconds:.2f} s; {objects} file(s), {size / 1e6:.0f} MB; worker RSS idle {idle:.0f} MB, "
           f"peak {peak:.0f} MB; {records:,} records verified, each once after two exports", flush=True)  # fmt: skip
-    return seconds, peak
+    return seconds, peak, worker_cpu
 
 
 async def main(args: argparse.Namespace, work: Path) -> None:
@@ -432,17 +443,28 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         ):  # fmt: skip
             await projects.ensure(rt.pool, TEAM, "bench", "phc_bench")
             await load(rt.pool, args.events)
-            best, size = await floor(rt.pool, args.events)
             bench = Bench(rt, key, s3, seaweed, azurite, work, args.events, args.timeout)
-            cases = [await bench.case(args.destination, name) for name in names]
-            results = [(case, await export_one(bench, case)) for case in cases]
-    print(f"\n{args.events:,} events, {size / 1e6:.0f} MB source (binary COPY), floor {best:.2f} s")
-    print(f"{'export':<22}{'seconds':>9}{'rows/s':>11}{'MB/s':>8}{'peak RSS MB':>13}{'vs floor':>10}{'target':>8}")
-    for case, (s, peak) in results:
-        ratio = best / s
-        missed = "" if ratio >= case.target else "  MISSED"
-        print(f"{case.label:<22}{s:>9.2f}{args.events / s:>11,.0f}{size / 1e6 / s:>8.0f}"
-              f"{peak:>13.0f}{ratio:>10.2f}{'>= ' + str(case.target):>8}{missed}")  # fmt: skip
+            rounds: list[tuple[float, list[tuple[Case, tuple[float, float, float]]], str]] = []
+            for round_ in range(1, args.rounds + 1):  # floor, then each format, in turn: no minute favours one
+                print(f"round {round_} of {args.rounds}", flush=True)
+                best, size = await floor(rt.pool, args.events)
+                cases = [await bench.case(args.destination, name, round_) for name in names]
+                rounds.append((best, [(case, await export_one(bench, case)) for case in cases], measure.load()))
+    for round_, (best, results, load_) in enumerate(rounds, 1):
+        print(f"\nround {round_}: {args.events:,} events, {size / 1e6:.0f} MB source (binary COPY), "
+              f"floor {best:.2f} s; {load_}")  # fmt: skip
+        print(f"{'export':<22}{'seconds':>9}{'rows/s':>11}{'MB/s':>8}{'peak RSS MB':>13}{'worker CPU s':>14}"
+              f"{'vs floor':>10}{'target':>8}")  # fmt: skip
+        for case, (s, peak, cpu) in results:
+            ratio = best / s
+            missed = "" if ratio >= case.target else "  MISSED"
+            print(f"{case.label:<22}{s:>9.2f}{args.events / s:>11,.0f}{size / 1e6 / s:>8.0f}"
+                  f"{peak:>13.0f}{cpu:>14.2f}{ratio:>10.2f}{'>= ' + str(case.target):>8}{missed}")  # fmt: skip
+    print(f"\nover {len(rounds)} round(s), median (range): floor {measure.spread([r[0] for r in rounds], ' s')}")
+    for i, case in enumerate(case for case, _ in rounds[0][1]):
+        ratios = [best / results[i][1][0] for best, results, _ in rounds]
+        cpus = [results[i][1][2] for _, results, _ in rounds]
+        print(f"{case.label:<22} vs floor {measure.spread(ratios)}, worker CPU {measure.spread(cpus, ' s')}")
 
 
 if __name__ == "__main__":
@@ -453,6 +475,7 @@ if __name__ == "__main__":
                         "(S3Compatible and AzureBlob)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one format's export may take")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the floor and each format, in turn")
     parsed = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
     with scratch_directory("bench-export-", keep=parsed.keep) as work:

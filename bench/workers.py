@@ -5,8 +5,10 @@
 """
 
 import asyncio
+import compileall
 import os
 import signal
+from pathlib import Path
 
 from temporalio.worker import Worker
 
@@ -20,7 +22,15 @@ def floor_queue(task_queue: str) -> str:
     return f"{task_queue}-floor"
 
 
+def compile_workflows() -> None:
+    """Bytecode for the workflow modules, as the image has (`deploy/Dockerfile`): the sandbox imports a workflow's
+    module afresh for every execution, and compiles it from source each time where there is no bytecode (as
+    under PYTHONDONTWRITEBYTECODE): about 4 ms of CPU per run."""
+    compileall.compile_dir(Path(__file__).resolve().parents[1] / "workflows", quiet=1)
+
+
 async def main() -> None:
+    compile_workflows()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with open_runtime(get_settings(), process="benchmark worker", metrics="worker") as rt:

@@ -4,7 +4,7 @@ from aiohttp import web
 
 from api import openapi as oa
 from api.errors import not_found, validation_error
-from api.lookups import export_for
+from api.lookups import export_id_for
 from api.openapi import operation
 from api.params import path_uuid, query_datetime, query_int
 from api.responses import json_response
@@ -35,15 +35,15 @@ def _levels(request: web.Request) -> tuple[logs.Level, ...]:
 
 
 async def _entries(request: web.Request, run_id_name: str | None) -> web.Response:
-    export = await export_for(request, api_keys.READ)
+    export_id = await export_id_for(request, api_keys.READ)
     run_id = None
     if run_id_name:
         run_id = path_uuid(request, run_id_name)
-        if await runs.get(runtime(request).pool, run_id, export.id) is None:
+        if await runs.get(runtime(request).pool, run_id, export_id) is None:
             raise not_found("Run not found.")
     entries = await logs.search(
         runtime(request).pool,
-        batch_export_id=export.id,
+        batch_export_id=export_id,
         run_id=run_id,
         limit=query_int(request, "limit", 50, minimum=1, maximum=500),
         instance_id=request.query.get("instance_id") or None,

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from api import openapi as oa
 from api.errors import ApiError, not_found, validation_error
-from api.lookups import export_for
+from api.lookups import export_for, export_id_for
 from api.openapi import operation
 from api.pagination import PageRequest, ordering_from, page_body
 from api.params import path_uuid, query_datetime
@@ -60,12 +60,12 @@ def _filter(request: web.Request) -> RunFilter:
     ),
 )
 async def list_runs(request: web.Request) -> web.Response:
-    export = await export_for(request, api_keys.READ)
+    export_id = await export_id_for(request, api_keys.READ)
     ordering = ordering_from(request, runs.ORDERINGS)
     asked = PageRequest.of(request)
     page = await runs.page(
         runtime(request).pool,
-        export.id,
+        export_id,
         ordering=ordering,
         limit=PAGE_SIZE + 1,
         position=asked.position,

@@ -54,20 +54,33 @@ def mask(key: str) -> str:
     return f"{key[:4]}...{key[-4:]}" if len(key) > 12 else "****"
 
 
-async def find(conn: Executor, key: str) -> ApiKey | None:
-    """The active key whose value is `key` (and note that it was used)."""
+USE_NOTED_EVERY = "1 minute"
+"""`last_used_at` moves at most this often: a key's every use would otherwise be a write (a commit, a WAL flush
+and a lock on the key's row, for which the requests of one key queue), the gateway's only one on a read."""
+
+
+async def find(conn: Executor, key: str, project_id: int) -> tuple[ApiKey | None, bool]:
+    """The active key whose value is `key` (noting that it was used, when it was not noted within
+    `USE_NOTED_EVERY`), and whether project `project_id` exists: one statement, which writes only to note."""
     row = await conn.fetchrow(
-        """
-        UPDATE personal_api_keys SET last_used_at = now()
-        WHERE secure_value = $1 AND revoked_at IS NULL
-        RETURNING id, scopes, project_ids
+        f"""
+        WITH found AS (
+            SELECT id, scopes, project_ids FROM personal_api_keys WHERE secure_value = $1 AND revoked_at IS NULL
+        ), noted AS (
+            UPDATE personal_api_keys AS k SET last_used_at = now() FROM found
+            WHERE k.id = found.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '{USE_NOTED_EVERY}')
+        )
+        SELECT found.*, EXISTS (SELECT 1 FROM projects WHERE id = $2) AS project_exists
+        FROM (SELECT 1) AS one LEFT JOIN found ON true
         """,
         secure_value(key),
+        project_id,
     )
-    if row is None:
-        return None
+    assert row is not None
+    if row["id"] is None:
+        return None, row["project_exists"]
     projects = frozenset(row["project_ids"]) if row["project_ids"] is not None else None
-    return ApiKey(id=row["id"], scopes=frozenset(row["scopes"]), project_ids=projects)
+    return ApiKey(id=row["id"], scopes=frozenset(row["scopes"]), project_ids=projects), row["project_exists"]
 
 
 async def ensure(

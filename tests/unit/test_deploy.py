@@ -85,6 +85,15 @@ def test_images_and_commands_are_the_processes_that_exist() -> None:
         assert importlib.util.find_spec(module) is not None, module
 
 
+def test_the_image_compiles_the_sources_the_workflow_sandbox_imports_for_every_run() -> None:
+    """The sandbox imports workflows/run.py afresh per execution; from /app (not writable by the image's user)
+    without bytecode, that is a compile per run."""
+    lines = (DEPLOY / "Dockerfile").read_text().splitlines()
+    compiled = next(i for i, line in enumerate(lines) if line.startswith("RUN ") and "compileall -q /app" in line)
+    assert compiled < lines.index("USER app")
+    assert lines.index("COPY workflows ./workflows") < compiled
+
+
 def test_ports_and_probes_agree_with_the_code() -> None:
     api, worker = container("batch-exports-api"), container("batch-exports-worker")
     api_ports = {port["name"]: port["containerPort"] for port in api["ports"]}

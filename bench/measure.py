@@ -1,0 +1,32 @@
+"""What every benchmark prints beside a figure: the machine's load average when it was measured, and the spread
+of a figure over its repeats, so that a figure from a busy minute is seen as such."""
+
+import os
+import statistics
+from collections.abc import Sequence
+
+BUSY = 2.0
+"""A load average above this (on the project's 2-core machine) marks a figure as measured on a busy machine."""
+
+
+def load() -> str:
+    """The 1-minute load average, marked when it is above `BUSY`."""
+    one = os.getloadavg()[0]
+    return f"load {one:.2f}" + (" (load above 2)" if one > BUSY else "")
+
+
+def spread(values: Sequence[float], unit: str = "", digits: int = 2) -> str:
+    """The median of `values` and their range: "3.10 s (2.90 to 3.50 over 3)"."""
+    if not values:
+        return "none"
+    median = f"{statistics.median(values):.{digits}f}{unit}"
+    if len(values) == 1:
+        return median
+    return f"{median} ({min(values):.{digits}f} to {max(values):.{digits}f} over {len(values)})"
+
+
+def saturation(steps: Sequence[tuple[float, float, float]], p99_limit: float) -> float | None:
+    """The highest rate served with a p99 under `p99_limit`, from (asked rate, served rate, p99) steps: the served
+    rate of the best such step, or None when none was."""
+    served = [rate for _asked, rate, p99 in steps if p99 < p99_limit]
+    return max(served) if served else None

@@ -1,0 +1,26 @@
+"""What the benchmarks print beside a figure: the load it was measured at, its spread, and `bench.api`'s
+saturation point."""
+
+import pytest
+
+from bench import measure
+
+
+def test_the_saturation_point_is_the_highest_rate_served_under_the_p99_limit() -> None:
+    steps = [(100, 99.5, 0.004), (200, 198.0, 0.009), (300, 297.0, 0.060), (400, 391.0, 0.240), (500, 310.0, 2.1)]
+    assert measure.saturation(steps, 0.100) == 297.0
+    assert measure.saturation(steps, 0.005) == 99.5
+    assert measure.saturation(steps[3:], 0.100) is None
+
+
+def test_a_spread_is_the_median_and_the_range_over_the_repeats() -> None:
+    assert measure.spread([3.5, 2.9, 3.1], " s") == "3.10 s (2.90 to 3.50 over 3)"
+    assert measure.spread([4.0], " ms", 1) == "4.0 ms"
+    assert measure.spread([]) == "none"
+
+
+def test_the_load_is_marked_above_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(measure.os, "getloadavg", lambda: (3.25, 1.0, 1.0))
+    assert measure.load() == "load 3.25 (load above 2)"
+    monkeypatch.setattr(measure.os, "getloadavg", lambda: (0.5, 1.0, 1.0))
+    assert measure.load() == "load 0.50"
