@@ -49,7 +49,7 @@ def _large(body: Any) -> bool:
 
 @operation(
     "Capture events (PostHog's capture format; the project token authenticates)",
-    {200: oa.Captured, 400: oa.Error, 401: oa.Error, 413: oa.Error},
+    {200: oa.Captured, 400: oa.Error, 401: oa.Error, 413: oa.Error, 503: oa.Error},
     body={"type": "object"},
     auth="token",
 )
@@ -60,6 +60,13 @@ async def capture(request: web.Request) -> web.Response:
     except (ApiError, web.HTTPClientError):  # the client's to fix: bad payload, wrong token, too large
         rt.metrics.captured("rejected")
         raise
+    except event_store.Contended as error:  # nothing written: the same payload sent again is stored whole
+        rt.metrics.captured("failed")
+        log.warning("capture: a payload gave up after %s; answered 503", error)
+        detail = "Other requests were changing the same persons; nothing was stored. Send the payload again."
+        response = ApiError(503, detail, type="server_error", code="capture_contended").response()
+        response.headers["Retry-After"] = "1"
+        return response
     except Exception:
         rt.metrics.captured("failed")
         raise
