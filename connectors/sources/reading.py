@@ -31,7 +31,7 @@ import pyarrow as pa
 from connectors.columns import is_extension, uuid_strings
 from connectors.sources.connections import ArrowConnections
 from connectors.sources.params import Params
-from connectors.sources.read_ahead import SourceLost, read_ahead
+from connectors.sources.read_ahead import Query, SourceLost, read_ahead
 
 _ALIVE = "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2)"
 _UNREACHABLE = (
@@ -106,7 +106,7 @@ async def inline_parameters(pool: asyncpg.Pool, query: str, args: Sequence[Any])
 
 
 class SourceTimeout(Exception):
-    """A query on the source ran past its statement timeout, and PostgreSQL cancelled it."""
+    """A query on the source ran past its statement timeout, and the source cancelled it."""
 
 
 def _timed_out(error: BaseException, elapsed: float, timeout: float) -> bool:
@@ -121,19 +121,21 @@ def _timed_out(error: BaseException, elapsed: float, timeout: float) -> bool:
 
 
 class RecordStream:
-    """A read's record batches (`async for`), and `guard` for the work done with each."""
+    """A read's record batches (`async for`), and `guard` for the work done with each.
+
+    `query` makes the source's query (on the event loop, when the read starts); `timeout` recognises the
+    source's cancel at its statement timeout among the read's errors (given the error and how long it ran)."""
 
     def __init__(
         self,
-        db: SourceDatabase,
-        query: str,
-        args: Sequence[Any],
+        query: Callable[[], Awaitable[Query]],
         convert: Callable[[pa.RecordBatch], list[RecordBatch]],
+        timeout: Callable[[BaseException, float], SourceTimeout | None] = lambda error, elapsed: None,
     ) -> None:
         self.error: BaseException | None = None
         self._failed = asyncio.Event()
-        self._timeout, self._started = db.statement_timeout_seconds, time.monotonic()
-        self._batches: AsyncGenerator[RecordBatch, None] = self._read(db, query, args, convert)
+        self._timeout, self._started = timeout, time.monotonic()
+        self._batches: AsyncGenerator[RecordBatch, None] = self._read(query, convert)
 
     def __aiter__(self) -> AsyncIterator[RecordBatch]:
         return self._batches
@@ -160,34 +162,46 @@ class RecordStream:
 
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
-            self.error = self._as_timeout(error) or error
+            self.error = self._timeout(error, time.monotonic() - self._started) or error
             self._failed.set()
 
-    def _as_timeout(self, error: BaseException) -> SourceTimeout | None:
-        """The read's error as a `SourceTimeout`, when it is PostgreSQL's cancel at the statement timeout."""
-        if not _timed_out(error, time.monotonic() - self._started, self._timeout):
-            return None
-        return SourceTimeout(
-            f"the query on the event source ran past its statement timeout of {self._timeout:g} s "
-            "(BATCH_EXPORTS_SOURCE_STATEMENT_TIMEOUT_SECONDS) and was cancelled: narrow the export's filters or "
-            "hogql_query, or raise the setting"
-        )
-
     async def _read(
-        self,
-        db: SourceDatabase,
-        query: str,
-        args: Sequence[Any],
-        convert: Callable[[pa.RecordBatch], list[RecordBatch]],
+        self, query: Callable[[], Awaitable[Query]], convert: Callable[[pa.RecordBatch], list[RecordBatch]]
     ) -> AsyncGenerator[RecordBatch, None]:
-        sql = await inline_parameters(db.pool, query, args)
         try:
-            async for batch in read_ahead(_PostgresQuery(db, sql), convert, self._fail):
+            async for batch in read_ahead(await query(), convert, self._fail):
                 yield batch
         except Exception as error:
-            if (timeout := self._as_timeout(error)) is None:
+            if (timeout := self._timeout(error, time.monotonic() - self._started)) is None:
                 raise
             raise timeout from error
+
+
+def converter(
+    position: Callable[[dict[str, Any]], str],
+    names: Sequence[str] | None = None,
+    json: Collection[str] = (),
+    size: BatchSize = AS_READ,
+) -> Callable[[pa.RecordBatch], list[RecordBatch]]:
+    """What turns a source's record batch into exported batches (in the reader's thread, beside the loop).
+
+    `names` renames the first columns and drops the rest. `position` gets the last row of each batch (all its
+    columns) and says where a resumed read starts. The `json` columns are JSON documents the query selected
+    as text, typed `arrow.json` here. With a `size`, the source's batches are sliced into batches of about
+    that many bytes and at most that many rows, each with its own position: a writer that makes each batch
+    durable (a file, a POST) then has a position to resume from after each."""
+
+    def record_batches(data: pa.RecordBatch) -> list[RecordBatch]:
+        data = _as_exported(data, json)
+        batches = []
+        for piece in _slices(data, size):
+            last = piece.slice(piece.num_rows - 1).to_pylist()[0]
+            if names is not None:
+                piece = pa.RecordBatch.from_arrays(piece.columns[: len(names)], names=list(names))
+            batches.append(RecordBatch(piece, position(last)))
+        return batches
+
+    return record_batches
 
 
 def stream(
@@ -200,26 +214,22 @@ def stream(
     json: Collection[str] = (),
     size: BatchSize = AS_READ,
 ) -> RecordStream:
-    """The query's rows in record batches; `names` renames the first columns and drops the rest.
+    """The PostgreSQL query's rows in record batches (see `converter`); its `json` columns selected as text
+    (`::text`), which the driver reads for less than a `jsonb`."""
 
-    `position` gets the last row of each batch (all its columns) and says where a resumed read starts.
-    The `json` columns are JSON documents the query selected as text (`::text`), which the driver
-    reads for less than a `jsonb`. With a `size`, the driver's batches are sliced into batches of about
-    that many bytes and at most that many rows, each with its own position: a writer that makes each
-    batch durable (a file, a POST) then has a position to resume from after each.
-    """
+    async def started() -> Query:
+        return _PostgresQuery(db, await inline_parameters(db.pool, query, args))
 
-    def record_batches(data: pa.RecordBatch) -> list[RecordBatch]:  # in the reader's thread, beside the event loop
-        data = _as_exported(data, json)
-        batches = []
-        for piece in _slices(data, size):
-            last = piece.slice(piece.num_rows - 1).to_pylist()[0]
-            if names is not None:
-                piece = pa.RecordBatch.from_arrays(piece.columns[: len(names)], names=list(names))
-            batches.append(RecordBatch(piece, position(last)))
-        return batches
+    def timed_out(error: BaseException, elapsed: float) -> SourceTimeout | None:
+        if not _timed_out(error, elapsed, db.statement_timeout_seconds):
+            return None
+        return SourceTimeout(
+            f"the query on the event source ran past its statement timeout of {db.statement_timeout_seconds:g} s "
+            "(BATCH_EXPORTS_SOURCE_STATEMENT_TIMEOUT_SECONDS) and was cancelled: narrow the export's filters or "
+            "hogql_query, or raise the setting"
+        )
 
-    return RecordStream(db, query, args, record_batches)
+    return RecordStream(started, converter(position, names, json, size), timed_out)
 
 
 def _slices(data: pa.RecordBatch, size: BatchSize) -> list[pa.RecordBatch]:
@@ -298,6 +308,7 @@ __all__ = [
     "SourceDatabase",
     "SourceLost",
     "SourceTimeout",
+    "converter",
     "inline_parameters",
     "stream",
 ]
