@@ -33,6 +33,7 @@ _CODE = re.compile(r"Code: (\d+)\.")
 _STATUS = {62: 400, 27: 400, 6: 400, 53: 400, 47: 404, 60: 404, 81: 404, 159: 500, 241: 500, 516: 403}
 """ClickHouse's HTTP status for some exception codes: a syntax or parameter error is the client's (400), an
 unknown column, table or database is not found (404), a failed login is forbidden (403); the rest are 500."""
+_STREAMED = re.compile(r"\s*(\(\s*)*(SELECT|WITH)\b", re.IGNORECASE)
 _OWN_PARAMETERS = {"query", "database", "default_format", "user", "password", "query_id", "session_id"}
 
 
@@ -52,7 +53,9 @@ class Engine:
             for name in settings:
                 self.session.query(f"SET {_identifier(name)} = {{value:String}}", params={"value": settings[name]})
             try:
-                if fmt == "ArrowStream":
+                if not _STREAMED.match(sql):  # the engine streams only queries; a statement's answer comes whole
+                    yield self.session.query(sql, fmt, params=params).bytes()
+                elif fmt == "ArrowStream":
                     yield from _arrow_stream(self.session.send_query(sql, "ArrowStream", params=params))
                 else:
                     yield from (chunk.bytes() for chunk in self.session.send_query(sql, fmt, params=params))

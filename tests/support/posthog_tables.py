@@ -1,0 +1,77 @@
+"""PostHog's ClickHouse tables, as PostHog creates them on one node, and rows written as its ingestion writes them.
+
+The columns, types, engines and sort keys follow PostHog's `posthog/models/event/sql.py` and
+`posthog/models/person/sql.py` (the sharded tables, without their Kafka and replication parts): `events` keeps
+several copies of an event until a merge (`ReplacingMergeTree(_timestamp)`), `person` one row per version,
+`person_distinct_id2` and `person_distinct_id_overrides` one row per version of a distinct id's link.
+"""
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS events (
+        uuid UUID, event VARCHAR, properties VARCHAR CODEC(ZSTD(3)), timestamp DateTime64(6, 'UTC'), team_id Int64,
+        distinct_id VARCHAR, elements_chain VARCHAR, created_at DateTime64(6, 'UTC'), person_id UUID,
+        person_created_at DateTime64, person_properties VARCHAR CODEC(ZSTD(3)),
+        person_mode Enum8('full' = 0, 'propertyless' = 1, 'force_upgrade' = 2),
+        _timestamp DateTime, _offset UInt64, inserted_at Nullable(DateTime64(6, 'UTC')) DEFAULT NOW64()
+    ) ENGINE = ReplacingMergeTree(_timestamp) PARTITION BY toYYYYMM(timestamp)
+    ORDER BY (team_id, toDate(timestamp), event, cityHash64(distinct_id), cityHash64(uuid))""",
+    """CREATE TABLE IF NOT EXISTS person (
+        id UUID, created_at DateTime64, team_id Int64, properties VARCHAR, is_identified Int8,
+        is_deleted Int8 DEFAULT 0, version UInt64, _timestamp DateTime, _offset UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY (team_id, id)""",
+    """CREATE TABLE IF NOT EXISTS person_distinct_id2 (
+        team_id Int64, distinct_id VARCHAR, person_id UUID, is_deleted Int8, version Int64 DEFAULT 1,
+        _timestamp DateTime, _offset UInt64, _partition UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY (team_id, distinct_id)""",
+    """CREATE TABLE IF NOT EXISTS person_distinct_id_overrides (
+        team_id Int64, distinct_id VARCHAR, person_id UUID, is_deleted Int8, version Int64,
+        _timestamp DateTime, _offset UInt64, _partition UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY (team_id, distinct_id)""",
+)
+
+
+@dataclass
+class Event:
+    """An event as PostHog's ingestion writes it (`person_id` is the person at ingestion time)."""
+
+    team_id: int
+    event: str
+    distinct_id: str
+    person_id: UUID
+    timestamp: datetime
+    inserted_at: datetime | None
+    _timestamp: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+    person_properties: dict[str, Any] = field(default_factory=dict)
+    elements_chain: str = ""
+    uuid: UUID = field(default_factory=uuid.uuid4)
+    created_at: datetime | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "uuid": str(self.uuid), "event": self.event, "properties": json.dumps(self.properties),
+            "timestamp": _text(self.timestamp), "team_id": self.team_id, "distinct_id": self.distinct_id,
+            "elements_chain": self.elements_chain, "created_at": _text(self.created_at or self.timestamp),
+            "person_id": str(self.person_id), "person_created_at": _text(self.timestamp),
+            "person_properties": json.dumps(self.person_properties), "person_mode": "full",
+            "_timestamp": _text(self._timestamp, seconds=True), "_offset": 0,
+            "inserted_at": None if self.inserted_at is None else _text(self.inserted_at),
+        }  # fmt: skip
+
+
+def _text(at: datetime, seconds: bool = False) -> str:
+    at = at.astimezone(UTC).replace(tzinfo=None)
+    return at.isoformat(sep=" ", timespec="seconds" if seconds else "microseconds")
+
+
+def insert_sql(table: str, rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """An `INSERT ... FORMAT JSONEachRow` statement and its body."""
+    return f"INSERT INTO {table} FORMAT JSONEachRow", "\n".join(json.dumps(row) for row in rows)
