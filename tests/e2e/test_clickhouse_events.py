@@ -13,38 +13,19 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import requests
 
 from connectors.sources.buckets import Buckets
 from connectors.sources.clickhouse.events import ClickHouseEventsSource
-from connectors.sources.clickhouse.http import ClickHouse, ClickHouseServer
 from connectors.sources.events import COLUMNS, POSTGRES_COLUMNS, EventSelection
 from connectors.sources.reading import BatchSize
 from contracts.intervals import Interval, IntervalSpec
-from tests.support.clickhouse import PASSWORD, USER, ClickHouseStandIn
-from tests.support.posthog_tables import TABLES, Event, insert_sql
+from tests.support.clickhouse import ClickHouseStandIn
+from tests.support.posthog_tables import Event, PostHogClickHouse
 
 START = datetime(2026, 11, 3, 10, tzinfo=UTC)
 END = START + timedelta(hours=1)
 TEAM, OTHER_TEAM = 7, 8
 P1, P2, P3 = (uuid.UUID(int=n) for n in (1, 2, 3))
-
-
-class PostHogClickHouse:
-    def __init__(self, server: ClickHouseStandIn, database: str) -> None:
-        self.url, self.database = server.url, database
-
-    def run(self, sql: str, body: str = "") -> str:
-        params = {"database": self.database, **({"query": sql} if body else {})}
-        answer = requests.post(self.url, params=params, data=(body or sql).encode(), auth=(USER, PASSWORD), timeout=60)
-        assert answer.status_code == 200, answer.text
-        return answer.text
-
-    def insert(self, table: str, rows: list[dict[str, Any]]) -> None:
-        self.run(*insert_sql(table, rows))
-
-    def client(self) -> ClickHouse:
-        return ClickHouse(ClickHouseServer(self.url, USER, PASSWORD, self.database))
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +36,7 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseSta
 
 @pytest.fixture
 def posthog(stand_in: ClickHouseStandIn) -> PostHogClickHouse:
-    database = f"posthog_{uuid.uuid4().hex[:8]}"
-    tables = PostHogClickHouse(stand_in, "default")
-    tables.run(f"CREATE DATABASE {database}")
-    tables.database = database
-    for table in TABLES:
-        tables.run(table)
-    return tables
+    return PostHogClickHouse.created(stand_in.url)
 
 
 def _event(name: str, distinct_id: str, person: uuid.UUID, inserted: datetime | None, **fields: Any) -> Event:

@@ -14,6 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import requests
+
+from connectors.sources.clickhouse.http import ClickHouse, ClickHouseServer
+from tests.support.clickhouse import PASSWORD, USER
+
 TABLES = (
     """CREATE TABLE IF NOT EXISTS events (
         uuid UUID, event VARCHAR, properties VARCHAR CODEC(ZSTD(3)), timestamp DateTime64(6, 'UTC'), team_id Int64,
@@ -75,3 +80,32 @@ def _text(at: datetime, seconds: bool = False) -> str:
 def insert_sql(table: str, rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
     """An `INSERT ... FORMAT JSONEachRow` statement and its body."""
     return f"INSERT INTO {table} FORMAT JSONEachRow", "\n".join(json.dumps(row) for row in rows)
+
+
+class PostHogClickHouse:
+    """A database of PostHog's tables on a ClickHouse server, written to as PostHog's ingestion writes."""
+
+    def __init__(self, url: str, database: str) -> None:
+        self.url, self.database = url, database
+
+    @classmethod
+    def created(cls, url: str) -> "PostHogClickHouse":
+        """A new database with PostHog's tables, empty."""
+        database = f"posthog_{uuid.uuid4().hex[:8]}"
+        cls(url, "default").run(f"CREATE DATABASE {database}")
+        tables = cls(url, database)
+        for table in TABLES:
+            tables.run(table)
+        return tables
+
+    def run(self, sql: str, body: str = "") -> str:
+        params = {"database": self.database, **({"query": sql} if body else {})}
+        answer = requests.post(self.url, params=params, data=(body or sql).encode(), auth=(USER, PASSWORD), timeout=60)
+        assert answer.status_code == 200, answer.text
+        return answer.text
+
+    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        self.run(*insert_sql(table, rows))
+
+    def client(self) -> ClickHouse:
+        return ClickHouse(ClickHouseServer(self.url, USER, PASSWORD, self.database))

@@ -11,18 +11,14 @@
   a destination cannot tell the two sources apart.
 """
 
-import asyncio
 import uuid
-from datetime import UTC, date, datetime
-from typing import Any
-
-import pyarrow as pa
+from datetime import datetime
 
 from connectors.sources.buckets import EARLIEST, Buckets, Count
-from connectors.sources.clickhouse.http import ArrowQuery, ClickHouse, ClickHouseError, Params
+from connectors.sources.clickhouse import querying
+from connectors.sources.clickhouse.http import ClickHouse, Params
 from connectors.sources.events import COLUMNS, POSTGRES_COLUMNS, EventSelection
-from connectors.sources.read_ahead import Query
-from connectors.sources.reading import AS_READ, BatchSize, RecordStream, SourceTimeout, converter
+from connectors.sources.reading import AS_READ, BatchSize, RecordStream
 
 _AT = "COALESCE(inserted_at, toDateTime64(_timestamp, 6, 'UTC'))"
 _SELECTS = {
@@ -42,7 +38,6 @@ _SELECTS = {
     ),
 }
 """Per layout: the exported columns, their select list over the deduplicated events, and which are JSON."""
-_SETTINGS = "output_format_arrow_string_as_string = 1, max_bytes_before_external_sort = 50000000000"
 
 
 class ClickHouseEventsSource:
@@ -75,7 +70,7 @@ class ClickHouseEventsSource:
                 FROM person_distinct_id_overrides WHERE team_id = {team}
                 GROUP BY distinct_id HAVING argMax(is_deleted, version) = 0
             ) AS overrides ON events.distinct_id = overrides.distinct_id
-            PREWHERE {_AT} >= {p(start, "DateTime64(6, 'UTC')")} AND {_AT} < {p(end, "DateTime64(6, 'UTC')")}
+            PREWHERE {_AT} >= {p(start, querying.TIME)} AND {_AT} < {p(end, querying.TIME)}
             WHERE {" AND ".join([f"team_id = {team}", *names])}"""
 
     def query(self, start: datetime, end: datetime, after: str | None = None, limit: int = 0) -> tuple[str, Params]:
@@ -85,72 +80,42 @@ class ClickHouseEventsSource:
         query = f"SELECT {select}, _inserted_at AS __cursor_at, uuid AS __cursor_uuid FROM ({events})"
         if after:
             at, _, row_uuid = after.partition("|")
-            after_at = p(datetime.fromisoformat(at), "DateTime64(6, 'UTC')")
+            after_at = p(datetime.fromisoformat(at), querying.TIME)
             query += f" WHERE (_inserted_at, uuid) > ({after_at}, {p(str(uuid.UUID(row_uuid)), 'String')})"
         query += " ORDER BY _inserted_at, uuid"
         if limit:
             query += f" LIMIT {p(limit, 'UInt64')}"
-        return f"{query} SETTINGS {_SETTINGS}", p
+        return f"{query} SETTINGS {querying.SETTINGS}", p
 
     def read(
         self, start: datetime, end: datetime, *, after: str | None = None, limit: int = 0, size: BatchSize = AS_READ
     ) -> RecordStream:
         names, _, json = _SELECTS[self.selection.layout]
         sql, p = self.query(start, end, after, limit)
-
-        async def started() -> Query:
-            return ArrowQuery(self.clickhouse, sql, p.values)
-
-        convert = converter(_position, names, json, size)
-        return RecordStream(started, lambda data: convert(_nullable(data)), _timed_out)
+        return querying.read(self.clickhouse, sql, p, position=_position, names=names, json=json, size=size)
 
     async def count(self, start: datetime, end: datetime) -> int:
         p = Params()
-        rows = await self._rows(f"SELECT count() AS n FROM ({self._events(p, start, end)})", p)
+        rows = await querying.rows(self.clickhouse, f"SELECT count() AS n FROM ({self._events(p, start, end)})", p)
         return int(rows[0]["n"])
 
     async def counts(self, start: datetime, end: datetime, buckets: Buckets) -> list[Count]:
         p = Params()
         events = self._events(p, start, end)
         bucket = buckets.clickhouse_sql(p, "_inserted_at")
-        rows = await self._rows(f"SELECT {bucket} AS bucket, count() AS n FROM ({events}) GROUP BY bucket", p)
-        return [Count(_bucket(row["bucket"]), int(row["n"])) for row in rows if int(row["n"])]
+        rows = await querying.rows(
+            self.clickhouse, f"SELECT {bucket} AS bucket, count() AS n FROM ({events}) GROUP BY bucket", p
+        )
+        return [Count(querying.bucket(row["bucket"]), int(row["n"])) for row in rows if int(row["n"])]
 
     async def first_at(self, before: datetime) -> datetime | None:
         p = Params()
         events = self._events(p, EARLIEST, before)
-        rows = await self._rows(f"SELECT min(_inserted_at) AS at, count() AS n FROM ({events})", p)
-        return _bucket(rows[0]["at"]) if int(rows[0]["n"]) else None  # type: ignore[return-value]
-
-    async def _rows(self, sql: str, p: Params) -> list[dict[str, Any]]:
-        try:
-            return await asyncio.to_thread(self.clickhouse.rows, f"{sql} SETTINGS {_SETTINGS}", p.values)
-        except ClickHouseError as error:
-            raise _timed_out(error, 0) or error from None
-
-
-def _bucket(value: object) -> datetime | date:
-    """A bucket as JSONEachRow writes it: a Date (`2026-12-05`) or a DateTime64 in UTC."""
-    text = str(value)
-    return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text).replace(tzinfo=UTC)
+        rows = await querying.rows(self.clickhouse, f"SELECT min(_inserted_at) AS at, count() AS n FROM ({events})", p)
+        return querying.bucket(rows[0]["at"]) if int(rows[0]["n"]) else None  # type: ignore[return-value]
 
 
 def _position(row: dict[str, object]) -> str:
     at, row_uuid = row["__cursor_at"], row["__cursor_uuid"]
     assert isinstance(at, datetime)
     return f"{at.isoformat()}|{row_uuid}"
-
-
-def _nullable(data: pa.RecordBatch) -> pa.RecordBatch:
-    """Every column nullable, as the PostgreSQL source's are (ClickHouse's are not, unless `Nullable`)."""
-    schema = pa.schema([f.with_nullable(True) for f in data.schema])
-    return data.cast(schema) if schema != data.schema else data
-
-
-def _timed_out(error: BaseException, elapsed: float) -> SourceTimeout | None:
-    if not (isinstance(error, ClickHouseError) and error.timed_out):
-        return None
-    return SourceTimeout(
-        "the query on ClickHouse ran past its max_execution_time (BATCH_EXPORTS_SOURCE_STATEMENT_TIMEOUT_SECONDS) "
-        "and was cancelled: narrow the export's selection, or raise the setting"
-    )
