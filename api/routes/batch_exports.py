@@ -25,6 +25,7 @@ from batch_exports.store import api_keys, exports, runs
 from batch_exports.store.exports import BatchExport
 from connectors.destinations import hosts
 from connectors.sources import regex_subset
+from connectors.sources.clickhouse.http import ClickHouse
 from connectors.sources.events import EventSelection, EventsSource
 from connectors.sources.filters import regex_values
 from connectors.sources.hogql import parse_query
@@ -52,8 +53,10 @@ async def check_host(rt: Runtime, project_id: int, body: BatchExportIn) -> None:
         ) from None
 
 
-async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
-    """What only PostgreSQL, which runs the export's query, can say: its regular expressions and its types."""
+async def check_with_source(rt: Runtime, body: BatchExportIn) -> None:
+    """What only the source, which runs the export's query, can say: its regular expressions and its types."""
+    if isinstance(rt.source, ClickHouse):
+        return check_with_clickhouse(body)
     query = parse_query(body.hogql_query) if body.hogql_query else None
     source = EventsSource(rt.source, 0, EventSelection(filters=tuple(body.filters or ()), query=query))
     for index, pattern in regex_values(body.filters or []):
@@ -66,6 +69,16 @@ async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
     if (body.hogql_query or body.filters) and (problem := await source.type_check()):
         attr = "hogql_query" if body.hogql_query else "filters"
         raise validation_error(f"The {attr} does not fit the event columns' types: {problem}", attr)
+
+
+def check_with_clickhouse(body: BatchExportIn) -> None:
+    """What the ClickHouse source does not read yet: the sessions model, property filters, `hogql_query`."""
+    if body.model == "sessions":
+        raise validation_error("The ClickHouse source does not export the sessions model yet.", "model")
+    if body.filters:
+        raise validation_error("The ClickHouse source does not apply property filters yet.", "filters")
+    if body.hogql_query:
+        raise validation_error("The ClickHouse source does not run a hogql_query yet.", "hogql_query")
 
 
 async def _estimate_unpause(rt: Runtime, export: BatchExport) -> dict[str, Any]:
@@ -97,7 +110,7 @@ async def create_export(request: web.Request) -> web.Response:
         data["destination"] = await integrating.expand(rt.pool, rt.cipher, project_id, data.get("destination"))
     body = await validated(rt, data)
     await check_host(rt, project_id, body)
-    await check_with_postgres(rt, body)
+    await check_with_source(rt, body)
     export = await lifecycle.create(rt, project_id, body)
     return json_response(export_body(export, latest_runs=[]), status=201)
 
@@ -143,7 +156,7 @@ async def update_export(request: web.Request) -> web.Response:
     )
     body = await validated(rt, merged)
     await check_host(rt, export.team_id, body)
-    await check_with_postgres(rt, body)
+    await check_with_source(rt, body)
     updated = await lifecycle.update(rt, export, body)
     return json_response(export_body(updated, latest_runs=await runs.latest(rt.pool, updated.id)))
 

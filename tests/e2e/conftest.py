@@ -14,24 +14,19 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiobotocore.session import get_session
-from aiohttp import web
 from pydantic import SecretStr
 
-from api.app import create_app
 from batch_exports.crypto import generate_key
-from batch_exports.runtime import open_runtime
 from batch_exports.settings import Settings
-from batch_exports.store import api_keys, db, projects
+from batch_exports.store import db
 from entrypoints.azurite import Azurite
-from entrypoints.embedded import LOOPBACK, free_port
+from entrypoints.embedded import free_port
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
 from tests.support.services import Services, start_services
-from tests.support.stack import API_KEY, Project, Stack, connect_with_retry
-from worker import build_worker
+from tests.support.stack import Project, Stack, serving
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -117,16 +112,5 @@ async def project(stack: Stack) -> Project:
 @pytest.fixture(scope="session")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     await asyncio.to_thread(db.migrate, settings.database_url)
-    client = await connect_with_retry()
-    async with open_runtime(settings, process="test stack", client=client) as rt:
-        await projects.ensure(rt.pool, 1, "Default project", "phc_default")
-        await api_keys.ensure(rt.pool, API_KEY, label="tests")
-        runner = web.AppRunner(create_app(settings, rt), access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, LOOPBACK, port).start()
-        try:
-            async with build_worker(rt), aiohttp.ClientSession() as http:
-                yield Stack(rt, http, f"http://{LOOPBACK}:{port}")
-        finally:
-            await runner.cleanup()
+    async with serving(settings) as served:
+        yield served
