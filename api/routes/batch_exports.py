@@ -24,9 +24,9 @@ from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys, exports, runs
 from batch_exports.store.exports import BatchExport
 from connectors.destinations import hosts
-from connectors.sources import regex_subset
+from connectors.sources import open_events, regex_subset
 from connectors.sources.clickhouse.http import ClickHouse
-from connectors.sources.events import EventSelection, EventsSource
+from connectors.sources.events import EventSelection
 from connectors.sources.filters import regex_values
 from connectors.sources.hogql import parse_query
 from contracts.intervals import Interval
@@ -55,10 +55,11 @@ async def check_host(rt: Runtime, project_id: int, body: BatchExportIn) -> None:
 
 async def check_with_source(rt: Runtime, body: BatchExportIn) -> None:
     """What only the source, which runs the export's query, can say: its regular expressions and its types."""
-    if isinstance(rt.source, ClickHouse):
-        return check_with_clickhouse(body)
+    if isinstance(rt.source, ClickHouse) and body.model == "sessions":
+        raise validation_error("The ClickHouse source does not export the sessions model yet.", "model")
     query = parse_query(body.hogql_query) if body.hogql_query else None
-    source = EventsSource(rt.source, 0, EventSelection(filters=tuple(body.filters or ()), query=query))
+    selection = EventSelection(filters=tuple(body.filters or ()), query=query)
+    source = open_events(rt.source, 0, selection)
     for index, pattern in regex_values(body.filters or []):
         if problem := regex_subset.regex_problem(pattern):
             raise validation_error(
@@ -69,16 +70,6 @@ async def check_with_source(rt: Runtime, body: BatchExportIn) -> None:
     if (body.hogql_query or body.filters) and (problem := await source.type_check()):
         attr = "hogql_query" if body.hogql_query else "filters"
         raise validation_error(f"The {attr} does not fit the event columns' types: {problem}", attr)
-
-
-def check_with_clickhouse(body: BatchExportIn) -> None:
-    """What the ClickHouse source does not read yet: the sessions model, property filters, `hogql_query`."""
-    if body.model == "sessions":
-        raise validation_error("The ClickHouse source does not export the sessions model yet.", "model")
-    if body.filters:
-        raise validation_error("The ClickHouse source does not apply property filters yet.", "filters")
-    if body.hogql_query:
-        raise validation_error("The ClickHouse source does not run a hogql_query yet.", "hogql_query")
 
 
 async def _estimate_unpause(rt: Runtime, export: BatchExport) -> dict[str, Any]:

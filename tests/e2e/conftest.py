@@ -23,6 +23,10 @@ from batch_exports.settings import Settings
 from batch_exports.store import db
 from entrypoints.azurite import Azurite
 from entrypoints.embedded import free_port
+from tests.support.clickhouse import PASSWORD as clickhouse_password
+from tests.support.clickhouse import USER as clickhouse_user
+from tests.support.clickhouse import ClickHouseStandIn
+from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
 from tests.support.services import Services, start_services
@@ -107,6 +111,38 @@ async def s3(s3_service: SeaweedS3) -> AsyncIterator[Any]:
 @pytest.fixture
 async def project(stack: Stack) -> Project:
     return await stack.new_project()
+
+
+@pytest.fixture(scope="session")
+def clickhouse(work_dir: Path) -> Iterator[ClickHouseStandIn]:
+    """ClickHouse's engine behind the stand-in HTTP layer (tests/support/clickhouse_server.py)."""
+    with ClickHouseStandIn(work_dir / "clickhouse").start() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def posthog(clickhouse: ClickHouseStandIn) -> PostHogClickHouse:
+    """PostHog's tables in a database of their own: what a self-hosted PostHog's ClickHouse holds."""
+    return PostHogClickHouse.created(clickhouse.url)
+
+
+@pytest.fixture(scope="session")
+async def clickhouse_stack(stack: Stack, posthog: PostHogClickHouse) -> AsyncIterator[Stack]:
+    """A second worker and gateway, on the same Temporal and metadata database, reading PostHog's ClickHouse
+    (`BATCH_EXPORTS_SOURCE=clickhouse`)."""
+    settings = stack.settings.model_copy(update={
+        "source": "clickhouse", "clickhouse_url": posthog.url, "clickhouse_user": clickhouse_user,
+        "clickhouse_password": SecretStr(clickhouse_password), "clickhouse_database": posthog.database,
+        "task_queue": f"{stack.settings.task_queue}-clickhouse",
+    })  # fmt: skip
+    async with serving(settings) as served:
+        yield served
+
+
+@pytest.fixture
+async def team(clickhouse_stack: Stack) -> Project:
+    """A project of the ClickHouse-reading stack: a PostHog team."""
+    return await clickhouse_stack.new_project()
 
 
 @pytest.fixture(scope="session")

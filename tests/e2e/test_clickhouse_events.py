@@ -7,7 +7,6 @@ override row), and an override deleted again.
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -28,15 +27,10 @@ TEAM, OTHER_TEAM = 7, 8
 P1, P2, P3 = (uuid.UUID(int=n) for n in (1, 2, 3))
 
 
-@pytest.fixture(scope="module")
-def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseStandIn]:
-    with ClickHouseStandIn(tmp_path_factory.mktemp("clickhouse")).start() as server:
-        yield server
-
-
 @pytest.fixture
-def posthog(stand_in: ClickHouseStandIn) -> PostHogClickHouse:
-    return PostHogClickHouse.created(stand_in.url)
+def posthog(clickhouse: ClickHouseStandIn) -> PostHogClickHouse:
+    """PostHog's tables in a database of this test's own (the tests here use fixed team ids)."""
+    return PostHogClickHouse.created(clickhouse.url)
 
 
 def _event(name: str, distinct_id: str, person: uuid.UUID, inserted: datetime | None, **fields: Any) -> Event:

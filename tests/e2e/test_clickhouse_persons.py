@@ -6,11 +6,8 @@ merged away (`is_deleted`), of a distinct id's link (`person_distinct_id2`) when
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from connectors.sources.clickhouse.persons import ClickHousePersonsSource
 from connectors.sources.persons import COLUMNS
@@ -23,12 +20,6 @@ END = START + timedelta(hours=1)
 DAY_BEFORE = START - timedelta(days=1)
 TEAM = 7
 P1, P2, P3, P4 = (uuid.UUID(int=n) for n in (1, 2, 3, 4))
-
-
-@pytest.fixture(scope="module")
-def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseStandIn]:
-    with ClickHouseStandIn(tmp_path_factory.mktemp("clickhouse")).start() as server:
-        yield server
 
 
 def _at(when: datetime) -> str:
@@ -48,8 +39,8 @@ def link(distinct_id: str, id: uuid.UUID, version: int, at: datetime, team: int 
             "_timestamp": _at(at), "_offset": 0, "_partition": 0}  # fmt: skip
 
 
-async def test_changed_persons_and_links_with_their_latest_versions(stand_in: ClickHouseStandIn) -> None:
-    posthog = PostHogClickHouse.created(stand_in.url)
+async def test_changed_persons_and_links_with_their_latest_versions(clickhouse: ClickHouseStandIn) -> None:
+    posthog = PostHogClickHouse.created(clickhouse.url)
     merged_at = START + timedelta(minutes=10)
     posthog.insert("person", [
         person(P1, 0, DAY_BEFORE, name="unchanged"),

@@ -7,7 +7,6 @@ end of the data, and no password appears in any of them.
 
 import asyncio
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,12 +24,6 @@ from connectors.sources.read_ahead import read_ahead
 from tests.support.clickhouse import PASSWORD, USER, ClickHouseStandIn
 
 
-@pytest.fixture(scope="module")
-def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseStandIn]:
-    with ClickHouseStandIn(tmp_path_factory.mktemp("clickhouse")).start() as server:
-        yield server
-
-
 def _clickhouse(url: str, **overrides: object) -> ClickHouse:
     return ClickHouse(ClickHouseServer(**{"url": url, "user": USER, "password": PASSWORD, **overrides}))  # type: ignore[arg-type]
 
@@ -41,8 +34,8 @@ async def _read(clickhouse: ClickHouse, sql: str, params: dict[str, str] | None 
     return batches
 
 
-async def test_a_stream_is_read_whole_in_batches(stand_in: ClickHouseStandIn) -> None:
-    batches = await _read(_clickhouse(stand_in.url), "SELECT number, toString(number) AS s FROM numbers(300000)")
+async def test_a_stream_is_read_whole_in_batches(clickhouse: ClickHouseStandIn) -> None:
+    batches = await _read(_clickhouse(clickhouse.url), "SELECT number, toString(number) AS s FROM numbers(300000)")
     table = pa.Table.from_batches(batches)
     assert len(batches) > 1
     assert table.num_rows == 300000 and pa.compute.sum(table["number"]).as_py() == 299999 * 300000 // 2
@@ -50,31 +43,31 @@ async def test_a_stream_is_read_whole_in_batches(stand_in: ClickHouseStandIn) ->
 
 @pytest.mark.parametrize("text", ["it's", "back\\slash", "tab\there", "new\nline", "quote ' \" `", "{p0:String}",
                                   "é ✓ 😀", "'); DROP TABLE x; --"])  # fmt: skip
-async def test_values_travel_as_parameters(stand_in: ClickHouseStandIn, text: str) -> None:
+async def test_values_travel_as_parameters(clickhouse: ClickHouseStandIn, text: str) -> None:
     p = Params()
     sql = f"SELECT {p(text, 'String')} AS one, {p([text, 'b'], 'Array(String)')} AS many, {p(7, 'Int64')} AS n"
-    rows = await asyncio.to_thread(_clickhouse(stand_in.url).rows, sql, p.values)
+    rows = await asyncio.to_thread(_clickhouse(clickhouse.url).rows, sql, p.values)
     assert rows == [{"one": text, "many": [text, "b"], "n": 7}]
 
 
-async def test_a_wrong_password_is_refused_without_quoting_it(stand_in: ClickHouseStandIn) -> None:
+async def test_a_wrong_password_is_refused_without_quoting_it(clickhouse: ClickHouseStandIn) -> None:
     with pytest.raises(ClickHouseError) as refused:
-        await _read(_clickhouse(stand_in.url, password="wrong-password-xyz"), "SELECT 1")
+        await _read(_clickhouse(clickhouse.url, password="wrong-password-xyz"), "SELECT 1")
     assert refused.value.code == 516 and "wrong-password-xyz" not in str(refused.value)
 
 
-async def test_the_statement_timeout_ends_a_query(stand_in: ClickHouseStandIn) -> None:
-    clickhouse = _clickhouse(stand_in.url, statement_timeout_seconds=1)
+async def test_the_statement_timeout_ends_a_query(clickhouse: ClickHouseStandIn) -> None:
+    bounded = _clickhouse(clickhouse.url, statement_timeout_seconds=1)
     with pytest.raises(ClickHouseError) as failed:
-        await _read(clickhouse, "SELECT sleepEachRow(0.2) FROM numbers(50) SETTINGS max_block_size = 1")
+        await _read(bounded, "SELECT sleepEachRow(0.2) FROM numbers(50) SETTINGS max_block_size = 1")
     assert failed.value.timed_out, failed.value
 
 
-async def test_an_error_in_the_middle_of_the_answer_is_raised(stand_in: ClickHouseStandIn) -> None:
+async def test_an_error_in_the_middle_of_the_answer_is_raised(clickhouse: ClickHouseStandIn) -> None:
     sql = "SELECT number, throwIf(number = 250000, 'boom') AS x FROM numbers(300000) SETTINGS max_block_size = 10000"
     read: list[pa.RecordBatch] = []
     with pytest.raises(ClickHouseError, match="boom") as failed:
-        async for batch in read_ahead(ArrowQuery(_clickhouse(stand_in.url), sql, {}), lambda b: [b], lambda e: None):
+        async for batch in read_ahead(ArrowQuery(_clickhouse(clickhouse.url), sql, {}), lambda b: [b], lambda e: None):
             read.append(batch)
     assert failed.value.code == 395  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
     assert 0 < sum(b.num_rows for b in read) < 300000

@@ -109,3 +109,16 @@ class PostHogClickHouse:
 
     def client(self) -> ClickHouse:
         return ClickHouse(ClickHouseServer(self.url, USER, PASSWORD, self.database))
+
+
+def ingested(team_id: int, batch: Sequence[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
+    """Events in PostHog's capture format as PostHog's ingestion writes them into `events` at `at`: the person's
+    properties after the event's `$set`, its person by distinct id."""
+    rows = []
+    for sent in batch:
+        properties = dict(sent.get("properties") or {})
+        person_properties = {**(sent.get("$set_once") or {}), **(sent.get("$set") or properties.get("$set") or {})}
+        person = uuid.uuid5(uuid.NAMESPACE_URL, f"{team_id}:{sent['distinct_id']}")
+        rows.append(Event(team_id, sent["event"], sent["distinct_id"], person, at, at, at, properties=properties,
+                          person_properties=person_properties).row())  # fmt: skip
+    return rows
