@@ -17,7 +17,7 @@ from api.responses import export_body, json_response
 from api.routes import Route
 from api.routes.backfills import DRY_RUN, create_backfill_for
 from api.state import runtime
-from batch_exports.models import BatchExportIn, Limits, merge_destination
+from batch_exports.exports.validation import BatchExportIn, Limits, merge_destination
 from batch_exports.runtime import Runtime
 from batch_exports.services import estimates, lifecycle, reconciliation
 from batch_exports.services import integrations as integrating

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
-from batch_exports.models import InvalidField
+from batch_exports.exports.validation import InvalidField
 from batch_exports.runtime import Runtime
 from batch_exports.store import backfills
 from batch_exports.store.backfills import Backfill

@@ -13,7 +13,7 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from batch_exports.models import BatchExportIn, InvalidField
+from batch_exports.exports.validation import BatchExportIn, InvalidField
 from batch_exports.runtime import Runtime
 from batch_exports.services import backfills as backfilling
 from batch_exports.services.waiting import wait_for

@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 
 from batch_exports.crypto import ConfigCipher
-from batch_exports.models import InvalidField
+from batch_exports.exports.validation import InvalidField
 from batch_exports.settings import Settings
 from batch_exports.store.exports import BatchExport
 from batch_exports.store.notifications import Target

@@ -9,7 +9,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from batch_exports.crypto import ConfigCipher
-from batch_exports.models import BatchExportIn
+from batch_exports.exports.validation import BatchExportIn
 from batch_exports.store import integrations
 from connectors.destinations import DestinationConfig, destination, parse_config
 from connectors.destinations.integrations import own_config
