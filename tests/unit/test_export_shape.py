@@ -1,13 +1,33 @@
 """The export's fields are declared once (`batch_exports/exports/export.py`): the create body, the stored export
 and the API's answer all follow that one list."""
 
+import ast
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from api import openapi as oa
 from batch_exports.exports.export import BatchExport, ExportFields
 from batch_exports.exports.validation import BatchExportIn
 from connectors.destinations import parse_config
+
+PACKAGE = Path(__file__).parents[2] / "batch_exports" / "exports"
+ABOVE = ("api", "activities", "workflows", "entrypoints", "batch_exports.store", "batch_exports.services",
+         "batch_exports.temporal", "batch_exports.telemetry", "batch_exports.runtime")  # fmt: skip
+
+
+def test_the_export_package_imports_nothing_that_depends_on_it() -> None:
+    """Storage, services and the API use the export; the export knows none of them."""
+    imported = {
+        (path.name, node.module if isinstance(node, ast.ImportFrom) else alias.name)
+        for path in PACKAGE.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert len(imported) > 10  # the walk sees the imports
+    above = [(name, module) for name, module in imported if any(f"{module}.".startswith(f"{a}.") for a in ABOVE)]
+    assert above == []
 
 
 def shown(model: type[BatchExport]) -> set[str]:
