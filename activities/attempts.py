@@ -33,9 +33,9 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, is_cancelled_exception
 
 from activities.admission import ProjectAtCapacity, wait_before_retry
+from batch_exports.exports.export import BatchExport
 from batch_exports.runtime import Runtime
 from batch_exports.store import db, exports, logs, runs
-from batch_exports.store.exports import BatchExport
 from connectors.destinations import DestinationUserError
 from connectors.sources.reading import SourceTimeout
 from contracts.statuses import RunStatus

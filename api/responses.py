@@ -6,8 +6,8 @@ import orjson
 from aiohttp import web
 
 from api import openapi as oa
+from batch_exports.exports.export import BatchExport
 from batch_exports.store.backfills import Backfill
-from batch_exports.store.exports import BatchExport
 from batch_exports.store.runs import Run
 from connectors.json_encoding import default
 
@@ -37,9 +37,9 @@ def run_body(run: Run) -> dict[str, Any]:
 def export_body(export: BatchExport, latest_runs: list[Run] | None = None) -> dict[str, Any]:
     """The export as PostHog shows it; a destination's secret fields are never included."""
     body = oa.BatchExport.model_validate(
-        export.model_dump(exclude={"destination_config"})
+        export.model_dump(exclude={"destination"})  # its shown fields
         | {
-            "destination": {"type": export.destination_type, "config": export.destination_config.public()},
+            "destination": {"type": export.destination.type, "config": export.destination.config.public()},
             "schema": export.schema_,
             "latest_runs": [run_body(run) for run in latest_runs or []],
         }

@@ -62,7 +62,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from batch_exports.crypto import generate_key
-from batch_exports.models import BatchExportIn
+from batch_exports.exports.validation import BatchExportIn
 from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings

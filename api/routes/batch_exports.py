@@ -17,12 +17,12 @@ from api.responses import export_body, json_response
 from api.routes import Route
 from api.routes.backfills import DRY_RUN, create_backfill_for
 from api.state import runtime
-from batch_exports.models import BatchExportIn, Limits, merge_destination
+from batch_exports.exports.export import BatchExport
+from batch_exports.exports.validation import BatchExportIn, Limits, merge_destination
 from batch_exports.runtime import Runtime
 from batch_exports.services import estimates, lifecycle, reconciliation
 from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys, exports, runs
-from batch_exports.store.exports import BatchExport
 from connectors.destinations import hosts
 from connectors.sources import open_events, regex_subset
 from connectors.sources.clickhouse.http import ClickHouse

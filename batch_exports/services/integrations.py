@@ -14,7 +14,7 @@ import asyncpg
 from pydantic import BaseModel, ValidationError
 
 from batch_exports.crypto import ConfigCipher
-from batch_exports.models import InvalidField
+from batch_exports.exports.validation import InvalidField
 from batch_exports.runtime import Runtime
 from batch_exports.store import integrations
 from batch_exports.store.integrations import Integration

@@ -13,13 +13,13 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from batch_exports.models import BatchExportIn, InvalidField
+from batch_exports.exports.export import BatchExport
+from batch_exports.exports.validation import BatchExportIn, InvalidField
 from batch_exports.runtime import Runtime
 from batch_exports.services import backfills as backfilling
 from batch_exports.services.waiting import wait_for
 from batch_exports.store import backfills, coverage, exports, logs, runs
 from batch_exports.store.backfills import Backfill
-from batch_exports.store.exports import BatchExport
 from batch_exports.temporal import schedules
 from batch_exports.temporal.client import TemporalUnavailable, calling_temporal, cancel_workflow, is_not_found
 from contracts.intervals import IntervalSpec, latest_boundary, previous_boundary

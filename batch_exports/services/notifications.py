@@ -20,9 +20,9 @@ import aiohttp
 import orjson
 
 from batch_exports.crypto import ConfigCipher
-from batch_exports.models import InvalidField
+from batch_exports.exports.export import BatchExport
+from batch_exports.exports.validation import InvalidField
 from batch_exports.settings import Settings
-from batch_exports.store.exports import BatchExport
 from batch_exports.store.notifications import Target
 from batch_exports.store.runs import Run
 from connectors.destinations import hosts

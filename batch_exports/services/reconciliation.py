@@ -26,11 +26,11 @@ from datetime import UTC, datetime, timedelta
 from temporalio.client import Client, ScheduleDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from batch_exports.exports.export import BatchExport
 from batch_exports.runtime import Runtime
 from batch_exports.services import gaps
 from batch_exports.store import backfills, coverage, exports, logs, runs
 from batch_exports.store.backfills import Backfill, BackfillKind
-from batch_exports.store.exports import BatchExport
 from batch_exports.store.runs import Run
 from batch_exports.temporal import scheduler_history, schedules
 from contracts.intervals import DataInterval, boundaries, latest_boundary, previous_boundary, run_workflow_id

@@ -1,4 +1,4 @@
-"""The batch export as the API receives it: pydantic models that validate a request body in full.
+"""The batch export as the API receives it: its fields (`ExportFields`) validated in full, as a request body.
 
 The bounds that are settings (`Limits`: how many filters, how long, how deeply nested) reach validation as its
 context, and are checked before the costlier checks of what they bound.
@@ -6,7 +6,7 @@ context, and are checked before the costlier checks of what they bound.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Self
+from typing import Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -20,9 +20,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from batch_exports.exports.export import ExportFields
 from connectors.destinations import TYPES, DestinationConfig, destination, parse_config
 from connectors.destinations.integrations import own_config
-from connectors.sources.filters import PropertyFilter
 from connectors.sources.hogql import MAX_DEPTH, HogQLError, HogQLParseError, parse_query, schema_of
 from contracts.intervals import Interval, in_utc_range
 from contracts.search_attributes import KEYWORD_BYTES, keyword_bytes
@@ -87,25 +87,12 @@ SCHEDULE_BOUNDS = (datetime(2, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UT
 week's interval, its offsets and jitter."""
 
 
-class BatchExportIn(BaseModel):
+class BatchExportIn(ExportFields):
     """A create body. Read-only fields a client echoes back (id, created_at, ...) are ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(min_length=1, max_length=400)
-    model: Literal["events", "persons", "sessions"] = "events"
     destination: DestinationIn
-    interval: Interval
-    paused: bool = False
-    start_at: datetime | None = None
-    end_at: datetime | None = None
-    timezone: str = "UTC"
-    offset_day: int | None = Field(None, ge=0, le=6)
-    offset_hour: int | None = Field(None, ge=0, le=23)
-    hogql_query: str | None = Field(
-        None, description="SELECT <expressions> FROM events: picks and names the exported columns (events model)."
-    )
-    filters: list[PropertyFilter] | None = Field(None, description="Property filters, all of which must hold.")
 
     @field_validator("name")
     @classmethod
