@@ -23,9 +23,7 @@ from batch_exports.settings import Settings
 from batch_exports.store import db
 from entrypoints.azurite import Azurite
 from entrypoints.embedded import free_port
-from tests.support.clickhouse import PASSWORD as clickhouse_password
-from tests.support.clickhouse import USER as clickhouse_user
-from tests.support.clickhouse import ClickHouseStandIn
+from tests.support.clickhouse import ClickHouseAccount, ClickHouseStandIn
 from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
@@ -114,16 +112,20 @@ async def project(stack: Stack) -> Project:
 
 
 @pytest.fixture(scope="session")
-def clickhouse(work_dir: Path) -> Iterator[ClickHouseStandIn]:
-    """ClickHouse's engine behind the stand-in HTTP layer (tests/support/clickhouse_server.py)."""
+def clickhouse(work_dir: Path) -> Iterator[ClickHouseAccount]:
+    """The real ClickHouse server `BATCH_EXPORTS_TEST_CLICKHOUSE_URL` names, else ClickHouse's engine behind the
+    stand-in HTTP layer (tests/support/clickhouse_server.py)."""
+    if (given := ClickHouseAccount.given()) is not None:
+        yield given
+        return
     with ClickHouseStandIn(work_dir / "clickhouse").start() as server:
-        yield server
+        yield server.account
 
 
 @pytest.fixture(scope="session")
-def posthog(clickhouse: ClickHouseStandIn) -> PostHogClickHouse:
+def posthog(clickhouse: ClickHouseAccount) -> PostHogClickHouse:
     """PostHog's tables in a database of their own: what a self-hosted PostHog's ClickHouse holds."""
-    return PostHogClickHouse.created(clickhouse.url)
+    return PostHogClickHouse.created(clickhouse)
 
 
 @pytest.fixture(scope="session")
@@ -131,8 +133,8 @@ async def clickhouse_stack(stack: Stack, posthog: PostHogClickHouse) -> AsyncIte
     """A second worker and gateway, on the same Temporal and metadata database, reading PostHog's ClickHouse
     (`BATCH_EXPORTS_SOURCE=clickhouse`)."""
     settings = stack.settings.model_copy(update={
-        "source": "clickhouse", "clickhouse_url": posthog.url, "clickhouse_user": clickhouse_user,
-        "clickhouse_password": SecretStr(clickhouse_password), "clickhouse_database": posthog.database,
+        "source": "clickhouse", "clickhouse_url": posthog.account.url, "clickhouse_user": posthog.account.user,
+        "clickhouse_password": SecretStr(posthog.account.password), "clickhouse_database": posthog.database,
         "task_queue": f"{stack.settings.task_queue}-clickhouse",
     })  # fmt: skip
     async with serving(settings) as served:

@@ -18,7 +18,7 @@ from connectors.sources.clickhouse.events import ClickHouseEventsSource
 from connectors.sources.events import COLUMNS, POSTGRES_COLUMNS, EventSelection
 from connectors.sources.reading import BatchSize
 from contracts.intervals import Interval, IntervalSpec
-from tests.support.clickhouse import ClickHouseStandIn
+from tests.support.clickhouse import ClickHouseAccount
 from tests.support.posthog_tables import Event, PostHogClickHouse
 
 START = datetime(2026, 11, 3, 10, tzinfo=UTC)
@@ -28,9 +28,9 @@ P1, P2, P3 = (uuid.UUID(int=n) for n in (1, 2, 3))
 
 
 @pytest.fixture
-def posthog(clickhouse: ClickHouseStandIn) -> PostHogClickHouse:
+def posthog(clickhouse: ClickHouseAccount) -> PostHogClickHouse:
     """PostHog's tables in a database of this test's own (the tests here use fixed team ids)."""
-    return PostHogClickHouse.created(clickhouse.url)
+    return PostHogClickHouse.created(clickhouse)
 
 
 def _event(name: str, distinct_id: str, person: uuid.UUID, inserted: datetime | None, **fields: Any) -> Event:

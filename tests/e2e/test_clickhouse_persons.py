@@ -12,7 +12,7 @@ from typing import Any
 from connectors.sources.clickhouse.persons import ClickHousePersonsSource
 from connectors.sources.persons import COLUMNS
 from connectors.sources.reading import BatchSize
-from tests.support.clickhouse import ClickHouseStandIn
+from tests.support.clickhouse import ClickHouseAccount
 from tests.support.posthog_tables import PostHogClickHouse
 
 START = datetime(2026, 11, 3, 10, tzinfo=UTC)
@@ -39,8 +39,8 @@ def link(distinct_id: str, id: uuid.UUID, version: int, at: datetime, team: int 
             "_timestamp": _at(at), "_offset": 0, "_partition": 0}  # fmt: skip
 
 
-async def test_changed_persons_and_links_with_their_latest_versions(clickhouse: ClickHouseStandIn) -> None:
-    posthog = PostHogClickHouse.created(clickhouse.url)
+async def test_changed_persons_and_links_with_their_latest_versions(clickhouse: ClickHouseAccount) -> None:
+    posthog = PostHogClickHouse.created(clickhouse)
     merged_at = START + timedelta(minutes=10)
     posthog.insert("person", [
         person(P1, 0, DAY_BEFORE, name="unchanged"),

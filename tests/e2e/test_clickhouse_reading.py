@@ -17,15 +17,10 @@ from connectors.sources.clickhouse.http import (
     ClickHouse,
     ClickHouseCut,
     ClickHouseError,
-    ClickHouseServer,
     Params,
 )
 from connectors.sources.read_ahead import read_ahead
-from tests.support.clickhouse import PASSWORD, USER, ClickHouseStandIn
-
-
-def _clickhouse(url: str, **overrides: object) -> ClickHouse:
-    return ClickHouse(ClickHouseServer(**{"url": url, "user": USER, "password": PASSWORD, **overrides}))  # type: ignore[arg-type]
+from tests.support.clickhouse import GIVEN, ClickHouseAccount, ClickHouseStandIn
 
 
 async def _read(clickhouse: ClickHouse, sql: str, params: dict[str, str] | None = None) -> list[pa.RecordBatch]:
@@ -34,8 +29,8 @@ async def _read(clickhouse: ClickHouse, sql: str, params: dict[str, str] | None 
     return batches
 
 
-async def test_a_stream_is_read_whole_in_batches(clickhouse: ClickHouseStandIn) -> None:
-    batches = await _read(_clickhouse(clickhouse.url), "SELECT number, toString(number) AS s FROM numbers(300000)")
+async def test_a_stream_is_read_whole_in_batches(clickhouse: ClickHouseAccount) -> None:
+    batches = await _read(clickhouse.client(), "SELECT number, toString(number) AS s FROM numbers(300000)")
     table = pa.Table.from_batches(batches)
     assert len(batches) > 1
     assert table.num_rows == 300000 and pa.compute.sum(table["number"]).as_py() == 299999 * 300000 // 2
@@ -43,31 +38,31 @@ async def test_a_stream_is_read_whole_in_batches(clickhouse: ClickHouseStandIn) 
 
 @pytest.mark.parametrize("text", ["it's", "back\\slash", "tab\there", "new\nline", "quote ' \" `", "{p0:String}",
                                   "é ✓ 😀", "'); DROP TABLE x; --"])  # fmt: skip
-async def test_values_travel_as_parameters(clickhouse: ClickHouseStandIn, text: str) -> None:
+async def test_values_travel_as_parameters(clickhouse: ClickHouseAccount, text: str) -> None:
     p = Params()
     sql = f"SELECT {p(text, 'String')} AS one, {p([text, 'b'], 'Array(String)')} AS many, {p(7, 'Int64')} AS n"
-    rows = await asyncio.to_thread(_clickhouse(clickhouse.url).rows, sql, p.values)
+    rows = await asyncio.to_thread(clickhouse.client().rows, sql, p.values)
     assert rows == [{"one": text, "many": [text, "b"], "n": 7}]
 
 
-async def test_a_wrong_password_is_refused_without_quoting_it(clickhouse: ClickHouseStandIn) -> None:
+async def test_a_wrong_password_is_refused_without_quoting_it(clickhouse: ClickHouseAccount) -> None:
     with pytest.raises(ClickHouseError) as refused:
-        await _read(_clickhouse(clickhouse.url, password="wrong-password-xyz"), "SELECT 1")
+        await _read(ClickHouseAccount(clickhouse.url, clickhouse.user, "wrong-password-xyz").client(), "SELECT 1")
     assert refused.value.code == 516 and "wrong-password-xyz" not in str(refused.value)
 
 
-async def test_the_statement_timeout_ends_a_query(clickhouse: ClickHouseStandIn) -> None:
-    bounded = _clickhouse(clickhouse.url, statement_timeout_seconds=1)
+async def test_the_statement_timeout_ends_a_query(clickhouse: ClickHouseAccount) -> None:
+    bounded = clickhouse.client(statement_timeout_seconds=1)
     with pytest.raises(ClickHouseError) as failed:
         await _read(bounded, "SELECT sleepEachRow(0.2) FROM numbers(50) SETTINGS max_block_size = 1")
     assert failed.value.timed_out, failed.value
 
 
-async def test_an_error_in_the_middle_of_the_answer_is_raised(clickhouse: ClickHouseStandIn) -> None:
+async def test_an_error_in_the_middle_of_the_answer_is_raised(clickhouse: ClickHouseAccount) -> None:
     sql = "SELECT number, throwIf(number = 250000, 'boom') AS x FROM numbers(300000) SETTINGS max_block_size = 10000"
     read: list[pa.RecordBatch] = []
     with pytest.raises(ClickHouseError, match="boom") as failed:
-        async for batch in read_ahead(ArrowQuery(_clickhouse(clickhouse.url), sql, {}), lambda b: [b], lambda e: None):
+        async for batch in read_ahead(ArrowQuery(clickhouse.client(), sql, {}), lambda b: [b], lambda e: None):
             read.append(batch)
     assert failed.value.code == 395  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
     assert 0 < sum(b.num_rows for b in read) < 300000
@@ -76,7 +71,7 @@ async def test_an_error_in_the_middle_of_the_answer_is_raised(clickhouse: ClickH
 async def test_a_connection_cut_in_the_middle_is_raised(tmp_path: Path) -> None:
     with ClickHouseStandIn(tmp_path).start() as server:
         assert server.process is not None
-        query = ArrowQuery(_clickhouse(server.url), "SELECT number, repeat('x', 200) AS s FROM numbers(2000000)", {})
+        query = ArrowQuery(server.account.client(), "SELECT number, repeat('x', 200) AS s FROM numbers(2000000)", {})
         read = 0
         with pytest.raises(ClickHouseCut, match="cut in the middle"):
             async for batch in read_ahead(query, lambda b: [b], lambda e: None):
@@ -85,3 +80,11 @@ async def test_a_connection_cut_in_the_middle_is_raised(tmp_path: Path) -> None:
                     await asyncio.sleep(0.5)
                 read += batch.num_rows
         assert 0 < read < 2000000
+
+
+async def test_a_real_server_when_one_is_given(clickhouse: ClickHouseAccount) -> None:
+    """With `BATCH_EXPORTS_TEST_CLICKHOUSE_URL`, every ClickHouse test runs against that server."""
+    if not clickhouse.real:
+        pytest.skip(f"no real ClickHouse server given ({GIVEN}): ClickHouse's engine behind the stand-in was used")
+    (row,) = await asyncio.to_thread(clickhouse.client().rows, "SELECT version() AS version", {})
+    assert row["version"]

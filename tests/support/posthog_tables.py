@@ -16,8 +16,8 @@ from uuid import UUID
 
 import requests
 
-from connectors.sources.clickhouse.http import ClickHouse, ClickHouseServer
-from tests.support.clickhouse import PASSWORD, USER
+from connectors.sources.clickhouse.http import ClickHouse
+from tests.support.clickhouse import ClickHouseAccount
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS events (
@@ -85,22 +85,23 @@ def insert_sql(table: str, rows: Sequence[dict[str, Any]]) -> tuple[str, str]:
 class PostHogClickHouse:
     """A database of PostHog's tables on a ClickHouse server, written to as PostHog's ingestion writes."""
 
-    def __init__(self, url: str, database: str) -> None:
-        self.url, self.database = url, database
+    def __init__(self, account: ClickHouseAccount, database: str) -> None:
+        self.account, self.database = account, database
 
     @classmethod
-    def created(cls, url: str) -> "PostHogClickHouse":
+    def created(cls, account: ClickHouseAccount) -> "PostHogClickHouse":
         """A new database with PostHog's tables, empty."""
         database = f"posthog_{uuid.uuid4().hex[:8]}"
-        cls(url, "default").run(f"CREATE DATABASE {database}")
-        tables = cls(url, database)
+        cls(account, "default").run(f"CREATE DATABASE {database}")
+        tables = cls(account, database)
         for table in TABLES:
             tables.run(table)
         return tables
 
     def run(self, sql: str, body: str = "") -> str:
         params = {"database": self.database, **({"query": sql} if body else {})}
-        answer = requests.post(self.url, params=params, data=(body or sql).encode(), auth=(USER, PASSWORD), timeout=60)
+        auth = (self.account.user, self.account.password)
+        answer = requests.post(self.account.url, params=params, data=(body or sql).encode(), auth=auth, timeout=60)
         assert answer.status_code == 200, answer.text
         return answer.text
 
@@ -108,7 +109,7 @@ class PostHogClickHouse:
         self.run(*insert_sql(table, rows))
 
     def client(self) -> ClickHouse:
-        return ClickHouse(ClickHouseServer(self.url, USER, PASSWORD, self.database))
+        return self.account.client(self.database)
 
 
 def ingested(team_id: int, batch: Sequence[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
