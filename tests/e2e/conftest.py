@@ -147,6 +147,13 @@ async def team(clickhouse_stack: Stack) -> Project:
     return await clickhouse_stack.new_project()
 
 
+@pytest.fixture(params=["postgres", "clickhouse"])
+def source_project(request: pytest.FixtureRequest) -> Project:
+    """A project of the stack reading each source in turn: this service's PostgreSQL, then PostHog's ClickHouse
+    (tests/support/ingest.py writes events into either)."""
+    return request.getfixturevalue("project" if request.param == "postgres" else "team")  # type: ignore[no-any-return]
+
+
 @pytest.fixture(scope="session")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     await asyncio.to_thread(db.migrate, settings.database_url)

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import requests
 
+from batch_exports.settings import Settings
 from connectors.sources.clickhouse.http import ClickHouse
 from tests.support.clickhouse import ClickHouseAccount
 
@@ -97,6 +98,14 @@ class PostHogClickHouse:
         for table in TABLES:
             tables.run(table)
         return tables
+
+    @classmethod
+    def of(cls, settings: Settings) -> "PostHogClickHouse":
+        """The tables a stack reading ClickHouse reads."""
+        assert settings.clickhouse_url is not None
+        account = ClickHouseAccount(settings.clickhouse_url, settings.clickhouse_user,
+                                    settings.clickhouse_password.get_secret_value())  # fmt: skip
+        return cls(account, settings.clickhouse_database)
 
     def run(self, sql: str, body: str = "") -> str:
         params = {"database": self.database, **({"query": sql} if body else {})}
