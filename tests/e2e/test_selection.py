@@ -4,41 +4,20 @@ The same cases run on this service's PostgreSQL (events sent to its capture endp
 ClickHouse (the same events written into PostHog's tables as its ingestion writes them).
 """
 
-import functools
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from tests.support.helpers import capture, export_now
-from tests.support.posthog_tables import ingested
+from tests.support.helpers import export_now, ingest
 from tests.support.stack import Project
-
-Ingest = Callable[[list[dict[str, Any]]], Awaitable[None]]
-
-
-@pytest.fixture(params=["postgres", "clickhouse"])
-def source(request: pytest.FixtureRequest) -> tuple[Project, Ingest]:
-    """A project of the stack reading the source, and how events reach that source."""
-    if request.param == "postgres":
-        project = request.getfixturevalue("project")
-        return project, functools.partial(capture, project)
-    team, posthog = request.getfixturevalue("team"), request.getfixturevalue("posthog")
-
-    async def ingest(batch: list[dict[str, Any]]) -> None:
-        posthog.insert("events", ingested(team.id, batch, datetime.now(UTC) - timedelta(seconds=5)))
-
-    return team, ingest
 
 
 def visit(distinct_id: str, **properties: Any) -> dict[str, Any]:
     return {"event": "$pageview", "distinct_id": distinct_id, "properties": properties}
 
 
-async def test_filters_select_the_events_they_describe(source: tuple[Project, Ingest]) -> None:
-    project, ingest = source
+async def test_filters_select_the_events_they_describe(source_project: Project) -> None:
+    project = source_project
     await ingest(
+        project,
         [
             {**visit("a", plan="pro", price=30, path="/Pricing/annual"), "$set": {"tier": "gold"}},
             visit("b", plan="free", price=5, path="/docs"),
@@ -64,9 +43,9 @@ async def test_filters_select_the_events_they_describe(source: tuple[Project, In
         assert {row["distinct_id"] for row in rows} == expected, filters
 
 
-async def test_hogql_query_picks_and_names_the_columns(source: tuple[Project, Ingest]) -> None:
-    project, ingest = source
-    await ingest([visit("ada", plan="pro", **{"$browser": "Firefox"}), visit("bob")])
+async def test_hogql_query_picks_and_names_the_columns(source_project: Project) -> None:
+    project = source_project
+    await ingest(project, [visit("ada", plan="pro", **{"$browser": "Firefox"}), visit("bob")])
     query = "SELECT event, lower(distinct_id) AS who, properties.$browser AS browser, toString(uuid) AS id FROM events"
     status, export = await project.request(
         "POST",
@@ -80,8 +59,8 @@ async def test_hogql_query_picks_and_names_the_columns(source: tuple[Project, In
     assert all(set(row) == {"event", "who", "browser", "id"} for row in rows)
 
 
-async def test_bad_selections_are_400s_that_say_why(source: tuple[Project, Ingest]) -> None:
-    project, _ = source
+async def test_bad_selections_are_400s_that_say_why(source_project: Project) -> None:
+    project = source_project
     base = {"name": "bad", "interval": "hour", "destination": {"type": "NoOp"}}
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"hogql_query": "SELECT event FROM events WHERE 1 = 1"}, "hogql_query", "WHERE is not allowed"),

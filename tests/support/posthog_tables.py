@@ -115,7 +115,8 @@ class PostHogClickHouse:
         return answer.text
 
     def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        self.run(*insert_sql(table, rows))
+        if rows:  # ClickHouse refuses an INSERT of nothing
+            self.run(*insert_sql(table, rows))
 
     def client(self) -> ClickHouse:
         return self.account.client(self.database)
