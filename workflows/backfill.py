@@ -26,6 +26,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.backfills import BackfillBookkeeping
+    from batch_exports.runs.statuses import backfill_ended
     from contracts.intervals import DataInterval, boundaries, run_workflow_id
     from contracts.search_attributes import search_attributes
     from contracts.statuses import BackfillStatus
@@ -125,14 +126,14 @@ class BackfillWorkflow:
                 await workflow.wait(running)
             await self._finish(inputs, BackfillStatus.CANCELLED)
             raise
-        if self.failed:
-            await self._finish(inputs, BackfillStatus.FAILED)
+        status = backfill_ended(failed_runs=self.failed)
+        await self._finish(inputs, status)
+        if status is BackfillStatus.FAILED:
             raise ApplicationError(
                 f"{self.failed} of {self.total} runs failed; retry them from the API (runs/{{id}}/retry/)",
                 type="BackfillRunsFailed",
                 non_retryable=True,
             )
-        await self._finish(inputs, BackfillStatus.COMPLETED)
         return BackfillResult(runs=self.finished, failed=self.failed, cancelled=self.cancelled)
 
     def _show(self) -> None:

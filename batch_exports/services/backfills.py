@@ -10,9 +10,9 @@ import asyncpg
 from temporalio.client import Client
 
 from batch_exports.models import InvalidField
+from batch_exports.runs.run import Backfill
 from batch_exports.runtime import Runtime
 from batch_exports.store import backfills
-from batch_exports.store.backfills import Backfill
 from batch_exports.store.exports import BatchExport
 from batch_exports.temporal.client import calling_temporal, cancel_workflow
 from connectors.sources import open_source

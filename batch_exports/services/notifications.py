@@ -21,10 +21,10 @@ import orjson
 
 from batch_exports.crypto import ConfigCipher
 from batch_exports.models import InvalidField
+from batch_exports.runs.run import Run
 from batch_exports.settings import Settings
 from batch_exports.store.exports import BatchExport
 from batch_exports.store.notifications import Target
-from batch_exports.store.runs import Run
 from connectors.destinations import hosts
 from connectors.destinations.egress import http_session
 
