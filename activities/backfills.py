@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 
+from batch_exports.runs import backfills as finishing
 from batch_exports.runtime import Runtime
 from batch_exports.store import backfills, exports, runs
 from batch_exports.temporal.client import TemporalUnavailable, cancel_workflow
@@ -44,9 +45,7 @@ class BackfillBookkeeping:
 
     @activity.defn(name="finish-backfill")
     async def finish_backfill(self, inputs: FinishBackfillInputs) -> None:
-        backfill_id = uuid.UUID(inputs.backfill_id)
-        finished = await runs.finished_intervals(self.rt.pool, backfill_id)
-        await backfills.finish(self.rt.pool, backfill_id, inputs.status, finished)
+        await finishing.finish_backfill(self.rt.run_book, uuid.UUID(inputs.backfill_id), inputs.status)
 
     @activity.defn(name="cancel-runs")
     async def cancel_runs(self, inputs: CancelRunsInputs) -> None:
