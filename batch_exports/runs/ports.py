@@ -24,6 +24,10 @@ from batch_exports.runs.run import (
 from batch_exports.runs.statuses import BackfillStatus, Closed, RunStatus
 
 
+class BooksUnavailable(Exception):
+    """The books cannot be reached (the database is down, restarting or cut off)."""
+
+
 class Unreachable(Exception):
     """Temporal could not be reached, or refused the call (`batch_exports.temporal.client.TemporalUnavailable`)."""
 
@@ -73,7 +77,8 @@ class RunBook(Protocol):
         and the checkpoint saved before (None before the first save)."""
 
     async def save_checkpoint(self, run_id: uuid.UUID, saved: SavedCheckpoint) -> bool:
-        """Save the attempt's checkpoint; False when an attempt scheduled later has taken the export over."""
+        """Save the attempt's checkpoint; False when an attempt scheduled later has taken the export over;
+        `BooksUnavailable` when the database cannot be reached."""
 
     async def latest_final_statuses(self, export_id: uuid.UUID, limit: int) -> list[RunStatus]:
         """How the export's latest `limit` runs ended for good, newest first."""

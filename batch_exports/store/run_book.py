@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from batch_exports.runs.ports import LogEntry
+from batch_exports.runs.ports import BooksUnavailable, LogEntry
 from batch_exports.runs.run import (
     Backfill,
     Ending,
@@ -20,7 +20,7 @@ from batch_exports.runs.run import (
     Run,
     SavedCheckpoint,
 )
-from batch_exports.store import backfills, exports, logs, notifications, runs
+from batch_exports.store import backfills, db, exports, logs, notifications, runs
 from contracts.statuses import BackfillStatus, RunStatus
 
 
@@ -54,7 +54,10 @@ class PostgresRunBook:
         return await runs.claim_checkpoint(self.pool, run_id, attempt, scheduled)
 
     async def save_checkpoint(self, run_id: uuid.UUID, saved: SavedCheckpoint) -> bool:
-        return await runs.save_checkpoint(self.pool, run_id, *astuple(saved))
+        try:
+            return await runs.save_checkpoint(self.pool, run_id, *astuple(saved))
+        except db.UNAVAILABLE as error:
+            raise BooksUnavailable(str(error)) from error
 
     async def latest_final_statuses(self, export_id: uuid.UUID, limit: int) -> list[RunStatus]:
         return await runs.latest_final_statuses(self.pool, export_id, limit)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batch_exports.runs.ports import Level, LogEntry, Unreachable
+from batch_exports.runs.ports import BooksUnavailable, Level, LogEntry, Unreachable
 from batch_exports.runs.run import (
     Backfill,
     BackfillKind,
@@ -49,6 +49,8 @@ class FakeRunBook:
     targets: dict[int, int] = field(default_factory=dict)
     notices: dict[uuid.UUID, str] = field(default_factory=dict)
     clock: datetime = NOW
+    down: bool = False
+    """The database is out of reach: logs and checkpoints are refused."""
 
     # Set-up helpers (not part of the port).
     def export(self, team_id: int = 1) -> uuid.UUID:
@@ -120,6 +122,10 @@ class FakeRunBook:
     def said(self, level: Level | None = None) -> list[str]:
         return [entry.message for entry in self.logs if level is None or entry.level == level]
 
+    def _reach(self) -> None:
+        if self.down:
+            raise BooksUnavailable("connection refused")
+
     # The port.
     async def team_of(self, export_id: uuid.UUID, *, include_deleted: bool = True) -> int | None:
         if export_id in self.deleted and not include_deleted:
@@ -183,6 +189,7 @@ class FakeRunBook:
         return True, dict(self.checkpoints[run_id])
 
     async def save_checkpoint(self, run_id: uuid.UUID, saved: SavedCheckpoint) -> bool:
+        self._reach()
         held = self.checkpoints.get(run_id)
         if held is not None and held["scheduled"] > saved.scheduled:
             return False
@@ -201,6 +208,7 @@ class FakeRunBook:
         return [r.status for r in sorted(ended, key=lambda r: r.created_at, reverse=True)][:limit]
 
     async def log(self, entry: LogEntry) -> None:
+        self._reach()
         self.logs.append(entry)
 
     async def notification_targets(self, team_id: int) -> int:
