@@ -98,6 +98,14 @@ class RunBook(Protocol):
         """In one transaction holding the export's row: unless it is gone or paused already (False), mark it paused,
         await `then` with its open backfills (its failure undoes the pause) and log `message` as a warning."""
 
+    async def backfill(self, backfill_id: uuid.UUID) -> Backfill | None: ...
+
+    async def mark_backfill_running(self, backfill_id: uuid.UUID, total_runs: int, total_records: int | None) -> None:
+        """A started backfill (only one still `Starting`): how many runs it has, and how many records."""
+
+    async def interval_ends(self, export_id: uuid.UUID, after: datetime, through: datetime) -> set[datetime]:
+        """The ends of the intervals in `(after, through]` that have a run."""
+
     async def finished_intervals(self, backfill_id: uuid.UUID) -> int:
         """Intervals of a backfill whose run has ended for good."""
 

@@ -85,6 +85,15 @@ class PostgresRunBook:
             )
         return True
 
+    async def backfill(self, backfill_id: uuid.UUID) -> Backfill | None:
+        return await backfills.get(self.pool, backfill_id)
+
+    async def mark_backfill_running(self, backfill_id: uuid.UUID, total_runs: int, total_records: int | None) -> None:
+        await backfills.mark_running(self.pool, backfill_id, total_runs, total_records)
+
+    async def interval_ends(self, export_id: uuid.UUID, after: datetime, through: datetime) -> set[datetime]:
+        return await runs.interval_ends(self.pool, export_id, after, through)
+
     async def finished_intervals(self, backfill_id: uuid.UUID) -> int:
         return await runs.finished_intervals(self.pool, backfill_id)
 

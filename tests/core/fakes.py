@@ -231,6 +231,22 @@ class FakeRunBook:
         await self.log(LogEntry(self.teams[export_id], export_id, "WARNING", message))
         return True
 
+    async def backfill(self, backfill_id: uuid.UUID) -> Backfill | None:
+        return self.backfills.get(backfill_id)
+
+    async def mark_backfill_running(self, backfill_id: uuid.UUID, total_runs: int, total_records: int | None) -> None:
+        backfill = self.backfills[backfill_id]
+        if backfill.status is BackfillStatus.STARTING:
+            update = {"status": BackfillStatus.RUNNING, "total_runs": total_runs, "total_records_count": total_records}
+            self.backfills[backfill_id] = backfill.model_copy(update=update)
+
+    async def interval_ends(self, export_id: uuid.UUID, after: datetime, through: datetime) -> set[datetime]:
+        return {
+            r.data_interval_end
+            for r in self.runs.values()
+            if r.batch_export_id == export_id and after < r.data_interval_end <= through
+        }
+
     async def finished_intervals(self, backfill_id: uuid.UUID) -> int:
         return len(
             {
