@@ -86,6 +86,12 @@ def backfill_ended(*, failed_runs: int) -> BackfillStatus:
     return BackfillStatus.FAILED if failed_runs else BackfillStatus.COMPLETED
 
 
+def backfill_stopped(*, cancelled: bool) -> BackfillStatus:
+    """How a backfill whose own workflow stopped before its runs were all in ends: Cancelled when it was cancelled,
+    else Failed."""
+    return BackfillStatus.CANCELLED if cancelled else BackfillStatus.FAILED
+
+
 def schedule_backfill_ended(
     *, finished: int, failed: int, running: int, total: int, quiet: bool
 ) -> BackfillStatus | None:

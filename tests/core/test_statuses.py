@@ -8,6 +8,7 @@ from batch_exports.runs.statuses import (
     RunStatus,
     backfill_closed_as,
     backfill_ended,
+    backfill_stopped,
     export_ended,
     failure_status,
     is_failing,
@@ -61,6 +62,11 @@ def test_an_export_is_failing_only_when_its_latest_final_runs_all_failed() -> No
 def test_a_backfill_fails_on_a_failed_run_but_not_on_a_cancelled_one() -> None:
     assert backfill_ended(failed_runs=0) is BackfillStatus.COMPLETED
     assert backfill_ended(failed_runs=2) is BackfillStatus.FAILED
+
+
+def test_a_backfill_stopped_by_a_cancel_is_cancelled_and_one_that_broke_failed() -> None:
+    assert backfill_stopped(cancelled=True) is BackfillStatus.CANCELLED
+    assert backfill_stopped(cancelled=False) is BackfillStatus.FAILED
 
 
 def test_a_schedule_backfill_waits_for_its_runs_then_ends_on_what_they_did() -> None:
