@@ -18,10 +18,12 @@ from temporalio.client import Client
 
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings
-from batch_exports.store import db
+from batch_exports.store import db, exports
+from batch_exports.store.run_book import PostgresRunBook
 from batch_exports.telemetry import tracing
 from batch_exports.telemetry.metrics import ServiceMetrics, temporal_runtime
 from batch_exports.temporal import client as temporal_client
+from batch_exports.temporal.run_port import TemporalRuns
 from connectors.destinations import Context, proxy
 from connectors.destinations.base import ClientLimits, ProtectedDatabase
 from connectors.destinations.proxy import EgressProxy
@@ -43,6 +45,18 @@ class Runtime:
     """Set when tracing is on: the gateway's request spans."""
     egress: EgressProxy | None = None
     """The process's forward proxy for destination clients in native code (`connectors.destinations.proxy`)."""
+
+    @property
+    def run_book(self) -> PostgresRunBook:
+        """The run domain's books, in the metadata database."""
+        return PostgresRunBook(self.pool)
+
+    @property
+    def run_temporal(self) -> TemporalRuns:
+        """The run domain's Temporal."""
+        return TemporalRuns(
+            self.client, self.settings, lambda export_id: exports.get(self.pool, export_id, self.cipher)
+        )
 
     @property
     def destinations(self) -> Context:
