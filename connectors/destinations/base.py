@@ -27,7 +27,7 @@ from connectors.destinations.redaction import redact
 from connectors.sources import MODELS
 
 if TYPE_CHECKING:
-    from connectors.destinations.proxy import EgressProxy
+    from connectors.destinations.network.proxy import EgressProxy
 
 
 class DestinationUserError(Exception):

@@ -38,7 +38,7 @@ from connectors.destinations.base import (
     IntervalWriter,
     Step,
 )
-from connectors.destinations.hosts import HostRefused, allowed_addresses, refusal
+from connectors.destinations.network.hosts import HostRefused, allowed_addresses, refusal
 from connectors.sources.schemas import KEYS, POSTGRES_SCHEMAS
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
