@@ -3,7 +3,7 @@
 
 Destinations live by family, each family with the skeleton its members share: `object_stores/` (numbered files
 and a manifest: S3, Azure, File), `tables/` (one table commit per interval: Iceberg, Delta), `warehouses/`
-(Postgres), and `http`, `noop` on their own. `network/` is the way out every client takes.
+(stage then apply: Postgres), and `http`, `noop` on their own. `network/` is the way out every client takes.
 Adding a destination is one new module in its family plus one line in that list.
 """
 

@@ -156,6 +156,8 @@ class WriteRequest:
     batch_export_id: str = ""
     run_id: str = ""
     """The run (one execution: an interval, or a segment of one): a table destination marks its commit with it."""
+    attempt: int = 0
+    """The attempt of the run (Temporal's, from 1): what a destination's scratch of this attempt is named by."""
 
 
 class IntervalWriter(ABC):
