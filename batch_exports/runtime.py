@@ -53,13 +53,13 @@ class Runtime:
             files_root=settings.exports_root,
             allow_private=settings.allow_private_destinations,
             protected_databases=own_databases(settings),
-            iceberg_catalog_url=settings.iceberg_catalog_url or settings.database_url,
             limits=ClientLimits(
                 call_seconds=settings.destination_call_timeout_seconds,
                 check_seconds=settings.check_timeout_seconds,
                 answer_bytes=int(settings.destination_max_answer_mb * 2**20),
             ),
             egress=self.egress,
+            destination_settings={"iceberg_catalog_url": settings.iceberg_catalog_url or settings.database_url},
         )
 
 

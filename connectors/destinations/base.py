@@ -13,8 +13,8 @@ fields that say where the secrets go, and a change to one of them needs the secr
 import builtins
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -126,8 +126,6 @@ class Context:
     """Whether a destination may reach loopback, private and other non-internet addresses."""
     protected_databases: tuple[ProtectedDatabase, ...] = ()
     """The service's own databases, which no destination may point at."""
-    iceberg_catalog_url: str = ""
-    """The PostgreSQL holding the `Iceberg` destinations' SQL catalog."""
     limits: ClientLimits = ClientLimits()
     egress: "EgressProxy | None" = None
     """The process's forward proxy, through which clients in native code connect (`proxy`)."""
@@ -135,6 +133,16 @@ class Context:
     """When the work this context is for must end (the event loop's clock): a check's deadline."""
     project_id: int | None = None
     """The project whose destinations these are (see `for_project`)."""
+    destination_settings: Mapping[str, str] = field(default_factory=dict)
+    """What the operator set for particular destinations (the Iceberg catalog, a warehouse's endpoint), by the
+    name of its `Settings` field: a destination reads its own (`setting`); this context names none of them."""
+
+    def setting(self, name: str) -> str:
+        """The destination setting `name`; a RuntimeError (the service's to fix, not the user's) when unset."""
+        try:
+            return self.destination_settings[name]
+        except KeyError:
+            raise RuntimeError(f"the service gave destinations no setting {name}") from None
 
     def for_project(self, team_id: int) -> "Context":
         """The context of one project's destinations: files under the project's own directory of the root."""

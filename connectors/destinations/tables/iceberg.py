@@ -80,6 +80,8 @@ logger = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", "Delete operation did not match any records", UserWarning)
 
 CATALOG_SCHEMA = "iceberg_catalog"
+CATALOG_SETTING = "iceberg_catalog_url"
+"""The destination setting naming the catalog's PostgreSQL (`Context.setting`)."""
 ALLOWED_PREFIX = "batch-exports.allowed-prefix"
 """The FileIO property naming the only place the table's files may be."""
 TABLE_PROPERTIES = {
@@ -157,7 +159,7 @@ def open_catalog(context: Context, location: Location, project: bool = True) -> 
     as it was before catalogs were per project."""
     if context.project_id is None:
         raise RuntimeError("an Iceberg catalog belongs to a project: the context names none")
-    url = catalog_url(context.iceberg_catalog_url)
+    url = catalog_url(context.setting(CATALOG_SETTING))
     try:
         _ensure_schema(url)
         return SqlCatalog(
