@@ -20,7 +20,6 @@ read and written only under its location (`LocationFileIO`), whatever a metadata
 import asyncio
 import datetime as dt
 import hashlib
-import logging
 import threading
 import uuid
 import warnings
@@ -59,7 +58,6 @@ from connectors.destinations.base import (
     Context,
     Destination,
     DestinationUserError,
-    IntervalWriter,
     Step,
     WriteRequest,
 )
@@ -74,8 +72,8 @@ from connectors.destinations.tables.location import (
     user_error,
 )
 from connectors.destinations.tables.rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
+from connectors.destinations.tables.writer import BOUNDED_COLUMNS, TableWriter
 
-logger = logging.getLogger(__name__)
 # The first export of an interval deletes nothing, which pyiceberg warns of on every such commit.
 warnings.filterwarnings("ignore", "Delete operation did not match any records", UserWarning)
 
@@ -90,7 +88,6 @@ TABLE_PROPERTIES = {
     # Column bounds only where readers (and the commit's own checks) use them: times and keys, not JSON.
     "write.metadata.metrics.default": "counts",
 }
-BOUNDED_COLUMNS = ("_inserted_at", "_interval_start", "timestamp", "distinct_id", "session_id", "team_id")
 
 
 class IcebergConfig(TableLocationConfig):
@@ -217,35 +214,27 @@ def _key_filter(keys: tuple[str, ...], rows: pa.Table) -> BooleanExpression:
     return parts[0] if len(parts) == 1 else Or(*parts)
 
 
-class IcebergWriter(IntervalWriter):
+class IcebergWriter(TableWriter):
     def __init__(self, config: IcebergConfig, request: WriteRequest) -> None:
+        super().__init__(config, request)
         self.config = config
-        self.commit_spec = TableCommit.of(request)
-        self.context = request.context
-        self.location = locate(config, request.context)
         self.identifier = (config.namespace, config.table_name)
         self.name = f"{config.namespace}.{config.table_name}"
-        self.records = 0
         self._catalog: SqlCatalog | None = None
         self._table: Table | None = None
-        self._time_column = ""
-        self._files: DataFiles | None = None
         self._file_schemas: dict[pa.Schema, pa.Schema] = {}
-        self._keys: list[pa.Table] = []
 
-    async def write(self, batch: pa.RecordBatch) -> bool:
-        prepared = self.commit_spec.prepare(batch)
-        if self._files is None:
-            self._time_column = self.commit_spec.time_column(prepared.schema)
-            self._table = await asyncio.to_thread(self._open_table, prepared.schema)
-            self._files = self._data_files(self._table)
-        elif not set(prepared.schema.names) <= set(self._table.schema().column_names):  # type: ignore[union-attr]
-            self._table = await asyncio.to_thread(self._open_table, prepared.schema)  # a column new in this batch
-        await asyncio.to_thread(self._files.write, prepared, self._file_schema(prepared.schema))
-        self.records += prepared.num_rows
-        if self.commit_spec.keys:
-            self._keys.append(pa.Table.from_batches([prepared]).select(list(self.commit_spec.keys)))
-        return False  # nothing is in the table before the commit
+    def _open(self, schema: pa.Schema) -> DataFiles:
+        self._table = self._open_table(schema)
+        return self._data_files(self._table)
+
+    async def _take_columns(self, schema: pa.Schema) -> None:
+        assert self._table is not None
+        if not set(schema.names) <= set(self._table.schema().column_names):  # a column new in this batch
+            self._table = await asyncio.to_thread(self._open_table, schema)
+
+    def _file_form(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Schema]:
+        return batch, self._file_schema(batch.schema)
 
     def _data_files(self, table: Table) -> DataFiles:
         spec = table.spec()
@@ -356,15 +345,11 @@ class IcebergWriter(IntervalWriter):
         table, commit = self._table, self.commit_spec
         assert table is not None
         self.location.refuse_links(*self.identifier)
-        written = self._files.close() if self._files is not None else []
-        self.bytes_written = sum(f.size for f in written)
-        self.files = len(written)  # not 0 after rows: the execution that continues this one is not the first
+        written = self._written()
         table.refresh()
         marks_found = [s.summary.additional_properties for s in table.snapshots() if s.summary is not None]
         if commit.already_committed(marks_found, self.records):
-            logger.info("%s: run %s committed these %s records already", self.name, commit.run_id, self.records)
-            if self._files is not None:
-                self._files.discard()
+            self._landed_already(self.name)
             return
         marks = commit.marks(self.records)
         transaction = table.transaction()
@@ -380,34 +365,13 @@ class IcebergWriter(IntervalWriter):
         except OSError as error:
             raise user_error(error, self.location, f"commit to {self.name}") or error from error
 
-    def _existing_table(self) -> Table | None:
+    def _find_table(self) -> bool:
         try:
-            return load_table(self._catalog_(), self.context, self.location, self.identifier)
+            self._table = load_table(self._catalog_(), self.context, self.location, self.identifier)
         except NoSuchTableError:
-            return None
-
-    async def commit(self, final: bool = True) -> None:
-        try:
-            if self._table is None:  # nothing was written
-                if not self.commit_spec.replaces_interval:
-                    return
-                self._table = await asyncio.to_thread(self._existing_table)
-                if self._table is None:
-                    return  # no table, and nothing to put in one
-                names = self._table.schema().column_names
-                self._time_column = self.commit_spec.time_column(pa.schema([(n, pa.null()) for n in names]))
-            await asyncio.to_thread(self._commit)
-        except BaseException:
-            if self._files is not None:
-                await asyncio.to_thread(self._files.discard)
-            raise
-        finally:
-            await self._close()
-
-    async def abort(self) -> None:
-        if self._files is not None:
-            await asyncio.to_thread(self._files.discard)
-        await self._close()
+            return False  # no table, and nothing to put in one
+        self._know_time_column(self._table.schema().column_names)
+        return True
 
     async def _close(self) -> None:
         catalog, self._catalog = self._catalog, None
