@@ -29,9 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction
-from deltalake._internal import RemoveAction
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
-from deltalake.transaction import AddAction
+from deltalake.transaction import AddAction, RemoveAction
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, Step, WriteRequest
 from connectors.destinations.object_stores.local_paths import create_file

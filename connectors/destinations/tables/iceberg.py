@@ -42,7 +42,6 @@ from pyiceberg.io import InputFile, OutputFile
 from pyiceberg.io.pyarrow import (
     PyArrowFile,
     PyArrowFileIO,
-    _check_pyarrow_schema_compatible,
     compute_statistics_plan,
     data_file_statistics_from_parquet_metadata,
     parquet_path_to_id_mapping,
@@ -63,6 +62,7 @@ from connectors.destinations.base import (
 )
 from connectors.destinations.object_stores.local_paths import refuse_links
 from connectors.destinations.tables.files import DataFiles, WrittenFile, days_since_epoch
+from connectors.destinations.tables.iceberg_internals import schema_conflict
 from connectors.destinations.tables.location import (
     IDENTIFIER,
     LOCATION_WRITABLE,
@@ -294,10 +294,8 @@ class IcebergWriter(TableWriter):
                 if attempt == 2:
                     raise
                 table = catalog.load_table(self.identifier)
-        try:
-            _check_pyarrow_schema_compatible(table.schema(), schema, format_version=table.format_version)
-        except ValueError as error:
-            raise type_conflict(self.name, [str(error).splitlines()[0]]) from None
+        if conflict := schema_conflict(table.schema(), schema, table.format_version):
+            raise type_conflict(self.name, [conflict])
         return table
 
     def _create(self, catalog: SqlCatalog, schema: pa.Schema) -> Table:
