@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -25,9 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.destinations.redaction import redact
 from connectors.sources import MODELS
-
-if TYPE_CHECKING:
-    from connectors.destinations.network.proxy import EgressProxy
 
 
 class DestinationUserError(Exception):
@@ -116,6 +113,13 @@ class ClientLimits:
     """The most of one answer a client reads into memory (a ranged read: the range asked for)."""
 
 
+class Egress(Protocol):
+    """The process's forward proxy (`network.proxy.EgressProxy`), as what every destination shares sees it: a
+    holder of secrets (its routes' credentials) that a message must not show."""
+
+    def redact(self, message: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class Context:
     """What the service tells a destination about where it runs."""
@@ -127,7 +131,7 @@ class Context:
     protected_databases: tuple[ProtectedDatabase, ...] = ()
     """The service's own databases, which no destination may point at."""
     limits: ClientLimits = ClientLimits()
-    egress: "EgressProxy | None" = None
+    egress: Egress | None = None
     """The process's forward proxy, through which clients in native code connect (`proxy`)."""
     deadline: float | None = None
     """When the work this context is for must end (the event loop's clock): a check's deadline."""
