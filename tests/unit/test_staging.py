@@ -14,6 +14,7 @@ import pytest
 
 from connectors.destinations.base import Context, WriteRequest
 from connectors.destinations.warehouses.staging import RULES, STAGE_PREFIX, ApplyRule, StagedWriter, stage_name
+from tests.support.interval_writing import write_interval
 
 RUN = str(uuid.uuid4())
 
@@ -90,14 +91,7 @@ def persons(*rows: tuple[str, int, int]) -> pa.RecordBatch:
 
 
 async def attempt(warehouse: Warehouse, *batches: pa.RecordBatch, number: int = 1, run_id: str = RUN) -> None:
-    writer = MemoryWriter(warehouse, request(attempt=number, run_id=run_id))
-    try:
-        for batch in batches:
-            assert await writer.write(batch) is False  # nothing is in the target before the apply
-        await writer.commit()
-    except BaseException:
-        await writer.abort()
-        raise
+    await write_interval(MemoryWriter(warehouse, request(attempt=number, run_id=run_id)), *batches)
 
 
 def test_an_attempt_stages_then_applies_then_drops_its_stage() -> None:
@@ -158,7 +152,7 @@ def test_a_failed_drop_after_a_failure_does_not_hide_the_failure() -> None:
 
     writer.drop_stage = failing_drop  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="load failed"):
-        asyncio.run(attempt_with(writer))
+        asyncio.run(write_interval(writer, persons(("a", 1, 1))))
     assert warehouse.calls[-1] == "close"
 
 
@@ -172,14 +166,6 @@ def test_a_failed_drop_after_the_apply_fails_the_attempt() -> None:
     warehouse.fail_on = ""
     asyncio.run(attempt(warehouse, persons(("a", 1, 1)), number=2))
     assert warehouse.stages == {} and warehouse.calls.count("apply") == 1
-
-
-async def attempt_with(writer: MemoryWriter) -> None:
-    try:
-        await writer.write(persons(("a", 1, 1)))
-    except BaseException:
-        await writer.abort()
-        raise
 
 
 def test_an_empty_interval_still_applies_and_marks() -> None:

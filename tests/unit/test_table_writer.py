@@ -13,6 +13,7 @@ from connectors.destinations.base import Context, WriteRequest
 from connectors.destinations.tables.files import DataFiles
 from connectors.destinations.tables.location import TableLocationConfig
 from connectors.destinations.tables.writer import TableWriter
+from tests.support.interval_writing import write_interval
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -81,19 +82,9 @@ def persons(*ids: str) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([{"team_id": 1, "distinct_id": d, "person_version": 1} for d in ids])
 
 
-async def export(w: MemoryTable, *batches: pa.RecordBatch) -> None:
-    try:
-        for batch in batches:
-            assert await w.write(batch) is False  # nothing is in the table before the commit
-        await w.commit()
-    except BaseException:
-        await w.abort()
-        raise
-
-
 def test_the_batches_go_to_files_that_one_commit_names() -> None:
     w = writer()
-    asyncio.run(export(w, events(3), events(2)))
+    asyncio.run(write_interval(w, events(3), events(2)))
     assert w.calls == ["open", "take columns", "commit", "close"]
     (commit,) = w.table or []
     assert commit["records"] == 5 and commit["time_column"] == "_inserted_at"
@@ -103,7 +94,7 @@ def test_the_batches_go_to_files_that_one_commit_names() -> None:
 
 def test_the_keys_of_persons_are_kept_for_the_commit() -> None:
     w = writer("persons")
-    asyncio.run(export(w, persons("a", "b"), persons("c")))
+    asyncio.run(write_interval(w, persons("a", "b"), persons("c")))
     assert pa.concat_tables(w._keys).column("distinct_id").to_pylist() == ["a", "b", "c"]
     assert w._keys[0].column_names == ["team_id", "distinct_id"]
 
@@ -112,29 +103,29 @@ def test_a_failed_commit_removes_the_files_and_closes_once() -> None:
     w = writer()
     w.fail_commit = True
     with pytest.raises(OSError, match="moved"):
-        asyncio.run(export(w, events(3)))
+        asyncio.run(write_interval(w, events(3)))
     assert w.stored == {} and w.table == [] and w.calls.count("close") >= 1 and w.calls[-1] == "close"
 
 
 def test_a_commit_that_landed_before_is_not_made_again_and_its_files_go() -> None:
     table: list[Any] = []
-    asyncio.run(export(writer(table=table), events(3)))
+    asyncio.run(write_interval(writer(table=table), events(3)))
     again = writer(table=table)
-    asyncio.run(export(again, events(3)))
+    asyncio.run(write_interval(again, events(3)))
     assert len(table) == 1 and again.stored == {}
 
 
 def test_nothing_written_replaces_the_interval_of_a_table_found() -> None:
     table: list[Any] = []
     w = writer(table=table)
-    asyncio.run(export(w))
+    asyncio.run(write_interval(w))
     assert w.calls == ["find", "commit", "close"] and table[0]["records"] == 0
     missing = writer(table=None)
-    asyncio.run(export(missing))
+    asyncio.run(write_interval(missing))
     assert missing.calls == ["find", "close"]
 
 
 def test_nothing_written_of_persons_commits_nothing() -> None:
     w = writer("persons", table=[])
-    asyncio.run(export(w))
+    asyncio.run(write_interval(w))
     assert w.calls == ["close"] and w.table == []
