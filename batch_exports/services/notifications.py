@@ -29,8 +29,8 @@ from batch_exports.runtime import Runtime
 from batch_exports.settings import Settings
 from batch_exports.store import exports, logs, notifications, runs
 from batch_exports.store.notifications import Target
-from connectors.destinations import hosts
-from connectors.destinations.egress import http_session
+from connectors.destinations.network import hosts
+from connectors.destinations.network.egress import http_session
 
 KINDS = ("webhook", "email")
 WEBHOOK_TIMEOUT = aiohttp.ClientTimeout(total=10)
