@@ -10,7 +10,7 @@ AZURITE := .tools/node_modules/.bin/azurite-blob
 # Debian's Chromium, headless, for the test that loads the API's docs page in a real browser (tests/e2e/test_docs_page.py).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: dev demo test test-unit lint worker api azurite clean
+.PHONY: dev demo test test-unit test-core lint worker api azurite clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ azurite: $(STAMP) $(AZURITE)
 # The unit tier alone: no services, about 15 s.
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# The core tier alone: the run domain's rules over in-memory ports, no services, a few seconds.
+test-core: $(STAMP)
+	$(BIN)/python -m pytest tests/core $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

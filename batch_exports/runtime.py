@@ -18,13 +18,16 @@ from temporalio.client import Client
 
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings
-from batch_exports.store import db
+from batch_exports.store import db, exports
+from batch_exports.store.run_book import PostgresRunBook
 from batch_exports.telemetry import tracing
 from batch_exports.telemetry.metrics import ServiceMetrics, temporal_runtime
 from batch_exports.temporal import client as temporal_client
-from connectors.destinations import Context, proxy
+from batch_exports.temporal.run_port import TemporalRuns
+from connectors.destinations import Context
 from connectors.destinations.base import ClientLimits, ProtectedDatabase
-from connectors.destinations.proxy import EgressProxy
+from connectors.destinations.network import proxy
+from connectors.destinations.network.proxy import EgressProxy
 from connectors.sources.clickhouse.http import ClickHouse, ClickHouseServer
 from connectors.sources.reading import SourceDatabase
 
@@ -43,7 +46,19 @@ class Runtime:
     tracer: Tracer | None = None
     """Set when tracing is on: the gateway's request spans."""
     egress: EgressProxy | None = None
-    """The process's forward proxy for destination clients in native code (`connectors.destinations.proxy`)."""
+    """The process's forward proxy for destination clients in native code (`connectors.destinations.network.proxy`)."""
+
+    @property
+    def run_book(self) -> PostgresRunBook:
+        """The run domain's books, in the metadata database."""
+        return PostgresRunBook(self.pool)
+
+    @property
+    def run_temporal(self) -> TemporalRuns:
+        """The run domain's Temporal."""
+        return TemporalRuns(
+            self.client, self.settings, lambda export_id: exports.get(self.pool, export_id, self.cipher)
+        )
 
     @property
     def destinations(self) -> Context:
@@ -53,13 +68,13 @@ class Runtime:
             files_root=settings.exports_root,
             allow_private=settings.allow_private_destinations,
             protected_databases=own_databases(settings),
-            iceberg_catalog_url=settings.iceberg_catalog_url or settings.database_url,
             limits=ClientLimits(
                 call_seconds=settings.destination_call_timeout_seconds,
                 check_seconds=settings.check_timeout_seconds,
                 answer_bytes=int(settings.destination_max_answer_mb * 2**20),
             ),
             egress=self.egress,
+            destination_settings={"iceberg_catalog_url": settings.iceberg_catalog_url or settings.database_url},
         )
 
 

@@ -23,7 +23,7 @@ from batch_exports.runtime import Runtime
 from batch_exports.services import estimates, lifecycle, reconciliation
 from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys, exports, runs
-from connectors.destinations import hosts
+from connectors.destinations.network import hosts
 from connectors.sources import open_events, regex_subset
 from connectors.sources.clickhouse.http import ClickHouse
 from connectors.sources.events import EventSelection

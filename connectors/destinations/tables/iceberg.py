@@ -1,8 +1,8 @@
 """`Iceberg`: an Apache Iceberg table (pyiceberg), its files on S3 or under the File root, its catalog a SQL
 catalog (the service's own PostgreSQL unless `BATCH_EXPORTS_ICEBERG_CATALOG_URL` names another).
 
-An interval is one catalog commit (see `table_rows`): the data files are written while the interval is
-read (`table_files`: streamed to the table's storage, one per day partition), and the commit, in one
+An interval is one catalog commit (see `rows`): the data files are written while the interval is
+read (`files`: streamed to the table's storage, one per day partition), and the commit, in one
 transaction, deletes the rows it replaces and adds the new files, its snapshots marked with the export, the
 run and the record count. Nothing is in the table before
 the commit, so `write` never reports a checkpoint: a retried attempt writes the interval again, and its
@@ -20,7 +20,6 @@ read and written only under its location (`LocationFileIO`), whatever a metadata
 import asyncio
 import datetime as dt
 import hashlib
-import logging
 import threading
 import uuid
 import warnings
@@ -43,7 +42,6 @@ from pyiceberg.io import InputFile, OutputFile
 from pyiceberg.io.pyarrow import (
     PyArrowFile,
     PyArrowFileIO,
-    _check_pyarrow_schema_compatible,
     compute_statistics_plan,
     data_file_statistics_from_parquet_metadata,
     parquet_path_to_id_mapping,
@@ -59,13 +57,13 @@ from connectors.destinations.base import (
     Context,
     Destination,
     DestinationUserError,
-    IntervalWriter,
     Step,
     WriteRequest,
 )
-from connectors.destinations.local_paths import refuse_links
-from connectors.destinations.table_files import DataFiles, WrittenFile, days_since_epoch
-from connectors.destinations.table_location import (
+from connectors.destinations.object_stores.local_paths import refuse_links
+from connectors.destinations.tables.files import DataFiles, WrittenFile, days_since_epoch
+from connectors.destinations.tables.iceberg_internals import schema_conflict
+from connectors.destinations.tables.location import (
     IDENTIFIER,
     LOCATION_WRITABLE,
     Location,
@@ -73,13 +71,15 @@ from connectors.destinations.table_location import (
     locate,
     user_error,
 )
-from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
+from connectors.destinations.tables.rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
+from connectors.destinations.tables.writer import BOUNDED_COLUMNS, TableWriter
 
-logger = logging.getLogger(__name__)
 # The first export of an interval deletes nothing, which pyiceberg warns of on every such commit.
 warnings.filterwarnings("ignore", "Delete operation did not match any records", UserWarning)
 
 CATALOG_SCHEMA = "iceberg_catalog"
+CATALOG_SETTING = "iceberg_catalog_url"
+"""The destination setting naming the catalog's PostgreSQL (`Context.setting`)."""
 ALLOWED_PREFIX = "batch-exports.allowed-prefix"
 """The FileIO property naming the only place the table's files may be."""
 TABLE_PROPERTIES = {
@@ -88,7 +88,6 @@ TABLE_PROPERTIES = {
     # Column bounds only where readers (and the commit's own checks) use them: times and keys, not JSON.
     "write.metadata.metrics.default": "counts",
 }
-BOUNDED_COLUMNS = ("_inserted_at", "_interval_start", "timestamp", "distinct_id", "session_id", "team_id")
 
 
 class IcebergConfig(TableLocationConfig):
@@ -157,7 +156,7 @@ def open_catalog(context: Context, location: Location, project: bool = True) -> 
     as it was before catalogs were per project."""
     if context.project_id is None:
         raise RuntimeError("an Iceberg catalog belongs to a project: the context names none")
-    url = catalog_url(context.iceberg_catalog_url)
+    url = catalog_url(context.setting(CATALOG_SETTING))
     try:
         _ensure_schema(url)
         return SqlCatalog(
@@ -215,35 +214,27 @@ def _key_filter(keys: tuple[str, ...], rows: pa.Table) -> BooleanExpression:
     return parts[0] if len(parts) == 1 else Or(*parts)
 
 
-class IcebergWriter(IntervalWriter):
+class IcebergWriter(TableWriter):
     def __init__(self, config: IcebergConfig, request: WriteRequest) -> None:
+        super().__init__(config, request)
         self.config = config
-        self.commit_spec = TableCommit.of(request)
-        self.context = request.context
-        self.location = locate(config, request.context)
         self.identifier = (config.namespace, config.table_name)
         self.name = f"{config.namespace}.{config.table_name}"
-        self.records = 0
         self._catalog: SqlCatalog | None = None
         self._table: Table | None = None
-        self._time_column = ""
-        self._files: DataFiles | None = None
         self._file_schemas: dict[pa.Schema, pa.Schema] = {}
-        self._keys: list[pa.Table] = []
 
-    async def write(self, batch: pa.RecordBatch) -> bool:
-        prepared = self.commit_spec.prepare(batch)
-        if self._files is None:
-            self._time_column = self.commit_spec.time_column(prepared.schema)
-            self._table = await asyncio.to_thread(self._open_table, prepared.schema)
-            self._files = self._data_files(self._table)
-        elif not set(prepared.schema.names) <= set(self._table.schema().column_names):  # type: ignore[union-attr]
-            self._table = await asyncio.to_thread(self._open_table, prepared.schema)  # a column new in this batch
-        await asyncio.to_thread(self._files.write, prepared, self._file_schema(prepared.schema))
-        self.records += prepared.num_rows
-        if self.commit_spec.keys:
-            self._keys.append(pa.Table.from_batches([prepared]).select(list(self.commit_spec.keys)))
-        return False  # nothing is in the table before the commit
+    def _open(self, schema: pa.Schema) -> DataFiles:
+        self._table = self._open_table(schema)
+        return self._data_files(self._table)
+
+    async def _take_columns(self, schema: pa.Schema) -> None:
+        assert self._table is not None
+        if not set(schema.names) <= set(self._table.schema().column_names):  # a column new in this batch
+            self._table = await asyncio.to_thread(self._open_table, schema)
+
+    def _file_form(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Schema]:
+        return batch, self._file_schema(batch.schema)
 
     def _data_files(self, table: Table) -> DataFiles:
         spec = table.spec()
@@ -303,10 +294,8 @@ class IcebergWriter(IntervalWriter):
                 if attempt == 2:
                     raise
                 table = catalog.load_table(self.identifier)
-        try:
-            _check_pyarrow_schema_compatible(table.schema(), schema, format_version=table.format_version)
-        except ValueError as error:
-            raise type_conflict(self.name, [str(error).splitlines()[0]]) from None
+        if conflict := schema_conflict(table.schema(), schema, table.format_version):
+            raise type_conflict(self.name, [conflict])
         return table
 
     def _create(self, catalog: SqlCatalog, schema: pa.Schema) -> Table:
@@ -354,15 +343,11 @@ class IcebergWriter(IntervalWriter):
         table, commit = self._table, self.commit_spec
         assert table is not None
         self.location.refuse_links(*self.identifier)
-        written = self._files.close() if self._files is not None else []
-        self.bytes_written = sum(f.size for f in written)
-        self.files = len(written)  # not 0 after rows: the execution that continues this one is not the first
+        written = self._written()
         table.refresh()
         marks_found = [s.summary.additional_properties for s in table.snapshots() if s.summary is not None]
         if commit.already_committed(marks_found, self.records):
-            logger.info("%s: run %s committed these %s records already", self.name, commit.run_id, self.records)
-            if self._files is not None:
-                self._files.discard()
+            self._landed_already(self.name)
             return
         marks = commit.marks(self.records)
         transaction = table.transaction()
@@ -378,34 +363,13 @@ class IcebergWriter(IntervalWriter):
         except OSError as error:
             raise user_error(error, self.location, f"commit to {self.name}") or error from error
 
-    def _existing_table(self) -> Table | None:
+    def _find_table(self) -> bool:
         try:
-            return load_table(self._catalog_(), self.context, self.location, self.identifier)
+            self._table = load_table(self._catalog_(), self.context, self.location, self.identifier)
         except NoSuchTableError:
-            return None
-
-    async def commit(self, final: bool = True) -> None:
-        try:
-            if self._table is None:  # nothing was written
-                if not self.commit_spec.replaces_interval:
-                    return
-                self._table = await asyncio.to_thread(self._existing_table)
-                if self._table is None:
-                    return  # no table, and nothing to put in one
-                names = self._table.schema().column_names
-                self._time_column = self.commit_spec.time_column(pa.schema([(n, pa.null()) for n in names]))
-            await asyncio.to_thread(self._commit)
-        except BaseException:
-            if self._files is not None:
-                await asyncio.to_thread(self._files.discard)
-            raise
-        finally:
-            await self._close()
-
-    async def abort(self) -> None:
-        if self._files is not None:
-            await asyncio.to_thread(self._files.discard)
-        await self._close()
+            return False  # no table, and nothing to put in one
+        self._know_time_column(self._table.schema().column_names)
+        return True
 
     async def _close(self) -> None:
         catalog, self._catalog = self._catalog, None

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.destinations.base import ClientLimits, Context, ProtectedDatabase
-from connectors.destinations.endpoints import parse_endpoint
-from connectors.destinations.hosts import HostRefused, own_database_at, resolve
+from connectors.destinations.network.endpoints import parse_endpoint
+from connectors.destinations.network.hosts import HostRefused, own_database_at, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -292,9 +292,10 @@ async def serving() -> AsyncIterator[EgressProxy]:
 
 def route_for(context: Context) -> Route:
     """The way out for a client in native code: fails closed when the process has no proxy."""
-    if context.egress is None:
+    egress = context.egress
+    if not isinstance(egress, EgressProxy):
         raise RuntimeError("this process has no egress proxy: a destination client in native code cannot connect")
-    return context.egress.route(context)
+    return egress.route(context)
 
 
 # HTTP/1.1, as little of it as a proxy needs.

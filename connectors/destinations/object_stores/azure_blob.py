@@ -4,7 +4,7 @@ Names depend only on the export, the interval and the file's number (`{prefix}/{
 the prefix templated as S3's), and each blob is written as blocks staged while the interval is read, then
 committed by one `Put Block List`: until then the blob is the previous copy or nothing, and then it is the new
 one whole. An abandoned upload leaves its blocks uncommitted (the service drops them) and the blob as it was.
-Numbered files, the size limit and the manifest are `file_series.FileSeriesWriter`'s, so a file that is
+Numbered files, the size limit and the manifest are `series.FileSeriesWriter`'s, so a file that is
 complete is a checkpoint a retried attempt resumes after, as with S3.
 
 Credentials: a `connection_string`, or `account_name` with `account_key` (and an `endpoint_url` for a service
@@ -40,10 +40,11 @@ from connectors.destinations.base import (
     Step,
     WriteRequest,
 )
-from connectors.destinations.egress import http_session
-from connectors.destinations.endpoints import ParsedEndpoint, connection_string_settings, parse_endpoint
-from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
-from connectors.destinations.s3 import S3Config, object_prefix
+from connectors.destinations.network.egress import http_session
+from connectors.destinations.network.endpoints import ParsedEndpoint, connection_string_settings, parse_endpoint
+from connectors.destinations.object_stores.parts import PartedUpload
+from connectors.destinations.object_stores.s3 import S3Config, object_prefix
+from connectors.destinations.object_stores.series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
 
 BLOCK_BYTES = 8 * 2**20
 """A blob takes at most 50,000 blocks: 8 MiB blocks make blobs of up to 390 GiB."""
@@ -186,55 +187,26 @@ async def call(config: AzureBlobConfig, request: Any, seconds: float) -> Any:
         raise
 
 
-class _Blob(FileUpload):
-    """One block blob: blocks staged (a few in flight) while data comes, committed by one block list."""
+class _Blob(PartedUpload[str]):
+    """One block blob: blocks staged (`parts`: a few in flight) while data comes, committed by one block list.
+    Staged blocks never committed are dropped by the service."""
 
     def __init__(self, container: ContainerClient, config: AzureBlobConfig, name: str, seconds: float) -> None:
+        super().__init__(BLOCK_BYTES, BLOCKS_IN_FLIGHT)
         self.blob = container.get_blob_client(name)
         self.config, self.seconds = config, seconds
         self._upload = uuid.uuid4().hex  # block ids of one upload: all of the same length
-        self._blocks: list[asyncio.Task[str]] = []
-        self._slots = asyncio.Semaphore(BLOCKS_IN_FLIGHT)
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
 
-    async def append(self, data: bytes) -> None:
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        if self._pending_bytes >= BLOCK_BYTES:
-            await self._stage(self._take())
+    async def _send_part(self, index: int, body: bytes) -> str:
+        block_id = base64.b64encode(f"{self._upload}-{index:06d}".encode()).decode()
+        await call(self.config, self.blob.stage_block(block_id, body, length=len(body)), self.seconds)
+        return block_id
 
-    def _take(self) -> bytes:
-        body, self._pending, self._pending_bytes = b"".join(self._pending), [], 0
-        return body
+    async def _complete_parts(self, parts: list[str]) -> None:
+        await call(self.config, self.blob.commit_block_list([BlobBlock(block_id=i) for i in parts]), self.seconds)
 
-    async def _stage(self, body: bytes) -> None:
-        block_id = base64.b64encode(f"{self._upload}-{len(self._blocks):06d}".encode()).decode()
-        await self._slots.acquire()
-
-        async def stage() -> str:
-            try:
-                await call(self.config, self.blob.stage_block(block_id, body, length=len(body)), self.seconds)
-                return block_id
-            finally:
-                self._slots.release()
-
-        self._blocks.append(asyncio.create_task(stage()))
-
-    async def complete(self) -> None:
-        if not self._blocks:  # small enough for one request, which replaces the blob whole
-            await call(self.config, self.blob.upload_blob(self._take(), overwrite=True), self.seconds)
-            return
-        if self._pending:
-            await self._stage(self._take())
-        ids = await asyncio.gather(*self._blocks)
-        blocks = [BlobBlock(block_id=i) for i in ids]
-        await call(self.config, self.blob.commit_block_list(blocks), self.seconds)
-
-    async def discard(self) -> None:
-        for task in self._blocks:
-            task.cancel()
-        await asyncio.gather(*self._blocks, return_exceptions=True)  # staged blocks stay uncommitted: dropped
+    async def _send_whole(self, body: bytes) -> None:  # replaces the blob whole
+        await call(self.config, self.blob.upload_blob(body, overwrite=True), self.seconds)
 
 
 class AzureBlobWriter(FileSeriesWriter):

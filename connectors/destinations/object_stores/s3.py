@@ -28,9 +28,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator, model_validator
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, Endpoint, Step, WriteRequest
-from connectors.destinations.egress import answer_too_large, s3_config
-from connectors.destinations.endpoints import parse_endpoint
-from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles, interval_stem
+from connectors.destinations.network.egress import answer_too_large, s3_config
+from connectors.destinations.network.endpoints import parse_endpoint
+from connectors.destinations.object_stores.parts import PartedUpload
+from connectors.destinations.object_stores.series import (
+    FilesConfig,
+    FileSeriesWriter,
+    FileUpload,
+    IntervalFiles,
+    interval_stem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -168,65 +175,33 @@ def client(config: S3Config, context: Context) -> Any:
     )
 
 
-class _S3Object(FileUpload):
-    """One object: a single PUT when small, else a multipart upload with parts in flight while the next
-    ones are encoded. An abandoned upload leaves the previous object in place."""
+class _S3Object(PartedUpload[dict[str, Any]]):
+    """One object: a single PUT when small, else a multipart upload (`parts`). An abandoned upload leaves the
+    previous object in place."""
 
     def __init__(self, s3: Any, config: S3Config, key: str) -> None:
+        super().__init__(PART_BYTES, PARTS_IN_FLIGHT)
         self.s3, self.config, self.key = s3, config, key
         self._upload_id: str | None = None
-        self._parts: list[asyncio.Task[dict[str, Any]]] = []
-        self._slots = asyncio.Semaphore(PARTS_IN_FLIGHT)
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
 
-    async def append(self, data: bytes) -> None:
-        """Collect bytes until they make a part (parts may differ in size; all but the last are >= 5 MiB)."""
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        if self._pending_bytes >= PART_BYTES:
-            await self._send_part(self._take())
+    async def _start_parts(self) -> None:
+        started = await call(
+            self.config,
+            self.s3.create_multipart_upload(Bucket=self.config.bucket_name, Key=self.key, **extra(self.config)),
+        )
+        self._upload_id = started["UploadId"]
 
-    def _take(self) -> bytes:
-        body, self._pending, self._pending_bytes = b"".join(self._pending), [], 0
-        return body
+    async def _send_part(self, index: int, body: bytes) -> dict[str, Any]:
+        number = index + 1
+        part = await call(
+            self.config,
+            self.s3.upload_part(
+                Bucket=self.config.bucket_name, Key=self.key, PartNumber=number, UploadId=self._upload_id, Body=body
+            ),
+        )
+        return {"PartNumber": number, "ETag": part["ETag"]}
 
-    async def _send_part(self, body: bytes) -> None:
-        if self._upload_id is None:
-            started = await call(
-                self.config,
-                self.s3.create_multipart_upload(Bucket=self.config.bucket_name, Key=self.key, **extra(self.config)),
-            )
-            self._upload_id = started["UploadId"]
-        number = len(self._parts) + 1
-        await self._slots.acquire()
-
-        async def upload() -> dict[str, Any]:
-            try:
-                part = await call(
-                    self.config,
-                    self.s3.upload_part(
-                        Bucket=self.config.bucket_name,
-                        Key=self.key,
-                        PartNumber=number,
-                        UploadId=self._upload_id,
-                        Body=body,
-                    ),
-                )
-                return {"PartNumber": number, "ETag": part["ETag"]}
-            finally:
-                self._slots.release()
-
-        self._parts.append(asyncio.create_task(upload()))
-
-    async def complete(self) -> None:
-        """Make the object appear whole; on failure the writer discards, which abandons the upload."""
-        if self._upload_id is None:  # small enough for one request
-            await put(self.s3, self.config, self.key, self._take())
-            return
-        if self._pending:
-            await self._send_part(self._take())
-        parts = await asyncio.gather(*self._parts)
+    async def _complete_parts(self, parts: list[dict[str, Any]]) -> None:
         await call(
             self.config,
             self.s3.complete_multipart_upload(
@@ -235,9 +210,10 @@ class _S3Object(FileUpload):
         )
         self._upload_id = None
 
-    async def discard(self) -> None:
-        for task in self._parts:
-            task.cancel()
+    async def _send_whole(self, body: bytes) -> None:
+        await put(self.s3, self.config, self.key, body)
+
+    async def _abandon_parts(self) -> None:
         if self._upload_id is not None:
             # On failure the next attempt (or the bucket's lifecycle rule) cleans the parts; the object is untouched.
             with contextlib.suppress(ClientError, BotoCoreError, TimeoutError):

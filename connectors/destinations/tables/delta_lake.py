@@ -1,7 +1,7 @@
 """`DeltaLake`: a Delta Lake table, its files on S3 or under the File root, its log written by delta-rs.
 
-An interval is one Delta commit (see `table_rows`). The data files are written while the interval is read
-(`table_files`: streamed to the table's storage, one per day partition); the commit then adds them and, in the
+An interval is one Delta commit (see `rows`). The data files are written while the interval is read
+(`files`: streamed to the table's storage, one per day partition); the commit then adds them and, in the
 same transaction, removes what they replace: for events, the files whose time column lies in the interval
 (from the log's statistics; a file that also holds other rows is rewritten without the interval's), for
 persons and sessions the rows with the same keys (the files holding any are rewritten without them). A
@@ -20,7 +20,6 @@ before files that hold it are written; a column whose type differs (beyond a wid
 import asyncio
 import datetime as dt
 import json
-import logging
 import time
 import uuid
 from pathlib import Path
@@ -30,31 +29,27 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction
-from deltalake._internal import RemoveAction
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
-from deltalake.transaction import AddAction
+from deltalake.transaction import AddAction, RemoveAction
 
-from connectors.destinations.base import Context, Destination, DestinationUserError, IntervalWriter, Step, WriteRequest
-from connectors.destinations.local_paths import create_file
-from connectors.destinations.table_files import DataFiles, WrittenFile
-from connectors.destinations.table_location import (
+from connectors.destinations.base import Context, Destination, DestinationUserError, Step, WriteRequest
+from connectors.destinations.object_stores.local_paths import create_file
+from connectors.destinations.tables.files import DataFiles, WrittenFile
+from connectors.destinations.tables.location import (
     LOCATION_WRITABLE,
     Location,
     TableLocationConfig,
     locate,
     user_error,
 )
-from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
-
-logger = logging.getLogger(__name__)
+from connectors.destinations.tables.rows import DAY_SUFFIX, nullable, type_conflict
+from connectors.destinations.tables.writer import BOUNDED_COLUMNS, TableWriter
 
 HISTORY_LOOKED_AT = 200
 """Commits looked through for the run's own, when its transaction says it committed."""
 COMMIT_ATTEMPTS = 5
 WIDENINGS = {("byte", "long"), ("short", "long"), ("integer", "long"), ("float", "double"), ("byte", "integer"),
              ("short", "integer")}  # fmt: skip
-STATS_COLUMNS = ("_inserted_at", "_interval_start", "timestamp", "distinct_id", "session_id", "team_id")
-"""The columns the log keeps minimum and maximum of (`delta.dataSkippingStatsColumns`): times and keys."""
 ONE_MILLISECOND = dt.timedelta(milliseconds=1)
 
 
@@ -107,36 +102,26 @@ def _statistics(file: WrittenFile, columns: set[str]) -> str:
     })  # fmt: skip
 
 
-class DeltaLakeWriter(IntervalWriter):
+class DeltaLakeWriter(TableWriter):
     def __init__(self, config: DeltaLakeConfig, request: WriteRequest) -> None:
+        super().__init__(config, request)
         self.config = config
-        self.commit_spec = TableCommit.of(request)
-        self.location = locate(config, request.context)
         self.uri = _uri(self.location, config.table_name)
         self.options = self.location.delta_storage_options()
         self.fs, base = self.location.filesystem()
         self.root = f"{base}/{config.table_name}"
         self.app_id = f"batch-export-{request.batch_export_id}-{request.run_id}"
         self.version = int(request.end.timestamp())
-        self.records = 0
-        self._time_column = ""
         self._day_column: str | None = None
         self._types: dict[str, pa.DataType] = {}
-        self._files: DataFiles | None = None
-        self._keys: list[pa.Table] = []
 
-    async def write(self, batch: pa.RecordBatch) -> bool:
-        prepared = self.commit_spec.prepare(batch)
-        if self._files is None:
-            self._time_column = self.commit_spec.time_column(prepared.schema)
-            await asyncio.to_thread(self._open, prepared.schema)
-            self._files = self._data_files(None if self.commit_spec.custom_columns else self.commit_spec.model)
-        conformed = self._conform(prepared)
-        await asyncio.to_thread(self._files.write, conformed, conformed.schema)
-        self.records += prepared.num_rows
-        if self.commit_spec.keys:
-            self._keys.append(pa.Table.from_batches([prepared]).select(list(self.commit_spec.keys)))
-        return False  # nothing is in the table before the commit
+    def _open(self, schema: pa.Schema) -> DataFiles:
+        self._open_table(schema)
+        return self._data_files(None if self.commit_spec.custom_columns else self.commit_spec.model)
+
+    def _file_form(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Schema]:
+        conformed = self._conform(batch)
+        return conformed, conformed.schema
 
     def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The batch in the table's types (a widened column cast to the table's)."""
@@ -169,7 +154,7 @@ class DeltaLakeWriter(IntervalWriter):
         )
 
     # Blocking work, in a thread.
-    def _open(self, schema: pa.Schema) -> None:
+    def _open_table(self, schema: pa.Schema) -> None:
         """The table's columns, after creating it when missing and adding the batch's new columns to it."""
         self.location.refuse_links(self.config.table_name)
         for attempt in range(3):
@@ -207,7 +192,7 @@ class DeltaLakeWriter(IntervalWriter):
     def _create(self, schema: pa.Schema) -> DeltaTable:
         day = f"{self._time_column}{DAY_SUFFIX}" if self.config.partitioning == "day" else None
         schema = nullable(schema.append(pa.field(day, pa.date32())) if day else schema)
-        bounded = [name for name in STATS_COLUMNS if name in schema.names]
+        bounded = [name for name in BOUNDED_COLUMNS if name in schema.names]
         try:
             return DeltaTable.create(
                 self.uri,
@@ -321,17 +306,13 @@ class DeltaLakeWriter(IntervalWriter):
         return list(self.commit_spec.keys or ()), matching
 
     def _commit(self) -> None:
-        written = self._files.close() if self._files is not None else []
-        self.bytes_written = sum(f.size for f in written)
-        self.files = len(written)  # not 0 after rows: the execution that continues this one is not the first
-        columns = set(STATS_COLUMNS)
+        written = self._written()
+        columns = set(BOUNDED_COLUMNS)
         self.location.refuse_links(self.config.table_name)
         for attempt in range(COMMIT_ATTEMPTS):
             table = DeltaTable(self.uri, storage_options=self.options)
             if self._already_committed(table):
-                logger.info("%s: run %s committed %s records already", self.uri, self.commit_spec.run_id, self.records)
-                if self._files is not None:
-                    self._files.discard()
+                self._landed_already(self.uri)
                 return
             removes, kept = self._replaced(table) if (self.commit_spec.replaces_interval or self._keys) else ([], [])
             actions: list[Any] = [*removes, *(self._add(f, columns) for f in [*kept, *written])]
@@ -352,27 +333,13 @@ class DeltaLakeWriter(IntervalWriter):
             except OSError as error:
                 raise user_error(error, self.location, f"commit to {self.config.table_name}") or error from error
 
-    async def commit(self, final: bool = True) -> None:
-        try:
-            if self._files is None:  # nothing was written: only a replaced interval has something to do
-                if not self.commit_spec.replaces_interval or not await asyncio.to_thread(self._exists):
-                    return
-                table = await asyncio.to_thread(DeltaTable, self.uri, storage_options=self.options)
-                self._time_column = self.commit_spec.time_column(pa.schema(table.schema().to_arrow()))
-                self._know(table)
-                del table
-            await asyncio.to_thread(self._commit)
-        except BaseException:
-            await self.abort()
-            raise
-
-    def _exists(self) -> bool:
-        return _table_exists(self.uri, self.options)
-
-    async def abort(self) -> None:
-        files, self._files = self._files, None
-        if files is not None:
-            await asyncio.to_thread(files.discard)
+    def _find_table(self) -> bool:
+        if not _table_exists(self.uri, self.options):
+            return False
+        table = DeltaTable(self.uri, storage_options=self.options)
+        self._know_time_column(pa.schema(table.schema().to_arrow()).names)
+        self._know(table)
+        return True
 
 
 def _table_exists(uri: str, options: dict[str, str] | None) -> bool:
