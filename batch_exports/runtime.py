@@ -28,6 +28,7 @@ from connectors.destinations import Context
 from connectors.destinations.base import ClientLimits, ProtectedDatabase
 from connectors.destinations.network import proxy
 from connectors.destinations.network.proxy import EgressProxy
+from connectors.sources.clickhouse.http import ClickHouse, ClickHouseServer
 from connectors.sources.reading import SourceDatabase
 
 
@@ -36,8 +37,8 @@ class Runtime:
     settings: Settings
     pool: asyncpg.Pool
     """The service's metadata database."""
-    source: SourceDatabase
-    """The event store runs read (the same database by default)."""
+    source: SourceDatabase | ClickHouse
+    """The event store runs read: PostgreSQL (the metadata's database by default) or PostHog's ClickHouse."""
     client: Client
     cipher: ConfigCipher
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
@@ -87,6 +88,20 @@ def own_databases(settings: Settings) -> tuple[ProtectedDatabase, ...]:
     return tuple(found)
 
 
+def clickhouse_of(settings: Settings) -> ClickHouse:
+    assert settings.clickhouse_url is not None
+    return ClickHouse(
+        ClickHouseServer(
+            settings.clickhouse_url,
+            settings.clickhouse_user,
+            settings.clickhouse_password.get_secret_value(),
+            settings.clickhouse_database,
+            settings.source_statement_timeout_seconds,
+            settings.source_max_memory_mb * 2**20,
+        )
+    )
+
+
 def cipher_for(settings: Settings, process: str) -> ConfigCipher:
     if settings.encryption_key is None:
         raise RuntimeError(f"BATCH_EXPORTS_ENCRYPTION_KEY is not set: the {process} cannot read destination configs")
@@ -119,9 +134,15 @@ async def open_runtime(
             stack.callback(tracer_provider.shutdown)  # sends what is still buffered
         tracer = tracing.tracer_of(tracer_provider)
         pool = await stack.enter_async_context(await db.create_pool(settings.database_url))
-        source_pool = pool
-        if settings.source_dsn != settings.database_url:
+        source: SourceDatabase | ClickHouse
+        if settings.source == "clickhouse":
+            source = clickhouse_of(settings)
+            stack.callback(source.close)
+        elif settings.source_dsn != settings.database_url:
             source_pool = await stack.enter_async_context(await db.create_pool(settings.source_dsn))
+            source = SourceDatabase(source_pool, settings.source_dsn, settings.source_statement_timeout_seconds)
+        else:
+            source = SourceDatabase(pool, settings.source_dsn, settings.source_statement_timeout_seconds)
         if client is None:
             client = await temporal_client.connect(
                 lazy=lazy, process=process, runtime=temporal_rt, interceptors=tracing.client_interceptors(tracer)
@@ -130,7 +151,7 @@ async def open_runtime(
         yield Runtime(
             settings,
             pool,
-            SourceDatabase(source_pool, settings.source_dsn, settings.source_statement_timeout_seconds),
+            source,
             client,
             cipher,
             metrics=ServiceMetrics(temporal_rt.metric_meter) if temporal_rt else ServiceMetrics(),

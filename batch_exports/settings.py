@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,24 @@ class Settings(BaseSettings):
     )
     source_database_url: str | None = Field(
         None, description="PostgreSQL holding events and persons; defaults to `database_url`."
+    )
+    source: Literal["postgres", "clickhouse"] = Field(
+        "postgres",
+        description="Where runs read events and persons: this service's PostgreSQL (`postgres`, filled by its capture "
+        "endpoints) or a self-hosted PostHog's ClickHouse (`clickhouse`; a project id is the PostHog team id).",
+    )
+    clickhouse_url: str | None = Field(
+        None, pattern=r"^https?://[^/?#]+/?$",
+        description="ClickHouse's HTTP interface (`http://host:8123`, `https://host:8443`) when `source` is "
+        "`clickhouse`.",
+    )  # fmt: skip
+    clickhouse_user: str = Field("default", description="The ClickHouse user runs read as (read-only is enough).")
+    clickhouse_password: SecretStr = Field(SecretStr(""), description="That user's password.")
+    clickhouse_database: str = Field(
+        "default", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="The database holding PostHog's tables."
+    )
+    source_max_memory_mb: int = Field(
+        0, ge=0, description="`max_memory_usage` of each ClickHouse query, in MiB; 0: the server's own."
     )
     task_queue: str = Field("batch-exports", description="Temporal task queue of the workers.")
     encryption_key: SecretStr | None = Field(
@@ -214,6 +232,12 @@ class Settings(BaseSettings):
     azurite_port: int = Field(10000, description="Port of the Azurite `make azurite` starts beside `make dev`.")
     dev_project_token: str = Field("phc_dev_local", description="Token of the project `make dev` creates.")
     dev_api_key: SecretStr = Field(SecretStr("phx_dev_local"), description="Personal API key `make dev` creates.")
+
+    @model_validator(mode="after")
+    def _clickhouse_named(self) -> "Settings":
+        if self.source == "clickhouse" and not self.clickhouse_url:
+            raise ValueError("BATCH_EXPORTS_SOURCE is clickhouse: set BATCH_EXPORTS_CLICKHOUSE_URL")
+        return self
 
     @property
     def source_dsn(self) -> str:

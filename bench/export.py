@@ -2,7 +2,7 @@
 as Parquet and as gzipped JSONLines, or an Iceberg or Delta Lake table (on the S3 API).
 
     .venv/bin/python -m bench.export [--events 1000000] [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake]
-                                     [--formats parquet,jsonl]
+                                     [--formats parquet,jsonl] [--source postgres|clickhouse]
 
 Starts PostgreSQL, the Temporal dev server and SeaweedFS (an S3 API; Azurite for AzureBlob) in a temporary
 directory, loads N events into one hour and prints:
@@ -23,6 +23,11 @@ directory, loads N events into one hour and prints:
   export seconds (1.0 would be as fast as reading the source), next to its target. The objects in
   the bucket (the blobs, the table) are read back and must hold exactly N records (Parquet and tables: N
   distinct uuids), or the benchmark fails.
+
+With `--source clickhouse` the events are PostHog's, in its ClickHouse tables (ClickHouse's engine behind the
+tests' stand-in HTTP layer, `tests/support/clickhouse_server.py`), and the worker reads them there; the floor
+is then the export's own query read as ArrowStream into a sink that only counts bytes, and the stand-in's CPU
+is shown as `clickhouse`.
 
 The floor and the formats run in `--rounds` rounds (3 by default), in turn, so a noisy minute cannot favour
 one; it prints each round's table with the load average, then each format's ratio to its round's floor and
@@ -68,10 +73,13 @@ from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings
 from batch_exports.store import db, projects
 from bench import measure
+from connectors.sources.clickhouse.events import ClickHouseEventsSource
 from connectors.sources.events import EventsSource
 from connectors.sources.reading import SourceDatabase
 from entrypoints.azurite import Azurite
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+from tests.support.clickhouse import ClickHouseStandIn
+from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
 
@@ -119,7 +127,8 @@ def cpu_seconds() -> dict[str, float]:
         with contextlib.suppress(psutil.NoSuchProcess):
             cmdline = " ".join(process.cmdline())
             name = "worker" if "worker.py" in cmdline else process.name()
-            if name in ("worker", "postgres", "weed"):
+            name = "clickhouse" if "clickhouse_server" in cmdline else name
+            if name in ("worker", "postgres", "weed", "clickhouse"):
                 times = process.cpu_times()
                 used[name] = used.get(name, 0.0) + times.user + times.system
                 if name == "postgres" and "postgres: " not in cmdline:  # the postmaster: its ended backends too
@@ -150,6 +159,55 @@ async def load(pool: asyncpg.Pool, events: int) -> None:
           f"average row {avg:.0f} B, {total / 1e6:.0f} MB in all", flush=True)  # fmt: skip
 
 
+LOAD_CLICKHOUSE = """
+INSERT INTO events (uuid, event, properties, timestamp, team_id, distinct_id, elements_chain, created_at, person_id,
+                    person_created_at, person_properties, person_mode, _timestamp, _offset, inserted_at)
+SELECT generateUUIDv4(number), ['$pageview', '$autocapture', 'signed_up', '$pageleave'][1 + i % 4],
+  toJSONString(map('$current_url', concat('https://example.com/products/', toString(i % 997), '?ref=campaign_',
+      toString(i % 13)), '$browser', ['Chrome', 'Firefox', 'Safari'][1 + i % 3], '$browser_version',
+      toString(120 + i % 10), '$os', 'Mac OS X', '$device_type', 'Desktop', '$referrer',
+      concat('https://www.google.com/search?q=', hex(MD5(toString(i)))), '$lib', 'web', '$lib_version', '1.160.0',
+      '$session_id', hex(MD5(toString(intDiv(i, 20)))), '$window_id', hex(MD5(toString(intDiv(i, 40)))),
+      'plan', 'pro', 'utm_source', 'newsletter', '$pathname', concat('/products/', toString(i % 997)),
+      'title', concat('A product page with "quotes" and ünïcode ', hex(MD5(toString(i * 7)))),
+      '$insert_id', hex(MD5(toString(i * 3))))),
+  at, {team:Int64}, concat('user-', toString(i % 50000)),
+  if(i % 4 = 1, 'button.btn.btn-primary:attr__class="btn btn-primary"nth-child="2"nth-of-type="1"text="Buy now"', ''),
+  at, generateUUIDv4(number + 1), at,
+  toJSONString(map('email', concat('user', toString(i % 50000), '@example.com'), 'plan', 'pro')), 'full',
+  toDateTime(at), 0, at
+FROM (SELECT number, number AS i, {hour:DateTime64(6, 'UTC')} + toIntervalMicrosecond(number * {step:Int64}) AS at
+      FROM numbers({first:UInt64}, {count:UInt64}))
+"""
+"""PostHog's events as its ingestion writes them, shaped as the PostgreSQL load's."""
+
+
+async def load_clickhouse(posthog: PostHogClickHouse, events: int) -> None:
+    began = time.perf_counter()
+    step = 3_600_000_000 // events
+    client = posthog.client()
+    for first in range(0, events, CHUNK):
+        params = {"team": str(TEAM), "hour": HOUR.strftime("%Y-%m-%d %H:%M:%S"), "step": str(step),
+                  "first": str(first), "count": str(min(CHUNK, events - first))}  # fmt: skip
+        answer = await asyncio.to_thread(client.post, LOAD_CLICKHOUSE, params, "TabSeparated")
+        answer.close()
+    (row,) = await asyncio.to_thread(
+        client.rows, "SELECT count() AS n, sum(length(properties)) AS size FROM events", {}
+    )
+    print(f"load:   {int(row['n']):,} events into ClickHouse in {time.perf_counter() - began:.1f} s; "
+          f"{int(row['size']) / 1e6:.0f} MB of properties", flush=True)  # fmt: skip
+
+
+def read_clickhouse_once(posthog: PostHogClickHouse) -> int:
+    """The export's own query, its ArrowStream answer counted and dropped."""
+    sql, p = ClickHouseEventsSource(posthog.client(), TEAM).query(HOUR, END)
+    size = 0
+    with posthog.client().post(sql, p.values, "ArrowStream") as answer:
+        for chunk in answer.iter_content(2**20):
+            size += len(chunk)
+    return size
+
+
 async def copy_once(pool: asyncpg.Pool) -> int:
     size = 0
 
@@ -164,20 +222,28 @@ async def copy_once(pool: asyncpg.Pool) -> int:
     return size
 
 
-async def floor(pool: asyncpg.Pool, events: int) -> tuple[float, int]:
+async def floor(pool: asyncpg.Pool, events: int, posthog: "PostHogClickHouse | None") -> tuple[float, int]:
     timings = []
     for _ in range(3):
         began = time.perf_counter()
-        size = await copy_once(pool)
+        size = await (copy_once(pool) if posthog is None else asyncio.to_thread(read_clickhouse_once, posthog))
         timings.append(time.perf_counter() - began)
     best = min(timings)
+    what = "binary COPY" if posthog is None else "ArrowStream from ClickHouse"
     print(f"floor:  {best:.2f} s (runs: {', '.join(f'{t:.2f}' for t in timings)}), {events / best:,.0f} rows/s, "
-          f"{size / 1e6 / best:.0f} MB/s over {size / 1e6:.0f} MB of binary COPY", flush=True)  # fmt: skip
+          f"{size / 1e6 / best:.0f} MB/s over {size / 1e6:.0f} MB of {what}", flush=True)  # fmt: skip
     return best, size
 
 
 def start_worker(settings: Settings, key: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BATCH_EXPORTS_DATABASE_URL": settings.database_url, "BATCH_EXPORTS_ENCRYPTION_KEY": key,
+    source = {}
+    if settings.source == "clickhouse":
+        source = {"BATCH_EXPORTS_SOURCE": "clickhouse", "BATCH_EXPORTS_CLICKHOUSE_URL": str(settings.clickhouse_url),
+                  "BATCH_EXPORTS_CLICKHOUSE_USER": settings.clickhouse_user,
+                  "BATCH_EXPORTS_CLICKHOUSE_PASSWORD": settings.clickhouse_password.get_secret_value(),
+                  "BATCH_EXPORTS_CLICKHOUSE_DATABASE": settings.clickhouse_database}  # fmt: skip
+    env = {**os.environ, **source,
+           "BATCH_EXPORTS_DATABASE_URL": settings.database_url, "BATCH_EXPORTS_ENCRYPTION_KEY": key,
            "BATCH_EXPORTS_TASK_QUEUE": settings.task_queue, "BATCH_EXPORTS_SETTLE_DELAY_SECONDS": "0",
            "BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS": "true", "BATCH_EXPORTS_MAX_RECORDS_PER_EXECUTION": "0",
            "BATCH_EXPORTS_EXPORT_MAX_ATTEMPTS": "1", "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
@@ -392,7 +458,7 @@ async def export_one(bench: Bench, case: Case) -> tuple[float, float, float]:
                 found = [(r["status"], r["records_completed"], r["latest_error"]) for r in runs]
                 raise SystemExit(f"{name}: expected one Completed run of {events:,} records, got {found}\n{tail(log)}")
             seconds, attempt = await activity_seconds(client, runs[0]["workflow_id"], runs[0]["workflow_run_id"])
-            used = {k: cpu_after.get(k, 0) - cpu_before.get(k, 0) for k in ("worker", "postgres", "weed")}
+            used = {k: cpu_after.get(k, 0) - cpu_before.get(k, 0) for k in ("worker", "postgres", "weed", "clickhouse")}
             cpu = ", ".join(f"{k} {v:.2f}" for k, v in used.items())
             print(f"{name}: activity {seconds:.2f} s (attempt {attempt}), wall {wall:.2f} s, run row "
                   f"{runs[0]['seconds']:.2f} s; CPU seconds: {cpu}; {measure.load()}", flush=True)  # fmt: skip
@@ -428,11 +494,19 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         azurite = None
         if args.destination == "AzureBlob":
             azurite = more.enter_context(Azurite(work / "azurite", free_port()).start())
+        posthog, source = None, dict[str, Any]()
+        if args.source == "clickhouse":
+            posthog = PostHogClickHouse.created(
+                more.enter_context(ClickHouseStandIn(work / "clickhouse").start()).account
+            )
+            source = {"source": "clickhouse", "clickhouse_url": posthog.account.url,
+                      "clickhouse_user": posthog.account.user, "clickhouse_database": posthog.database,
+                      "clickhouse_password": SecretStr(posthog.account.password)}  # fmt: skip
         os.environ["TEMPORAL_ADDRESS"] = server.address
         key = generate_key()
         settings = Settings(database_url=postgres.create_database("batch_exports"), encryption_key=SecretStr(key),
                             settle_delay_seconds=0, jitter_enabled=False, run_max_attempts=1,
-                            allow_private_destinations=True, data_dir=work)  # fmt: skip
+                            allow_private_destinations=True, data_dir=work, **source)  # fmt: skip
         db.migrate(settings.database_url)
         session = get_session()
         async with (
@@ -442,16 +516,16 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                                   aws_secret_access_key=seaweed.secret_access_key) as s3,
         ):  # fmt: skip
             await projects.ensure(rt.pool, TEAM, "bench", "phc_bench")
-            await load(rt.pool, args.events)
+            await (load(rt.pool, args.events) if posthog is None else load_clickhouse(posthog, args.events))
             bench = Bench(rt, key, s3, seaweed, azurite, work, args.events, args.timeout)
             rounds: list[tuple[float, list[tuple[Case, tuple[float, float, float]]], str]] = []
             for round_ in range(1, args.rounds + 1):  # floor, then each format, in turn: no minute favours one
                 print(f"round {round_} of {args.rounds}", flush=True)
-                best, size = await floor(rt.pool, args.events)
+                best, size = await floor(rt.pool, args.events, posthog)
                 cases = [await bench.case(args.destination, name, round_) for name in names]
                 rounds.append((best, [(case, await export_one(bench, case)) for case in cases], measure.load()))
     for round_, (best, results, load_) in enumerate(rounds, 1):
-        print(f"\nround {round_}: {args.events:,} events, {size / 1e6:.0f} MB source (binary COPY), "
+        print(f"\nround {round_}: {args.events:,} events from {args.source}, {size / 1e6:.0f} MB read by the floor, "
               f"floor {best:.2f} s; {load_}")  # fmt: skip
         print(f"{'export':<22}{'seconds':>9}{'rows/s':>11}{'MB/s':>8}{'peak RSS MB':>13}{'worker CPU s':>14}"
               f"{'vs floor':>10}{'target':>8}")  # fmt: skip
@@ -476,6 +550,8 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one format's export may take")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the floor and each format, in turn")
+    parser.add_argument("--source", default="postgres", choices=("postgres", "clickhouse"),
+                        help="where the events are: this service's PostgreSQL or PostHog's ClickHouse")  # fmt: skip
     parsed = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
     with scratch_directory("bench-export-", keep=parsed.keep) as work:

@@ -49,12 +49,16 @@ def _large(body: Any) -> bool:
 
 @operation(
     "Capture events (PostHog's capture format; the project token authenticates)",
-    {200: oa.Captured, 400: oa.Error, 401: oa.Error, 413: oa.Error, 503: oa.Error},
+    {200: oa.Captured, 400: oa.Error, 401: oa.Error, 404: oa.Error, 413: oa.Error, 503: oa.Error},
     body={"type": "object"},
     auth="token",
 )
 async def capture(request: web.Request) -> web.Response:
     rt = runtime(request)
+    if rt.settings.source == "clickhouse":
+        detail = ("This service reads PostHog's ClickHouse (BATCH_EXPORTS_SOURCE=clickhouse): PostHog's own "
+                  "ingestion captures events; send them to PostHog.")  # fmt: skip
+        return ApiError(404, detail, code="capture_not_here").response()
     try:
         events = await _capture(request, rt)
     except (ApiError, web.HTTPClientError):  # the client's to fix: bad payload, wrong token, too large
