@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from connectors.destinations import azure_blob, delta_lake, file, http, iceberg, noop, postgres, s3
+from connectors.destinations import azure_blob, delta_lake, file, http, iceberg, noop, postgres, redshift, s3
 from connectors.destinations.base import (
     Context,
     Destination,
@@ -29,6 +29,7 @@ DESTINATIONS: tuple[Destination[Any], ...] = (
     iceberg.DESTINATION,
     delta_lake.DESTINATION,
     azure_blob.DESTINATION,
+    redshift.DESTINATION,
 )
 logger = logging.getLogger(__name__)
 _BY_TYPE = {destination.type: destination for destination in DESTINATIONS}
