@@ -161,6 +161,10 @@ def create_table(target: str, types: dict[str, str], if_not_exists: bool = True)
     return f"CREATE TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{target} ({definition})"
 
 
+def drop_table(name: str) -> str:
+    return f"DROP TABLE IF EXISTS {name}"
+
+
 def add_column(target: str, column: str, kind: str) -> str:
     return f"ALTER TABLE {target} ADD COLUMN {quote(column)} {kind}"
 
@@ -181,6 +185,9 @@ def insert_mark(schema: str) -> str:
 HELD_COLUMNS = """SELECT column_name, COALESCE(domain_name, data_type) FROM information_schema.columns
                   WHERE table_schema = $1 AND table_name = $2"""
 """The target's columns and their types (on PostgreSQL, SUPER is a domain: its name is the type)."""
+MAY_CREATE = "SELECT has_schema_privilege($1, 'CREATE')"
+MAY_INSERT = "SELECT has_table_privilege($1, 'INSERT')"
+MAY_DELETE = "SELECT has_table_privilege($1, 'DELETE')"
 STAGES = """SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_name LIKE 'bx%'"""
 
 
@@ -277,7 +284,7 @@ class RedshiftWriter(IntervalWriter):
             held = await self._prepare_target(conn)
             for stale in await conn.fetch(STAGES, self.schema):
                 if stale[0].startswith(self.prefix):
-                    await conn.execute(f"DROP TABLE IF EXISTS {table(self.schema, stale[0])}")
+                    await conn.execute(drop_table(table(self.schema, stale[0])))
             await conn.execute(create_marks(self.schema))
             self._skip = bool(await conn.fetchval(find_mark(self.schema), self.mark_target, self.run_id))
             if not self._skip:
@@ -353,7 +360,7 @@ class RedshiftWriter(IntervalWriter):
         try:
             if self._staged:
                 self._staged = False
-                await conn.execute(f"DROP TABLE IF EXISTS {self.stage}")
+                await conn.execute(drop_table(self.stage))
         except (asyncpg.PostgresError, OSError):
             pass
         finally:
@@ -384,14 +391,14 @@ async def _table_writable(config: RedshiftConfig, context: Context) -> None:
     conn = await connect(config, context)
     target = f"{config.schema_name}.{config.table_name}"
     try:
-        if not await conn.fetchval("SELECT has_schema_privilege($1, 'CREATE')", config.schema_name):
+        if not await conn.fetchval(MAY_CREATE, config.schema_name):
             raise DestinationUserError(f"user {config.user} may not create tables in the schema {config.schema_name}")
         held = dict(await conn.fetch(HELD_COLUMNS, config.schema_name, config.table_name))
         if held:
             quoted = table(config.schema_name, config.table_name)
-            for privilege in ("INSERT", "DELETE"):
-                if not await conn.fetchval(f"SELECT has_table_privilege($1, '{privilege}')", quoted):
-                    raise DestinationUserError(f"user {config.user} may not {privilege.lower()} in {target}")
+            for privilege, query in (("insert", MAY_INSERT), ("delete", MAY_DELETE)):
+                if not await conn.fetchval(query, quoted):
+                    raise DestinationUserError(f"user {config.user} may not {privilege} in {target}")
             found = conflicts(column_types(_model_of(held), config.properties_data_type), held)
             if found:
                 raise DestinationUserError(f"the table {target} does not fit this export: {'; '.join(found)}")
