@@ -4,9 +4,10 @@ Stage then apply: an attempt inserts the interval, in batched multi-row `INSERT`
 (`bx_stage_{run}_{attempt}`, beside the target), then applies it in one transaction: events replace the rows of
 the same `uuid`; persons and sessions replace a row only when the staged one is newer (`person_version` or
 `person_distinct_id_version`; `end_timestamp`) and add the keys the target lacks. The same transaction records
-a mark of the run in `bx_run_marks`, so an attempt of a run whose apply landed (and was then lost) applies
-nothing again. The stage is dropped when the attempt ends, applied or not; the stages an earlier attempt of the
-run left are dropped before this one stages.
+a mark of the run and of how many records it applied in `bx_run_marks`, so an attempt of a run whose apply
+landed (and was then lost) applies nothing again; an attempt that staged other records (one that resumed a
+shorter attempt) applies them, by key as always. The stage is dropped when the attempt ends, applied or not;
+the stages an earlier attempt of the run left are dropped before this one stages.
 
 The connection is the Postgres destination's (`postgres.connect`): Redshift speaks PostgreSQL's protocol, so the
 same address policy, TLS rules and refusal of this service's own databases hold. Every statement is one Redshift
@@ -171,15 +172,15 @@ def add_column(target: str, column: str, kind: str) -> str:
 
 def create_marks(schema: str) -> str:
     return create_table(table(schema, MARKS), {"target_table": "VARCHAR(300)", "run_id": "VARCHAR(200)",
-                                               "applied_at": "TIMESTAMPTZ"})  # fmt: skip
+                                               "records": "BIGINT", "applied_at": "TIMESTAMPTZ"})  # fmt: skip
 
 
 def find_mark(schema: str) -> str:
-    return f"SELECT 1 FROM {table(schema, MARKS)} WHERE target_table = $1 AND run_id = $2"
+    return f"SELECT 1 FROM {table(schema, MARKS)} WHERE target_table = $1 AND run_id = $2 AND records = $3"
 
 
 def insert_mark(schema: str) -> str:
-    return f"INSERT INTO {table(schema, MARKS)} (target_table, run_id, applied_at) VALUES ($1, $2, $3)"
+    return f"INSERT INTO {table(schema, MARKS)} (target_table, run_id, records, applied_at) VALUES ($1, $2, $3, $4)"
 
 
 HELD_COLUMNS = """SELECT column_name, COALESCE(domain_name, data_type) FROM information_schema.columns
@@ -269,8 +270,8 @@ class RedshiftWriter(IntervalWriter):
         self.mark_target = f"{self.schema}.{config.table_name}"
         self.stage_types: dict[str, str] = {}
         self._conn: asyncpg.Connection | None = None
-        self._skip = False
         self._staged = False
+        self.records = 0
 
     def _error(self, error: Exception) -> DestinationUserError:
         return DestinationUserError(f"cannot write to {self.mark_target} on Redshift: {error}")
@@ -286,11 +287,9 @@ class RedshiftWriter(IntervalWriter):
                 if stale[0].startswith(self.prefix):
                     await conn.execute(drop_table(table(self.schema, stale[0])))
             await conn.execute(create_marks(self.schema))
-            self._skip = bool(await conn.fetchval(find_mark(self.schema), self.mark_target, self.run_id))
-            if not self._skip:
-                self.stage_types = stage_types(self.types, held)
-                self._staged = True
-                await conn.execute(create_table(self.stage, self.stage_types, if_not_exists=False))
+            self.stage_types = stage_types(self.types, held)
+            self._staged = True
+            await conn.execute(create_table(self.stage, self.stage_types, if_not_exists=False))
         except USER_ERRORS as error:
             await self._close()
             raise self._error(error) from error
@@ -317,7 +316,7 @@ class RedshiftWriter(IntervalWriter):
 
     async def write(self, batch: pa.RecordBatch) -> bool:
         conn = await self._open()
-        if self._skip or batch.num_rows == 0:
+        if batch.num_rows == 0:
             return False
         values = _values(batch, self.stage_types)
         per_statement = _rows_per_statement(batch, len(self.stage_types))
@@ -326,6 +325,7 @@ class RedshiftWriter(IntervalWriter):
                 rows = min(per_statement, batch.num_rows - start)
                 arguments = [column[row] for row in range(start, start + rows) for column in values]
                 await conn.execute(insert_rows(self.stage, self.stage_types, rows), *arguments)
+                self.records += rows
         except USER_ERRORS as error:
             await self._close()
             raise self._error(error) from error
@@ -337,13 +337,13 @@ class RedshiftWriter(IntervalWriter):
     async def commit(self, final: bool = True) -> None:
         conn = await self._open()
         try:
-            if not self._skip:
-                async with conn.transaction():
-                    if await conn.fetchval(find_mark(self.schema), self.mark_target, self.run_id):
-                        return
-                    for statement in apply_statements(self.target, self.stage, list(self.types), self.key, self.newer):
-                        await conn.execute(statement)
-                    await conn.execute(insert_mark(self.schema), self.mark_target, self.run_id, datetime.now(UTC))
+            async with conn.transaction():
+                if await conn.fetchval(find_mark(self.schema), self.mark_target, self.run_id, self.records):
+                    return  # this run applied these records already: its attempt was lost after the apply
+                for statement in apply_statements(self.target, self.stage, list(self.types), self.key, self.newer):
+                    await conn.execute(statement)
+                mark = (self.mark_target, self.run_id, self.records, datetime.now(UTC))
+                await conn.execute(insert_mark(self.schema), *mark)
         except USER_ERRORS as error:
             raise self._error(error) from error
         finally:
