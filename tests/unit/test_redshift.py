@@ -7,8 +7,8 @@ from pydantic import ValidationError
 from sqlglot import exp
 
 from connectors.destinations import parse_config
-from connectors.destinations.postgres import _OWN_TABLES
-from connectors.destinations.redshift import (
+from connectors.destinations.warehouses.postgres import _OWN_TABLES
+from connectors.destinations.warehouses.redshift import (
     HELD_COLUMNS,
     MARKS,
     MAY_CREATE,
@@ -29,6 +29,7 @@ from connectors.destinations.redshift import (
     stage_types,
     table,
 )
+from connectors.destinations.warehouses.staging import RULES, ApplyRule
 from connectors.sources.schemas import KEYS
 
 CONFIG = {"host": "cluster.example.com", "database": "dev", "schema": "exports", "table_name": "events",
@@ -125,7 +126,7 @@ def every_statement() -> list[str]:
             types = column_types(model, data_type)
             sent += [create_table(target, types), create_table(stage, types, if_not_exists=False),
                      insert_rows(stage, types, 3)]  # fmt: skip
-        sent += apply_statements(target, stage, list(types), KEYS[model], ("person_version", "end_timestamp"))
+        sent += apply_statements(target, stage, list(types), RULES[model])
     return sent
 
 
@@ -139,9 +140,8 @@ def test_every_statement_parses_as_redshift() -> None:
 def test_the_statements_say_what_they_should() -> None:
     insert = redshift_statement(insert_rows(table("s", "t"), {"a": "VARCHAR(200)", "b": "SUPER"}, 2))
     assert insert.sql("redshift") == 'INSERT INTO "s"."t" ("a", "b") VALUES ($1, JSON_PARSE($2)), ($3, JSON_PARSE($4))'
-    drop, delete, insert = (
-        redshift_statement(s) for s in apply_statements('"s"."t"', '"s"."st"', ["k", "v", "x"], ["k"], ["v"])
-    )  # fmt: skip
+    rule = ApplyRule(("k",), ("v",))
+    drop, delete, insert = (redshift_statement(s) for s in apply_statements('"s"."t"', '"s"."st"', ["k", "v"], rule))
     assert isinstance(drop, exp.Delete) and drop.this.name == "st"  # the staged rows that are not newer go
     assert isinstance(delete, exp.Delete) and delete.this.name == "t"
     assert isinstance(insert, exp.Insert) and insert.this.this.name == "t"

@@ -18,8 +18,8 @@ domain and a `JSON_PARSE` function, as PostHog's own Redshift tests do.
 statement, so it cannot be proven.
 """
 
-import uuid
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -28,9 +28,10 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from connectors.columns import is_extension, json_values, uuid_strings
-from connectors.destinations.base import Context, Destination, DestinationUserError, IntervalWriter, Step, WriteRequest
-from connectors.destinations.postgres import USER_ERRORS as POSTGRES_USER_ERRORS
-from connectors.destinations.postgres import PostgresConfig, connect, quote
+from connectors.destinations.base import Context, Destination, DestinationUserError, Step, WriteRequest
+from connectors.destinations.warehouses.postgres import USER_ERRORS as POSTGRES_USER_ERRORS
+from connectors.destinations.warehouses.postgres import PostgresConfig, connect, quote
+from connectors.destinations.warehouses.staging import ApplyRule, StagedWriter
 from connectors.sources.schemas import KEYS, POSTGRES_SCHEMAS
 
 COPY_REFUSED = (
@@ -83,12 +84,9 @@ EVENT_TYPES = {
 MODEL_TYPES = {"uuid": VARCHAR, "text": VARCHAR, "bigint": "BIGINT", "float": "DOUBLE PRECISION",
                "boolean": "BOOLEAN", "timestamp": "TIMESTAMPTZ", "text_list": "SUPER", "json": ""}  # fmt: skip
 """Persons and sessions, typed as PostHog types them from their Arrow types (a list of text is SUPER)."""
-NEWER = {"events": (), "persons": ("person_version", "person_distinct_id_version"), "sessions": ("end_timestamp",)}
-"""The columns of which one greater makes a staged row replace the target's (none: it always does)."""
 
 MARKS = "bx_run_marks"
 """The table, beside the target, where each apply records its run."""
-STAGE_PREFIX = "bx_stage_"
 MAX_PARAMETERS = 32767
 """The most parameters one statement takes (the protocol's count is 16 bits)."""
 MAX_STATEMENT_BYTES = 8 * 2**20
@@ -203,19 +201,15 @@ def insert_rows(stage: str, types: dict[str, str], rows: int) -> str:
     return f"INSERT INTO {stage} ({columns}) VALUES ({'), ('.join(values)})"
 
 
-def apply_statements(target: str, stage: str, columns: Sequence[str], key: Sequence[str],
-                     newer: Sequence[str]) -> list[str]:  # fmt: skip
-    """The apply, in one transaction: drop the staged rows that are not newer than the target's (persons,
-    sessions), delete the target's rows of the staged keys, insert the staged rows."""
-    same_key = " AND ".join(f"{stage}.{quote(c)} = held.{quote(c)}" for c in key)
+def apply_statements(target: str, stage: str, columns: Sequence[str], rule: ApplyRule) -> list[str]:
+    """The apply, in one transaction: drop the staged rows that do not replace the target's (persons, sessions:
+    not newer), delete the target's rows of the staged keys, insert the staged rows."""
     statements = []
-    if newer:
-        newer_condition = " OR ".join(
-            f"({stage}.{quote(c)} IS NOT NULL AND (held.{quote(c)} IS NULL OR held.{quote(c)} < {stage}.{quote(c)}))"
-            for c in newer
-        )
-        statements.append(f"DELETE FROM {stage} USING {target} AS held WHERE {same_key} AND NOT ({newer_condition})")
-    staged_key = " AND ".join(f"{target}.{quote(c)} = staged.{quote(c)}" for c in key)
+    if rule.newer:
+        same_key = " AND ".join(f"{stage}.{quote(c)} = held.{quote(c)}" for c in rule.key)
+        newer = rule.newer_condition(quote, held="held", staged=stage)
+        statements.append(f"DELETE FROM {stage} USING {target} AS held WHERE {same_key} AND NOT ({newer})")
+    staged_key = " AND ".join(f"{target}.{quote(c)} = staged.{quote(c)}" for c in rule.key)
     statements.append(f"DELETE FROM {target} USING {stage} AS staged WHERE {staged_key}")
     listed = ", ".join(quote(c) for c in columns)
     statements.append(f"INSERT INTO {target} ({listed}) SELECT {listed} FROM {stage}")
@@ -250,53 +244,42 @@ def _rows_per_statement(batch: pa.RecordBatch, columns: int) -> int:
     return min(by_parameters, by_bytes)
 
 
-class RedshiftWriter(IntervalWriter):
-    """Stage then apply (see the module): `write` inserts into this attempt's stage, `commit` applies it."""
+class RedshiftWriter(StagedWriter):
+    """Stage then apply (`staging`) with Redshift's statements: the stage is a table beside the target, filled by
+    batched INSERTs; the apply is one transaction that also records the run's mark (see the module)."""
 
     def __init__(self, config: RedshiftConfig, request: WriteRequest) -> None:
         if request.model not in KEYS:
             raise DestinationUserError(f"the Redshift destination does not export the {request.model} model")
+        super().__init__(request)
         self.config = config
         self.context = request.context
         self.types = column_types(request.model, config.properties_data_type)
-        self.key, self.newer = KEYS[request.model], NEWER[request.model]
         self.schema = config.schema_name
         self.target = table(self.schema, config.table_name)
-        self.run_id = request.run_id or str(uuid.uuid4())
-        run = uuid.UUID(self.run_id).hex if _is_uuid(self.run_id) else "".join(filter(str.isalnum, self.run_id))[:32]
-        self.prefix = f"{STAGE_PREFIX}{run.lower()}_"
-        self.stage_name = f"{self.prefix}{uuid.uuid4().hex[:8]}"
-        self.stage = table(self.schema, self.stage_name)
         self.mark_target = f"{self.schema}.{config.table_name}"
         self.stage_types: dict[str, str] = {}
-        self._conn: asyncpg.Connection | None = None
-        self._staged = False
         self.records = 0
+        """How many records this attempt staged: the mark says how many the run applied."""
+        self._conn: asyncpg.Connection | None = None
 
-    def _error(self, error: Exception) -> DestinationUserError:
-        return DestinationUserError(f"cannot write to {self.mark_target} on Redshift: {error}")
-
-    async def _open(self) -> asyncpg.Connection:
-        if self._conn is not None:
-            return self._conn
-        conn = await connect(self.config, self.context)
-        self._conn = conn
+    @contextlib.contextmanager
+    def _user_errors(self) -> Iterator[None]:
         try:
-            held = await self._prepare_target(conn)
-            for stale in await conn.fetch(STAGES, self.schema):
-                if stale[0].startswith(self.prefix):
-                    await conn.execute(drop_table(table(self.schema, stale[0])))
-            await conn.execute(create_marks(self.schema))
-            self.stage_types = stage_types(self.types, held)
-            self._staged = True
-            await conn.execute(create_table(self.stage, self.stage_types, if_not_exists=False))
+            yield
         except USER_ERRORS as error:
-            await self._close()
-            raise self._error(error) from error
-        except BaseException:
-            await self._close()
-            raise
-        return conn
+            raise DestinationUserError(f"cannot write to {self.mark_target} on Redshift: {error}") from error
+
+    def _connection(self) -> asyncpg.Connection:
+        assert self._conn is not None, "open() comes first"
+        return self._conn
+
+    async def open(self) -> None:
+        self._conn = await connect(self.config, self.context)
+        with self._user_errors():
+            held = await self._prepare_target(self._conn)
+            await self._conn.execute(create_marks(self.schema))
+        self.stage_types = stage_types(self.types, held)
 
     async def _prepare_target(self, conn: asyncpg.Connection) -> dict[str, str]:
         """Create the target when missing, add the columns it lacks; its columns' types. A column that cannot take
@@ -314,65 +297,52 @@ class RedshiftWriter(IntervalWriter):
                 held[column] = kind
         return held
 
-    async def write(self, batch: pa.RecordBatch) -> bool:
-        conn = await self._open()
-        if batch.num_rows == 0:
+    async def stale_stages(self, prefix: str) -> Sequence[str]:
+        found = await self._connection().fetch(STAGES, self.schema)
+        return [row[0] for row in found if row[0].startswith(prefix)]
+
+    async def applied(self, mark: str) -> bool:
+        """Whether the run applied the records this attempt staged. Before anything is staged that is not known,
+        so the attempt stages: an attempt that stages the same records as the apply that landed applies nothing,
+        one that stages others (it resumed a shorter attempt) applies them, by key."""
+        if not self.records:
             return False
-        values = _values(batch, self.stage_types)
+        with self._user_errors():
+            return bool(await self._connection().fetchval(find_mark(self.schema), self.mark_target, mark, self.records))
+
+    async def create_stage(self, stage: str) -> None:
+        with self._user_errors():
+            await self._connection().execute(create_table(table(self.schema, stage), self.stage_types, False))
+
+    async def load(self, stage: str, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        values, stage = _values(batch, self.stage_types), table(self.schema, stage)
         per_statement = _rows_per_statement(batch, len(self.stage_types))
-        try:
+        with self._user_errors():
             for start in range(0, batch.num_rows, per_statement):
                 rows = min(per_statement, batch.num_rows - start)
                 arguments = [column[row] for row in range(start, start + rows) for column in values]
-                await conn.execute(insert_rows(self.stage, self.stage_types, rows), *arguments)
+                await self._connection().execute(insert_rows(stage, self.stage_types, rows), *arguments)
                 self.records += rows
-        except USER_ERRORS as error:
-            await self._close()
-            raise self._error(error) from error
-        except BaseException:
-            await self._close()
-            raise
-        return False  # staged: nothing is in the target before the apply
 
-    async def commit(self, final: bool = True) -> None:
-        conn = await self._open()
-        try:
+    async def apply(self, stage: str, mark: str) -> None:
+        conn = self._connection()
+        statements = apply_statements(self.target, table(self.schema, stage), list(self.types), self.rule)
+        with self._user_errors():
             async with conn.transaction():
-                if await conn.fetchval(find_mark(self.schema), self.mark_target, self.run_id, self.records):
-                    return  # this run applied these records already: its attempt was lost after the apply
-                for statement in apply_statements(self.target, self.stage, list(self.types), self.key, self.newer):
+                for statement in statements:
                     await conn.execute(statement)
-                mark = (self.mark_target, self.run_id, self.records, datetime.now(UTC))
-                await conn.execute(insert_mark(self.schema), *mark)
-        except USER_ERRORS as error:
-            raise self._error(error) from error
-        finally:
-            await self._close()
+                await conn.execute(insert_mark(self.schema), self.mark_target, mark, self.records, datetime.now(UTC))
 
-    async def abort(self) -> None:
-        await self._close()
+    async def drop_stage(self, stage: str) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.execute(drop_table(table(self.schema, stage)))
 
-    async def _close(self) -> None:
-        """Drop this attempt's stage (a failure to is left to the next attempt, which drops it), then disconnect."""
+    async def close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is None or conn.is_closed():
-            return
-        try:
-            if self._staged:
-                self._staged = False
-                await conn.execute(drop_table(self.stage))
-        except (asyncpg.PostgresError, OSError):
-            pass
-        finally:
+        if conn is not None and not conn.is_closed():
             await conn.close()
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _model_of(held: dict[str, str]) -> str:
