@@ -3,10 +3,15 @@ schedule and by a backfill, read back row for row; a rerun changes nothing; a ru
 nothing again and a dead attempt's stage goes; PostHog's own table gets rows; a missing column is added and a
 type conflict is named."""
 
+import asyncio
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +33,8 @@ from tests.support.helpers import (
 )
 from tests.support.redshift import redshift_database, rows
 from tests.support.stack import Project
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def redshift(config: dict[str, Any], model: str = "events") -> dict[str, Any]:
@@ -272,3 +279,21 @@ async def test_copy_mode_is_refused_naming_the_field(project: Project) -> None:
     config = {**database.config, "mode": "COPY", "copy_inputs": copy_inputs}
     status, answer = await project.request("POST", "batch_exports/", json=redshift(config))
     assert status == 400 and answer["attr"].endswith("mode") and "COPY ... MANIFEST" in answer["detail"], answer
+
+
+async def test_make_redshift_prints_a_config_that_works(project: Project, tmp_path: Path) -> None:
+    env = {**os.environ, "BATCH_EXPORTS_DATABASE_URL": project.stack.settings.database_url,
+           "BATCH_EXPORTS_DATA_DIR": str(tmp_path)}  # fmt: skip
+    command = [sys.executable, "-m", "entrypoints.redshift"]
+    made = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=60,
+                                   cwd=ROOT)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    config = json.loads(made.stdout.splitlines()[-1])
+    assert config["password"] not in made.stdout.splitlines()[0]
+    for step in range(2):
+        status, check = await project.request(
+            "POST",
+            "batch_exports/run_test_step_new/",
+            json={"step": step, "destination": {"type": "Redshift", "config": config}},
+        )
+        assert (status, check["result"]["status"]) == (200, "Passed"), check

@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from connectors.columns import is_extension, json_values, uuid_strings
 from connectors.destinations.base import Context, Destination, DestinationUserError, Step, WriteRequest
 from connectors.destinations.warehouses.postgres import USER_ERRORS as POSTGRES_USER_ERRORS
-from connectors.destinations.warehouses.postgres import PostgresConfig, connect, quote
+from connectors.destinations.warehouses.postgres import PostgresConfig, _connects, connect, quote
 from connectors.destinations.warehouses.staging import ApplyRule, StagedWriter
 from connectors.sources.schemas import KEYS, POSTGRES_SCHEMAS
 
@@ -350,11 +350,6 @@ def _model_of(held: dict[str, str]) -> str:
     return "sessions" if "session_id" in held else "persons" if "person_version" in held else "events"
 
 
-async def _connects(config: RedshiftConfig, context: Context) -> None:
-    conn = await connect(config, context)
-    await conn.close()
-
-
 async def _table_writable(config: RedshiftConfig, context: Context) -> None:
     """The user may create the stage (and the table) in the schema, and write the table if it exists, whose
     columns take what the export writes."""
@@ -383,7 +378,7 @@ DESTINATION = Destination(
     config=RedshiftConfig,
     open_writer=RedshiftWriter,
     steps=(
-        Step("Connect", "Connect to the cluster with the credentials given.", _connects),
+        Step[RedshiftConfig]("Connect", "Connect to the cluster with the credentials given.", _connects),
         Step("Table is writable", "The table (and a stage beside it) can be created, or written.", _table_writable),
     ),
     models=tuple(KEYS),
