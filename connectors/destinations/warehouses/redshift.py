@@ -261,6 +261,8 @@ class RedshiftWriter(StagedWriter):
         self.stage_types: dict[str, str] = {}
         self.records = 0
         """How many records this attempt staged: the mark says how many the run applied."""
+        self._inserts: dict[int, str] = {}
+        """The INSERT of n rows, by n: written once (a long text), prepared once by the driver."""
         self._conn: asyncpg.Connection | None = None
 
     @contextlib.contextmanager
@@ -323,7 +325,11 @@ class RedshiftWriter(StagedWriter):
             for start in range(0, batch.num_rows, per_statement):
                 rows = min(per_statement, batch.num_rows - start)
                 arguments = [column[row] for row in range(start, start + rows) for column in values]
-                await self._connection().execute(insert_rows(stage, self.stage_types, rows), *arguments)
+                if rows not in self._inserts:
+                    if len(self._inserts) >= 8:  # batches of other sizes: keep a few
+                        self._inserts.clear()
+                    self._inserts[rows] = insert_rows(stage, self.stage_types, rows)
+                await self._connection().execute(self._inserts[rows], *arguments)
                 self.records += rows
 
     async def apply(self, stage: str, mark: str) -> None:
