@@ -297,3 +297,25 @@ async def test_make_redshift_prints_a_config_that_works(project: Project, tmp_pa
             json={"step": step, "destination": {"type": "Redshift", "config": config}},
         )
         assert (status, check["result"]["status"]) == (200, "Passed"), check
+
+
+POSTHOG_EVENTS_DDL = """CREATE TABLE posthog_exports.events (
+    "uuid" VARCHAR(200), "event" VARCHAR(200), "properties" SUPER, "elements" VARCHAR(65535), "set" SUPER,
+    "set_once" SUPER, "distinct_id" VARCHAR(200), "team_id" INTEGER, "ip" VARCHAR(200), "site_url" VARCHAR(200),
+    "timestamp" TIMESTAMP WITH TIME ZONE
+)"""
+"""PostHog's events table with SUPER columns, as its export created it."""
+
+
+async def test_posthogs_super_table_gets_json_whatever_the_config_says(project: Project) -> None:
+    database = await redshift_database(project)  # properties_data_type: varchar, the default
+    await rows(database, POSTHOG_EVENTS_DDL)
+    await rows(database, f"ALTER TABLE posthog_exports.events OWNER TO {database.config['user']}")
+    export = await create_export(project, redshift(database.config))
+    await capture(project, [event("signup", "ada", plan="pro", **{"$set": {"email": "ada@example.com"}})])
+    (run,) = await run_hour(project, export, datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1), 1)
+    assert run["status"] == "Completed", run
+    (row,) = await rows(database, "SELECT properties, set, set_once FROM posthog_exports.events")
+    assert row["properties"]["plan"] == "pro" and row["set"] == {"email": "ada@example.com"}, row  # parsed SUPER
+    assert row["set_once"] is None
+    assert dict(await columns(database))["properties"] == "super"
