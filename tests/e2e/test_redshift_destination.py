@@ -13,15 +13,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+import aiohttp
 import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
 from batch_exports.store import runs
+from connectors.destinations import Context, parse_config, run_step
 from contracts.workflows import ExportInputs
+from entrypoints.embedded import LOOPBACK
 from entrypoints.redshift import RedshiftDatabase
 from tests.support.helpers import (
+    another_gateway,
     capture,
     create_export,
     event,
@@ -31,8 +36,9 @@ from tests.support.helpers import (
     runs_until,
     trigger_for_last_hour,
 )
+from tests.support.listeners import listening, loopback_only, resolving
 from tests.support.redshift import redshift_database, rows
-from tests.support.stack import Project
+from tests.support.stack import API_KEY, Project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -319,3 +325,36 @@ async def test_posthogs_super_table_gets_json_whatever_the_config_says(project: 
     assert row["properties"]["plan"] == "pro" and row["set"] == {"email": "ada@example.com"}, row  # parsed SUPER
     assert row["set_once"] is None
     assert dict(await columns(database))["properties"] == "super"
+
+
+async def test_an_internal_address_is_refused_before_anything_connects(project: Project) -> None:
+    """Where private destinations are not allowed, a Redshift at an internal address (here a listener on loopback,
+    by every spelling) is a 400 at save and a failed check, and nothing reaches it; the DNS-rebinding case: the
+    address connected to is the one checked."""
+    context = Context(files_root=project.stack.settings.exports_root / str(project.id), allow_private=False)
+    async with listening() as internal:
+        base = {"port": internal.port, "database": "dev", "table_name": "events", "user": "u", "password": "p"}
+        async with (
+            another_gateway(project.stack, allow_private_destinations=False) as gateway,
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+        ):
+            for host in ("127.0.0.1", "localhost", "::1", "::ffff:127.0.0.1", "127.1", "2130706433", "/tmp"):
+                body = redshift({**base, "host": host})
+                async with http.post(f"{gateway}/api/projects/{project.id}/batch_exports/", json=body) as response:
+                    error = await response.json()
+                assert (response.status, error["attr"]) == (400, "destination__config__host"), (host, error)
+        config = parse_config("Redshift", {**base, "host": "rebind.test"})
+        with loopback_only() as tripwire, resolving("rebind.test", first="93.184.215.14", then=LOOPBACK) as dns:
+            problem = await run_step("Redshift", config, context, 0)
+        assert problem is not None and dns.lookups >= 2 and tripwire.blocked == [], (problem, tripwire.blocked)
+        assert internal.connections == 0 and bytes(internal.received) == b""
+
+
+async def test_the_services_own_database_is_never_a_redshift(project: Project) -> None:
+    url = urlparse(project.stack.settings.database_url)
+    own = {"host": url.hostname, "port": url.port, "database": url.path.lstrip("/"), "table_name": "t",
+           "user": "postgres", "password": url.password}  # fmt: skip
+    status, error = await project.request("POST", "batch_exports/", json=redshift(own))
+    assert (status, error["attr"]) == (400, "destination__config__host") and "database of this service" in error[
+        "detail"
+    ]

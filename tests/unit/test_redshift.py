@@ -6,6 +6,7 @@ import sqlglot
 from pydantic import ValidationError
 from sqlglot import exp
 
+from batch_exports.models import InvalidField, merge_destination
 from connectors.destinations import parse_config
 from connectors.destinations.warehouses.postgres import _OWN_TABLES
 from connectors.destinations.warehouses.redshift import (
@@ -148,3 +149,15 @@ def test_the_statements_say_what_they_should() -> None:
     assert redshift_statement(create_marks("s")).this.this.name == MARKS
     with pytest.raises((AssertionError, sqlglot.ParseError)):  # what sqlglot cannot read is not taken on trust
         redshift_statement("MERGE INTO t USING s ON t.k = s.k REMOVE DUPLICATES")
+
+
+@pytest.mark.parametrize("change", [{"host": "evil.example.com"}, {"port": 5440}, {"database": "other"},
+                                    {"has_self_signed_cert": True}])  # fmt: skip
+def test_moving_where_the_secrets_go_needs_them_again(change: dict[str, object]) -> None:
+    config = parse_config("Redshift", CONFIG)
+    with pytest.raises(InvalidField) as refused:
+        merge_destination("Redshift", config, {"config": change})
+    assert refused.value.attr == "destination__config__password"
+    merged = merge_destination("Redshift", config, {"config": {**change, "user": "awsuser", "password": "x"}})
+    assert merged["config"] == {**config.stored(), **change, "password": "x"}
+    assert merge_destination("Redshift", config, {"config": {"table_name": "events_v2"}})["config"]["user"] == "awsuser"
