@@ -161,3 +161,11 @@ def test_moving_where_the_secrets_go_needs_them_again(change: dict[str, object])
     merged = merge_destination("Redshift", config, {"config": {**change, "user": "awsuser", "password": "x"}})
     assert merged["config"] == {**config.stored(), **change, "password": "x"}
     assert merge_destination("Redshift", config, {"config": {"table_name": "events_v2"}})["config"]["user"] == "awsuser"
+
+
+def test_integers_fit_a_float_column_and_floats_do_not_fit_an_integer_one() -> None:
+    wanted = {"session_duration": "BIGINT", "vitals_lcp": "DOUBLE PRECISION"}
+    assert conflicts(wanted, {"session_duration": "double precision", "vitals_lcp": "real"}) == []
+    assert conflicts(wanted, {"vitals_lcp": "bigint"}) == [
+        "column vitals_lcp is bigint, where this export writes DOUBLE PRECISION"
+    ]

@@ -117,12 +117,10 @@ def family(sql_type: str) -> str:
         return "float"
     if sql_type.startswith("timestamp"):
         return "timestamp"
-    if sql_type in ("super", "boolean"):
-        return sql_type
-    return sql_type
+    return sql_type  # super, boolean, or one this export never writes
 
 
-ACCEPTS = {"text": {"text"}, "integer": {"integer"}, "float": {"float", "integer"}, "boolean": {"boolean"},
+ACCEPTS = {"text": {"text"}, "integer": {"integer", "float"}, "float": {"float"}, "boolean": {"boolean"},
            "timestamp": {"timestamp"}, "json": {"super", "text"}}  # fmt: skip
 """Which families of the target's columns take what this export writes (a family, or JSON)."""
 
