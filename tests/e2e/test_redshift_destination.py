@@ -16,12 +16,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 import aiohttp
+import asyncpg
+import pyarrow as pa
 import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
 from batch_exports.store import runs
-from connectors.destinations import Context, parse_config, run_step
+from connectors.destinations import Context, WriteRequest, parse_config, run_step
+from connectors.destinations.warehouses.redshift import RedshiftConfig, RedshiftWriter
 from contracts.workflows import ExportInputs
 from entrypoints.embedded import LOOPBACK
 from entrypoints.redshift import RedshiftDatabase
@@ -30,6 +33,7 @@ from tests.support.helpers import (
     capture,
     create_export,
     event,
+    eventually,
     export_now,
     insert_events,
     run_hour,
@@ -358,3 +362,58 @@ async def test_the_services_own_database_is_never_a_redshift(project: Project) -
     assert (status, error["attr"]) == (400, "destination__config__host") and "database of this service" in error[
         "detail"
     ]
+
+
+def person(version: int) -> pa.RecordBatch:
+    """Ada's person row at `version`, as the persons source gives it."""
+    return pa.record_batch({
+        "team_id": pa.array([1], pa.int64()), "distinct_id": ["ada"], "person_id": [str(uuid.uuid4())],
+        "properties": [json.dumps({"v": version})], "person_version": pa.array([version], pa.int64()),
+        "person_distinct_id_version": pa.array([0], pa.int64()), "is_deleted": [False],
+        "created_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
+    })  # fmt: skip
+
+
+async def test_two_applies_of_one_person_at_once_leave_one_row(project: Project) -> None:
+    """Two runs (two intervals of a backfill) apply the same person at the same moment: one applies, the other
+    is refused by the isolation Redshift gives (its retry then applies by version), never two rows."""
+    database = await redshift_database(project, table_name="persons")
+    config = parse_config("Redshift", database.config)
+    assert isinstance(config, RedshiftConfig)
+    context = Context(files_root=project.stack.settings.exports_root / str(project.id), allow_private=True)
+    end = datetime.now(UTC)
+
+    def writer() -> RedshiftWriter:
+        request = WriteRequest(context, "persons", False, end - timedelta(hours=1), end, run_id=str(uuid.uuid4()),
+                               attempt=1)  # fmt: skip
+        return RedshiftWriter(config, request)
+
+    first = writer()
+    await first.write(person(1))
+    await first.commit()
+    two, three = writer(), writer()
+    await two.write(person(2))
+    await three.write(person(3))
+    admin = await asyncpg.connect(database.url)
+    try:
+        async with admin.transaction():  # both applies wait for this lock, then run side by side
+            await admin.execute("LOCK TABLE posthog_exports.persons IN SHARE MODE")
+            applies = [asyncio.create_task(two.commit()), asyncio.create_task(three.commit())]
+            waiting = (
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'posthog_exports.persons'::regclass"
+            )
+            await eventually(lambda: _at_least(admin, waiting, 2), within=20, every=0.05)
+        outcomes = await asyncio.gather(*applies, return_exceptions=True)
+    finally:
+        await admin.close()
+    refused = [o for o in outcomes if isinstance(o, asyncpg.SerializationError)]
+    assert len(refused) == 1 and outcomes.count(None) == 1, outcomes
+    assert len(await rows(database, "SELECT 1 FROM posthog_exports.persons")) == 1
+    retry = writer()  # the refused run's next attempt
+    await retry.write(person(3 if isinstance(outcomes[1], Exception) else 2))
+    await retry.commit()
+    assert await rows(database, "SELECT person_version FROM posthog_exports.persons") == [{"person_version": 3}]
+
+
+async def _at_least(conn: asyncpg.Connection, sql: str, count: int) -> bool | None:
+    return True if await conn.fetchval(sql) >= count else None

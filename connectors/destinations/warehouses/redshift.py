@@ -334,7 +334,9 @@ class RedshiftWriter(StagedWriter):
         conn = self._connection()
         statements = apply_statements(self.target, table(self.schema, stage), list(self.types), self.rule)
         with self._user_errors():
-            async with conn.transaction():
+            # Serializable, as Redshift runs every transaction: of two applies of the same keys at once (two
+            # intervals of a backfill) one is refused and retried, where PostgreSQL's default would keep both rows.
+            async with conn.transaction(isolation="serializable"):
                 for statement in statements:
                     await conn.execute(statement)
                 await conn.execute(insert_mark(self.schema), self.mark_target, mark, self.records, datetime.now(UTC))
