@@ -18,7 +18,9 @@ domain and a `JSON_PARSE` function, as PostHog's own Redshift tests do.
 statement, so it cannot be proven.
 """
 
+import asyncio
 import contextlib
+import random
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -87,6 +89,8 @@ MODEL_TYPES = {"uuid": VARCHAR, "text": VARCHAR, "bigint": "BIGINT", "float": "D
 
 MARKS = "bx_run_marks"
 """The table, beside the target, where each apply records its run."""
+APPLY_TRIES = 8
+"""How often an apply refused by a concurrent one (a serialization failure) is tried before the attempt fails."""
 MAX_PARAMETERS = 32767
 """The most parameters one statement takes (the protocol's count is 16 bits)."""
 MAX_STATEMENT_BYTES = 8 * 2**20
@@ -331,15 +335,24 @@ class RedshiftWriter(StagedWriter):
                 self.records += rows
 
     async def apply(self, stage: str, mark: str) -> None:
+        """One serializable transaction, as Redshift runs every transaction: of two applies to the table at once
+        (two intervals of a backfill) one is refused, where PostgreSQL's default isolation would keep two rows of
+        a key. The refused one is tried again, its stage still there, after a pause that grows."""
         conn = self._connection()
         statements = apply_statements(self.target, table(self.schema, stage), list(self.types), self.rule)
-        with self._user_errors():
-            # Serializable, as Redshift runs every transaction: of two applies of the same keys at once (two
-            # intervals of a backfill) one is refused and retried, where PostgreSQL's default would keep both rows.
-            async with conn.transaction(isolation="serializable"):
-                for statement in statements:
-                    await conn.execute(statement)
-                await conn.execute(insert_mark(self.schema), self.mark_target, mark, self.records, datetime.now(UTC))
+        for attempt in range(1, APPLY_TRIES + 1):
+            try:
+                with self._user_errors():
+                    async with conn.transaction(isolation="serializable"):
+                        for statement in statements:
+                            await conn.execute(statement)
+                        mark_row = (self.mark_target, mark, self.records, datetime.now(UTC))
+                        await conn.execute(insert_mark(self.schema), *mark_row)
+                return
+            except asyncpg.SerializationError:
+                if attempt == APPLY_TRIES:
+                    raise  # retried with the attempt
+                await asyncio.sleep(random.uniform(0.1, 0.5) * attempt)
 
     async def drop_stage(self, stage: str) -> None:
         if self._conn is not None and not self._conn.is_closed():
