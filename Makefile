@@ -10,7 +10,7 @@ AZURITE := .tools/node_modules/.bin/azurite-blob
 # Debian's Chromium, headless, for the test that loads the API's docs page in a real browser (tests/e2e/test_docs_page.py).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: dev demo test test-unit test-core lint worker api azurite clean
+.PHONY: dev demo test test-unit test-core lint worker api azurite redshift clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ $(PROMETHEUS):
 # Azurite beside `make dev`: port 10000 (BATCH_EXPORTS_AZURITE_PORT), data under .data/azurite, a container `exports`.
 azurite: $(STAMP) $(AZURITE)
 	$(BIN)/python -m entrypoints.azurite
+
+# Redshift beside `make dev`: its PostgreSQL's database redshift_dev with SUPER and JSON_PARSE, as PostHog tests Redshift.
+redshift: $(STAMP)
+	$(BIN)/python -m entrypoints.redshift
 
 # The unit tier alone: no services, about 15 s.
 test-unit: $(STAMP)

@@ -1,7 +1,9 @@
 """Benchmark: one hour of N events (about 1 KB each) exported to a destination: S3 (the default) or Azure Blob
-as Parquet and as gzipped JSONLines, or an Iceberg or Delta Lake table (on the S3 API).
+as Parquet and as gzipped JSONLines, an Iceberg or Delta Lake table (on the S3 API), or a warehouse (Redshift:
+the benchmark's PostgreSQL with SUPER and JSON_PARSE), each round beside S3 Parquet for the worker's CPU.
 
-    .venv/bin/python -m bench.export [--events 1000000] [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake]
+    .venv/bin/python -m bench.export [--events 1000000]
+                                     [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake|Redshift]
                                      [--formats parquet,jsonl] [--source postgres|clickhouse]
 
 Starts PostgreSQL, the Temporal dev server and SeaweedFS (an S3 API; Azurite for AzureBlob) in a temporary
@@ -78,6 +80,7 @@ from connectors.sources.events import EventsSource
 from connectors.sources.reading import SourceDatabase
 from entrypoints.azurite import Azurite
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+from entrypoints.redshift import RedshiftDatabase, make
 from tests.support.clickhouse import ClickHouseStandIn
 from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
@@ -92,6 +95,10 @@ FORMATS = {"parquet": ("Parquet", "zstd", 0.8), "jsonl": ("JSONLines", "gzip", 0
 FILE_DESTINATIONS = ("S3Compatible", "AzureBlob")
 TABLE_TARGET = 0.7
 """A table format writes Parquet and commits: its target (Iceberg, Delta Lake)."""
+WAREHOUSES = ("Redshift",)
+WAREHOUSE_TARGET = 0.0
+"""No target against the floor: a warehouse's own server does much of the work; its worker CPU is compared to S3
+Parquet's, measured in the same round."""
 LOAD_EVENTS = """
 INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp, created_at, elements_chain, inserted_at)
 SELECT gen_random_uuid(), $1, (ARRAY['$pageview','$autocapture','signed_up','$pageleave'])[1 + i % 4], 'user-' || (i % 50000),
@@ -355,6 +362,20 @@ async def stored_in_delta(seaweed: SeaweedS3, bucket: str) -> tuple[int, int, in
     return await asyncio.to_thread(read)
 
 
+async def stored_in_redshift(database: RedshiftDatabase) -> tuple[int, int, int]:
+    """Records of the table (all distinct uuids), one table, its size on disk."""
+    conn = await asyncpg.connect(database.url)
+    try:
+        sql = ("SELECT count(*), count(DISTINCT uuid), pg_total_relation_size('posthog_exports.events') "
+               "FROM posthog_exports.events")  # fmt: skip
+        records, unique, size = await conn.fetchrow(sql)
+    finally:
+        await conn.close()
+    if records != unique:
+        raise SystemExit(f"the Redshift table: {records:,} records but {unique:,} distinct uuids")
+    return records, 1, size
+
+
 @dataclass
 class Case:
     """One export measured: its destination and config, its target, and how to read back what it wrote."""
@@ -383,6 +404,11 @@ class Bench:
         place, work = f"bench-{destination.lower()}-{name}-{round_}", self.work
         s3_keys = {"aws_access_key_id": self.seaweed.access_key_id,
                    "aws_secret_access_key": self.seaweed.secret_access_key}  # fmt: skip
+        if destination == "Redshift":
+            owner = place.replace("-", "_")  # the database and its owner
+            database = await make(self.rt.settings.database_url, owner, owner, f"pw-{uuid.uuid4().hex}")
+            return Case("Redshift", name, destination, database.config, WAREHOUSE_TARGET,
+                        lambda: stored_in_redshift(database))  # fmt: skip
         if destination in ("Iceberg", "DeltaLake"):
             await self.s3.create_bucket(Bucket=place)
             config = {"storage": "S3Compatible", "endpoint_url": self.seaweed.endpoint_url, "bucket_name": place,
@@ -481,8 +507,9 @@ async def main(args: argparse.Namespace, work: Path) -> None:
     names = [n.strip() for n in args.formats.split(",") if n.strip()]
     if unknown := set(names) - set(FORMATS):
         raise SystemExit(f"unknown formats {sorted(unknown)}; choose from {sorted(FORMATS)}")
-    if args.destination not in (*FILE_DESTINATIONS, "Iceberg", "DeltaLake"):
-        raise SystemExit(f"unknown destination {args.destination}; choose S3Compatible, AzureBlob, Iceberg, DeltaLake")
+    if args.destination not in (*FILE_DESTINATIONS, "Iceberg", "DeltaLake", *WAREHOUSES):
+        raise SystemExit(f"unknown destination {args.destination}; choose S3Compatible, AzureBlob, Iceberg, DeltaLake, "
+                         "Redshift")  # fmt: skip
     if args.destination not in FILE_DESTINATIONS:
         names = ["table"]  # a table has no file format to choose
     with (
@@ -523,6 +550,8 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 print(f"round {round_} of {args.rounds}", flush=True)
                 best, size = await floor(rt.pool, args.events, posthog)
                 cases = [await bench.case(args.destination, name, round_) for name in names]
+                if args.destination in WAREHOUSES:  # its worker CPU beside S3 Parquet's, in the same round
+                    cases.insert(0, await bench.case("S3Compatible", "parquet", round_))
                 rounds.append((best, [(case, await export_one(bench, case)) for case in cases], measure.load()))
     for round_, (best, results, load_) in enumerate(rounds, 1):
         print(f"\nround {round_}: {args.events:,} events from {args.source}, {size / 1e6:.0f} MB read by the floor, "
@@ -544,7 +573,8 @@ async def main(args: argparse.Namespace, work: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the hour (4000000 for memory)")
-    parser.add_argument("--destination", default="S3Compatible", help="S3Compatible, AzureBlob, Iceberg, DeltaLake")
+    parser.add_argument("--destination", default="S3Compatible",
+                        help="S3Compatible, AzureBlob, Iceberg, DeltaLake, Redshift")  # fmt: skip
     parser.add_argument("--formats", default="parquet,jsonl", help="comma-separated subset of: parquet, jsonl "
                         "(S3Compatible and AzureBlob)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one format's export may take")

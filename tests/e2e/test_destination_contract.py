@@ -1,5 +1,5 @@
 """The contract every destination keeps, the same cases against each (File, S3, Postgres, HTTP, Iceberg, Delta
-Lake, Azure Blob), reading each source (this service's PostgreSQL, PostHog's ClickHouse):
+Lake, Azure Blob, Redshift), reading each source (this service's PostgreSQL, PostHog's ClickHouse):
 
 - each record once across a rerun of its interval and across a resumed attempt;
 - an error only the user can fix fails the run at once, with the provider's own words;
@@ -34,6 +34,7 @@ from tests.support.destinations import (
 from tests.support.helpers import create_export, runs_until, start_run
 from tests.support.posthog_tables import Event, PostHogClickHouse
 from tests.support.receiver import running_receiver
+from tests.support.redshift import RedshiftTarget
 from tests.support.seaweed import SeaweedS3
 from tests.support.stack import Project
 
@@ -45,7 +46,7 @@ END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(h
 START = END - timedelta(hours=1)
 
 
-@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob"])
+@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob", "Redshift"])
 async def target(
     request: pytest.FixtureRequest, source_project: Project, s3: Any, s3_service: SeaweedS3, azurite: Azurite
 ) -> AsyncIterator[Target]:
@@ -64,6 +65,8 @@ async def target(
             yield TableTarget(project, request.param, s3, s3_service)
         case "AzureBlob":
             yield AzureBlobTarget(project, azurite)
+        case "Redshift":
+            yield RedshiftTarget(project)
 
 
 async def events_in_interval(project: Project, count: int = EVENTS) -> set[str]:

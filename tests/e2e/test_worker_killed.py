@@ -30,6 +30,7 @@ from tests.support.destinations import (
     s3_config,
 )
 from tests.support.helpers import create_export, eventually, runs_of, start_run
+from tests.support.redshift import redshift_database, rows
 from tests.support.stack import Project
 
 EVENTS = 200_000
@@ -140,6 +141,26 @@ async def test_postgres_destination_survives_a_killed_worker(project: Project) -
     finally:
         await conn.close()
     assert count == unique == EVENTS
+
+
+async def test_redshift_destination_survives_a_killed_worker(project: Project) -> None:
+    database = await redshift_database(project)
+    export = await create_export(project, {"name": "redshift", "interval": "hour",
+                                           "destination": {"type": "Redshift", "config": database.config}})  # fmt: skip
+    stages = "SELECT tablename FROM pg_tables WHERE tablename LIKE 'bx_stage_%'"
+
+    async def staging(handle: WorkflowHandle[Any, Any]) -> bool:  # the attempt's stage holds rows; none applied
+        found = await rows(database, stages)
+        return bool(found) and bool(await rows(database, f"SELECT 1 FROM posthog_exports.{found[0]['tablename']}"))
+
+    async def stage_left_and_nothing_applied() -> None:
+        assert len(await rows(database, stages)) == 1
+        assert await rows(database, "SELECT count(*) AS n FROM posthog_exports.events") == [{"n": 0}]
+
+    await kill_mid_export_then_recover(project, export, staging, killed=stage_left_and_nothing_applied)
+    (held,) = await rows(database, "SELECT count(*) AS n, count(DISTINCT uuid) AS u FROM posthog_exports.events")
+    assert held == {"n": EVENTS, "u": EVENTS}
+    assert await rows(database, stages) == []  # the dead attempt's stage went with the next attempt
 
 
 async def test_s3_destination_survives_a_killed_worker(project: Project, s3: Any, s3_service: Any) -> None:

@@ -53,6 +53,8 @@ class PostgresConfig(DestinationConfig):
     secret_scope_fields: ClassVar[frozenset[str]] = frozenset({"host", "port", "database", "has_self_signed_cert"})
     """Where the user and password go, and how: `has_self_signed_cert` decides whether the server's certificate
     is checked, so whether the password may reach a server that only claims the host's name."""
+    server: ClassVar[str] = "PostgreSQL"
+    """What the messages call the server (another that speaks PostgreSQL's protocol names itself)."""
 
     host: str = Field(min_length=1, max_length=253, description="A DNS name or an IP address.")
     port: int = Field(5432, ge=1, le=65535)
@@ -159,17 +161,17 @@ async def connect(config: PostgresConfig, context: Context) -> asyncpg.Connectio
                     raise
                 if not plain_text_allowed(address, context):
                     raise DestinationUserError(
-                        f"PostgreSQL at {config.host}:{config.port} does not offer TLS: a password is never sent "
+                        f"{config.server} at {config.host}:{config.port} does not offer TLS: a password is never sent "
                         "to a public address in plain text; enable TLS on the server"
                     ) from error
                 conn = await _connect_to(address, config, False)  # the server has no TLS: a private one
         except USER_ERRORS as error:
             raise DestinationUserError(
-                f"cannot connect to PostgreSQL at {config.host}:{config.port}: {error}"
+                f"cannot connect to {config.server} at {config.host}:{config.port}: {error}"
             ) from error
         except ssl.SSLCertVerificationError as error:
             raise DestinationUserError(
-                f"cannot connect to PostgreSQL at {config.host}:{config.port}: its certificate is not trusted "
+                f"cannot connect to {config.server} at {config.host}:{config.port}: its certificate is not trusted "
                 f"({error.verify_message}); set has_self_signed_cert if it is self-signed"
             ) from error
         except (OSError, TimeoutError) as error:
