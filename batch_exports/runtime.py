@@ -53,6 +53,7 @@ class Runtime:
             allow_private=settings.allow_private_destinations,
             protected_databases=own_databases(settings),
             iceberg_catalog_url=settings.iceberg_catalog_url or settings.database_url,
+            snowflake_url=settings.snowflake_url or "",
             limits=ClientLimits(
                 call_seconds=settings.destination_call_timeout_seconds,
                 check_seconds=settings.check_timeout_seconds,

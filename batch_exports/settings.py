@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         None, description="PostgreSQL of the `Iceberg` destinations' SQL catalog (schema `iceberg_catalog`); "
         "defaults to `database_url`.",
     )  # fmt: skip
+    snowflake_url: str | None = Field(
+        None, description="Where `Snowflake` destinations connect, as `scheme://host:port` (fakesnow's "
+        "`http://127.0.0.1:PORT` in the tests); none: each account's `https://{account}.snowflakecomputing.com`.",
+    )  # fmt: skip
 
     # What the processes tell operators: metrics, logs (traces follow OpenTelemetry's own OTEL_* variables).
     metrics_host: str = Field("127.0.0.1", description="Address the Prometheus metrics endpoints bind.")
@@ -141,6 +145,7 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(8233, description="Port of the embedded Temporal UI.")
     postgres_port: int = Field(5433, description="Port of the embedded PostgreSQL.")
     azurite_port: int = Field(10000, description="Port of the Azurite `make azurite` starts beside `make dev`.")
+    fakesnow_port: int = Field(8085, description="Port of the fakesnow `make snowflake` starts beside `make dev`.")
     dev_project_token: str = Field("phc_dev_local", description="Token of the project `make dev` creates.")
     dev_api_key: SecretStr = Field(SecretStr("phx_dev_local"), description="Personal API key `make dev` creates.")
 

@@ -128,6 +128,8 @@ class Context:
     """The service's own databases, which no destination may point at."""
     iceberg_catalog_url: str = ""
     """The PostgreSQL holding the `Iceberg` destinations' SQL catalog."""
+    snowflake_url: str = ""
+    """Where `Snowflake` destinations connect (`BATCH_EXPORTS_SNOWFLAKE_URL`); empty: the account's own host."""
     limits: ClientLimits = ClientLimits()
     egress: "EgressProxy | None" = None
     """The process's forward proxy, through which clients in native code connect (`proxy`)."""

@@ -30,6 +30,7 @@ from entrypoints.embedded import LOOPBACK, free_port
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
 from tests.support.services import Services, start_services
+from tests.support.snowflake import fakesnow, snowflake_stack  # noqa: F401 (fixtures of the Snowflake tests)
 from tests.support.stack import API_KEY, Project, Stack, connect_with_retry
 from worker import build_worker
 
