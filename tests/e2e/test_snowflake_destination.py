@@ -17,6 +17,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.export import Exporter
 from batch_exports.store import runs
 from connectors.destinations.warehouses import snowflake_sql as sql
+from connectors.destinations.warehouses.staging import STAGE_PREFIX
 from contracts.workflows import ExportInputs
 from entrypoints.snowflake import Fakesnow
 from tests.support.helpers import (
@@ -110,7 +111,7 @@ async def test_created_checked_run_by_its_schedule_and_a_backfill_then_read_back
     held = await table_rows(fakesnow, config)
     assert_same_events(held, await source_events(project))
     assert await query(fakesnow, config, "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
-                       f"WHERE STARTSWITH(TABLE_NAME, '{sql.STAGE_PREFIX}')") == []  # fmt: skip
+                       f"WHERE STARTSWITH(TABLE_NAME, '{STAGE_PREFIX.upper()}')") == []  # fmt: skip
 
     again = await run_hour(project, export, hour, 3)  # the scheduled hour once more
     assert again[-1]["status"] == "Completed", again
@@ -146,8 +147,6 @@ async def test_a_retried_attempt_whose_apply_landed_applies_nothing_and_stale_st
     sent = await insert_events(project.stack, project.id, [start + timedelta(minutes=i) for i in range(30)])
     config = new_config()
     export = await export_to(project, config)
-    stale = sql.stage_name(sql.stage_prefix(export["id"], start, end))  # what a lost worker's attempt left
-    await query(fakesnow, config, sql.create_stage_table(stale, sql.TABLES["events"]))
     exporter = Exporter(project.stack.runtime)
 
     async def attempt(run_id: uuid.UUID, number: int) -> None:
@@ -159,6 +158,8 @@ async def test_a_retried_attempt_whose_apply_landed_applies_nothing_and_stale_st
     run_id = await runs.start(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
                               workflow_id=f"{export['id']}-landed", workflow_run_id=str(uuid.uuid4()),
                               data_interval_start=start, data_interval_end=end, backfill_id=None)  # fmt: skip
+    stale = f"{STAGE_PREFIX}{run_id.hex}_9"  # what a lost worker's attempt of the run left
+    await query(fakesnow, config, sql.create_stage_table(stale, sql.TABLES["events"]))
     await attempt(run_id, 1)
     marks = f'SELECT "run_id", "records" FROM "{sql.MARKS_TABLE}"'
     assert await query(fakesnow, config, marks) == [(str(run_id), 30)]
@@ -167,7 +168,7 @@ async def test_a_retried_attempt_whose_apply_landed_applies_nothing_and_stale_st
     held = await table_rows(fakesnow, config)
     assert {row["event"] for row in held} == {"changed since"} and {row["uuid"] for row in held} == sent
     assert await query(fakesnow, config, marks) == [(str(run_id), 30)]
-    stages = "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE STARTSWITH(TABLE_NAME, 'BATCH_EXPORT_STAGE_')"
+    stages = f"SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE STARTSWITH(TABLE_NAME, '{STAGE_PREFIX.upper()}')"
     assert await query(fakesnow, config, stages) == []
 
 

@@ -19,6 +19,7 @@ from batch_exports.models import InvalidField, merge_destination
 from connectors.destinations import parse_config
 from connectors.destinations.warehouses import snowflake_sql as sql
 from connectors.destinations.warehouses.snowflake import SnowflakeConfig, parquet_file
+from connectors.destinations.warehouses.staging import RULES, STAGE_PREFIX
 
 BASE = {"account": "myorg-acct", "user": "exporter", "database": "DB", "warehouse": "WH", "schema": "PUBLIC",
         "table_name": "events"}  # fmt: skip
@@ -101,19 +102,25 @@ def test_the_account_is_the_identifier_without_the_domain() -> None:
     assert config.account == "myorg-acct"  # type: ignore[attr-defined]
 
 
-START, END = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 1, tzinfo=UTC)
-STAGE = sql.stage_name(sql.stage_prefix("export", START, END))
+STAGE = f"{STAGE_PREFIX}0193a1b2c3d47e5f8a6b00000000000a_1"
+
+
+def merge(model: str) -> str:
+    keys = RULES[model].key if model != "sessions" else ("team_id", *RULES[model].key)
+    return sql.merge(model, STAGE, list(sql.TABLES[model]), keys, RULES[model].newer, RULES[model].newer_condition)
+
+
 PARAMS = {"run_id": "'r'", "table_name": "'t'", "batch_export_id": "'e'", "start": "'2024-01-01'",
           "end": "'2024-01-02'", "records": "3"}  # fmt: skip
 
 
 def statements() -> list[str]:
-    sent = [sql.create_marks(), sql.find_mark() % PARAMS, sql.add_mark() % PARAMS, sql.stale_stages("BATCH_X_"),
+    sent = [sql.create_marks(), sql.find_mark() % PARAMS, sql.add_mark() % PARAMS, sql.stale_stages(STAGE_PREFIX),
             sql.drop_table(STAGE), sql.put(STAGE, "part-0.parquet"), sql.describe("events"),
             sql.add_column("events", "ip", "STRING"), sql.insert_nothing("events")]  # fmt: skip
     for model, columns in sql.TABLES.items():
         sent += [sql.create_table(model, columns), sql.create_stage_table(STAGE, columns),
-                 sql.copy_into(STAGE, columns), sql.Merge(model).statement(model, STAGE, list(columns))]  # fmt: skip
+                 sql.copy_into(STAGE, columns), merge(model)]  # fmt: skip
     return sent
 
 
@@ -130,15 +137,18 @@ def test_no_statement_uses_what_fakesnow_refuses() -> None:
 
 
 def test_the_merge_keeps_the_newest_staged_row_and_replaces_only_when_newer() -> None:
-    merge = sqlglot.parse_one(sql.Merge("persons").statement("p", STAGE, list(sql.TABLES["persons"])), read="snowflake")
-    assert "QUALIFY" in merge.sql("snowflake") and '"person_version" DESC' in merge.sql("snowflake")
-    whens = merge.args["whens"].expressions
-    assert 'final."person_version" < stage."person_version"' in whens[0].args["condition"].sql("snowflake")
-    events = sql.Merge("events").statement("e", STAGE, list(sql.TABLES["events"]))
+    persons = merge("persons")
+    parsed = sqlglot.parse_one(persons, read="snowflake")
+    assert '"person_version" DESC NULLS LAST, "person_distinct_id_version" DESC NULLS LAST' in persons
+    assert "QUALIFY" in parsed.sql("snowflake")
+    condition = parsed.args["whens"].expressions[0].args["condition"].sql("snowflake")
+    assert 'final."person_version" < stage."person_version"' in condition
+    events = merge("events")
     assert 'ON final."uuid" = stage."uuid" WHEN MATCHED THEN UPDATE' in events
-    sessions = sql.Merge("sessions").statement("s", STAGE, list(sql.TABLES["sessions"]))
+    assert '"uuid" = stage."uuid",' not in events.split("UPDATE SET")[1]  # the key is not updated
+    sessions = merge("sessions")
     assert 'final."team_id" = stage."team_id" AND final."session_id" = stage."session_id"' in sessions
-    assert 'WHEN MATCHED AND (final."end_timestamp" < stage."end_timestamp")' in sessions
+    assert 'final."end_timestamp" < stage."end_timestamp"' in sessions
 
 
 def test_posthogs_tables() -> None:
@@ -150,11 +160,9 @@ def test_posthogs_tables() -> None:
     assert sql.TABLES["sessions"]["urls"] == "ARRAY" and len(sql.TABLES["sessions"]) == 47
 
 
-def test_stage_tables_of_an_interval_share_a_prefix_and_no_other_interval_does() -> None:
-    prefix = sql.stage_prefix("export", START, END)
-    assert sql.stage_name(prefix).startswith(prefix) and sql.stage_name(prefix) != sql.stage_name(prefix)
-    assert sql.stage_prefix("export", END, datetime(2024, 1, 1, 2, tzinfo=UTC)) != prefix
-    assert sql.stage_prefix("other", START, END) != prefix
+def test_stale_stages_are_looked_for_in_upper_case() -> None:
+    """Unquoted names: Snowflake keeps them in upper case, so the prefix is looked for so."""
+    assert f"STARTSWITH(TABLE_NAME, '{STAGE_PREFIX.upper()}')" in sql.stale_stages(STAGE_PREFIX)
 
 
 def test_the_staged_file_holds_json_text_utc_times_and_renamed_columns() -> None:

@@ -1,1 +1,2 @@
-"""Warehouse destinations: a table of the user's warehouse, loaded through a stage and applied in one statement."""
+"""Databases and warehouses: rows into a table of the user's, exactly once, by stage then apply (`staging`,
+shared by every dialect): `Postgres`, `Snowflake`."""

@@ -5,12 +5,13 @@ The config is PostHog's (`account`, `user`, `authentication_type` password or ke
 (`snowflake_sql.TABLES`), given a column it lacks (`ALTER TABLE ADD COLUMN`), refused when a column's type cannot
 take what is written (the error names the column and both types).
 
-Exactly once: each attempt stages the interval in a transient table of its own (Parquet files `PUT` to that
-table's stage, then `COPY INTO` it) and applies it in one `MERGE` (events replace rows by `uuid`, persons and
-sessions replace a row when a version or `end_timestamp` is newer), so an apply run twice leaves what one left.
-The apply is then marked in `batch_export_runs` (run, table, records): a retried attempt of a run whose apply
-landed finds the mark and applies nothing. The stage table is dropped on success and on failure, and an attempt
-first drops the stage tables an earlier attempt at the same interval left (a worker lost mid-load).
+Exactly once, by stage then apply (`staging`): each attempt stages the interval in a transient table of its own
+(Parquet files `PUT` to that table's stage, then `COPY INTO` it) and applies it in one `MERGE` (events replace
+rows by `uuid`; persons by `(team_id, distinct_id)` and sessions by `(team_id, session_id)` replace a row when a
+version or `end_timestamp` is newer), so an apply run twice leaves what one left. The apply is then marked in
+`batch_export_runs` (run, table, records): a retried attempt of a run whose apply landed finds the mark and
+applies nothing. The stage table is dropped on success and on failure, and an attempt first drops the stage
+tables an earlier attempt of the run left (a worker lost mid-load).
 
 The connector is synchronous: each call runs in a thread, so the event loop heartbeats meanwhile. It connects to
 `BATCH_EXPORTS_SNOWFLAKE_URL` when set (fakesnow on loopback in the tests; `http://` only to a private address
@@ -25,6 +26,7 @@ import asyncio
 import io
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -42,16 +44,16 @@ from connectors.destinations.base import (
     Destination,
     DestinationConfig,
     DestinationUserError,
-    IntervalWriter,
     Step,
     WriteRequest,
 )
-from connectors.destinations.endpoints import ParsedEndpoint, parse_endpoint
-from connectors.destinations.hosts import resolve
-from connectors.destinations.postgres import plain_text_allowed
-from connectors.destinations.proxy import Route, route_for
-from connectors.destinations.table_rows import plain
+from connectors.destinations.network.endpoints import ParsedEndpoint, parse_endpoint
+from connectors.destinations.network.hosts import resolve
+from connectors.destinations.network.proxy import Route, route_for
+from connectors.destinations.tables.rows import plain
 from connectors.destinations.warehouses import snowflake_sql as sql
+from connectors.destinations.warehouses.postgres import plain_text_allowed
+from connectors.destinations.warehouses.staging import STAGE_PREFIX, StagedWriter
 
 logger = logging.getLogger(__name__)
 
@@ -286,54 +288,68 @@ def _stage_column(column: pa.Array | None, kind: str, rows: int) -> pa.Array:
     return pc.cast(column, _ARROW[kind])
 
 
-class SnowflakeWriter(IntervalWriter):
+class SnowflakeWriter(StagedWriter):
+    """Stage then apply (`staging`): the stage is a transient table loaded from Parquet files put to its own
+    stage; the apply is one `MERGE`, then the run's mark. The two are separate statements (fakesnow runs no
+    write inside a transaction), which is safe because the `MERGE` is idempotent: an attempt lost between them
+    leaves a mark missing, and the next attempt's `MERGE` of the same rows changes nothing before it marks."""
+
     def __init__(self, config: SnowflakeConfig, request: WriteRequest) -> None:
         if request.model not in sql.TABLES:
             raise DestinationUserError(f"the Snowflake destination does not export the {request.model} model")
+        super().__init__(request)
         self.config = config
         self.request = request
-        self.model = request.model
-        self.prefix = sql.stage_prefix(request.batch_export_id, request.start, request.end)
-        self.stage = sql.stage_name(self.prefix)
+        self.table = config.table_name
         self.records = 0
         self._session: Session | None = None
         self._columns: dict[str, str] = {}
         self._pending: list[pa.RecordBatch] = []
         self._pending_bytes = 0
 
-    async def _open(self) -> Session:
-        if self._session is not None:
-            return self._session
-        session = Session(self.config, self.request.context)
-        try:
-            await session.open()
-            for (stale,) in (await session.execute(sql.stale_stages(self.prefix), doing="list stage tables"))[0]:
-                await session.execute(sql.drop_table(stale), doing=f"drop the stage table {stale}")
-            self._columns = await prepare_table(session, self.model)
-            await session.execute(sql.create_stage_table(self.stage, self._columns), doing="create a stage table")
-        except BaseException:
-            await session.close()
-            raise
-        self._session = session
-        return session
+    def _open_session(self) -> Session:
+        assert self._session is not None, "open() comes first"
+        return self._session
 
-    async def write(self, batch: pa.RecordBatch) -> bool:
-        await self._open()
+    async def open(self) -> None:
+        self._session = await Session(self.config, self.request.context).open()
+        self._columns = await prepare_table(self._session, self.request.model)
+        await self._session.execute(sql.create_marks(), doing=f"create the table {sql.MARKS_TABLE}")
+
+    async def close(self) -> None:
+        session, self._session, self._pending = self._session, None, []
+        if session is not None:
+            await session.close()
+
+    async def stale_stages(self, prefix: str) -> list[str]:
+        rows, _ = await self._open_session().execute(sql.stale_stages(prefix), doing="list stage tables")
+        return [row[0] for row in rows]
+
+    async def applied(self, mark: str) -> bool:
+        found, _ = await self._open_session().execute(
+            sql.find_mark(), {"run_id": mark, "table_name": self.table}, doing="read the marks of earlier applies"
+        )
+        return bool(found)
+
+    async def create_stage(self, stage: str) -> None:
+        await self._open_session().execute(sql.create_stage_table(stage, self._columns), doing="create a stage table")
+
+    async def load(self, stage: str, batch: pa.RecordBatch) -> None:
         self._pending.append(batch)
         self._pending_bytes += batch.nbytes
         self.records += batch.num_rows
         if self._pending_bytes >= FILE_BYTES:
-            await self._upload()
-        return False  # staged: nothing is in the table before commit
+            await self._upload(stage)
 
-    async def _upload(self) -> None:
-        session = await self._open()
+    async def _upload(self, stage: str) -> None:
         batches, self._pending, self._pending_bytes = self._pending, [], 0
         if not batches:
             return
         data = await asyncio.to_thread(parquet_file, batches, self._columns)
         name = f"part-{self.files}.parquet"
-        rows, _ = await session.execute(sql.put(self.stage, name), stream=io.BytesIO(data), doing="upload to the stage")
+        rows, _ = await self._open_session().execute(
+            sql.put(stage, name), stream=io.BytesIO(data), doing="upload to the stage"
+        )
         if not rows or rows[0][6] != "UPLOADED":
             raise DestinationUserError(
                 f"Snowflake did not take the file {name}: {rows[0][6:8] if rows else 'no answer'}"
@@ -341,45 +357,25 @@ class SnowflakeWriter(IntervalWriter):
         self.files += 1
         self.bytes_written += len(data)
 
-    async def commit(self, final: bool = True) -> None:
-        session = await self._open()
-        table = self.config.table_name
-        try:
-            await self._upload()
-            if self.files:
-                loaded, _ = await session.execute(sql.copy_into(self.stage, self._columns), doing="load the stage")
-                failed = [row for row in loaded if len(row) > 1 and row[1] != "LOADED"]
-                if failed:
-                    raise DestinationUserError(f"Snowflake did not load {failed[0][0]}: {failed[0][1:7]}")
-            await session.execute(sql.create_marks(), doing=f"create the table {sql.MARKS_TABLE}")
-            mark = {"run_id": self.request.run_id, "table_name": table}
-            found, _ = await session.execute(sql.find_mark(), mark, doing="read the marks of earlier applies")
-            if any(row[0] == self.records for row in found):
-                logger.info("run %s was applied to %s before: nothing applied again", self.request.run_id, table)
-            else:
-                if self.files:
-                    merge = sql.Merge(self.model).statement(table, self.stage, list(self._columns))
-                    await session.execute(merge, doing=f"merge into {table}")
-                await session.execute(sql.add_mark(), {**mark, "batch_export_id": self.request.batch_export_id,
-                                      "start": self.request.start.isoformat(), "end": self.request.end.isoformat(),
-                                      "records": self.records}, doing="mark the apply")  # fmt: skip
-        finally:
-            await self._close()
+    async def apply(self, stage: str, mark: str) -> None:
+        session = self._open_session()
+        await self._upload(stage)
+        if self.files:
+            loaded, _ = await session.execute(sql.copy_into(stage, self._columns), doing="load the stage")
+            failed = [row for row in loaded if len(row) > 1 and row[1] != "LOADED"]
+            if failed:
+                raise DestinationUserError(f"Snowflake did not load {failed[0][0]}: {failed[0][1:7]}")
+            keys = self.rule.key if self.request.model != "sessions" else ("team_id", *self.rule.key)
+            statement = sql.merge(self.table, stage, list(self._columns), keys, self.rule.newer,
+                                  self.rule.newer_condition)  # fmt: skip
+            await session.execute(statement, doing=f"merge into {self.table}")
+        request = self.request
+        await session.execute(sql.add_mark(), {"run_id": mark, "table_name": self.table, "records": self.records,
+                              "batch_export_id": request.batch_export_id, "start": request.start.isoformat(),
+                              "end": request.end.isoformat()}, doing="mark the apply")  # fmt: skip
 
-    async def abort(self) -> None:
-        await self._close()
-
-    async def _close(self) -> None:
-        session, self._session = self._session, None
-        self._pending = []
-        if session is None:
-            return
-        try:
-            await asyncio.shield(session.execute(sql.drop_table(self.stage), doing="drop the stage table"))
-        except (sf_errors.Error, DestinationUserError) as error:
-            logger.warning("stage table %s left for the next attempt: %s", self.stage, self.config.redact(str(error)))
-        finally:
-            await session.close()
+    async def drop_stage(self, stage: str) -> None:
+        await self._open_session().execute(sql.drop_table(stage), doing="drop the stage table")
 
 
 async def _connects(config: SnowflakeConfig, context: Context) -> None:
@@ -394,7 +390,7 @@ async def _table_writable(config: SnowflakeConfig, context: Context) -> None:
     """Rows can be written to the table (an insert of none: it changes nothing), or it is missing and will be
     created; a file can be uploaded to a stage table's stage and loaded from it. The stage table is dropped."""
     session = await Session(config, context).open()
-    stage = sql.stage_name(sql.STAGE_PREFIX + "CHECK_")
+    stage = f"{STAGE_PREFIX}check_{secrets.token_hex(4)}"
     columns = sql.TABLES["events"]
     try:
         if await table_exists(session, config.table_name):

@@ -1,7 +1,7 @@
 """The statements the `Snowflake` destination sends, and the tables it creates: PostHog's own.
 
-Every statement is built here from validated identifiers (quoted) and names this service makes (unquoted, upper
-case: a stage table's name, so its table stage `@%NAME` needs no quotes, which fakesnow could not read), and each
+Every statement is built here from validated identifiers (quoted) and names this service makes (unquoted: a stage
+table's name from `staging`, so its table stage `@%name` needs no quotes, which fakesnow could not read), and each
 one is accepted by real Snowflake and by fakesnow, the server the tests run: no `REMOVE`, no quoted table stage,
 no JSON load by column name. `tests/unit/test_snowflake_destination.py` parses each with sqlglot's Snowflake dialect.
 
@@ -11,10 +11,7 @@ table (each column cast from the file, JSON parsed into VARIANT), then one `MERG
 `end_timestamp` is newer), then a mark of the run in `batch_export_runs`.
 """
 
-import hashlib
-import secrets
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
 
 from connectors.sources.schemas import SCHEMAS
 
@@ -44,10 +41,6 @@ TABLES: dict[str, dict[str, str]] = {
 }
 """Each model's table: column name to Snowflake type."""
 
-MERGE_KEYS = {"events": ("uuid",), "persons": ("team_id", "distinct_id"), "sessions": ("team_id", "session_id")}
-NEWER = {"events": (), "persons": ("person_version", "person_distinct_id_version"), "sessions": ("end_timestamp",)}
-"""The columns whose greater value makes a staged row replace the table's (none: it always replaces)."""
-
 FAMILIES = {
     "STRING": {"TEXT"}, "VARIANT": {"VARIANT", "OBJECT", "ARRAY", "TEXT"}, "ARRAY": {"ARRAY", "VARIANT"},
     "INTEGER": {"FIXED"}, "FLOAT": {"REAL", "FIXED"}, "BOOLEAN": {"BOOLEAN"},
@@ -61,8 +54,6 @@ MARKS_COLUMNS = {"batch_export_id": "STRING", "run_id": "STRING", "table_name": 
                  "applied_at": "TIMESTAMP"}  # fmt: skip
 """One row per applied load: a retried attempt whose apply landed finds its run here and applies nothing."""
 
-STAGE_PREFIX = "BATCH_EXPORT_STAGE_"
-
 
 def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
@@ -70,17 +61,6 @@ def quote(identifier: str) -> str:
 
 def literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def stage_prefix(batch_export_id: str, start: datetime, end: datetime) -> str:
-    """The names of the stage tables of one interval of one export: two executions of an interval never run at
-    once, so an attempt drops every stage table under its prefix (a dead attempt's) before it makes its own."""
-    digest = hashlib.sha256(f"{batch_export_id}|{start.isoformat()}|{end.isoformat()}".encode()).hexdigest()
-    return f"{STAGE_PREFIX}{digest[:16].upper()}_"
-
-
-def stage_name(prefix: str) -> str:
-    return prefix + secrets.token_hex(4).upper()
 
 
 def create_table(table: str, columns: dict[str, str]) -> str:
@@ -108,10 +88,11 @@ def add_column(table: str, name: str, kind: str) -> str:
 
 
 def stale_stages(prefix: str) -> str:
-    """Stage tables an earlier attempt at the interval left (a worker lost before it could drop them)."""
+    """Stage tables an earlier attempt of the run left (a worker lost before it could drop them): unquoted names,
+    so Snowflake holds them in upper case."""
     return (
         "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = CURRENT_SCHEMA() "
-        f"AND STARTSWITH(TABLE_NAME, {literal(prefix)})"
+        f"AND STARTSWITH(TABLE_NAME, {literal(prefix.upper())})"
     )
 
 
@@ -142,29 +123,24 @@ def copy_into(stage: str, columns: dict[str, str]) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Merge:
-    """How a model's staged rows are applied to its table."""
-
-    model: str
-
-    def statement(self, table: str, stage: str, columns: list[str]) -> str:
-        """One `MERGE` of the stage into the table: the stage's rows deduplicated by key (the newest kept), a
-        matched row replaced (events) or replaced when newer (persons, sessions), a new one inserted."""
-        keys, newer = MERGE_KEYS[self.model], NEWER[self.model]
-        order = ", ".join(f"{quote(c)} DESC" for c in newer or ("timestamp",))
-        partition = ", ".join(quote(k) for k in keys)
-        on = " AND ".join(f"final.{quote(k)} = stage.{quote(k)}" for k in keys)
-        when = " OR ".join(f"final.{quote(c)} < stage.{quote(c)}" for c in newer)
-        matched = f"WHEN MATCHED AND ({when}) THEN" if newer else "WHEN MATCHED THEN"
-        updates = ", ".join(f"{quote(c)} = stage.{quote(c)}" for c in columns if c not in keys)
-        names = ", ".join(quote(c) for c in columns)
-        values = ", ".join(f"stage.{quote(c)}" for c in columns)
-        return (
-            f"MERGE INTO {quote(table)} AS final USING (SELECT * FROM {stage} "
-            f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) = 1) AS stage ON {on} "
-            f"{matched} UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
-        )
+def merge(
+    table: str, stage: str, columns: list[str], keys: tuple[str, ...], newer: tuple[str, ...],
+    newer_condition: Callable[[Callable[[str], str], str, str], str],
+) -> str:  # fmt: skip
+    """One `MERGE` of the stage into the table: the stage's rows deduplicated by key (the newest kept), a matched
+    row replaced (no `newer` columns) or replaced when `newer_condition` holds, a new one inserted."""
+    order = ", ".join(f"{quote(c)} DESC NULLS LAST" for c in newer or ("timestamp",) if c in columns) or "1"
+    partition = ", ".join(quote(k) for k in keys)
+    on = " AND ".join(f"final.{quote(k)} = stage.{quote(k)}" for k in keys)
+    matched = f"WHEN MATCHED AND ({newer_condition(quote, 'final', 'stage')}) THEN" if newer else "WHEN MATCHED THEN"
+    updates = ", ".join(f"{quote(c)} = stage.{quote(c)}" for c in columns if c not in keys)
+    names = ", ".join(quote(c) for c in columns)
+    values = ", ".join(f"stage.{quote(c)}" for c in columns)
+    return (
+        f"MERGE INTO {quote(table)} AS final USING (SELECT * FROM {stage} "
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) = 1) AS stage ON {on} "
+        f"{matched} UPDATE SET {updates} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
 
 
 def create_marks() -> str:
