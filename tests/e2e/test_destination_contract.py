@@ -1,5 +1,5 @@
 """The contract every destination keeps, the same cases against each (File, S3, Postgres, HTTP, Iceberg, Delta
-Lake, Azure Blob):
+Lake, Azure Blob, Snowflake):
 
 - each record once across a rerun of its interval and across a resumed attempt;
 - an error only the user can fix fails the run at once, with the provider's own words;
@@ -34,6 +34,7 @@ from tests.support.destinations import (
 from tests.support.helpers import create_export, runs_until, start_run
 from tests.support.receiver import running_receiver
 from tests.support.seaweed import SeaweedS3
+from tests.support.snowflake import SnowflakeTarget
 from tests.support.stack import Project
 
 EVENTS = 3000
@@ -44,7 +45,7 @@ END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(h
 START = END - timedelta(hours=1)
 
 
-@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob"])
+@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob", "Snowflake"])
 async def target(
     request: pytest.FixtureRequest, project: Project, s3: Any, s3_service: SeaweedS3, azurite: Azurite
 ) -> AsyncIterator[Target]:
@@ -62,6 +63,9 @@ async def target(
             yield TableTarget(project, request.param, s3, s3_service)
         case "AzureBlob":
             yield AzureBlobTarget(project, azurite)
+        case "Snowflake":
+            request.getfixturevalue("snowflake_stack")
+            yield SnowflakeTarget(project, request.getfixturevalue("fakesnow"))
 
 
 async def events_in_interval(project: Project, count: int = EVENTS) -> set[str]:

@@ -3,16 +3,18 @@ session's own), the stack pointed at it, and what a table holds, read back with 
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import snowflake.connector
 
+from connectors.destinations.warehouses.staging import STAGE_PREFIX
 from entrypoints.embedded import LOOPBACK, free_port
 from entrypoints.snowflake import Fakesnow, destination_config
-from tests.support.stack import Stack
+from tests.support.destinations import Target
+from tests.support.stack import Project, Stack
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +24,11 @@ def fakesnow(work_dir: Path) -> Iterator[Fakesnow]:
 
 
 @pytest.fixture
-async def snowflake_stack(stack: Stack, fakesnow: Fakesnow) -> AsyncIterator[Stack]:
+def snowflake_stack(stack: Stack, fakesnow: Fakesnow) -> Stack:
     """The stack, its worker and gateway connecting their Snowflake destinations to fakesnow (the setting is read
     each time a destination is given its context)."""
     stack.settings.snowflake_url = fakesnow.url
-    yield stack
+    return stack
 
 
 def new_config(**fields: Any) -> dict[str, Any]:
@@ -34,7 +36,7 @@ def new_config(**fields: Any) -> dict[str, Any]:
     return {**destination_config(), "database": f"DB_{uuid.uuid4().hex[:8].upper()}", **fields}
 
 
-def _query(server: Fakesnow, config: dict[str, Any], statement: str) -> tuple[list[tuple[Any, ...]], list[Any]]:
+def run_query(server: Fakesnow, config: dict[str, Any], statement: str) -> tuple[list[tuple[Any, ...]], list[Any]]:
     conn = snowflake.connector.connect(
         account=config["account"], user=config["user"], password="reader", host=LOOPBACK, port=server.port,
         protocol="http", database=config["database"], schema=config["schema"], warehouse=config["warehouse"],
@@ -50,7 +52,7 @@ def _query(server: Fakesnow, config: dict[str, Any], statement: str) -> tuple[li
 
 
 async def query(server: Fakesnow, config: dict[str, Any], statement: str) -> list[tuple[Any, ...]]:
-    rows, _ = await asyncio.to_thread(_query, server, config, statement)
+    rows, _ = await asyncio.to_thread(run_query, server, config, statement)
     return rows
 
 
@@ -58,10 +60,44 @@ async def table_rows(server: Fakesnow, config: dict[str, Any], table: str | None
     """Every row of the table, by column name; none when it does not exist."""
     name = table or config["table_name"]
     try:
-        rows, description = await asyncio.to_thread(_query, server, config, f'SELECT * FROM "{name}"')
+        rows, description = await asyncio.to_thread(run_query, server, config, f'SELECT * FROM "{name}"')
     except snowflake.connector.errors.ProgrammingError as error:
         if error.errno == 2003:
             return []
         raise
     names = [column.name for column in description]
     return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+async def stage_tables(server: Fakesnow, config: dict[str, Any]) -> list[str]:
+    """The stage tables in the config's schema (every attempt's, of every run)."""
+    statement = (
+        f"SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE STARTSWITH(TABLE_NAME, '{STAGE_PREFIX.upper()}')"
+    )
+    return [row[0] for row in await query(server, config, statement)]
+
+
+class SnowflakeTarget(Target):
+    """The contract suite's Snowflake: a database of its own on fakesnow."""
+
+    type = "Snowflake"
+    checkpoints = False
+
+    def __init__(self, project: Project, server: Fakesnow) -> None:
+        super().__init__(project)
+        self.server = server
+
+    async def config(self) -> dict[str, Any]:
+        return new_config(password=f"pw-{uuid.uuid4().hex}")
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The table is a view (of a table without the export's columns): Snowflake refuses to change it."""
+        run_query(self.server, config, 'CREATE TABLE "base" ("a" STRING)')
+        run_query(self.server, config, 'CREATE VIEW "a_view" AS SELECT * FROM "base"')
+        return {**config, "table_name": "a_view"}, "Can only modify view"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        return [row["uuid"] for row in await table_rows(self.server, config)]
+
+    def secrets(self, config: dict[str, Any]) -> list[str]:
+        return [config[name] for name in ("password", "private_key", "private_key_passphrase") if config.get(name)]

@@ -9,8 +9,8 @@ Exactly once, by stage then apply (`staging`): each attempt stages the interval 
 (Parquet files `PUT` to that table's stage, then `COPY INTO` it) and applies it in one `MERGE` (events replace
 rows by `uuid`; persons by `(team_id, distinct_id)` and sessions by `(team_id, session_id)` replace a row when a
 version or `end_timestamp` is newer), so an apply run twice leaves what one left. The apply is then marked in
-`batch_export_runs` (run, table, records): a retried attempt of a run whose apply landed finds the mark and
-applies nothing. The stage table is dropped on success and on failure, and an attempt first drops the stage
+`batch_export_runs` (run, table, records): a retried attempt of a run whose apply of as many records landed finds
+the mark and applies nothing. The stage table is dropped on success and on failure, and an attempt first drops the stage
 tables an earlier attempt of the run left (a worker lost mid-load).
 
 The connector is synchronous: each call runs in a thread, so the event loop heartbeats meanwhile. It connects to
@@ -306,6 +306,7 @@ class SnowflakeWriter(StagedWriter):
         self._columns: dict[str, str] = {}
         self._pending: list[pa.RecordBatch] = []
         self._pending_bytes = 0
+        self._staging = False
 
     def _open_session(self) -> Session:
         assert self._session is not None, "open() comes first"
@@ -326,12 +327,18 @@ class SnowflakeWriter(StagedWriter):
         return [row[0] for row in rows]
 
     async def applied(self, mark: str) -> bool:
+        """Whether an apply of the run with as many records as this attempt staged landed. Asked before staging
+        (when nothing is counted yet) it answers no, so the attempt stages: an attempt that stopped part-way
+        (its apply marked with fewer records) is followed by one that applies the rest, not by nothing."""
+        if not self._staging:
+            return False
         found, _ = await self._open_session().execute(
             sql.find_mark(), {"run_id": mark, "table_name": self.table}, doing="read the marks of earlier applies"
         )
-        return bool(found)
+        return any(row[0] == self.records for row in found)
 
     async def create_stage(self, stage: str) -> None:
+        self._staging = True
         await self._open_session().execute(sql.create_stage_table(stage, self._columns), doing="create a stage table")
 
     async def load(self, stage: str, batch: pa.RecordBatch) -> None:
