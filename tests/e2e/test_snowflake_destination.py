@@ -5,18 +5,24 @@ PostHog created gets rows and the columns it lacks; a type conflict and what onl
 
 import asyncio
 import dataclasses
+import io
 import json
+import socket
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
 from batch_exports.store import runs
+from connectors.destinations.network.hosts import HostRefused
 from connectors.destinations.warehouses import snowflake_sql as sql
+from connectors.destinations.warehouses.snowflake import Session, SnowflakeConfig
 from connectors.destinations.warehouses.staging import STAGE_PREFIX
 from contracts.workflows import ExportInputs
 from entrypoints.snowflake import Fakesnow
@@ -269,3 +275,39 @@ async def test_bad_snowflake_configs_are_400s_that_name_the_field(project: Proje
         body = {"name": "snowflake", "interval": "hour", "destination": {"type": "Snowflake", "config": config}}
         status, error = await project.request("POST", "batch_exports/", json=body)
         assert (status, error["attr"]) == (400, attr), (change, error)
+
+
+async def test_every_connection_of_the_connector_goes_through_the_egress_and_a_refused_endpoint_gets_none(
+    snowflake_stack: Stack, fakesnow: Fakesnow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Login, queries, a PUT's upload and the logout: each connection the connector opens (in its threads) is to
+    the egress proxy, even with proxy variables in the environment; where the policy refuses the endpoint, the
+    connector opens none."""
+    context = snowflake_stack.runtime.destinations
+    assert context.egress is not None
+    loop_thread = threading.current_thread()
+    opened: list[Any] = []
+    connect = socket.socket.connect
+
+    def recording(sock: socket.socket, address: Any) -> Any:
+        if threading.current_thread() is not loop_thread:  # the proxy's own connections are on the loop's thread
+            opened.append(address)
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://10.255.255.1:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    config = SnowflakeConfig.model_validate(new_config())
+    session = await Session(config, context).open()
+    try:
+        await session.execute(sql.create_stage_table("bx_stage_egress_1", {"a": "STRING"}))
+        await session.execute(sql.put("bx_stage_egress_1", "f.csv"), stream=io.BytesIO(b"x\n"))
+    finally:
+        await session.close()
+    assert opened and set(opened) == {("127.0.0.1", context.egress.port)}, opened
+
+    opened.clear()
+    with pytest.raises(HostRefused) as refused:
+        await Session(config, dataclasses.replace(context, allow_private=False)).open()
+    assert refused.value.field == "account" and opened == []
