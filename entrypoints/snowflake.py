@@ -62,9 +62,10 @@ def main() -> None:
     except NotStarted as e:
         raise SystemExit(f"make snowflake: {e}") from None
     with Fakesnow(settings.data_dir / "fakesnow", settings.fakesnow_port).start() as fakesnow:
-        print(f"fakesnow is listening on {fakesnow.url}. Start the worker with")
-        print(f"  BATCH_EXPORTS_SNOWFLAKE_URL={fakesnow.url} BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS=true")
-        print("and give a Snowflake destination this config:")
+        print(f"fakesnow is listening on {fakesnow.url}. Start `make dev` (or the worker and the gateway) with")
+        print(f"  BATCH_EXPORTS_SNOWFLAKE_URL={fakesnow.url}")
+        print("(and BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS=true, which `make dev` sets) and give a Snowflake")
+        print("destination this config:")
         print(json.dumps(destination_config()))
         print("Ctrl-C stops it (its data is in memory).", flush=True)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
