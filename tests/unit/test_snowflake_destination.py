@@ -4,6 +4,7 @@ Parquet files it stages."""
 
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -16,9 +17,9 @@ from pydantic import ValidationError
 
 from api.errors import from_pydantic
 from batch_exports.models import InvalidField, merge_destination
-from connectors.destinations import parse_config
+from connectors.destinations import Context, DestinationUserError, parse_config
 from connectors.destinations.warehouses import snowflake_sql as sql
-from connectors.destinations.warehouses.snowflake import SnowflakeConfig, parquet_file
+from connectors.destinations.warehouses.snowflake import Session, SnowflakeConfig, parquet_file
 from connectors.destinations.warehouses.staging import RULES, STAGE_PREFIX
 
 BASE = {"account": "myorg-acct", "user": "exporter", "database": "DB", "warehouse": "WH", "schema": "PUBLIC",
@@ -176,3 +177,22 @@ def test_the_staged_file_holds_json_text_utc_times_and_renamed_columns() -> None
     assert table.column_names == list(sql.TABLES["events"])
     assert row["people_set"] == '{"a": 2}' and row["timestamp"] == "2024-01-01 12:00:00.123456"
     assert row["team_id"] == 7 and row["elements"] is None and row["properties"] == '{"$set": 1}'
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_private", "refused"),
+    [
+        ("http://8.8.8.8:80", True, "is not https: credentials never travel in clear"),
+        ("http://127.0.0.1:1", False, "127.0.0.1 is a private, loopback or otherwise internal address"),
+        ("https://[::1]:443", False, "must be reachable on the internet"),
+    ],
+)
+async def test_an_endpoint_the_policy_refuses_is_refused_before_any_connection(
+    url: str, allow_private: bool, refused: str
+) -> None:
+    """No egress proxy in this context: a session that got as far as connecting would fail on its absence."""
+    config = parse_config("Snowflake", {**BASE, "password": "pw"})
+    assert isinstance(config, SnowflakeConfig)
+    context = Context(files_root=Path("/nonexistent"), allow_private=allow_private, snowflake_url=url)
+    with pytest.raises(DestinationUserError, match=refused):
+        await Session(config, context).open()
