@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import snowflake.connector
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from snowflake.connector import errors as sf_errors
@@ -73,7 +74,7 @@ def load_private_key(pem: str, passphrase: str | None) -> bytes:
         if passphrase:
             raise ValueError("the private key is not encrypted: leave private_key_passphrase out") from None
         raise ValueError("the private key is encrypted: give its private_key_passphrase") from error
-    except (ValueError, sf_errors.Error):
+    except (ValueError, UnsupportedAlgorithm):
         if passphrase:
             raise ValueError(
                 "cannot read the private key with this passphrase (a PEM key, and its passphrase)"
