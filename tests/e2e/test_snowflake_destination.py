@@ -217,6 +217,15 @@ async def test_persons_and_sessions_replace_their_row_by_key(
     assert json.loads(rows["ada"]["properties"])["plan"] == "pro" and rows["ada"]["person_version"] >= 1
     assert json.loads(rows["grace"]["properties"])["plan"] == "free"
     assert list(rows["ada"]) == list(sql.TABLES["persons"])
+    source = {row["distinct_id"]: row for row in await project.stack.pool.fetch(
+        """SELECT d.distinct_id, p.id::text AS person_id, p.version, d.version AS distinct_id_version, p.created_at,
+                  p.is_deleted FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id WHERE d.team_id = $1""",
+        project.id)}  # fmt: skip
+    for distinct_id, row in rows.items():
+        want = source[distinct_id]
+        assert (row["person_id"], row["person_version"], row["person_distinct_id_version"], row["is_deleted"]) == (
+            want["person_id"], want["version"], want["distinct_id_version"], want["is_deleted"])  # fmt: skip
+        assert row["created_at"] == want["created_at"].astimezone(UTC).replace(tzinfo=None)
     (row,) = await table_rows(fakesnow, sessions)
     assert list(row) == list(sql.TABLES["sessions"]) and row["session_id"] == session
     assert row["pageview_count"] == 2 and sorted(json.loads(row["urls"])) == ["https://e.com/a", "https://e.com/b"]
