@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 PROMETHEUS := $(VENV)/prometheus/usr/bin/prometheus
 # Azurite (Azure Blob Storage's emulator) from npm, for the AzureBlob destination's tests and `make azurite`.
 AZURITE := .tools/node_modules/.bin/azurite-blob
+# fakesnow (Snowflake's emulator) in a venv of its own: its DuckDB and sqlglot pins are not the project's, and the
+# connector 5.x it would pull no longer works with it. For the Snowflake destination's tests and `make snowflake`.
+FAKESNOW := .tools/fakesnow/bin/fakesnow
 # Debian's Chromium, headless, for the test that loads the API's docs page in a real browser (tests/e2e/test_docs_page.py).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: dev demo test test-unit test-core lint worker api azurite redshift clean
+.PHONY: dev demo test test-unit test-core lint worker api azurite redshift snowflake clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +24,10 @@ $(STAMP): pyproject.toml
 $(AZURITE):
 	npm install --prefix .tools --no-audit --no-fund azurite@3.35.0
 
+$(FAKESNOW):
+	$(PYTHON) -m venv .tools/fakesnow
+	.tools/fakesnow/bin/pip install --quiet 'fakesnow[server]==0.12.1' 'snowflake-connector-python>=4.8,<5'
+
 dev: $(STAMP)
 	$(BIN)/python -m entrypoints.dev
 
@@ -28,7 +35,7 @@ dev: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m entrypoints.demo
 
-test: $(STAMP) $(PROMETHEUS) $(AZURITE) $(CHROMIUM)
+test: $(STAMP) $(PROMETHEUS) $(AZURITE) $(FAKESNOW) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(CHROMIUM):
@@ -45,6 +52,10 @@ azurite: $(STAMP) $(AZURITE)
 # Redshift beside `make dev`: its PostgreSQL's database redshift_dev with SUPER and JSON_PARSE, as PostHog tests Redshift.
 redshift: $(STAMP)
 	$(BIN)/python -m entrypoints.redshift
+
+# fakesnow beside `make dev`: port 8085 (BATCH_EXPORTS_FAKESNOW_PORT); prints the worker's setting and a config.
+snowflake: $(STAMP) $(FAKESNOW)
+	$(BIN)/python -m entrypoints.snowflake
 
 # The unit tier alone: no services, about 15 s.
 test-unit: $(STAMP)

@@ -74,7 +74,10 @@ class Runtime:
                 answer_bytes=int(settings.destination_max_answer_mb * 2**20),
             ),
             egress=self.egress,
-            destination_settings={"iceberg_catalog_url": settings.iceberg_catalog_url or settings.database_url},
+            destination_settings={
+                "iceberg_catalog_url": settings.iceberg_catalog_url or settings.database_url,
+                "snowflake_url": settings.snowflake_url or "",
+            },
         )
 
 

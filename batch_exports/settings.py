@@ -189,6 +189,10 @@ class Settings(BaseSettings):
         None, description="PostgreSQL of the `Iceberg` destinations' SQL catalog (schema `iceberg_catalog`); "
         "defaults to `database_url`.",
     )  # fmt: skip
+    snowflake_url: str | None = Field(
+        None, description="Where `Snowflake` destinations connect, as `scheme://host:port` (fakesnow's "
+        "`http://127.0.0.1:PORT` in the tests); none: each account's `https://{account}.snowflakecomputing.com`.",
+    )  # fmt: skip
 
     # What the processes tell operators: metrics, logs (traces follow OpenTelemetry's own OTEL_* variables).
     metrics_host: str = Field(
@@ -230,6 +234,7 @@ class Settings(BaseSettings):
         5433, description="Port of the embedded PostgreSQL (unless `BATCH_EXPORTS_DATABASE_URL` is set)."
     )
     azurite_port: int = Field(10000, description="Port of the Azurite `make azurite` starts beside `make dev`.")
+    fakesnow_port: int = Field(8085, description="Port of the fakesnow `make snowflake` starts beside `make dev`.")
     dev_project_token: str = Field("phc_dev_local", description="Token of the project `make dev` creates.")
     dev_api_key: SecretStr = Field(SecretStr("phx_dev_local"), description="Personal API key `make dev` creates.")
 

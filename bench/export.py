@@ -1,9 +1,10 @@
 """Benchmark: one hour of N events (about 1 KB each) exported to a destination: S3 (the default) or Azure Blob
 as Parquet and as gzipped JSONLines, an Iceberg or Delta Lake table (on the S3 API), or a warehouse (Redshift:
-the benchmark's PostgreSQL with SUPER and JSON_PARSE), each round beside S3 Parquet for the worker's CPU.
+the benchmark's PostgreSQL with SUPER and JSON_PARSE; Snowflake: fakesnow), each round beside S3 Parquet: a
+warehouse's own server does much of the work, so compare the worker's CPU seconds and peak memory.
 
     .venv/bin/python -m bench.export [--events 1000000]
-                                     [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake|Redshift]
+                                     [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake|Redshift|Snowflake]
                                      [--formats parquet,jsonl] [--source postgres|clickhouse]
 
 Starts PostgreSQL, the Temporal dev server and SeaweedFS (an S3 API; Azurite for AzureBlob) in a temporary
@@ -81,10 +82,12 @@ from connectors.sources.reading import SourceDatabase
 from entrypoints.azurite import Azurite
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
 from entrypoints.redshift import RedshiftDatabase, make
+from entrypoints.snowflake import Fakesnow
 from tests.support.clickhouse import ClickHouseStandIn
 from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
+from tests.support.snowflake import new_config, query
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = datetime(2025, 1, 1, tzinfo=UTC)  # a past hour: with no settle delay the run starts at once
@@ -95,7 +98,7 @@ FORMATS = {"parquet": ("Parquet", "zstd", 0.8), "jsonl": ("JSONLines", "gzip", 0
 FILE_DESTINATIONS = ("S3Compatible", "AzureBlob")
 TABLE_TARGET = 0.7
 """A table format writes Parquet and commits: its target (Iceberg, Delta Lake)."""
-WAREHOUSES = ("Redshift",)
+WAREHOUSES = ("Redshift", "Snowflake")
 WAREHOUSE_TARGET = 0.0
 """No target against the floor: a warehouse's own server does much of the work; its worker CPU is compared to S3
 Parquet's, measured in the same round."""
@@ -127,15 +130,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def cpu_seconds() -> dict[str, float]:
-    """CPU time so far of the benchmark's own processes: its worker, PostgreSQL, SeaweedFS (only this process's
-    descendants: on a shared machine other sessions run workers and databases of their own)."""
+    """CPU time so far of the benchmark's own processes: its worker, PostgreSQL, SeaweedFS, fakesnow (only this
+    process's descendants: on a shared machine other sessions run workers and databases of their own)."""
     used: dict[str, float] = {}
     for process in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
             cmdline = " ".join(process.cmdline())
             name = "worker" if "worker.py" in cmdline else process.name()
             name = "clickhouse" if "clickhouse_server" in cmdline else name
-            if name in ("worker", "postgres", "weed", "clickhouse"):
+            name = "fakesnow" if "fakesnow" in cmdline else name
+            if name in ("worker", "postgres", "weed", "clickhouse", "fakesnow"):
                 times = process.cpu_times()
                 used[name] = used.get(name, 0.0) + times.user + times.system
                 if name == "postgres" and "postgres: " not in cmdline:  # the postmaster: its ended backends too
@@ -331,6 +335,14 @@ def distinct(uuids: pa.ChunkedArray, what: str) -> int:
     return len(uuids)
 
 
+async def stored_in_snowflake(fakesnow: Fakesnow, config: dict[str, Any]) -> tuple[int, int, int]:
+    """Records in the table, read with the connector (one table, no file); fails if a uuid repeats."""
+    ((records, unique),) = await query(fakesnow, config, 'SELECT COUNT(*), COUNT(DISTINCT "uuid") FROM "events"')
+    if records != unique:
+        raise SystemExit(f"Snowflake: {records:,} records but {unique:,} distinct uuids")
+    return records, 1, 0
+
+
 async def stored_in_iceberg(pool: asyncpg.Pool, seaweed: SeaweedS3, bucket: str) -> tuple[int, int, int]:
     """Records, data files and their bytes of the table, read by pyiceberg from its current metadata file."""
     sql = "SELECT metadata_location FROM iceberg_catalog.iceberg_tables WHERE metadata_location LIKE $1"
@@ -395,6 +407,7 @@ class Bench:
     s3: Any
     seaweed: SeaweedS3
     azurite: Azurite | None
+    fakesnow: Fakesnow | None
     work: Path
     events: int
     timeout: float
@@ -418,6 +431,12 @@ class Bench:
                             lambda: stored_in_iceberg(self.rt.pool, self.seaweed, place))  # fmt: skip
             return Case("DeltaLake", name, destination, config, TABLE_TARGET,
                         lambda: stored_in_delta(self.seaweed, place))  # fmt: skip
+        if destination == "Snowflake":
+            fakesnow = self.fakesnow
+            assert fakesnow is not None
+            config = new_config(table_name="events")
+            return Case("Snowflake", name, destination, config, WAREHOUSE_TARGET,
+                        lambda: stored_in_snowflake(fakesnow, config))  # fmt: skip
         file_format, compression, target = FORMATS[name]
         formats = {"file_format": file_format, "compression": compression}
         parquet = file_format == "Parquet"
@@ -484,7 +503,8 @@ async def export_one(bench: Bench, case: Case) -> tuple[float, float, float]:
                 found = [(r["status"], r["records_completed"], r["latest_error"]) for r in runs]
                 raise SystemExit(f"{name}: expected one Completed run of {events:,} records, got {found}\n{tail(log)}")
             seconds, attempt = await activity_seconds(client, runs[0]["workflow_id"], runs[0]["workflow_run_id"])
-            used = {k: cpu_after.get(k, 0) - cpu_before.get(k, 0) for k in ("worker", "postgres", "weed", "clickhouse")}
+            used = {k: cpu_after.get(k, 0) - cpu_before.get(k, 0)
+                    for k in ("worker", "postgres", "weed", "clickhouse", "fakesnow") if k in cpu_after}  # fmt: skip
             cpu = ", ".join(f"{k} {v:.2f}" for k, v in used.items())
             print(f"{name}: activity {seconds:.2f} s (attempt {attempt}), wall {wall:.2f} s, run row "
                   f"{runs[0]['seconds']:.2f} s; CPU seconds: {cpu}; {measure.load()}", flush=True)  # fmt: skip
@@ -509,7 +529,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         raise SystemExit(f"unknown formats {sorted(unknown)}; choose from {sorted(FORMATS)}")
     if args.destination not in (*FILE_DESTINATIONS, "Iceberg", "DeltaLake", *WAREHOUSES):
         raise SystemExit(f"unknown destination {args.destination}; choose S3Compatible, AzureBlob, Iceberg, DeltaLake, "
-                         "Redshift")  # fmt: skip
+                         f"{', '.join(WAREHOUSES)}")  # fmt: skip
     if args.destination not in FILE_DESTINATIONS:
         names = ["table"]  # a table has no file format to choose
     with (
@@ -518,7 +538,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         SeaweedS3(work / "seaweed").start() as seaweed,
         contextlib.ExitStack() as more,
     ):
-        azurite = None
+        azurite = fakesnow = None
         if args.destination == "AzureBlob":
             azurite = more.enter_context(Azurite(work / "azurite", free_port()).start())
         posthog, source = None, dict[str, Any]()
@@ -529,6 +549,9 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             source = {"source": "clickhouse", "clickhouse_url": posthog.account.url,
                       "clickhouse_user": posthog.account.user, "clickhouse_database": posthog.database,
                       "clickhouse_password": SecretStr(posthog.account.password)}  # fmt: skip
+        if args.destination == "Snowflake":
+            fakesnow = more.enter_context(Fakesnow(work / "fakesnow", free_port()).start())
+            os.environ["BATCH_EXPORTS_SNOWFLAKE_URL"] = fakesnow.url  # the workers' setting
         os.environ["TEMPORAL_ADDRESS"] = server.address
         key = generate_key()
         settings = Settings(database_url=postgres.create_database("batch_exports"), encryption_key=SecretStr(key),
@@ -544,7 +567,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         ):  # fmt: skip
             await projects.ensure(rt.pool, TEAM, "bench", "phc_bench")
             await (load(rt.pool, args.events) if posthog is None else load_clickhouse(posthog, args.events))
-            bench = Bench(rt, key, s3, seaweed, azurite, work, args.events, args.timeout)
+            bench = Bench(rt, key, s3, seaweed, azurite, fakesnow, work, args.events, args.timeout)
             rounds: list[tuple[float, list[tuple[Case, tuple[float, float, float]]], str]] = []
             for round_ in range(1, args.rounds + 1):  # floor, then each format, in turn: no minute favours one
                 print(f"round {round_} of {args.rounds}", flush=True)
@@ -574,7 +597,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the hour (4000000 for memory)")
     parser.add_argument("--destination", default="S3Compatible",
-                        help="S3Compatible, AzureBlob, Iceberg, DeltaLake, Redshift")  # fmt: skip
+                        help="S3Compatible, AzureBlob, Iceberg, DeltaLake, Redshift, Snowflake")  # fmt: skip
     parser.add_argument("--formats", default="parquet,jsonl", help="comma-separated subset of: parquet, jsonl "
                         "(S3Compatible and AzureBlob)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one format's export may take")

@@ -28,6 +28,7 @@ from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
 from tests.support.services import Services, start_services
+from tests.support.snowflake import fakesnow, snowflake_stack  # noqa: F401 (fixtures of the Snowflake tests)
 from tests.support.stack import Project, Stack, serving
 
 

@@ -1,5 +1,5 @@
 """The contract every destination keeps, the same cases against each (File, S3, Postgres, HTTP, Iceberg, Delta
-Lake, Azure Blob, Redshift), reading each source (this service's PostgreSQL, PostHog's ClickHouse):
+Lake, Azure Blob, Redshift, Snowflake), reading each source (this service's PostgreSQL, PostHog's ClickHouse):
 
 - each record once across a rerun of its interval and across a resumed attempt;
 - an error only the user can fix fails the run at once, with the provider's own words;
@@ -36,6 +36,7 @@ from tests.support.posthog_tables import Event, PostHogClickHouse
 from tests.support.receiver import running_receiver
 from tests.support.redshift import RedshiftTarget
 from tests.support.seaweed import SeaweedS3
+from tests.support.snowflake import SnowflakeTarget
 from tests.support.stack import Project
 
 EVENTS = 3000
@@ -46,7 +47,9 @@ END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(h
 START = END - timedelta(hours=1)
 
 
-@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob", "Redshift"])
+@pytest.fixture(
+    params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob", "Redshift", "Snowflake"]
+)
 async def target(
     request: pytest.FixtureRequest, source_project: Project, s3: Any, s3_service: SeaweedS3, azurite: Azurite
 ) -> AsyncIterator[Target]:
@@ -67,6 +70,9 @@ async def target(
             yield AzureBlobTarget(project, azurite)
         case "Redshift":
             yield RedshiftTarget(project)
+        case "Snowflake":
+            request.getfixturevalue("snowflake_stack")
+            yield SnowflakeTarget(project, request.getfixturevalue("fakesnow"))
 
 
 async def events_in_interval(project: Project, count: int = EVENTS) -> set[str]:

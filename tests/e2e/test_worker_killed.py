@@ -31,7 +31,8 @@ from tests.support.destinations import (
 )
 from tests.support.helpers import create_export, eventually, runs_of, start_run
 from tests.support.redshift import redshift_database, rows
-from tests.support.stack import Project
+from tests.support.snowflake import Fakesnow, new_config, query, stage_tables, table_rows
+from tests.support.stack import Project, Stack
 
 EVENTS = 200_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +51,7 @@ def worker(project: Project, task_queue: str) -> subprocess.Popen[bytes]:
         "BATCH_EXPORTS_MAX_RECORDS_PER_EXECUTION": "0",
         "BATCH_EXPORTS_EXPORT_RETRY_INITIAL_SECONDS": "1",
         "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
+        **({"BATCH_EXPORTS_SNOWFLAKE_URL": settings.snowflake_url} if settings.snowflake_url else {}),
     }
     return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT)
 
@@ -259,6 +261,26 @@ async def test_azure_blob_destination_survives_a_killed_worker(project: Project,
     stored = await blobs(azurite, container)
     lines = [line for data in stored.values() for line in data.splitlines()]
     assert len(stored) == 1 and len(lines) == len({line[:60] for line in lines}) == EVENTS
+
+
+async def test_snowflake_destination_survives_a_killed_worker(
+    project: Project, snowflake_stack: Stack, fakesnow: Fakesnow
+) -> None:
+    config = new_config()
+    export = await create_export(project, {"name": "snowflake", "interval": "hour",
+                                           "destination": {"type": "Snowflake", "config": config}})  # fmt: skip
+
+    async def staged_not_applied() -> bool:  # the attempt's stage table is there, the target has no row yet
+        if not await stage_tables(fakesnow, config):
+            return False
+        return not await query(fakesnow, config, f'SELECT 1 FROM "{config["table_name"]}" LIMIT 1')
+
+    await kill_mid_export_then_recover(
+        project, export, lambda _: staged_not_applied(), killed=lambda: _holds(staged_not_applied)
+    )
+    uuids = [row["uuid"] for row in await table_rows(fakesnow, config)]
+    assert len(uuids) == len(set(uuids)) == EVENTS
+    assert await stage_tables(fakesnow, config) == []  # the dead attempt's stage went with the next attempt
 
 
 async def _holds(condition: Callable[[], Awaitable[bool]]) -> None:
