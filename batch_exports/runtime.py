@@ -53,6 +53,8 @@ class Runtime:
             allow_private=settings.allow_private_destinations,
             protected_databases=own_databases(settings),
             iceberg_catalog_url=settings.iceberg_catalog_url or settings.database_url,
+            bigquery_url=settings.bigquery_url,
+            bigquery_token_uri=settings.bigquery_token_uri,
             limits=ClientLimits(
                 call_seconds=settings.destination_call_timeout_seconds,
                 check_seconds=settings.check_timeout_seconds,

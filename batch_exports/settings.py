@@ -119,6 +119,16 @@ class Settings(BaseSettings):
         "defaults to `database_url`.",
     )  # fmt: skip
 
+    bigquery_url: str | None = Field(
+        None, description="Where `BigQuery` destinations send their API calls (an emulator's `http://127.0.0.1:PORT`, "
+        "then no credentials are sent); none: Google's own endpoint, with the export's service account.",
+    )  # fmt: skip
+    bigquery_token_uri: str = Field(
+        "https://oauth2.googleapis.com/token", description="The one token endpoint a `BigQuery` export's `token_uri` may "
+        "name besides Google's own (`https://oauth2.googleapis.com/token`, `https://accounts.google.com/o/oauth2/token`): "
+        "the service account's key signs the request sent there.",
+    )  # fmt: skip
+
     # What the processes tell operators: metrics, logs (traces follow OpenTelemetry's own OTEL_* variables).
     metrics_host: str = Field("127.0.0.1", description="Address the Prometheus metrics endpoints bind.")
     worker_metrics_port: int = Field(

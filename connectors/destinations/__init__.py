@@ -19,6 +19,7 @@ from connectors.destinations.base import (
     WriteRequest,
 )
 from connectors.destinations.hosts import ensure_allowed_host
+from connectors.destinations.warehouses import bigquery
 
 DESTINATIONS: tuple[Destination[Any], ...] = (
     file.DESTINATION,
@@ -29,6 +30,7 @@ DESTINATIONS: tuple[Destination[Any], ...] = (
     iceberg.DESTINATION,
     delta_lake.DESTINATION,
     azure_blob.DESTINATION,
+    bigquery.DESTINATION,
 )
 logger = logging.getLogger(__name__)
 _BY_TYPE = {destination.type: destination for destination in DESTINATIONS}

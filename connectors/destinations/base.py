@@ -128,6 +128,10 @@ class Context:
     """The service's own databases, which no destination may point at."""
     iceberg_catalog_url: str = ""
     """The PostgreSQL holding the `Iceberg` destinations' SQL catalog."""
+    bigquery_url: str | None = None
+    """Where `BigQuery` destinations call (an emulator, which takes no credentials); None: Google's endpoint."""
+    bigquery_token_uri: str = "https://oauth2.googleapis.com/token"
+    """The token endpoint a `BigQuery` service account may name besides Google's own."""
     limits: ClientLimits = ClientLimits()
     egress: "EgressProxy | None" = None
     """The process's forward proxy, through which clients in native code connect (`proxy`)."""

@@ -1,0 +1,1 @@
+"""Databases and warehouses: rows into a table of the user's, exactly once, by stage then apply: `BigQuery`."""
