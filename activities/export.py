@@ -84,6 +84,7 @@ class Exporter:
             first_file=inputs.first_file + start.files,
             batch_export_id=inputs.batch_export_id,
             run_id=inputs.run_id,
+            attempt=attempt.number,
         )
         writer = open_writer(export.destination_type, export.destination_config, request)
         last, records = start.position, start.records

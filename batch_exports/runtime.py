@@ -22,9 +22,10 @@ from batch_exports.store import db
 from batch_exports.telemetry import tracing
 from batch_exports.telemetry.metrics import ServiceMetrics, temporal_runtime
 from batch_exports.temporal import client as temporal_client
-from connectors.destinations import Context, proxy
+from connectors.destinations import Context
 from connectors.destinations.base import ClientLimits, ProtectedDatabase
-from connectors.destinations.proxy import EgressProxy
+from connectors.destinations.network import proxy
+from connectors.destinations.network.proxy import EgressProxy
 from connectors.sources.reading import SourceDatabase
 
 
@@ -42,7 +43,7 @@ class Runtime:
     tracer: Tracer | None = None
     """Set when tracing is on: the gateway's request spans."""
     egress: EgressProxy | None = None
-    """The process's forward proxy for destination clients in native code (`connectors.destinations.proxy`)."""
+    """The process's forward proxy for destination clients in native code (`connectors.destinations.network.proxy`)."""
 
     @property
     def destinations(self) -> Context:

@@ -23,7 +23,7 @@ from batch_exports.services import estimates, lifecycle, reconciliation
 from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys, exports, runs
 from batch_exports.store.exports import BatchExport
-from connectors.destinations import hosts
+from connectors.destinations.network import hosts
 from connectors.sources import regex_subset
 from connectors.sources.events import EventSelection, EventsSource
 from connectors.sources.filters import regex_values

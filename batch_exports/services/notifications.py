@@ -25,8 +25,8 @@ from batch_exports.settings import Settings
 from batch_exports.store.exports import BatchExport
 from batch_exports.store.notifications import Target
 from batch_exports.store.runs import Run
-from connectors.destinations import hosts
-from connectors.destinations.egress import http_session
+from connectors.destinations.network import hosts
+from connectors.destinations.network.egress import http_session
 
 KINDS = ("webhook", "email")
 WEBHOOK_TIMEOUT = aiohttp.ClientTimeout(total=10)

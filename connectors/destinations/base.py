@@ -27,7 +27,7 @@ from connectors.destinations.redaction import redact
 from connectors.sources import MODELS
 
 if TYPE_CHECKING:
-    from connectors.destinations.proxy import EgressProxy
+    from connectors.destinations.network.proxy import EgressProxy
 
 
 class DestinationUserError(Exception):
@@ -160,6 +160,8 @@ class WriteRequest:
     batch_export_id: str = ""
     run_id: str = ""
     """The run (one execution: an interval, or a segment of one): a table destination marks its commit with it."""
+    attempt: int = 0
+    """The attempt of the run (Temporal's, from 1): what a destination's scratch of this attempt is named by."""
 
 
 class IntervalWriter(ABC):

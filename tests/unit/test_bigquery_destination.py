@@ -14,8 +14,8 @@ from sqlglot import exp
 
 from connectors.destinations import DestinationUserError, parse_config
 from connectors.destinations.base import Context
-from connectors.destinations.hosts import HostRefused
-from connectors.destinations.proxy import serving
+from connectors.destinations.network.hosts import HostRefused
+from connectors.destinations.network.proxy import serving
 from connectors.destinations.warehouses import bigquery_sql as sql
 from connectors.destinations.warehouses.bigquery import (
     BigQueryConfig,
@@ -24,6 +24,7 @@ from connectors.destinations.warehouses.bigquery import (
     reconcile,
     staged_rows,
 )
+from connectors.destinations.warehouses.staging import RULES
 from entrypoints.bigquery import throwaway_key
 
 KEY = throwaway_key()
@@ -83,7 +84,7 @@ async def test_a_token_uri_not_googles_is_refused_before_any_connection(tmp_path
 
 def statements(model: str, use_json_type: bool) -> list[str]:
     columns = sql.columns(model, use_json_type)
-    merge = sql.merge("p.d.t", "p.d.bx_stage_1_a", model, columns, {c.name: c for c in columns})
+    merge = sql.merge("p.d.t", "p.d.bx_stage_1_a", RULES[model], columns, {c.name: c for c in columns})
     return [
         sql.apply_script(merge, "p.d.bx_run_marks", "t", "0193a1b2-c3d4-7e5f-8a6b-000000000001", 12),
         sql.create_marks("p.d.bx_run_marks"),
@@ -103,10 +104,10 @@ def test_every_statement_parses_in_bigquerys_dialect(model: str, use_json_type: 
 @pytest.mark.parametrize("model", ["events", "persons", "sessions"])
 def test_the_merge_dedups_by_key_sets_unqualified_columns_and_replaces_only_newer(model: str) -> None:
     columns = sql.columns(model, True)
-    merge = sql.merge("p.d.t", "p.d.s", model, columns, {c.name: c for c in columns})
+    merge = sql.merge("p.d.t", "p.d.s", RULES[model], columns, {c.name: c for c in columns})
     (parsed,) = [e for e in sqlglot.parse(merge, read="bigquery") if e is not None]
     assert isinstance(parsed, exp.Merge)
-    key, newer = sql.RULES[model]
+    key, newer = RULES[model].key, RULES[model].newer
     window = parsed.find(exp.Window)
     assert window is not None and [c.name for c in window.args["partition_by"]] == list(key)
     updates = [w for w in parsed.find_all(exp.When) if w.args.get("matched")]

@@ -1,11 +1,12 @@
 """`BigQuery`: rows into a table of the user's BigQuery dataset, exactly once per record, as PostHog's BigQuery
 export writes them (its config fields, its table, its rows).
 
-An attempt loads the interval into a stage table of its own (`bx_stage_{run}_{attempt}`, expiring after a day)
-by load jobs from Parquet, then applies it in one transaction: a `MERGE` (`bigquery_sql`) and a mark of the run
-in the dataset's `bx_run_marks`. A retried attempt whose apply already landed finds the mark and applies nothing
-again; before staging, an attempt drops the stages an earlier attempt of the run left; its own stage is dropped
-when it ends, applied or not. The target is created when missing (day-partitioned on `timestamp` for events); a
+Stage then apply (`staging`): an attempt loads the interval into a stage table of its own
+(`bx_stage_{run}_{attempt}`, expiring after a day should every attempt that could drop it be lost) by load jobs
+from Parquet, then applies it in one transaction: a `MERGE` (`bigquery_sql`) and a mark of the run in the
+dataset's `bx_run_marks`. A retried attempt whose apply already landed finds the mark and applies nothing again;
+before staging, an attempt drops the stages an earlier attempt of the run left; its own stage is dropped when it
+ends, applied or not. The target is created when missing (day-partitioned on `timestamp` for events); a
 table PostHog created takes the rows as it is (`JSON` or `STRING` JSON columns alike), a column it lacks is added,
 and a column of another type fails the run naming both types.
 
@@ -21,7 +22,6 @@ import asyncio
 import logging
 import secrets
 import tempfile
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -45,16 +45,16 @@ from connectors.destinations.base import (
     Destination,
     DestinationConfig,
     DestinationUserError,
-    IntervalWriter,
     Step,
     WriteRequest,
 )
-from connectors.destinations.endpoints import parse_endpoint
-from connectors.destinations.hosts import HostRefused
-from connectors.destinations.proxy import Route, route_for
-from connectors.destinations.table_rows import plain
+from connectors.destinations.network.endpoints import parse_endpoint
+from connectors.destinations.network.hosts import HostRefused
+from connectors.destinations.network.proxy import Route, route_for
+from connectors.destinations.tables.rows import plain
 from connectors.destinations.warehouses import bigquery_sql as sql
 from connectors.destinations.warehouses.bigquery_sql import Column
+from connectors.destinations.warehouses.staging import RULES, STAGE_PREFIX, StagedWriter
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,6 @@ GOOGLE_API = "https://bigquery.googleapis.com"
 GOOGLE_TOKEN_URIS = ("https://oauth2.googleapis.com/token", "https://accounts.google.com/o/oauth2/token")
 """Google's token endpoints: the current one, and the one older key files name."""
 SCOPES = ("https://www.googleapis.com/auth/bigquery",)
-STAGE_PREFIX = "bx_stage_"
 STAGE_DAYS = 1
 """A stage expires after this (BigQuery drops it), should every attempt that could drop it be lost."""
 SPOOL_BYTES = 32 * 2**20
@@ -209,13 +208,6 @@ def _parameter(name: str, value: Any) -> bigquery.ScalarQueryParameter:
     return bigquery.ScalarQueryParameter(name, kind, value)
 
 
-def _run_part(run_id: str) -> str:
-    try:
-        return uuid.UUID(run_id).hex
-    except ValueError:
-        return "".join(c for c in run_id.lower() if c.isalnum())[:32] or "run"
-
-
 def stage_schema(staged: tuple[Column, ...]) -> list[bigquery.SchemaField]:
     return [bigquery.SchemaField(c.name, c.stage_type, mode=c.mode) for c in staged]
 
@@ -265,16 +257,18 @@ def reconcile(
     return missing, into
 
 
-class BigQueryWriter(IntervalWriter):
+class BigQueryWriter(StagedWriter):
+    """Stage then apply (`staging`): a stage table per attempt, loaded by load jobs from Parquet spooled on disk
+    (one every `SPOOL_BYTES`), applied by one transaction that merges it and records the run's mark."""
+
     def __init__(self, config: BigQueryConfig, request: WriteRequest) -> None:
-        if request.model not in sql.RULES:
+        if request.model not in RULES:
             raise DestinationUserError(f"the BigQuery destination does not export the {request.model} model")
+        super().__init__(request)
         self.config = config
         self.request = request
         self.staged = sql.columns(request.model, config.use_json_type)
         self.schema = arrow_schema(self.staged)
-        self.prefix = f"{STAGE_PREFIX}{_run_part(request.run_id)}_"
-        self.stage = f"{config.dataset}.{self.prefix}{secrets.token_hex(4)}"
         self.marks = f"{config.dataset}.{sql.MARKS_TABLE}"
         self.ingested = datetime.now(UTC)
         self.records = 0
@@ -282,21 +276,22 @@ class BigQueryWriter(IntervalWriter):
         self._connection: Connection | None = None
         self._spool: Any = None
         self._parquet: pq.ParquetWriter | None = None
-        self._begun = self._skip = self._staged = self._ended = False
 
     @property
     def bq(self) -> Connection:
-        assert self._connection is not None
+        assert self._connection is not None, "open() comes first"
         return self._connection
 
-    # Before the first stage: the target as the export needs it, the marks, no stale stage.
-    async def _open(self) -> None:
+    def _in_dataset(self, name: str) -> str:
+        return f"{self.config.dataset}.{name}"
+
+    async def open(self) -> None:
+        """The target as the export needs it (created, or a column it lacks added), and the marks table."""
         self._connection = Connection(self.config, self.request.context)
         config, bq = self.config, self.bq
         await bq.call(f"find the dataset {config.dataset}", bq.client.get_dataset, config.dataset, timeout=bq.seconds)
-        table = bigquery.Table(
-            config.table, schema=[bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in self.staged]
-        )
+        fields = [bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in self.staged]
+        table = bigquery.Table(config.table, schema=fields)
         if self.request.model == "events":
             table.time_partitioning = bigquery.TimePartitioning(bigquery.TimePartitioningType.DAY, sql.PARTITION_COLUMN)
         doing = f"create the table {config.table}"
@@ -306,12 +301,6 @@ class BigQueryWriter(IntervalWriter):
         for column in missing:
             await self._add_column(column)
         await bq.query(f"create the table {self.marks}", sql.create_marks(self.marks))
-        listed = await bq.call(
-            f"list the tables of {config.dataset}",
-            lambda: list(bq.client.list_tables(config.dataset, timeout=bq.seconds)),
-        )
-        for stale in (t.table_id for t in listed if t.table_id.startswith(self.prefix)):
-            await self._drop(f"{config.dataset}.{stale}")
 
     async def _add_column(self, column: Column) -> None:
         bq, table = self.bq, self.config.table
@@ -321,49 +310,42 @@ class BigQueryWriter(IntervalWriter):
             held.schema = [*held.schema, bigquery.SchemaField(column.name, column.type, mode=column.mode)]
             await bq.call(f"add the column {column.name} to {table}", bq.client.update_table, held, ["schema"])
 
-    async def _applied(self) -> bool:
-        rows = await self.bq.query(
-            f"read {self.marks}", sql.applied(self.marks), table_id=self.config.table_id, run_id=self.request.run_id
+    async def stale_stages(self, prefix: str) -> list[str]:
+        bq, dataset = self.bq, self.config.dataset
+
+        def listed() -> list[str]:
+            return [t.table_id for t in bq.client.list_tables(dataset, timeout=bq.seconds)]
+
+        return [name for name in await bq.call(f"list the tables of {dataset}", listed) if name.startswith(prefix)]
+
+    async def applied(self, mark: str) -> bool:
+        found = await self.bq.query(
+            f"read {self.marks}", sql.applied(self.marks), table_id=self.config.table_id, run_id=mark
         )
-        return bool(rows and rows[0][0])
+        return bool(found and found[0][0])
 
-    async def _begin(self) -> bool:
-        """Ready to stage, once; False when the run's apply already landed."""
-        if not self._begun:
-            self._begun = True
-            await self._open()
-            if await self._applied():
-                self._skip = True
-            else:
-                self._staged = True
-                stage = bigquery.Table(self.stage, schema=stage_schema(self.staged))
-                stage.expires = datetime.now(UTC) + timedelta(days=STAGE_DAYS)
-                await self.bq.call(
-                    f"create the stage {self.stage}", self.bq.client.create_table, stage, timeout=self.bq.seconds
-                )
-        return not self._skip
+    async def create_stage(self, stage: str) -> None:
+        table = bigquery.Table(self._in_dataset(stage), schema=stage_schema(self.staged))
+        table.expires = datetime.now(UTC) + timedelta(days=STAGE_DAYS)
+        await self.bq.call(f"create the stage {stage}", self.bq.client.create_table, table, timeout=self.bq.seconds)
 
-    # Staging: batches spooled as Parquet on disk, a load job every SPOOL_BYTES.
-    async def write(self, batch: pa.RecordBatch) -> bool:
-        try:
-            if await self._begin() and batch.num_rows:
-                rows = await asyncio.to_thread(staged_rows, batch, self.schema, self.ingested)
-                await asyncio.to_thread(self._spooled, rows)
-                self.records += batch.num_rows
-                if self._spool.tell() >= SPOOL_BYTES:
-                    await self._load()
-        except BaseException:
-            await self._end(failed=True)
-            raise
-        return False  # staged: nothing is in the target before the apply
+    async def load(self, stage: str, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        rows = await asyncio.to_thread(staged_rows, batch, self.schema, self.ingested)
+        await asyncio.to_thread(self._spooled, rows)
+        self.records += batch.num_rows
+        if self._spool.tell() >= SPOOL_BYTES:
+            await self._load(stage)
 
     def _spooled(self, rows: pa.Table) -> None:
         if self._parquet is None:
-            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `_load` or `_end`)
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `_load` or `close`)
             self._parquet = pq.ParquetWriter(self._spool, self.schema, compression="zstd")
         self._parquet.write_table(rows)
 
-    async def _load(self) -> None:
+    async def _load(self, stage: str) -> None:
+        """A load job of what is spooled into the stage."""
         if self._parquet is None:
             return
         parquet, spool, self._parquet, self._spool = self._parquet, self._spool, None, None
@@ -372,57 +354,36 @@ class BigQueryWriter(IntervalWriter):
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
             parquet_options=_list_inference(),
         )
-        bq = self.bq
+        bq, table = self.bq, self._in_dataset(stage)
 
         def load() -> None:
             parquet.close()
             spool.seek(0)
-            job = bq.client.load_table_from_file(spool, self.stage, job_config=job_config, timeout=bq.seconds)
+            job = bq.client.load_table_from_file(spool, table, job_config=job_config, timeout=bq.seconds)
             job.result(timeout=bq.seconds)
 
         try:
-            await bq.call(f"load the stage {self.stage}", load)
+            await bq.call(f"load the stage {stage}", load)
         finally:
             spool.close()
 
-    async def commit(self, final: bool = True) -> None:
-        try:
-            if await self._begin() and not await self._applied():
-                await self._load()
-                merge = sql.merge(self.config.table, self.stage, self.request.model, self.staged, self.into)
-                script = sql.apply_script(merge, self.marks, self.config.table_id, self.request.run_id, self.records)
-                await self.bq.query(f"merge into {self.config.table}", script)
-        except BaseException:
-            await self._end(failed=True)
-            raise
-        await self._end(failed=False)
+    async def apply(self, stage: str, mark: str) -> None:
+        await self._load(stage)
+        merge = sql.merge(self.config.table, self._in_dataset(stage), self.rule, self.staged, self.into)
+        script = sql.apply_script(merge, self.marks, self.config.table_id, mark, self.records)
+        await self.bq.query(f"merge into {self.config.table}", script)
 
-    async def abort(self) -> None:
-        await self._end(failed=True)
-
-    async def _drop(self, table: str) -> None:
+    async def drop_stage(self, stage: str) -> None:
         bq = self.bq
-        await bq.call(f"drop {table}", bq.client.delete_table, table, not_found_ok=True, timeout=bq.seconds)
+        await bq.call(f"drop {stage}", bq.client.delete_table, self._in_dataset(stage), not_found_ok=True,
+                      timeout=bq.seconds)  # fmt: skip
 
-    async def _end(self, failed: bool) -> None:
-        """Drop this attempt's stage and close, once; after a failure a failed drop is logged, not raised (the
-        failure is the answer, and the next attempt drops the stage)."""
-        if self._ended:
-            return
-        self._ended = True
+    async def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
-        staged, self._staged = self._staged, False
-        try:
-            if staged:
-                await self._drop(self.stage)
-        except Exception as error:
-            if not failed:
-                raise
-            logger.warning("could not drop the stage %s: %s", self.stage, type(error).__name__)
-        finally:
-            if self._connection is not None:
-                self._connection.close()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
 
 def _list_inference() -> bigquery.ParquetOptions:
@@ -459,7 +420,7 @@ DESTINATION = Destination(
         Step("Dataset found", "Reach BigQuery and find the dataset.", _dataset_found),
         Step("Tables can be created", "Create (then drop) a table in the dataset.", _table_creatable),
     ),
-    models=tuple(sql.RULES),
+    models=tuple(RULES),
     custom_columns=False,  # the table has PostHog's columns
     event_layout="postgres",  # PostHog's BigQuery events columns are its PostgreSQL ones (and bq_ingested_timestamp)
 )

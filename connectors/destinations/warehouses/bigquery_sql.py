@@ -7,13 +7,15 @@ partitioned by day on `timestamp`; for persons and sessions the model's columns 
 their kind. The stage holds JSON as text; the apply parses it where the target's column is `JSON`.
 
 The apply is one `MERGE` of the stage's newest row per key (`ROW_NUMBER`) and the run's mark, in one
-transaction: events replace the row of the same `uuid`; persons and sessions replace a row only when the staged
-one is newer, and insert the keys the target lacks. `SET` names the target's columns unqualified.
+transaction, by the model's rule (`staging.RULES`): events replace the row of the same `uuid`; persons and
+sessions replace a row only when the staged one is newer, and insert the keys the target lacks. `SET` names the
+target's columns unqualified (as the emulator needs).
 """
 
 import re
 from dataclasses import dataclass
 
+from connectors.destinations.warehouses.staging import ApplyRule
 from connectors.sources.schemas import SCHEMAS
 
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -32,12 +34,6 @@ TYPES = {"uuid": "STRING", "text": "STRING", "timestamp": "TIMESTAMP", "bigint":
 SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 """The legacy names BigQuery still answers with for some tables."""
 
-RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "events": (("uuid",), ()),
-    "persons": (("team_id", "distinct_id"), ("person_version", "person_distinct_id_version")),
-    "sessions": (("team_id", "session_id"), ("end_timestamp",)),
-}
-"""Per model: the key a row is replaced by, and the columns of which one greater makes a staged row newer."""
 _PLAIN = re.compile(r"^[A-Za-z0-9_.:-]{1,1024}$")
 MARKS_TABLE = "bx_run_marks"
 """The dataset's table of applied runs: one row per apply, in the same transaction as the apply."""
@@ -100,10 +96,10 @@ def applied(marks: str) -> str:
     return f"SELECT COUNT(*) AS applied FROM {quote(marks)} WHERE table_id = @table_id AND run_id = @run_id"
 
 
-def merge(target: str, stage: str, model: str, staged: tuple[Column, ...], into: dict[str, Column]) -> str:
-    """The `MERGE` of the stage's newest row per key into the target; `into` is the target's column of each
-    staged one (its type decides whether the text is parsed as JSON)."""
-    key, newer = RULES[model]
+def merge(target: str, stage: str, rule: ApplyRule, staged: tuple[Column, ...], into: dict[str, Column]) -> str:
+    """The `MERGE` of the stage's newest row per key into the target, by the model's rule; `into` is the target's
+    column of each staged one (its type decides whether the text is parsed as JSON)."""
+    key, newer = rule.key, rule.newer
     names = [c.name for c in staged]
     order = ", ".join(f"{quote(c)} DESC" for c in newer or (INGESTED,) if c in names) or "1"
     partition = ", ".join(quote(c) for c in key)
@@ -119,9 +115,7 @@ def merge(target: str, stage: str, model: str, staged: tuple[Column, ...], into:
     on = " AND ".join(f"t.{quote(c)} = s.{quote(c)}" for c in key)
     updated = [n for n in names if n not in key and n != INGESTED]
     sets = ", ".join(f"{quote(n)} = {value(n)}" for n in updated)
-    condition = " OR ".join(
-        f"(s.{quote(c)} IS NOT NULL AND (t.{quote(c)} IS NULL OR t.{quote(c)} < s.{quote(c)}))" for c in newer
-    )
+    condition = rule.newer_condition(quote)
     matched = f"WHEN MATCHED AND ({condition}) THEN" if newer else "WHEN MATCHED THEN"
     values = ", ".join(value(n) for n in names)
     return (

@@ -14,7 +14,7 @@ spelled as Azure spells them (the SDK reads keys without regard to case, the las
 import re
 from dataclasses import dataclass
 
-from connectors.destinations.hosts import host_problem, literal
+from connectors.destinations.network.hosts import host_problem, literal
 
 SCHEMES = {"http": 80, "https": 443}
 _ENCODED_DELIMITERS = re.compile(r"%(2f|5c|40|3a|3f|23|25|00|2e)", re.IGNORECASE)

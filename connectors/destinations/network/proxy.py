@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.destinations.base import ClientLimits, Context, ProtectedDatabase
-from connectors.destinations.endpoints import parse_endpoint
-from connectors.destinations.hosts import HostRefused, own_database_at, resolve
+from connectors.destinations.network.endpoints import parse_endpoint
+from connectors.destinations.network.hosts import HostRefused, own_database_at, resolve
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """`DeltaLake`: a Delta Lake table, its files on S3 or under the File root, its log written by delta-rs.
 
-An interval is one Delta commit (see `table_rows`). The data files are written while the interval is read
-(`table_files`: streamed to the table's storage, one per day partition); the commit then adds them and, in the
+An interval is one Delta commit (see `rows`). The data files are written while the interval is read
+(`files`: streamed to the table's storage, one per day partition); the commit then adds them and, in the
 same transaction, removes what they replace: for events, the files whose time column lies in the interval
 (from the log's statistics; a file that also holds other rows is rewritten without the interval's), for
 persons and sessions the rows with the same keys (the files holding any are rewritten without them). A
@@ -35,16 +35,16 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import AddAction
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, IntervalWriter, Step, WriteRequest
-from connectors.destinations.local_paths import create_file
-from connectors.destinations.table_files import DataFiles, WrittenFile
-from connectors.destinations.table_location import (
+from connectors.destinations.object_stores.local_paths import create_file
+from connectors.destinations.tables.files import DataFiles, WrittenFile
+from connectors.destinations.tables.location import (
     LOCATION_WRITABLE,
     Location,
     TableLocationConfig,
     locate,
     user_error,
 )
-from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
+from connectors.destinations.tables.rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
 
 logger = logging.getLogger(__name__)
 

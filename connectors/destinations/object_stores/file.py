@@ -20,8 +20,8 @@ from typing import IO
 from pydantic import Field, field_validator
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, Step
-from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
-from connectors.destinations.local_paths import NEW_FILE, open_directory, parts_below
+from connectors.destinations.object_stores.local_paths import NEW_FILE, open_directory, parts_below
+from connectors.destinations.object_stores.series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
 
 NAME_BYTES = 255
 """The longest file or directory name most file systems take."""

@@ -18,10 +18,10 @@ import pyarrow.fs as pafs
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from connectors.destinations.base import Context, DestinationConfig, DestinationUserError, Endpoint, Step
-from connectors.destinations.endpoints import ParsedEndpoint, parse_endpoint
-from connectors.destinations.file import FileConfig, directory_parts
-from connectors.destinations.local_paths import refuse_links
-from connectors.destinations.proxy import Route, route_for
+from connectors.destinations.network.endpoints import ParsedEndpoint, parse_endpoint
+from connectors.destinations.network.proxy import Route, route_for
+from connectors.destinations.object_stores.file import FileConfig, directory_parts
+from connectors.destinations.object_stores.local_paths import refuse_links
 
 USER_ERROR_WORDS = (
     "NoSuchBucket", "NO_SUCH_BUCKET", "AccessDenied", "ACCESS_DENIED", "InvalidAccessKeyId", "SignatureDoesNotMatch",

@@ -1,8 +1,8 @@
 """`Iceberg`: an Apache Iceberg table (pyiceberg), its files on S3 or under the File root, its catalog a SQL
 catalog (the service's own PostgreSQL unless `BATCH_EXPORTS_ICEBERG_CATALOG_URL` names another).
 
-An interval is one catalog commit (see `table_rows`): the data files are written while the interval is
-read (`table_files`: streamed to the table's storage, one per day partition), and the commit, in one
+An interval is one catalog commit (see `rows`): the data files are written while the interval is
+read (`files`: streamed to the table's storage, one per day partition), and the commit, in one
 transaction, deletes the rows it replaces and adds the new files, its snapshots marked with the export, the
 run and the record count. Nothing is in the table before
 the commit, so `write` never reports a checkpoint: a retried attempt writes the interval again, and its
@@ -63,9 +63,9 @@ from connectors.destinations.base import (
     Step,
     WriteRequest,
 )
-from connectors.destinations.local_paths import refuse_links
-from connectors.destinations.table_files import DataFiles, WrittenFile, days_since_epoch
-from connectors.destinations.table_location import (
+from connectors.destinations.object_stores.local_paths import refuse_links
+from connectors.destinations.tables.files import DataFiles, WrittenFile, days_since_epoch
+from connectors.destinations.tables.location import (
     IDENTIFIER,
     LOCATION_WRITABLE,
     Location,
@@ -73,7 +73,7 @@ from connectors.destinations.table_location import (
     locate,
     user_error,
 )
-from connectors.destinations.table_rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
+from connectors.destinations.tables.rows import DAY_SUFFIX, TableCommit, nullable, type_conflict
 
 logger = logging.getLogger(__name__)
 # The first export of an interval deletes nothing, which pyiceberg warns of on every such commit.

@@ -19,7 +19,7 @@ from aiobotocore.httpsession import AIOHTTPSession
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from connectors.destinations.base import ClientLimits
-from connectors.destinations.hosts import AddressRefused, address_refusal
+from connectors.destinations.network.hosts import AddressRefused, address_refusal
 
 
 class PinnedResolver(AbstractResolver):

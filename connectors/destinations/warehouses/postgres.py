@@ -1,7 +1,7 @@
 """`Postgres`: rows into a table of the user's PostgreSQL, exactly once per record.
 
-The interval is copied (COPY, as CSV that Arrow writes in native code: no Python object per row) into a
-temporary staging table inside one transaction; commit
+Stage then apply (`staging`): the interval is copied (COPY, as CSV that Arrow writes in native code: no Python
+object per row) into a temporary stage table inside one transaction; commit
 deletes the target rows with the same keys and inserts the staged ones, then commits: a rerun of the
 interval (or of a continued segment) replaces what it wrote before, and a failure leaves nothing.
 The table is created when missing, with the model's column types (for events, the columns PostHog's
@@ -19,8 +19,10 @@ holds this service's own tables is refused right after connecting, before any st
 """
 
 import asyncio
+import contextlib
 import io
 import ssl
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import asyncpg
@@ -35,11 +37,12 @@ from connectors.destinations.base import (
     DestinationConfig,
     DestinationUserError,
     Endpoint,
-    IntervalWriter,
     Step,
+    WriteRequest,
 )
-from connectors.destinations.hosts import HostRefused, allowed_addresses, refusal
-from connectors.sources.schemas import KEYS, POSTGRES_SCHEMAS
+from connectors.destinations.network.hosts import HostRefused, allowed_addresses, refusal
+from connectors.destinations.warehouses.staging import StagedWriter
+from connectors.sources.schemas import POSTGRES_SCHEMAS
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
@@ -204,68 +207,76 @@ def as_csv(batch: pa.RecordBatch, columns: tuple[str, ...]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-class PostgresWriter(IntervalWriter):
-    def __init__(self, config: PostgresConfig, model: str, context: Context) -> None:
-        if model not in POSTGRES_SCHEMAS:
-            raise DestinationUserError(f"the Postgres destination does not export the {model} model")
+class PostgresWriter(StagedWriter):
+    """Stage then apply (`staging`) in one transaction: the stage is a temporary table dropped when the
+    transaction ends, and the apply (delete the staged keys, insert the staged rows) is its commit. So a lost
+    attempt applied all or nothing and left no stage behind, and applying its rows again leaves each record once:
+    no mark is kept in the user's database."""
+
+    def __init__(self, config: PostgresConfig, request: WriteRequest) -> None:
+        if request.model not in POSTGRES_SCHEMAS:
+            raise DestinationUserError(f"the Postgres destination does not export the {request.model} model")
+        super().__init__(request)
         self.config = config
-        self.context = context
-        self.types = {column: SQL_TYPES[kind] for column, kind in POSTGRES_SCHEMAS[model].items()}
-        self.key = KEYS[model]
+        self.context = request.context
+        self.types = {column: SQL_TYPES[kind] for column, kind in POSTGRES_SCHEMAS[request.model].items()}
         self.columns = tuple(self.types)
         self.target = f"{quote(config.schema_name)}.{quote(config.table_name)}"
         self._conn: asyncpg.Connection | None = None
         self._transaction: Any = None
 
-    async def _open(self) -> asyncpg.Connection:
-        if self._conn is not None:
-            return self._conn
-        conn = await connect(self.config, self.context)
+    @contextlib.contextmanager
+    def _user_errors(self) -> Iterator[None]:
         try:
-            definition = ", ".join(f"{quote(c)} {t}" for c, t in self.types.items())
-            await conn.execute(f"CREATE TABLE IF NOT EXISTS {self.target} ({definition})")
-            self._transaction = conn.transaction()
+            yield
+        except USER_ERRORS as error:
+            raise DestinationUserError(
+                f"cannot write to {self.config.schema_name}.{self.config.table_name}: {error}"
+            ) from error
+
+    def _connection(self) -> asyncpg.Connection:
+        assert self._conn is not None, "open() comes first"
+        return self._conn
+
+    async def open(self) -> None:
+        self._conn = await connect(self.config, self.context)
+        with self._user_errors():
+            await self._conn.execute(f"CREATE TABLE IF NOT EXISTS {self.target} ({self._definition()})")
+            self._transaction = self._conn.transaction()
             await self._transaction.start()
-            await conn.execute(f"CREATE TEMPORARY TABLE staging ({definition}) ON COMMIT DROP")
-        except USER_ERRORS as error:
-            await conn.close()
-            raise DestinationUserError(
-                f"cannot write to {self.config.schema_name}.{self.config.table_name}: {error}"
-            ) from error
-        except BaseException:
-            await conn.close()
-            raise
-        self._conn = conn
-        return conn
 
-    async def write(self, batch: pa.RecordBatch) -> bool:
-        conn = await self._open()
+    def _definition(self) -> str:
+        return ", ".join(f"{quote(c)} {t}" for c, t in self.types.items())
+
+    async def applied(self, mark: str) -> bool:
+        return False  # no mark: the apply is the commit of the transaction that staged (see the class)
+
+    async def create_stage(self, stage: str) -> None:
+        with self._user_errors():
+            await self._connection().execute(
+                f"CREATE TEMPORARY TABLE {quote(stage)} ({self._definition()}) ON COMMIT DROP"
+            )
+
+    async def load(self, stage: str, batch: pa.RecordBatch) -> None:
         data = await asyncio.to_thread(as_csv, batch, self.columns)
-        await conn.copy_to_table("staging", source=io.BytesIO(data), columns=self.columns, format="csv")
-        return False  # staged: nothing is in the table before commit
+        await self._connection().copy_to_table(stage, source=io.BytesIO(data), columns=self.columns, format="csv")
 
-    async def commit(self, final: bool = True) -> None:
-        conn = await self._open()
-        key = ", ".join(quote(c) for c in self.key)
+    async def apply(self, stage: str, mark: str) -> None:
+        conn = self._connection()
+        key = ", ".join(quote(c) for c in self.rule.key)
         columns = ", ".join(quote(c) for c in self.columns)
-        try:
-            await conn.execute(f"DELETE FROM {self.target} WHERE ({key}) IN (SELECT {key} FROM staging)")
-            await conn.execute(f"INSERT INTO {self.target} ({columns}) SELECT {columns} FROM staging")
+        with self._user_errors():
+            await conn.execute(f"DELETE FROM {self.target} WHERE ({key}) IN (SELECT {key} FROM {quote(stage)})")
+            await conn.execute(f"INSERT INTO {self.target} ({columns}) SELECT {columns} FROM {quote(stage)}")
             await self._transaction.commit()
-        except USER_ERRORS as error:
-            raise DestinationUserError(
-                f"cannot write to {self.config.schema_name}.{self.config.table_name}: {error}"
-            ) from error
-        finally:
-            await self._close()
 
-    async def abort(self) -> None:
-        await self._close()  # closing the connection rolls the transaction back
+    async def drop_stage(self, stage: str) -> None:
+        pass  # a temporary table, dropped at commit or with the connection
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         conn, self._conn, self._transaction = self._conn, None, None
         if conn is not None and not conn.is_closed():
-            await conn.close()
+            await conn.close()  # before the commit, this rolls the transaction back
 
 
 async def _connects(config: PostgresConfig, context: Context) -> None:
@@ -293,7 +304,7 @@ async def _table_writable(config: PostgresConfig, context: Context) -> None:
 DESTINATION = Destination(
     type="Postgres",
     config=PostgresConfig,
-    open_writer=lambda config, request: PostgresWriter(config, request.model, request.context),
+    open_writer=PostgresWriter,
     steps=(
         Step("Connect", "Connect to the database with the credentials given.", _connects),
         Step("Table is writable", "The table can be created, or written and rewritten.", _table_writable),

@@ -4,7 +4,7 @@ Names depend only on the export, the interval and the file's number (`{prefix}/{
 the prefix templated as S3's), and each blob is written as blocks staged while the interval is read, then
 committed by one `Put Block List`: until then the blob is the previous copy or nothing, and then it is the new
 one whole. An abandoned upload leaves its blocks uncommitted (the service drops them) and the blob as it was.
-Numbered files, the size limit and the manifest are `file_series.FileSeriesWriter`'s, so a file that is
+Numbered files, the size limit and the manifest are `series.FileSeriesWriter`'s, so a file that is
 complete is a checkpoint a retried attempt resumes after, as with S3.
 
 Credentials: a `connection_string`, or `account_name` with `account_key` (and an `endpoint_url` for a service
@@ -40,10 +40,10 @@ from connectors.destinations.base import (
     Step,
     WriteRequest,
 )
-from connectors.destinations.egress import http_session
-from connectors.destinations.endpoints import ParsedEndpoint, connection_string_settings, parse_endpoint
-from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
-from connectors.destinations.s3 import S3Config, object_prefix
+from connectors.destinations.network.egress import http_session
+from connectors.destinations.network.endpoints import ParsedEndpoint, connection_string_settings, parse_endpoint
+from connectors.destinations.object_stores.s3 import S3Config, object_prefix
+from connectors.destinations.object_stores.series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles
 
 BLOCK_BYTES = 8 * 2**20
 """A blob takes at most 50,000 blocks: 8 MiB blocks make blobs of up to 390 GiB."""

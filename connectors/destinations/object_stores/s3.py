@@ -28,9 +28,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator, model_validator
 
 from connectors.destinations.base import Context, Destination, DestinationUserError, Endpoint, Step, WriteRequest
-from connectors.destinations.egress import answer_too_large, s3_config
-from connectors.destinations.endpoints import parse_endpoint
-from connectors.destinations.file_series import FilesConfig, FileSeriesWriter, FileUpload, IntervalFiles, interval_stem
+from connectors.destinations.network.egress import answer_too_large, s3_config
+from connectors.destinations.network.endpoints import parse_endpoint
+from connectors.destinations.object_stores.series import (
+    FilesConfig,
+    FileSeriesWriter,
+    FileUpload,
+    IntervalFiles,
+    interval_stem,
+)
 
 logger = logging.getLogger(__name__)
 
