@@ -1,15 +1,21 @@
 """The BigQuery destination from the API, on bqemulator, read back with the official client: created and checked
 (the checks pass, and fail with BigQuery's words and no secret), run by its schedule and a backfill, row for row
-against the source with PostHog's types; a rerun changes nothing; persons and sessions replace only with newer
-rows; a table PostHog created gets rows (a column it lacks added); a column of another type fails the run."""
+against the source with PostHog's types; a rerun changes nothing; an apply that landed is not applied again;
+persons and sessions replace only with newer rows; a table PostHog created gets rows (a column it lacks added); a column of another type fails the run."""
 
 import asyncio
+import dataclasses
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.cloud import bigquery
+from temporalio.testing import ActivityEnvironment
 
+from activities.export import Exporter
+from batch_exports.store import runs
+from contracts.workflows import ExportInputs
 from entrypoints.bigquery import PROJECT, BigQueryEmulator
 from tests.support.bigquery import bigquery_config, client_of, new_dataset, rows
 from tests.support.helpers import capture, create_export, event, insert_events, run_hour, runs_until, start_run
@@ -218,3 +224,39 @@ async def test_a_posthog_table_gets_rows_a_missing_column_added_and_a_type_confl
     assert failed["status"] == "Failed", failed
     assert all(w in failed["latest_error"] for w in ("team_id", "STRING", "INT64")), failed
     assert rows(client, dataset, "other") == []
+
+
+async def test_an_apply_that_landed_is_not_applied_again_and_a_dead_attempts_stage_is_dropped(
+    project: Project, bigquery_server: BigQueryEmulator
+) -> None:
+    """An attempt whose apply landed before its worker was lost, and the attempt Temporal retries: the second
+    finds the run's mark (as many records) and applies nothing; a stage the lost attempt left is dropped."""
+    client = client_of(bigquery_server)
+    dataset = new_dataset(client)
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    start = end - timedelta(hours=1)
+    sent = await insert_events(project.stack, project.id, [start + timedelta(minutes=i) for i in range(30)])
+    export = await create_export(project, {"name": "landed", "interval": "hour", "destination": {
+        "type": "BigQuery", "config": bigquery_config(dataset)}})  # fmt: skip
+    run_id = await runs.start(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
+                              workflow_id=f"{export['id']}-landed", workflow_run_id=str(uuid.uuid4()),
+                              data_interval_start=start, data_interval_end=end, backfill_id=None)  # fmt: skip
+    exporter = Exporter(project.stack.runtime)
+
+    async def attempt(number: int) -> None:
+        environment = ActivityEnvironment()
+        environment.info = dataclasses.replace(environment.info, attempt=number)
+        result = await environment.run(exporter.export_interval, ExportInputs(str(run_id), export["id"], start, end))
+        assert result.records_completed == 30
+
+    await attempt(1)
+    marks = rows(client, dataset, "bx_run_marks")
+    assert [(m["run_id"], m["records"]) for m in marks] == [(str(run_id), 30)]
+    held = sorted(rows(client, dataset), key=lambda r: r["uuid"])
+    stale = f"{PROJECT}.{dataset}.bx_stage_{run_id.hex}_1"  # what a lost first attempt would leave
+    client.create_table(bigquery.Table(stale, schema=[bigquery.SchemaField("uuid", "STRING")]))
+
+    await attempt(2)
+    assert rows(client, dataset, "bx_run_marks") == marks  # no second apply
+    assert sorted(rows(client, dataset), key=lambda r: r["uuid"]) == held and {r["uuid"] for r in held} == sent
+    assert sorted(t.table_id for t in client.list_tables(dataset)) == ["bx_run_marks", "events"]

@@ -1,5 +1,5 @@
 """The contract every destination keeps, the same cases against each (File, S3, Postgres, HTTP, Iceberg, Delta
-Lake, Azure Blob):
+Lake, Azure Blob, BigQuery):
 
 - each record once across a rerun of its interval and across a resumed attempt;
 - an error only the user can fix fails the run at once, with the provider's own words;
@@ -22,6 +22,7 @@ from activities.export import Exporter
 from batch_exports.store import runs
 from contracts.workflows import ExportInputs
 from entrypoints.azurite import Azurite
+from tests.support.bigquery import BigQueryTarget
 from tests.support.destinations import (
     AzureBlobTarget,
     FileTarget,
@@ -44,7 +45,7 @@ END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(h
 START = END - timedelta(hours=1)
 
 
-@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob"])
+@pytest.fixture(params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob", "BigQuery"])
 async def target(
     request: pytest.FixtureRequest, project: Project, s3: Any, s3_service: SeaweedS3, azurite: Azurite
 ) -> AsyncIterator[Target]:
@@ -62,6 +63,8 @@ async def target(
             yield TableTarget(project, request.param, s3, s3_service)
         case "AzureBlob":
             yield AzureBlobTarget(project, azurite)
+        case "BigQuery":  # its emulator starts only for the tests that ask for it
+            yield BigQueryTarget(project, request.getfixturevalue("bigquery_server"))
 
 
 async def events_in_interval(project: Project, count: int = EVENTS) -> set[str]:

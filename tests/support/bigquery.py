@@ -2,6 +2,7 @@
 directory of its own), started when a test first asks for it, stopped at the end; and the official client the
 tests read it back with."""
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from entrypoints.bigquery import PROJECT, BigQueryEmulator, throwaway_key
+from tests.support.destinations import Target
+from tests.support.stack import Project
 
 KEY = throwaway_key()
 """A PEM key of the right form: the config checks it, and the worker sends no credentials to an emulator."""
@@ -44,3 +47,32 @@ def bigquery_config(dataset: str, table: str = "events", **fields: Any) -> dict[
 
 def rows(client: bigquery.Client, dataset: str, table: str = "events") -> list[dict[str, Any]]:
     return [dict(row) for row in client.query(f"SELECT * FROM `{PROJECT}.{dataset}.{table}`").result()]
+
+
+class BigQueryTarget(Target):
+    """The BigQuery destination in the contract suite: a dataset of its own on the session's emulator."""
+
+    type = "BigQuery"
+    checkpoints = False  # staged: nothing is in the table before the apply
+
+    def __init__(self, project: Project, emulator: BigQueryEmulator) -> None:
+        super().__init__(project)
+        self.client = client_of(emulator)
+
+    async def config(self) -> dict[str, Any]:
+        return bigquery_config(await asyncio.to_thread(new_dataset, self.client), use_json_type=True)
+
+    def broken(self, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return {**config, "dataset_id": f"{config['dataset_id']}_missing"}, "Not found"
+
+    async def held(self, config: dict[str, Any]) -> list[str]:
+        def read() -> list[str]:
+            tables = {t.table_id for t in self.client.list_tables(config["dataset_id"])}
+            if config["table_id"] not in tables:
+                return []
+            return [row["uuid"] for row in rows(self.client, config["dataset_id"], config["table_id"])]
+
+        return await asyncio.to_thread(read)
+
+    def secrets(self, config: dict[str, Any]) -> list[str]:
+        return [config["private_key"], config["private_key_id"]]

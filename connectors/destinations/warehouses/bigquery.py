@@ -272,6 +272,8 @@ class BigQueryWriter(StagedWriter):
         self.marks = f"{config.dataset}.{sql.MARKS_TABLE}"
         self.ingested = datetime.now(UTC)
         self.records = 0
+        self._counted = False
+        """Every batch is staged: `records` is the attempt's count."""
         self.into: dict[str, Column] = {}
         self._connection: Connection | None = None
         self._spool: Any = None
@@ -319,10 +321,20 @@ class BigQueryWriter(StagedWriter):
         return [name for name in await bq.call(f"list the tables of {dataset}", listed) if name.startswith(prefix)]
 
     async def applied(self, mark: str) -> bool:
+        """Whether an apply of the run with as many records landed: the count is known only once every batch is
+        staged (`commit`), so before that nothing has landed as far as this attempt can tell. An attempt that
+        got further than an earlier one's apply (a resumed one) applies, and the merge keeps each record once."""
+        if not self._counted:
+            return False
         found = await self.bq.query(
-            f"read {self.marks}", sql.applied(self.marks), table_id=self.config.table_id, run_id=mark
-        )
+            f"read {self.marks}", sql.applied(self.marks),
+            table_id=self.config.table_id, run_id=mark, records=self.records,
+        )  # fmt: skip
         return bool(found and found[0][0])
+
+    async def commit(self, final: bool = True) -> None:
+        self._counted = True
+        await super().commit(final)
 
     async def create_stage(self, stage: str) -> None:
         table = bigquery.Table(self._in_dataset(stage), schema=stage_schema(self.staged))
@@ -379,8 +391,11 @@ class BigQueryWriter(StagedWriter):
                       timeout=bq.seconds)  # fmt: skip
 
     async def close(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
+        parquet, spool, self._parquet, self._spool = self._parquet, self._spool, None, None
+        if parquet is not None:
+            parquet.close()  # what was spooled and not loaded is let go
+        if spool is not None:
+            spool.close()
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()

@@ -92,8 +92,11 @@ def create_marks(marks: str) -> str:
 
 
 def applied(marks: str) -> str:
-    """Whether the run's apply landed: parameters @table_id and @run_id."""
-    return f"SELECT COUNT(*) AS applied FROM {quote(marks)} WHERE table_id = @table_id AND run_id = @run_id"
+    """Whether the run's apply of as many records landed: parameters @table_id, @run_id and @records."""
+    return (
+        f"SELECT COUNT(*) AS applied FROM {quote(marks)} "
+        "WHERE table_id = @table_id AND run_id = @run_id AND records = @records"
+    )
 
 
 def merge(target: str, stage: str, rule: ApplyRule, staged: tuple[Column, ...], into: dict[str, Column]) -> str:
