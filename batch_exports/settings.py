@@ -124,9 +124,9 @@ class Settings(BaseSettings):
         "then no credentials are sent); none: Google's own endpoint, with the export's service account.",
     )  # fmt: skip
     bigquery_token_uri: str = Field(
-        "https://oauth2.googleapis.com/token", description="The one token endpoint a `BigQuery` export's `token_uri` may "
-        "name besides Google's own (`https://oauth2.googleapis.com/token`, `https://accounts.google.com/o/oauth2/token`): "
-        "the service account's key signs the request sent there.",
+        "https://oauth2.googleapis.com/token", description="The one token endpoint a `BigQuery` export's "
+        "`token_uri` may name besides Google's own (`https://oauth2.googleapis.com/token`, "
+        "`https://accounts.google.com/o/oauth2/token`): the service account's key signs the request sent there.",
     )  # fmt: skip
 
     # What the processes tell operators: metrics, logs (traces follow OpenTelemetry's own OTEL_* variables).

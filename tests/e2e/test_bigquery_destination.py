@@ -1,7 +1,8 @@
 """The BigQuery destination from the API, on bqemulator, read back with the official client: created and checked
 (the checks pass, and fail with BigQuery's words and no secret), run by its schedule and a backfill, row for row
 against the source with PostHog's types; a rerun changes nothing; an apply that landed is not applied again;
-persons and sessions replace only with newer rows; a table PostHog created gets rows (a column it lacks added); a column of another type fails the run."""
+persons and sessions replace only with newer rows; a table PostHog created gets rows (a column it lacks added);
+a column of another type fails the run."""
 
 import asyncio
 import dataclasses
