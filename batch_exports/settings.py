@@ -151,6 +151,7 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(8233, description="Port of the embedded Temporal UI.")
     postgres_port: int = Field(5433, description="Port of the embedded PostgreSQL.")
     azurite_port: int = Field(10000, description="Port of the Azurite `make azurite` starts beside `make dev`.")
+    bigquery_port: int = Field(9050, description="Port of the bqemulator `make bigquery` starts beside `make dev`.")
     dev_project_token: str = Field("phc_dev_local", description="Token of the project `make dev` creates.")
     dev_api_key: SecretStr = Field(SecretStr("phx_dev_local"), description="Personal API key `make dev` creates.")
 

@@ -2,9 +2,9 @@
 `.tools/bqemulator/` (it pins a sqlglot the project's own cannot share).
 
 The test suite starts one on a free port (`tests/support/bigquery.py`); `make bigquery` starts one beside
-`make dev` on port 9050 (`BATCH_EXPORTS_BIGQUERY_PORT` is not a setting: the worker finds it through
-`BATCH_EXPORTS_BIGQUERY_URL`), creates the dataset `exports` and prints the config of a `BigQuery` destination
-that writes there and the setting the worker needs.
+`make dev` on port 9050 (`BATCH_EXPORTS_BIGQUERY_PORT`; the worker finds it through `BATCH_EXPORTS_BIGQUERY_URL`),
+creates the dataset `exports` and prints the setting the worker needs and the config of a `BigQuery` destination
+that writes there.
 
 Nothing is downloaded when it starts: DuckDB's `avro` and `spatial` extensions, which the emulator loads, are
 installed from their wheels' files (`duckdb-extension-*`, the same version as duckdb) into `$HOME/.duckdb`,
@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 from typing import Self
 
+from entrypoints.dev_checks import NotStarted, Port, check_ports
 from entrypoints.embedded import LOOPBACK, ChildProcess, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".tools" / "bqemulator"
 PROJECT = "local-project"
 """The emulator's default project (any name: it takes every project it is asked for)."""
-DEV_PORT = 9050
 
 _INSTALL_EXTENSIONS = """
 import pathlib, duckdb, duckdb_extension_avro, duckdb_extension_spatial
@@ -84,7 +84,11 @@ def main() -> None:
     from batch_exports.settings import Settings
 
     settings = Settings()
-    with BigQueryEmulator(settings.data_dir / "bqemulator", DEV_PORT).start() as emulator:
+    try:
+        check_ports([Port("BATCH_EXPORTS_BIGQUERY_PORT", LOOPBACK, settings.bigquery_port)])
+    except NotStarted as e:
+        raise SystemExit(f"make bigquery: {e}") from None
+    with BigQueryEmulator(settings.data_dir / "bqemulator", settings.bigquery_port).start() as emulator:
         client = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(),
                                  client_options=ClientOptions(api_endpoint=emulator.url))  # fmt: skip
         client.create_dataset("exports", exists_ok=True)
