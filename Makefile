@@ -12,14 +12,24 @@ AZURITE := .tools/node_modules/.bin/azurite-blob
 FAKESNOW := .tools/fakesnow/bin/fakesnow
 # Debian's Chromium, headless, for the test that loads the API's docs page in a real browser (tests/e2e/test_docs_page.py).
 CHROMIUM := /usr/bin/chromium
+# bqemulator (BigQuery's emulator, DuckDB inside) in a venv of its own: it pins a sqlglot the project cannot share.
+# DuckDB's extensions come from their wheels, the same version as duckdb, so that nothing downloads when it starts.
+BQEMULATOR := .tools/bqemulator/bin/bqemulator
+BQEMULATOR_DUCKDB := 1.5.5
 
-.PHONY: dev demo test test-unit test-core lint worker api azurite redshift snowflake clean
+.PHONY: dev demo test test-unit test-core lint worker api azurite redshift snowflake bigquery warehouses clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(BQEMULATOR):
+	$(PYTHON) -m venv .tools/bqemulator
+	.tools/bqemulator/bin/pip install --quiet "bqemulator==1.4.0" "sqlglot>=30.9,<30.12" "numpy>=1.26" \
+		"duckdb==$(BQEMULATOR_DUCKDB)" "duckdb-extension-avro==$(BQEMULATOR_DUCKDB)" \
+		"duckdb-extension-spatial==$(BQEMULATOR_DUCKDB)"
 
 $(AZURITE):
 	npm install --prefix .tools --no-audit --no-fund azurite@3.35.0
@@ -35,7 +45,7 @@ dev: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m entrypoints.demo
 
-test: $(STAMP) $(PROMETHEUS) $(AZURITE) $(FAKESNOW) $(CHROMIUM)
+test: $(STAMP) $(PROMETHEUS) $(AZURITE) $(FAKESNOW) $(BQEMULATOR) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(CHROMIUM):
@@ -56,6 +66,14 @@ redshift: $(STAMP)
 # fakesnow beside `make dev`: port 8085 (BATCH_EXPORTS_FAKESNOW_PORT); prints the worker's setting and a config.
 snowflake: $(STAMP) $(FAKESNOW)
 	$(BIN)/python -m entrypoints.snowflake
+
+# bqemulator beside `make dev`: port 9050, a dataset `exports`; prints the setting the worker needs and a config.
+bigquery: $(STAMP) $(BQEMULATOR)
+	$(BIN)/python -m entrypoints.bigquery
+
+# All three warehouses' local servers beside `make dev`, each printing the setting the worker needs and a config.
+warehouses: $(STAMP) $(FAKESNOW) $(BQEMULATOR)
+	$(MAKE) --no-print-directory -j3 redshift snowflake bigquery
 
 # The unit tier alone: no services, about 15 s.
 test-unit: $(STAMP)

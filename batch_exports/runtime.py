@@ -77,6 +77,8 @@ class Runtime:
             destination_settings={
                 "iceberg_catalog_url": settings.iceberg_catalog_url or settings.database_url,
                 "snowflake_url": settings.snowflake_url or "",
+                "bigquery_url": settings.bigquery_url or "",
+                "bigquery_token_uri": settings.bigquery_token_uri,
             },
         )
 

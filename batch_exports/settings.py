@@ -194,6 +194,16 @@ class Settings(BaseSettings):
         "`http://127.0.0.1:PORT` in the tests); none: each account's `https://{account}.snowflakecomputing.com`.",
     )  # fmt: skip
 
+    bigquery_url: str | None = Field(
+        None, description="Where `BigQuery` destinations send their API calls (an emulator's `http://127.0.0.1:PORT`, "
+        "then no credentials are sent); none: Google's own endpoint, with the export's service account.",
+    )  # fmt: skip
+    bigquery_token_uri: str = Field(
+        "https://oauth2.googleapis.com/token", description="The one token endpoint a `BigQuery` export's "
+        "`token_uri` may name besides Google's own (`https://oauth2.googleapis.com/token`, "
+        "`https://accounts.google.com/o/oauth2/token`): the service account's key signs the request sent there.",
+    )  # fmt: skip
+
     # What the processes tell operators: metrics, logs (traces follow OpenTelemetry's own OTEL_* variables).
     metrics_host: str = Field(
         "127.0.0.1", description="Address the Prometheus metrics endpoints bind (`0.0.0.0` in a container)."
@@ -235,6 +245,7 @@ class Settings(BaseSettings):
     )
     azurite_port: int = Field(10000, description="Port of the Azurite `make azurite` starts beside `make dev`.")
     fakesnow_port: int = Field(8085, description="Port of the fakesnow `make snowflake` starts beside `make dev`.")
+    bigquery_port: int = Field(9050, description="Port of the bqemulator `make bigquery` starts beside `make dev`.")
     dev_project_token: str = Field("phc_dev_local", description="Token of the project `make dev` creates.")
     dev_api_key: SecretStr = Field(SecretStr("phx_dev_local"), description="Personal API key `make dev` creates.")
 

@@ -3,7 +3,7 @@
 
 Destinations live by family, each family with the skeleton its members share: `object_stores/` (numbered files
 and a manifest: S3, Azure, File), `tables/` (one table commit per interval: Iceberg, Delta), `warehouses/`
-(stage then apply: Postgres, Redshift, Snowflake), and `http`, `noop` on their own. `network/` is the way out
+(stage then apply: Postgres, Redshift, Snowflake, BigQuery), and `http`, `noop` on their own. `network/` is the way out
 every client takes.
 Adding a destination is one new module in its family plus one line in that list.
 """
@@ -25,7 +25,7 @@ from connectors.destinations.base import (
 from connectors.destinations.network.hosts import ensure_allowed_host
 from connectors.destinations.object_stores import azure_blob, file, s3
 from connectors.destinations.tables import delta_lake, iceberg
-from connectors.destinations.warehouses import postgres, redshift, snowflake
+from connectors.destinations.warehouses import bigquery, postgres, redshift, snowflake
 
 DESTINATIONS: tuple[Destination[Any], ...] = (
     file.DESTINATION,
@@ -38,6 +38,7 @@ DESTINATIONS: tuple[Destination[Any], ...] = (
     azure_blob.DESTINATION,
     redshift.DESTINATION,
     snowflake.DESTINATION,
+    bigquery.DESTINATION,
 )
 logger = logging.getLogger(__name__)
 _BY_TYPE = {destination.type: destination for destination in DESTINATIONS}

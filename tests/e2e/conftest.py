@@ -22,7 +22,9 @@ from batch_exports.crypto import generate_key
 from batch_exports.settings import Settings
 from batch_exports.store import db
 from entrypoints.azurite import Azurite
-from entrypoints.embedded import free_port
+from entrypoints.bigquery import BigQueryEmulator
+from entrypoints.embedded import LOOPBACK, free_port
+from tests.support.bigquery import running_bigquery
 from tests.support.clickhouse import ClickHouseAccount, ClickHouseStandIn
 from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
@@ -62,7 +64,14 @@ def services(work_dir: Path) -> Iterator[Services]:
 
 
 @pytest.fixture(scope="session")
-def settings(services: Services, work_dir: Path) -> Settings:
+def bigquery_port() -> int:
+    """The port the session's BigQuery emulator takes when a test first asks for it (`bigquery`): the worker's
+    `BATCH_EXPORTS_BIGQUERY_URL` names it from the start."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def settings(services: Services, work_dir: Path, bigquery_port: int) -> Settings:
     return Settings(
         database_url=services.database_url,
         encryption_key=SecretStr(generate_key()),
@@ -82,6 +91,7 @@ def settings(services: Services, work_dir: Path) -> Settings:
         data_dir=work_dir,
         worker_metrics_port=0,
         api_metrics_port=0,
+        bigquery_url=f"http://{LOOPBACK}:{bigquery_port}",
     )
 
 
@@ -95,6 +105,12 @@ def s3_service(work_dir: Path) -> Iterator[SeaweedS3]:
 def azurite(work_dir: Path) -> Iterator[Azurite]:
     with Azurite(work_dir / "azurite", free_port()).start() as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def bigquery_server(work_dir: Path, bigquery_port: int) -> Iterator[BigQueryEmulator]:
+    with running_bigquery(work_dir / "bqemulator", bigquery_port) as emulator:
+        yield emulator
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The contract every destination keeps, the same cases against each (File, S3, Postgres, HTTP, Iceberg, Delta
-Lake, Azure Blob, Redshift, Snowflake), reading each source (this service's PostgreSQL, PostHog's ClickHouse):
+Lake, Azure Blob, Redshift, Snowflake, BigQuery), reading each source (this service's PostgreSQL, PostHog's ClickHouse):
 
 - each record once across a rerun of its interval and across a resumed attempt;
 - an error only the user can fix fails the run at once, with the provider's own words;
@@ -22,6 +22,7 @@ from activities.export import Exporter
 from batch_exports.store import runs
 from contracts.workflows import ExportInputs
 from entrypoints.azurite import Azurite
+from tests.support.bigquery import BigQueryTarget
 from tests.support.destinations import (
     AzureBlobTarget,
     FileTarget,
@@ -48,8 +49,11 @@ START = END - timedelta(hours=1)
 
 
 @pytest.fixture(
-    params=["File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob", "Redshift", "Snowflake"]
-)
+    params=[
+        "File", "S3Compatible", "Postgres", "HTTP", "Iceberg", "DeltaLake", "AzureBlob", "Redshift", "Snowflake",
+        "BigQuery",
+    ]
+)  # fmt: skip
 async def target(
     request: pytest.FixtureRequest, source_project: Project, s3: Any, s3_service: SeaweedS3, azurite: Azurite
 ) -> AsyncIterator[Target]:
@@ -73,6 +77,8 @@ async def target(
         case "Snowflake":
             request.getfixturevalue("snowflake_stack")
             yield SnowflakeTarget(project, request.getfixturevalue("fakesnow"))
+        case "BigQuery":  # its emulator starts only for the tests that ask for it
+            yield BigQueryTarget(project, request.getfixturevalue("bigquery_server"))
 
 
 async def events_in_interval(project: Project, count: int = EVENTS) -> set[str]:

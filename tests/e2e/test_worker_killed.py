@@ -18,6 +18,9 @@ from azure.storage.blob.aio import BlobServiceClient
 from temporalio.client import WorkflowHandle
 
 from entrypoints.azurite import Azurite
+from entrypoints.bigquery import PROJECT, BigQueryEmulator
+from tests.support.bigquery import bigquery_config, client_of, new_dataset
+from tests.support.bigquery import rows as bigquery_rows
 from tests.support.destinations import (
     azure_container,
     blobs,
@@ -52,6 +55,7 @@ def worker(project: Project, task_queue: str) -> subprocess.Popen[bytes]:
         "BATCH_EXPORTS_EXPORT_RETRY_INITIAL_SECONDS": "1",
         "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
         **({"BATCH_EXPORTS_SNOWFLAKE_URL": settings.snowflake_url} if settings.snowflake_url else {}),
+        **({"BATCH_EXPORTS_BIGQUERY_URL": settings.bigquery_url} if settings.bigquery_url else {}),
     }
     return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT)
 
@@ -286,3 +290,27 @@ async def test_snowflake_destination_survives_a_killed_worker(
 async def _holds(condition: Callable[[], Awaitable[bool]]) -> None:
     """What the killed worker left: nothing a reader sees."""
     assert await condition()
+
+
+async def test_bigquery_destination_survives_a_killed_worker(
+    project: Project, bigquery_server: BigQueryEmulator
+) -> None:
+    client = client_of(bigquery_server)
+    dataset = await asyncio.to_thread(new_dataset, client)
+    export = await create_export(project, {"name": "bigquery", "interval": "hour", "destination": {
+        "type": "BigQuery", "config": bigquery_config(dataset)}})  # fmt: skip
+
+    def tables() -> list[str]:
+        return [t.table_id for t in client.list_tables(dataset)]
+
+    async def staged_not_applied() -> bool:  # a stage exists, and the target holds nothing
+        names = await asyncio.to_thread(tables)
+        staged = any(name.startswith("bx_stage_") for name in names)
+        return staged and ("events" not in names or not await asyncio.to_thread(bigquery_rows, client, dataset))
+
+    await kill_mid_export_then_recover(
+        project, export, lambda _: staged_not_applied(), killed=lambda: _holds(staged_not_applied)
+    )
+    (counted,) = client.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT uuid) AS u FROM `{PROJECT}.{dataset}.events`")
+    assert counted["n"] == counted["u"] == EVENTS
+    assert sorted(await asyncio.to_thread(tables)) == ["bx_run_marks", "events"]  # the lost attempt's stage dropped
