@@ -28,8 +28,12 @@ dev: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m entrypoints.demo
 
+# Every tier (unit, core, e2e) on TEST_WORKERS pytest-xdist processes, each with services of its own, a test
+# module whole on one of them, the ones that time what they do one after another (tests/conftest.py). The tests
+# mostly wait on their services: three workers kept the 2-core CI machine busiest.
+TEST_WORKERS ?= 3
 test: $(STAMP) $(PROMETHEUS) $(AZURITE) $(CHROMIUM)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 $(CHROMIUM):
 	apt-get install -y -qq --no-install-recommends chromium || \
