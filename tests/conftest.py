@@ -30,9 +30,12 @@ MEASURING_MODULES = (
 
 LONGEST = (
     MEASURES,
+    "tests/e2e/test_operating_by_hand.py",  # waits up to five minutes for a schedule's boundary
     "tests/e2e/test_worker_killed.py",
-    "tests/e2e/test_destination_contract.py",
     "tests/e2e/test_dev_stack.py",
+    "tests/e2e/test_hostile_egress.py",
+    "tests/e2e/test_destination_contract.py",
+    "tests/e2e/test_api_fuzz.py",
 )
 """Handed out first, in this order: a worker that drew one of them last would finish long after the others."""
 
