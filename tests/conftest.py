@@ -10,6 +10,7 @@ handed out first, the unit and core tiers last, to fill the gaps at the end.
 allows: the groups are named here, by module path, where the scheduler sees them.)
 """
 
+import os
 from typing import Any
 
 import pytest
@@ -54,6 +55,14 @@ def handed_out(nodeid: str) -> int:
     return len(LONGEST) + (0 if group.startswith("tests/e2e/") else 1)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """On an xdist worker, the tests in the order their groups are handed out. The scheduler refers to a test by
+    its index in the worker's collection, so the order is made here, alike on every worker, not by the scheduler."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: handed_out(item.nodeid))
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which the session registers after this file
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getvalue("dist") != "loadfile":
@@ -64,11 +73,5 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return group_of(nodeid)
 
-        def schedule(self) -> None:
-            if self.collection is None:  # the first call: order every worker's (identical) collection alike
-                for node, collection in self.registered_collections.items():
-                    self.registered_collections[node] = sorted(collection, key=handed_out)
-            super().schedule()
-
-    config.option.loadscopereorder = False  # keep the order above, not the largest groups (by count) first
+    config.option.loadscopereorder = False  # the collection's order above, not the largest groups (by count) first
     return GroupScheduling(config, log)
