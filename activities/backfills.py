@@ -1,4 +1,6 @@
-"""Bookkeeping of backfills: their row moves from `Starting` to `Running` to how they ended."""
+"""Bookkeeping of backfills: their row moves from `Starting` to `Running` to how they ended.
+
+Adapters of the run domain's backfill rules (`batch_exports.runs.backfills`): decode, call, encode."""
 
 import asyncio
 import contextlib
@@ -9,10 +11,11 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 
+from batch_exports.runs import backfills as rules
+from batch_exports.runs.run import Backfill
 from batch_exports.runtime import Runtime
-from batch_exports.store import backfills, exports, runs
+from batch_exports.services import backfills as backfilling
 from batch_exports.temporal.client import TemporalUnavailable, cancel_workflow
-from connectors.sources import open_source
 from contracts.workflows import CancelRunsInputs, FinishBackfillInputs, IntervalRunsInputs, StartBackfillInputs
 
 WAIT_POLL_SECONDS = 2.0
@@ -25,28 +28,24 @@ class BackfillBookkeeping:
     @activity.defn(name="start-backfill")
     async def start_backfill(self, inputs: StartBackfillInputs) -> None:
         """Mark the backfill Running, with how many runs and (an estimate of) how many records it has."""
-        backfill_id = uuid.UUID(inputs.backfill_id)
-        backfill = await backfills.get(self.rt.pool, backfill_id)
-        if backfill is None:  # the request that started this backfill has not committed its row yet
-            raise ApplicationError(f"backfill {backfill_id} is not recorded yet", type="BackfillNotRecorded")
-        export = await exports.get(self.rt.pool, backfill.batch_export_id, self.rt.cipher, include_deleted=True)
-        records = None
-        if export is not None and backfill.start_at and backfill.end_at:
-            source = open_source(self.rt.source, export.team_id, export.model, export.selection())
-            records = await source.count(backfill.start_at, backfill.end_at)
-        await backfills.mark_running(self.rt.pool, backfill_id, inputs.total_runs, records)
+
+        async def count(backfill: Backfill) -> int | None:
+            return await backfilling.count_records(self.rt, backfill)
+
+        try:
+            await rules.start_backfill(self.rt.run_book, uuid.UUID(inputs.backfill_id), inputs.total_runs, count)
+        except rules.BackfillNotRecorded as error:  # retried: the request commits its row
+            raise ApplicationError(str(error), type="BackfillNotRecorded") from None
 
     @activity.defn(name="intervals-with-runs")
     async def intervals_with_runs(self, inputs: IntervalRunsInputs) -> list[datetime]:
         """The ends of the intervals in `(after, through]` that have a run (of any status)."""
-        ends = await runs.interval_ends(self.rt.pool, uuid.UUID(inputs.batch_export_id), inputs.after, inputs.through)
-        return sorted(ends)
+        export_id = uuid.UUID(inputs.batch_export_id)
+        return await rules.intervals_with_runs(self.rt.run_book, export_id, inputs.after, inputs.through)
 
     @activity.defn(name="finish-backfill")
     async def finish_backfill(self, inputs: FinishBackfillInputs) -> None:
-        backfill_id = uuid.UUID(inputs.backfill_id)
-        finished = await runs.finished_intervals(self.rt.pool, backfill_id)
-        await backfills.finish(self.rt.pool, backfill_id, inputs.status, finished)
+        await rules.finish_backfill(self.rt.run_book, uuid.UUID(inputs.backfill_id), inputs.status)
 
     @activity.defn(name="cancel-runs")
     async def cancel_runs(self, inputs: CancelRunsInputs) -> None:

@@ -18,9 +18,9 @@ from temporalio.service import RPCError
 
 from activities.admission import ProjectSlots
 from activities.attempts import Attempt, Checkpoint, WorkerShutdown
+from batch_exports.exports.export import BatchExport
 from batch_exports.runtime import Runtime
 from batch_exports.store import exports
-from batch_exports.store.exports import BatchExport
 from connectors.destinations import Context, WriteRequest, ensure_allowed_host, open_writer
 from connectors.sources import BatchSize, open_source
 from contracts.workflows import EXPORT_PROGRESS_SIGNAL, ExportInputs, ExportProgress, ExportResult
@@ -84,6 +84,7 @@ class Exporter:
             first_file=inputs.first_file + start.files,
             batch_export_id=inputs.batch_export_id,
             run_id=inputs.run_id,
+            attempt=attempt.number,
         )
         writer = open_writer(export.destination_type, export.destination_config, request)
         last, records = start.position, start.records

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from api import inputs
 from api.state import SETTINGS
-from batch_exports.models import InvalidField
+from batch_exports.exports.validation import InvalidField
 from batch_exports.services.backfills import TooManyBackfills
 from batch_exports.services.lifecycle import ScheduleRaced, TooManyExports
 from batch_exports.store import db

@@ -8,8 +8,8 @@ from api.auth import authorize
 from api.errors import not_found
 from api.params import path_uuid
 from api.state import runtime
+from batch_exports.exports.export import BatchExport
 from batch_exports.store import exports
-from batch_exports.store.exports import BatchExport
 
 
 async def export_for(request: web.Request, scope: str, *, name: str = "batch_export_id") -> BatchExport:

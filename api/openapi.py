@@ -11,13 +11,14 @@ from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel, Field, RootModel, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter
 
+from batch_exports.runs import run as runs
 from batch_exports.store.logs import Level
 from connectors.destinations import TYPES
 from connectors.destinations.integrations import KINDS
 from contracts.intervals import Interval
-from contracts.statuses import BackfillStatus, RunStatus
+from contracts.statuses import BackfillStatus
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -35,25 +36,13 @@ class Destination(BaseModel):
     config: dict[str, Any] = Field(description="The config, without its secret fields.")
 
 
-class Run(BaseModel):
-    id: UUID
-    status: RunStatus
-    records_completed: int
-    records_failed: int
-    records_total_count: int | None
-    bytes_exported: int
-    latest_error: str | None
-    data_interval_start: datetime
-    data_interval_end: datetime
-    cursor: str | None
-    created_at: datetime
-    finished_at: datetime | None
-    last_updated_at: datetime
-    batch_export: UUID
-    backfill: UUID | None
-    workflow_id: str
-    workflow_run_id: str
-    replaced_run: UUID | None = Field(None, description="The run a `temporal workflow reset` made this one replace.")
+RUN_API_NAMES = {"batch_export_id": "batch_export", "backfill_id": "backfill", "replaced_run_id": "replaced_run"}
+"""The run's fields PostHog names otherwise; the others show under the run domain's names."""
+
+
+class Run(runs.Run):
+    # The run domain's one shape, as the API shows it (three fields under PostHog's names).
+    model_config = ConfigDict(alias_generator=lambda name: RUN_API_NAMES.get(name, name), populate_by_name=True)
 
 
 class BatchExport(BaseModel):

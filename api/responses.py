@@ -6,9 +6,8 @@ import orjson
 from aiohttp import web
 
 from api import openapi as oa
-from batch_exports.store.backfills import Backfill
-from batch_exports.store.exports import BatchExport
-from batch_exports.store.runs import Run
+from batch_exports.exports.export import BatchExport
+from batch_exports.runs.run import Backfill, Run
 from connectors.json_encoding import default
 
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
@@ -24,22 +23,22 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=dumps(body), status=status, content_type="application/json", charset="utf-8")
 
 
-RUN_FIELDS = tuple(oa.Run.model_fields)
-_RUN_RENAMED = {"batch_export": "batch_export_id", "backfill": "backfill_id", "replaced_run": "replaced_run_id"}
+_RUN_SHOWN = tuple((field.alias or name, name) for name, field in oa.Run.model_fields.items())
+"""Each field of a run: the name the API shows it under, and its name in the run domain."""
 
 
 def run_body(run: Run) -> dict[str, Any]:
     """A run as `oa.Run` shows it, its values left for `dumps` to write (a page renders a hundred: through the
     schema's model, validating and dumping each, they cost more than the rest of the request)."""
-    return {name: getattr(run, _RUN_RENAMED.get(name, name)) for name in RUN_FIELDS}
+    return {shown: getattr(run, name) for shown, name in _RUN_SHOWN}
 
 
 def export_body(export: BatchExport, latest_runs: list[Run] | None = None) -> dict[str, Any]:
     """The export as PostHog shows it; a destination's secret fields are never included."""
     body = oa.BatchExport.model_validate(
-        export.model_dump(exclude={"destination_config"})
+        export.model_dump(exclude={"destination"})  # its shown fields
         | {
-            "destination": {"type": export.destination_type, "config": export.destination_config.public()},
+            "destination": {"type": export.destination.type, "config": export.destination.config.public()},
             "schema": export.schema_,
             "latest_runs": [run_body(run) for run in latest_runs or []],
         }

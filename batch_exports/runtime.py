@@ -18,13 +18,17 @@ from temporalio.client import Client
 
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings
-from batch_exports.store import db
+from batch_exports.store import db, exports
+from batch_exports.store.run_book import PostgresRunBook
 from batch_exports.telemetry import tracing
 from batch_exports.telemetry.metrics import ServiceMetrics, temporal_runtime
 from batch_exports.temporal import client as temporal_client
-from connectors.destinations import Context, proxy
+from batch_exports.temporal.run_port import TemporalRuns
+from connectors.destinations import Context
 from connectors.destinations.base import ClientLimits, ProtectedDatabase
-from connectors.destinations.proxy import EgressProxy
+from connectors.destinations.network import proxy
+from connectors.destinations.network.proxy import EgressProxy
+from connectors.sources.clickhouse.http import ClickHouse, ClickHouseServer
 from connectors.sources.reading import SourceDatabase
 
 
@@ -33,8 +37,8 @@ class Runtime:
     settings: Settings
     pool: asyncpg.Pool
     """The service's metadata database."""
-    source: SourceDatabase
-    """The event store runs read (the same database by default)."""
+    source: SourceDatabase | ClickHouse
+    """The event store runs read: PostgreSQL (the metadata's database by default) or PostHog's ClickHouse."""
     client: Client
     cipher: ConfigCipher
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
@@ -42,7 +46,19 @@ class Runtime:
     tracer: Tracer | None = None
     """Set when tracing is on: the gateway's request spans."""
     egress: EgressProxy | None = None
-    """The process's forward proxy for destination clients in native code (`connectors.destinations.proxy`)."""
+    """The process's forward proxy for destination clients in native code (`connectors.destinations.network.proxy`)."""
+
+    @property
+    def run_book(self) -> PostgresRunBook:
+        """The run domain's books, in the metadata database."""
+        return PostgresRunBook(self.pool)
+
+    @property
+    def run_temporal(self) -> TemporalRuns:
+        """The run domain's Temporal."""
+        return TemporalRuns(
+            self.client, self.settings, lambda export_id: exports.get(self.pool, export_id, self.cipher)
+        )
 
     @property
     def destinations(self) -> Context:
@@ -52,13 +68,18 @@ class Runtime:
             files_root=settings.exports_root,
             allow_private=settings.allow_private_destinations,
             protected_databases=own_databases(settings),
-            iceberg_catalog_url=settings.iceberg_catalog_url or settings.database_url,
             limits=ClientLimits(
                 call_seconds=settings.destination_call_timeout_seconds,
                 check_seconds=settings.check_timeout_seconds,
                 answer_bytes=int(settings.destination_max_answer_mb * 2**20),
             ),
             egress=self.egress,
+            destination_settings={
+                "iceberg_catalog_url": settings.iceberg_catalog_url or settings.database_url,
+                "snowflake_url": settings.snowflake_url or "",
+                "bigquery_url": settings.bigquery_url or "",
+                "bigquery_token_uri": settings.bigquery_token_uri,
+            },
         )
 
 
@@ -70,6 +91,20 @@ def own_databases(settings: Settings) -> tuple[ProtectedDatabase, ...]:
         with contextlib.suppress(ValueError):
             found.append(ProtectedDatabase(url.hostname or "", url.port or 5432, url.path.lstrip("/")))
     return tuple(found)
+
+
+def clickhouse_of(settings: Settings) -> ClickHouse:
+    assert settings.clickhouse_url is not None
+    return ClickHouse(
+        ClickHouseServer(
+            settings.clickhouse_url,
+            settings.clickhouse_user,
+            settings.clickhouse_password.get_secret_value(),
+            settings.clickhouse_database,
+            settings.source_statement_timeout_seconds,
+            settings.source_max_memory_mb * 2**20,
+        )
+    )
 
 
 def cipher_for(settings: Settings, process: str) -> ConfigCipher:
@@ -104,9 +139,15 @@ async def open_runtime(
             stack.callback(tracer_provider.shutdown)  # sends what is still buffered
         tracer = tracing.tracer_of(tracer_provider)
         pool = await stack.enter_async_context(await db.create_pool(settings.database_url))
-        source_pool = pool
-        if settings.source_dsn != settings.database_url:
+        source: SourceDatabase | ClickHouse
+        if settings.source == "clickhouse":
+            source = clickhouse_of(settings)
+            stack.callback(source.close)
+        elif settings.source_dsn != settings.database_url:
             source_pool = await stack.enter_async_context(await db.create_pool(settings.source_dsn))
+            source = SourceDatabase(source_pool, settings.source_dsn, settings.source_statement_timeout_seconds)
+        else:
+            source = SourceDatabase(pool, settings.source_dsn, settings.source_statement_timeout_seconds)
         if client is None:
             client = await temporal_client.connect(
                 lazy=lazy, process=process, runtime=temporal_rt, interceptors=tracing.client_interceptors(tracer)
@@ -115,7 +156,7 @@ async def open_runtime(
         yield Runtime(
             settings,
             pool,
-            SourceDatabase(source_pool, settings.source_dsn, settings.source_statement_timeout_seconds),
+            source,
             client,
             cipher,
             metrics=ServiceMetrics(temporal_rt.metric_meter) if temporal_rt else ServiceMetrics(),

@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 
 from batch_exports.crypto import ConfigCipher, generate_key
-from batch_exports.models import BatchExportIn
+from batch_exports.exports.validation import BatchExportIn
 from batch_exports.store import api_keys, db, exports, projects
 from bench import measure
 from bench.latencies import cpu_seconds

@@ -28,12 +28,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from batch_exports.models import BatchExportIn
+from batch_exports.exports.export import BatchExport
+from batch_exports.exports.validation import BatchExportIn
 from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings
 from batch_exports.store import projects
-from batch_exports.store.exports import BatchExport
 from bench import latencies, measure
 from bench.embedded import embedded_stack
 from bench.floor import FLOOR_WORKFLOW, FloorInputs

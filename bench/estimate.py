@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from batch_exports.crypto import generate_key
-from batch_exports.models import BatchExportIn
+from batch_exports.exports.validation import BatchExportIn
 from batch_exports.runtime import open_runtime
 from batch_exports.services import backfills, estimates
 from batch_exports.settings import Settings

@@ -1,8 +1,11 @@
 """Benchmark: one hour of N events (about 1 KB each) exported to a destination: S3 (the default) or Azure Blob
-as Parquet and as gzipped JSONLines, or an Iceberg or Delta Lake table (on the S3 API).
+as Parquet and as gzipped JSONLines, an Iceberg or Delta Lake table (on the S3 API), or a warehouse (Redshift:
+the benchmark's PostgreSQL with SUPER and JSON_PARSE; Snowflake: fakesnow), each round beside S3 Parquet: a
+warehouse's own server does much of the work, so compare the worker's CPU seconds and peak memory.
 
-    .venv/bin/python -m bench.export [--events 1000000] [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake]
-                                     [--formats parquet,jsonl]
+    .venv/bin/python -m bench.export [--events 1000000]
+                                     [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake|Redshift|Snowflake]
+                                     [--formats parquet,jsonl] [--source postgres|clickhouse]
 
 Starts PostgreSQL, the Temporal dev server and SeaweedFS (an S3 API; Azurite for AzureBlob) in a temporary
 directory, loads N events into one hour and prints:
@@ -23,6 +26,11 @@ directory, loads N events into one hour and prints:
   export seconds (1.0 would be as fast as reading the source), next to its target. The objects in
   the bucket (the blobs, the table) are read back and must hold exactly N records (Parquet and tables: N
   distinct uuids), or the benchmark fails.
+
+With `--source clickhouse` the events are PostHog's, in its ClickHouse tables (ClickHouse's engine behind the
+tests' stand-in HTTP layer, `tests/support/clickhouse_server.py`), and the worker reads them there; the floor
+is then the export's own query read as ArrowStream into a sink that only counts bytes, and the stand-in's CPU
+is shown as `clickhouse`.
 
 The floor and the formats run in `--rounds` rounds (3 by default), in turn, so a noisy minute cannot favour
 one; it prints each round's table with the load average, then each format's ratio to its round's floor and
@@ -62,18 +70,24 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from batch_exports.crypto import generate_key
-from batch_exports.models import BatchExportIn
+from batch_exports.exports.validation import BatchExportIn
 from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.services import backfills, lifecycle
 from batch_exports.settings import Settings
 from batch_exports.store import db, projects
 from bench import measure
+from connectors.sources.clickhouse.events import ClickHouseEventsSource
 from connectors.sources.events import EventsSource
 from connectors.sources.reading import SourceDatabase
 from entrypoints.azurite import Azurite
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
+from entrypoints.redshift import RedshiftDatabase, make
+from entrypoints.snowflake import Fakesnow
+from tests.support.clickhouse import ClickHouseStandIn
+from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
+from tests.support.snowflake import new_config, query
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = datetime(2025, 1, 1, tzinfo=UTC)  # a past hour: with no settle delay the run starts at once
@@ -84,6 +98,10 @@ FORMATS = {"parquet": ("Parquet", "zstd", 0.8), "jsonl": ("JSONLines", "gzip", 0
 FILE_DESTINATIONS = ("S3Compatible", "AzureBlob")
 TABLE_TARGET = 0.7
 """A table format writes Parquet and commits: its target (Iceberg, Delta Lake)."""
+WAREHOUSES = ("Redshift", "Snowflake")
+WAREHOUSE_TARGET = 0.0
+"""No target against the floor: a warehouse's own server does much of the work; its worker CPU is compared to S3
+Parquet's, measured in the same round."""
 LOAD_EVENTS = """
 INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp, created_at, elements_chain, inserted_at)
 SELECT gen_random_uuid(), $1, (ARRAY['$pageview','$autocapture','signed_up','$pageleave'])[1 + i % 4], 'user-' || (i % 50000),
@@ -112,14 +130,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def cpu_seconds() -> dict[str, float]:
-    """CPU time so far of the benchmark's own processes: its worker, PostgreSQL, SeaweedFS (only this process's
-    descendants: on a shared machine other sessions run workers and databases of their own)."""
+    """CPU time so far of the benchmark's own processes: its worker, PostgreSQL, SeaweedFS, fakesnow (only this
+    process's descendants: on a shared machine other sessions run workers and databases of their own)."""
     used: dict[str, float] = {}
     for process in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
             cmdline = " ".join(process.cmdline())
             name = "worker" if "worker.py" in cmdline else process.name()
-            if name in ("worker", "postgres", "weed"):
+            name = "clickhouse" if "clickhouse_server" in cmdline else name
+            name = "fakesnow" if "fakesnow" in cmdline else name
+            if name in ("worker", "postgres", "weed", "clickhouse", "fakesnow"):
                 times = process.cpu_times()
                 used[name] = used.get(name, 0.0) + times.user + times.system
                 if name == "postgres" and "postgres: " not in cmdline:  # the postmaster: its ended backends too
@@ -150,6 +170,55 @@ async def load(pool: asyncpg.Pool, events: int) -> None:
           f"average row {avg:.0f} B, {total / 1e6:.0f} MB in all", flush=True)  # fmt: skip
 
 
+LOAD_CLICKHOUSE = """
+INSERT INTO events (uuid, event, properties, timestamp, team_id, distinct_id, elements_chain, created_at, person_id,
+                    person_created_at, person_properties, person_mode, _timestamp, _offset, inserted_at)
+SELECT generateUUIDv4(number), ['$pageview', '$autocapture', 'signed_up', '$pageleave'][1 + i % 4],
+  toJSONString(map('$current_url', concat('https://example.com/products/', toString(i % 997), '?ref=campaign_',
+      toString(i % 13)), '$browser', ['Chrome', 'Firefox', 'Safari'][1 + i % 3], '$browser_version',
+      toString(120 + i % 10), '$os', 'Mac OS X', '$device_type', 'Desktop', '$referrer',
+      concat('https://www.google.com/search?q=', hex(MD5(toString(i)))), '$lib', 'web', '$lib_version', '1.160.0',
+      '$session_id', hex(MD5(toString(intDiv(i, 20)))), '$window_id', hex(MD5(toString(intDiv(i, 40)))),
+      'plan', 'pro', 'utm_source', 'newsletter', '$pathname', concat('/products/', toString(i % 997)),
+      'title', concat('A product page with "quotes" and ünïcode ', hex(MD5(toString(i * 7)))),
+      '$insert_id', hex(MD5(toString(i * 3))))),
+  at, {team:Int64}, concat('user-', toString(i % 50000)),
+  if(i % 4 = 1, 'button.btn.btn-primary:attr__class="btn btn-primary"nth-child="2"nth-of-type="1"text="Buy now"', ''),
+  at, generateUUIDv4(number + 1), at,
+  toJSONString(map('email', concat('user', toString(i % 50000), '@example.com'), 'plan', 'pro')), 'full',
+  toDateTime(at), 0, at
+FROM (SELECT number, number AS i, {hour:DateTime64(6, 'UTC')} + toIntervalMicrosecond(number * {step:Int64}) AS at
+      FROM numbers({first:UInt64}, {count:UInt64}))
+"""
+"""PostHog's events as its ingestion writes them, shaped as the PostgreSQL load's."""
+
+
+async def load_clickhouse(posthog: PostHogClickHouse, events: int) -> None:
+    began = time.perf_counter()
+    step = 3_600_000_000 // events
+    client = posthog.client()
+    for first in range(0, events, CHUNK):
+        params = {"team": str(TEAM), "hour": HOUR.strftime("%Y-%m-%d %H:%M:%S"), "step": str(step),
+                  "first": str(first), "count": str(min(CHUNK, events - first))}  # fmt: skip
+        answer = await asyncio.to_thread(client.post, LOAD_CLICKHOUSE, params, "TabSeparated")
+        answer.close()
+    (row,) = await asyncio.to_thread(
+        client.rows, "SELECT count() AS n, sum(length(properties)) AS size FROM events", {}
+    )
+    print(f"load:   {int(row['n']):,} events into ClickHouse in {time.perf_counter() - began:.1f} s; "
+          f"{int(row['size']) / 1e6:.0f} MB of properties", flush=True)  # fmt: skip
+
+
+def read_clickhouse_once(posthog: PostHogClickHouse) -> int:
+    """The export's own query, its ArrowStream answer counted and dropped."""
+    sql, p = ClickHouseEventsSource(posthog.client(), TEAM).query(HOUR, END)
+    size = 0
+    with posthog.client().post(sql, p.values, "ArrowStream") as answer:
+        for chunk in answer.iter_content(2**20):
+            size += len(chunk)
+    return size
+
+
 async def copy_once(pool: asyncpg.Pool) -> int:
     size = 0
 
@@ -164,20 +233,28 @@ async def copy_once(pool: asyncpg.Pool) -> int:
     return size
 
 
-async def floor(pool: asyncpg.Pool, events: int) -> tuple[float, int]:
+async def floor(pool: asyncpg.Pool, events: int, posthog: "PostHogClickHouse | None") -> tuple[float, int]:
     timings = []
     for _ in range(3):
         began = time.perf_counter()
-        size = await copy_once(pool)
+        size = await (copy_once(pool) if posthog is None else asyncio.to_thread(read_clickhouse_once, posthog))
         timings.append(time.perf_counter() - began)
     best = min(timings)
+    what = "binary COPY" if posthog is None else "ArrowStream from ClickHouse"
     print(f"floor:  {best:.2f} s (runs: {', '.join(f'{t:.2f}' for t in timings)}), {events / best:,.0f} rows/s, "
-          f"{size / 1e6 / best:.0f} MB/s over {size / 1e6:.0f} MB of binary COPY", flush=True)  # fmt: skip
+          f"{size / 1e6 / best:.0f} MB/s over {size / 1e6:.0f} MB of {what}", flush=True)  # fmt: skip
     return best, size
 
 
 def start_worker(settings: Settings, key: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BATCH_EXPORTS_DATABASE_URL": settings.database_url, "BATCH_EXPORTS_ENCRYPTION_KEY": key,
+    source = {}
+    if settings.source == "clickhouse":
+        source = {"BATCH_EXPORTS_SOURCE": "clickhouse", "BATCH_EXPORTS_CLICKHOUSE_URL": str(settings.clickhouse_url),
+                  "BATCH_EXPORTS_CLICKHOUSE_USER": settings.clickhouse_user,
+                  "BATCH_EXPORTS_CLICKHOUSE_PASSWORD": settings.clickhouse_password.get_secret_value(),
+                  "BATCH_EXPORTS_CLICKHOUSE_DATABASE": settings.clickhouse_database}  # fmt: skip
+    env = {**os.environ, **source,
+           "BATCH_EXPORTS_DATABASE_URL": settings.database_url, "BATCH_EXPORTS_ENCRYPTION_KEY": key,
            "BATCH_EXPORTS_TASK_QUEUE": settings.task_queue, "BATCH_EXPORTS_SETTLE_DELAY_SECONDS": "0",
            "BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS": "true", "BATCH_EXPORTS_MAX_RECORDS_PER_EXECUTION": "0",
            "BATCH_EXPORTS_EXPORT_MAX_ATTEMPTS": "1", "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
@@ -258,6 +335,14 @@ def distinct(uuids: pa.ChunkedArray, what: str) -> int:
     return len(uuids)
 
 
+async def stored_in_snowflake(fakesnow: Fakesnow, config: dict[str, Any]) -> tuple[int, int, int]:
+    """Records in the table, read with the connector (one table, no file); fails if a uuid repeats."""
+    ((records, unique),) = await query(fakesnow, config, 'SELECT COUNT(*), COUNT(DISTINCT "uuid") FROM "events"')
+    if records != unique:
+        raise SystemExit(f"Snowflake: {records:,} records but {unique:,} distinct uuids")
+    return records, 1, 0
+
+
 async def stored_in_iceberg(pool: asyncpg.Pool, seaweed: SeaweedS3, bucket: str) -> tuple[int, int, int]:
     """Records, data files and their bytes of the table, read by pyiceberg from its current metadata file."""
     sql = "SELECT metadata_location FROM iceberg_catalog.iceberg_tables WHERE metadata_location LIKE $1"
@@ -289,6 +374,20 @@ async def stored_in_delta(seaweed: SeaweedS3, bucket: str) -> tuple[int, int, in
     return await asyncio.to_thread(read)
 
 
+async def stored_in_redshift(database: RedshiftDatabase) -> tuple[int, int, int]:
+    """Records of the table (all distinct uuids), one table, its size on disk."""
+    conn = await asyncpg.connect(database.url)
+    try:
+        sql = ("SELECT count(*), count(DISTINCT uuid), pg_total_relation_size('posthog_exports.events') "
+               "FROM posthog_exports.events")  # fmt: skip
+        records, unique, size = await conn.fetchrow(sql)
+    finally:
+        await conn.close()
+    if records != unique:
+        raise SystemExit(f"the Redshift table: {records:,} records but {unique:,} distinct uuids")
+    return records, 1, size
+
+
 @dataclass
 class Case:
     """One export measured: its destination and config, its target, and how to read back what it wrote."""
@@ -308,6 +407,7 @@ class Bench:
     s3: Any
     seaweed: SeaweedS3
     azurite: Azurite | None
+    fakesnow: Fakesnow | None
     work: Path
     events: int
     timeout: float
@@ -317,6 +417,11 @@ class Bench:
         place, work = f"bench-{destination.lower()}-{name}-{round_}", self.work
         s3_keys = {"aws_access_key_id": self.seaweed.access_key_id,
                    "aws_secret_access_key": self.seaweed.secret_access_key}  # fmt: skip
+        if destination == "Redshift":
+            owner = place.replace("-", "_")  # the database and its owner
+            database = await make(self.rt.settings.database_url, owner, owner, f"pw-{uuid.uuid4().hex}")
+            return Case("Redshift", name, destination, database.config, WAREHOUSE_TARGET,
+                        lambda: stored_in_redshift(database))  # fmt: skip
         if destination in ("Iceberg", "DeltaLake"):
             await self.s3.create_bucket(Bucket=place)
             config = {"storage": "S3Compatible", "endpoint_url": self.seaweed.endpoint_url, "bucket_name": place,
@@ -326,6 +431,12 @@ class Bench:
                             lambda: stored_in_iceberg(self.rt.pool, self.seaweed, place))  # fmt: skip
             return Case("DeltaLake", name, destination, config, TABLE_TARGET,
                         lambda: stored_in_delta(self.seaweed, place))  # fmt: skip
+        if destination == "Snowflake":
+            fakesnow = self.fakesnow
+            assert fakesnow is not None
+            config = new_config(table_name="events")
+            return Case("Snowflake", name, destination, config, WAREHOUSE_TARGET,
+                        lambda: stored_in_snowflake(fakesnow, config))  # fmt: skip
         file_format, compression, target = FORMATS[name]
         formats = {"file_format": file_format, "compression": compression}
         parquet = file_format == "Parquet"
@@ -392,7 +503,8 @@ async def export_one(bench: Bench, case: Case) -> tuple[float, float, float]:
                 found = [(r["status"], r["records_completed"], r["latest_error"]) for r in runs]
                 raise SystemExit(f"{name}: expected one Completed run of {events:,} records, got {found}\n{tail(log)}")
             seconds, attempt = await activity_seconds(client, runs[0]["workflow_id"], runs[0]["workflow_run_id"])
-            used = {k: cpu_after.get(k, 0) - cpu_before.get(k, 0) for k in ("worker", "postgres", "weed")}
+            used = {k: cpu_after.get(k, 0) - cpu_before.get(k, 0)
+                    for k in ("worker", "postgres", "weed", "clickhouse", "fakesnow") if k in cpu_after}  # fmt: skip
             cpu = ", ".join(f"{k} {v:.2f}" for k, v in used.items())
             print(f"{name}: activity {seconds:.2f} s (attempt {attempt}), wall {wall:.2f} s, run row "
                   f"{runs[0]['seconds']:.2f} s; CPU seconds: {cpu}; {measure.load()}", flush=True)  # fmt: skip
@@ -415,8 +527,9 @@ async def main(args: argparse.Namespace, work: Path) -> None:
     names = [n.strip() for n in args.formats.split(",") if n.strip()]
     if unknown := set(names) - set(FORMATS):
         raise SystemExit(f"unknown formats {sorted(unknown)}; choose from {sorted(FORMATS)}")
-    if args.destination not in (*FILE_DESTINATIONS, "Iceberg", "DeltaLake"):
-        raise SystemExit(f"unknown destination {args.destination}; choose S3Compatible, AzureBlob, Iceberg, DeltaLake")
+    if args.destination not in (*FILE_DESTINATIONS, "Iceberg", "DeltaLake", *WAREHOUSES):
+        raise SystemExit(f"unknown destination {args.destination}; choose S3Compatible, AzureBlob, Iceberg, DeltaLake, "
+                         f"{', '.join(WAREHOUSES)}")  # fmt: skip
     if args.destination not in FILE_DESTINATIONS:
         names = ["table"]  # a table has no file format to choose
     with (
@@ -425,14 +538,25 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         SeaweedS3(work / "seaweed").start() as seaweed,
         contextlib.ExitStack() as more,
     ):
-        azurite = None
+        azurite = fakesnow = None
         if args.destination == "AzureBlob":
             azurite = more.enter_context(Azurite(work / "azurite", free_port()).start())
+        posthog, source = None, dict[str, Any]()
+        if args.source == "clickhouse":
+            posthog = PostHogClickHouse.created(
+                more.enter_context(ClickHouseStandIn(work / "clickhouse").start()).account
+            )
+            source = {"source": "clickhouse", "clickhouse_url": posthog.account.url,
+                      "clickhouse_user": posthog.account.user, "clickhouse_database": posthog.database,
+                      "clickhouse_password": SecretStr(posthog.account.password)}  # fmt: skip
+        if args.destination == "Snowflake":
+            fakesnow = more.enter_context(Fakesnow(work / "fakesnow", free_port()).start())
+            os.environ["BATCH_EXPORTS_SNOWFLAKE_URL"] = fakesnow.url  # the workers' setting
         os.environ["TEMPORAL_ADDRESS"] = server.address
         key = generate_key()
         settings = Settings(database_url=postgres.create_database("batch_exports"), encryption_key=SecretStr(key),
                             settle_delay_seconds=0, jitter_enabled=False, run_max_attempts=1,
-                            allow_private_destinations=True, data_dir=work)  # fmt: skip
+                            allow_private_destinations=True, data_dir=work, **source)  # fmt: skip
         db.migrate(settings.database_url)
         session = get_session()
         async with (
@@ -442,16 +566,18 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                                   aws_secret_access_key=seaweed.secret_access_key) as s3,
         ):  # fmt: skip
             await projects.ensure(rt.pool, TEAM, "bench", "phc_bench")
-            await load(rt.pool, args.events)
-            bench = Bench(rt, key, s3, seaweed, azurite, work, args.events, args.timeout)
+            await (load(rt.pool, args.events) if posthog is None else load_clickhouse(posthog, args.events))
+            bench = Bench(rt, key, s3, seaweed, azurite, fakesnow, work, args.events, args.timeout)
             rounds: list[tuple[float, list[tuple[Case, tuple[float, float, float]]], str]] = []
             for round_ in range(1, args.rounds + 1):  # floor, then each format, in turn: no minute favours one
                 print(f"round {round_} of {args.rounds}", flush=True)
-                best, size = await floor(rt.pool, args.events)
+                best, size = await floor(rt.pool, args.events, posthog)
                 cases = [await bench.case(args.destination, name, round_) for name in names]
+                if args.destination in WAREHOUSES:  # its worker CPU beside S3 Parquet's, in the same round
+                    cases.insert(0, await bench.case("S3Compatible", "parquet", round_))
                 rounds.append((best, [(case, await export_one(bench, case)) for case in cases], measure.load()))
     for round_, (best, results, load_) in enumerate(rounds, 1):
-        print(f"\nround {round_}: {args.events:,} events, {size / 1e6:.0f} MB source (binary COPY), "
+        print(f"\nround {round_}: {args.events:,} events from {args.source}, {size / 1e6:.0f} MB read by the floor, "
               f"floor {best:.2f} s; {load_}")  # fmt: skip
         print(f"{'export':<22}{'seconds':>9}{'rows/s':>11}{'MB/s':>8}{'peak RSS MB':>13}{'worker CPU s':>14}"
               f"{'vs floor':>10}{'target':>8}")  # fmt: skip
@@ -470,12 +596,15 @@ async def main(args: argparse.Namespace, work: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the hour (4000000 for memory)")
-    parser.add_argument("--destination", default="S3Compatible", help="S3Compatible, AzureBlob, Iceberg, DeltaLake")
+    parser.add_argument("--destination", default="S3Compatible",
+                        help="S3Compatible, AzureBlob, Iceberg, DeltaLake, Redshift, Snowflake")  # fmt: skip
     parser.add_argument("--formats", default="parquet,jsonl", help="comma-separated subset of: parquet, jsonl "
                         "(S3Compatible and AzureBlob)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one format's export may take")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, data)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the floor and each format, in turn")
+    parser.add_argument("--source", default="postgres", choices=("postgres", "clickhouse"),
+                        help="where the events are: this service's PostgreSQL or PostHog's ClickHouse")  # fmt: skip
     parsed = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, stopping the servers it started
     with scratch_directory("bench-export-", keep=parsed.keep) as work:

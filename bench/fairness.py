@@ -28,7 +28,7 @@ from pathlib import Path
 
 import asyncpg
 
-from batch_exports.models import BatchExportIn
+from batch_exports.exports.validation import BatchExportIn
 from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.services import lifecycle
 from batch_exports.settings import Settings

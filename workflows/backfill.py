@@ -26,6 +26,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from activities.backfills import BackfillBookkeeping
+    from batch_exports.runs.statuses import backfill_ended, backfill_stopped
     from contracts.intervals import DataInterval, boundaries, run_workflow_id
     from contracts.search_attributes import search_attributes
     from contracts.statuses import BackfillStatus
@@ -109,7 +110,7 @@ class BackfillWorkflow:
             await self._drain(running)
         except (Exception, asyncio.CancelledError) as error:
             if not is_cancelled_exception(error):
-                await self._finish(inputs, BackfillStatus.FAILED)
+                await self._finish(inputs, backfill_stopped(cancelled=False))
                 raise
             if running:  # cancel the runs, and wait until they have closed
                 # By workflow id, so that the execution a retry policy is about to start is cancelled too (a
@@ -123,16 +124,16 @@ class BackfillWorkflow:
                 for task in running:
                     task.cancel()
                 await workflow.wait(running)
-            await self._finish(inputs, BackfillStatus.CANCELLED)
+            await self._finish(inputs, backfill_stopped(cancelled=True))
             raise
-        if self.failed:
-            await self._finish(inputs, BackfillStatus.FAILED)
+        status = backfill_ended(failed_runs=self.failed)
+        await self._finish(inputs, status)
+        if status is BackfillStatus.FAILED:
             raise ApplicationError(
                 f"{self.failed} of {self.total} runs failed; retry them from the API (runs/{{id}}/retry/)",
                 type="BackfillRunsFailed",
                 non_retryable=True,
             )
-        await self._finish(inputs, BackfillStatus.COMPLETED)
         return BackfillResult(runs=self.finished, failed=self.failed, cancelled=self.cancelled)
 
     def _show(self) -> None:

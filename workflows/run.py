@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.export import Exporter
     from activities.notify import Notifier
     from activities.runs import RunBookkeeping
+    from batch_exports.runs.statuses import export_ended, failure_status
     from contracts.intervals import DataInterval, last_whole_interval
     from contracts.search_attributes import (
         BATCH_EXPORT_NAME,
@@ -108,7 +109,43 @@ class RunBatchExportWorkflow:
             )
         else:
             interval = DataInterval(inputs.data_interval_start or fired, fired)
-        start, end = interval.start, interval.end
+        started = await self._start(inputs, interval, fresh_fire=scheduled)
+        if started.already_run_by:
+            note = f"The interval already has a run ({started.already_run_by}): nothing exported again"
+            workflow.set_current_details(note)
+            return RunResult(interval.start, interval.end, note=note)
+        finish = FinishRunInputs(started.run_id, inputs.batch_export_id, inputs.team_id, RunStatus.STARTING)
+        try:
+            result = await self._export(inputs, interval, started)
+        except (Exception, asyncio.CancelledError) as error:
+            raise await self._failed(finish, error)  # noqa: B904 (its cause is set: the export's error)
+        self._exporting = ""
+        done = f"{result.records_completed:,} records, {readable_size(result.bytes_exported)} exported"
+        ended = replace(
+            finish,
+            status=export_ended(result.cursor),
+            records_completed=result.records_completed,
+            bytes_exported=result.bytes_exported,
+        )
+        if result.cursor is not None:
+            workflow.set_current_details(f"{done}; continuing as new after {result.cursor}")
+            await self._finish(replace(ended, cursor=result.cursor))
+            workflow.continue_as_new(
+                replace(
+                    inputs,
+                    data_interval_start=interval.start,
+                    data_interval_end=interval.end,
+                    cursor=result.cursor,
+                    first_file=inputs.first_file + result.files,
+                )
+            )
+        workflow.set_current_details(f"Completed: {done}")
+        await self._notify(finish, await self._finish(ended))
+        return RunResult(interval.start, interval.end, result.records_completed, result.bytes_exported)
+
+    async def _start(self, inputs: RunInputs, interval: DataInterval, *, fresh_fire: bool) -> StartedRun:
+        """Record the execution (or learn that its interval has a run already)."""
+        info = workflow.info()
         reset = info.run_id != info.original_execution_run_id and info.continued_run_id is None
         started: StartedRun = await workflow.execute_local_activity_method(
             RunBookkeeping.start_run,
@@ -116,102 +153,68 @@ class RunBatchExportWorkflow:
                 batch_export_id=inputs.batch_export_id,
                 workflow_id=info.workflow_id,
                 workflow_run_id=info.run_id,
-                data_interval_start=start,
-                data_interval_end=end,
+                data_interval_start=interval.start,
+                data_interval_end=interval.end,
                 backfill_id=inputs.backfill_id,
                 cursor=inputs.cursor,
-                fresh_fire=scheduled and info.attempt == 1 and not reset,
+                fresh_fire=fresh_fire and info.attempt == 1 and not reset,
                 reset_from=reset,
             ),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )
-        if started.already_run_by:
-            note = f"The interval already has a run ({started.already_run_by}): nothing exported again"
-            workflow.set_current_details(note)
-            return RunResult(start, end, note=note)
-        finish = FinishRunInputs(
-            run_id=started.run_id,
-            batch_export_id=inputs.batch_export_id,
-            team_id=inputs.team_id,
-            status=RunStatus.STARTING,
-        )
+        return started
+
+    async def _export(self, inputs: RunInputs, interval: DataInterval, started: StartedRun) -> ExportResult:
+        """Wait for the interval to settle, then have the export activity move its data."""
+        start, end = interval.start, interval.end
         span = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-        try:
-            if (wait := end + timedelta(seconds=started.settle_delay_seconds) - workflow.now()) > timedelta(0):
-                workflow.set_current_details(f"Waiting {wait.total_seconds():.0f} s for {span} to settle")
-                await workflow.sleep(wait, summary="the interval settles")
-            self._exporting = f"Exporting {span}"
-            workflow.set_current_details(self._exporting)
-            result: ExportResult = await workflow.execute_activity_method(
-                Exporter.export_interval,
-                ExportInputs(
-                    run_id=started.run_id,
-                    batch_export_id=inputs.batch_export_id,
-                    data_interval_start=start,
-                    data_interval_end=end,
-                    cursor=inputs.cursor,
-                    first_file=inputs.first_file,
-                    max_records=started.max_records_per_execution,
-                    max_attempts=started.export_max_attempts,
-                ),
-                start_to_close_timeout=export_timeout(inputs.spec.interval),
-                heartbeat_timeout=timedelta(seconds=started.export_heartbeat_timeout_seconds),
-                # The run is recorded Cancelled only once the export has stopped writing.
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                # The export counts its attempts: one that gave its slot back to its project's cap does not count.
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=started.export_retry_initial_seconds),
-                    maximum_interval=timedelta(minutes=2),
-                    non_retryable_error_types=[ATTEMPTS_EXHAUSTED],
-                ),
-                priority=Priority(fairness_key=fairness_key(inputs.team_id)),
-                summary=f"export {span}",
-            )
-        except (Exception, asyncio.CancelledError) as error:
-            self._exporting = ""
-            if workflow.cancellation_reason() is not None and not is_cancelled_exception(error):
-                error = CancelledError("cancel requested while the export failed: the cancel wins")
-            status, message = _failure_status(error), _describe(error)
-            workflow.set_current_details(f"{status.value}: {message}")
-            await self._notify(finish, await self._finish(replace(finish, status=status, latest_error=message)))
-            if is_cancelled_exception(error):
-                raise error
-            # The destination's own words, in Temporal too (not the "Activity task failed" wrapper).
-            raise ApplicationError(message, type="RunFailed", non_retryable=status is RunStatus.FAILED) from error
-        self._exporting = ""
-        done = f"{result.records_completed:,} records, {readable_size(result.bytes_exported)} exported"
-        if result.cursor is not None:
-            workflow.set_current_details(f"{done}; continuing as new after {result.cursor}")
-            await self._finish(
-                replace(
-                    finish,
-                    status=RunStatus.CONTINUED_AS_NEW,
-                    records_completed=result.records_completed,
-                    bytes_exported=result.bytes_exported,
-                    cursor=result.cursor,
-                )
-            )
-            workflow.continue_as_new(
-                replace(
-                    inputs,
-                    data_interval_start=start,
-                    data_interval_end=end,
-                    cursor=result.cursor,
-                    first_file=inputs.first_file + result.files,
-                )
-            )
-        workflow.set_current_details(f"Completed: {done}")
-        notice = await self._finish(
-            replace(
-                finish,
-                status=RunStatus.COMPLETED,
-                records_completed=result.records_completed,
-                bytes_exported=result.bytes_exported,
-            )
+        if (wait := end + timedelta(seconds=started.settle_delay_seconds) - workflow.now()) > timedelta(0):
+            workflow.set_current_details(f"Waiting {wait.total_seconds():.0f} s for {span} to settle")
+            await workflow.sleep(wait, summary="the interval settles")
+        self._exporting = f"Exporting {span}"
+        workflow.set_current_details(self._exporting)
+        result: ExportResult = await workflow.execute_activity_method(
+            Exporter.export_interval,
+            ExportInputs(
+                run_id=started.run_id,
+                batch_export_id=inputs.batch_export_id,
+                data_interval_start=start,
+                data_interval_end=end,
+                cursor=inputs.cursor,
+                first_file=inputs.first_file,
+                max_records=started.max_records_per_execution,
+                max_attempts=started.export_max_attempts,
+            ),
+            start_to_close_timeout=export_timeout(inputs.spec.interval),
+            heartbeat_timeout=timedelta(seconds=started.export_heartbeat_timeout_seconds),
+            # The run is recorded Cancelled only once the export has stopped writing.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            # The export counts its attempts: one that gave its slot back to its project's cap does not count.
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=started.export_retry_initial_seconds),
+                maximum_interval=timedelta(minutes=2),
+                non_retryable_error_types=[ATTEMPTS_EXHAUSTED],
+            ),
+            priority=Priority(fairness_key=fairness_key(inputs.team_id)),
+            summary=f"export {span}",
         )
-        await self._notify(finish, notice)
-        return RunResult(start, end, result.records_completed, result.bytes_exported)
+        return result
+
+    async def _failed(self, finish: FinishRunInputs, error: BaseException) -> BaseException:
+        """Record how the failed (or cancelled) export ends the run; what the run raises."""
+        self._exporting = ""
+        if workflow.cancellation_reason() is not None and not is_cancelled_exception(error):
+            error = CancelledError("cancel requested while the export failed: the cancel wins")
+        status, message = _failure_status(error), _describe(error)
+        workflow.set_current_details(f"{status.value}: {message}")
+        await self._notify(finish, await self._finish(replace(finish, status=status, latest_error=message)))
+        if is_cancelled_exception(error):
+            return error
+        # The destination's own words, in Temporal too (not the "Activity task failed" wrapper).
+        failure = ApplicationError(message, type="RunFailed", non_retryable=status is RunStatus.FAILED)
+        failure.__cause__, failure.__suppress_context__ = error, True  # as `raise ... from error`
+        return failure
 
     async def _hand_over(self, inputs: RunInputs, interval: DataInterval, fired: datetime) -> RunResult:
         # Its row in the UI's list sits beside the run it starts: its name column says it exports nothing.
@@ -265,14 +268,14 @@ def _not_a_run(inputs: RunInputs | None) -> str:
 
 def _failure_status(error: BaseException) -> RunStatus:
     """Cancelled, FailedRetryable while the run's retry policy will execute it again, else Failed."""
-    if is_cancelled_exception(error):
-        return RunStatus.CANCELLED
     cause = error.cause if isinstance(error, ActivityError) else error
-    if isinstance(cause, ApplicationError) and cause.non_retryable:
-        return RunStatus.FAILED
     info = workflow.info()
-    maximum = info.retry_policy.maximum_attempts if info.retry_policy else 1
-    return RunStatus.FAILED_RETRYABLE if maximum == 0 or info.attempt < maximum else RunStatus.FAILED
+    return failure_status(
+        cancelled=is_cancelled_exception(error),
+        non_retryable=isinstance(cause, ApplicationError) and cause.non_retryable,
+        attempt=info.attempt,
+        maximum_attempts=info.retry_policy.maximum_attempts if info.retry_policy else 1,
+    )
 
 
 def _describe(error: BaseException) -> str:

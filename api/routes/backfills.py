@@ -13,12 +13,12 @@ from api.params import path_uuid, query_bool
 from api.responses import backfill_body, json_response
 from api.routes import Route
 from api.state import runtime
+from batch_exports.exports.export import BatchExport
+from batch_exports.runs.run import Backfill, BackfillKind
 from batch_exports.services import backfills as backfilling
 from batch_exports.services import estimates
 from batch_exports.services.waiting import wait_for
 from batch_exports.store import api_keys, backfills, runs
-from batch_exports.store.backfills import Backfill, BackfillKind
-from batch_exports.store.exports import BatchExport
 from contracts.statuses import BackfillStatus
 
 PAGE_SIZE = 50

@@ -17,15 +17,16 @@ from api.responses import export_body, json_response
 from api.routes import Route
 from api.routes.backfills import DRY_RUN, create_backfill_for
 from api.state import runtime
-from batch_exports.models import BatchExportIn, Limits, merge_destination
+from batch_exports.exports.export import BatchExport
+from batch_exports.exports.validation import BatchExportIn, Limits, merge_destination
 from batch_exports.runtime import Runtime
 from batch_exports.services import estimates, lifecycle, reconciliation
 from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys, exports, runs
-from batch_exports.store.exports import BatchExport
-from connectors.destinations import hosts
-from connectors.sources import regex_subset
-from connectors.sources.events import EventSelection, EventsSource
+from connectors.destinations.network import hosts
+from connectors.sources import open_events, regex_subset
+from connectors.sources.clickhouse.http import ClickHouse
+from connectors.sources.events import EventSelection
 from connectors.sources.filters import regex_values
 from connectors.sources.hogql import parse_query
 from contracts.intervals import Interval
@@ -52,10 +53,13 @@ async def check_host(rt: Runtime, project_id: int, body: BatchExportIn) -> None:
         ) from None
 
 
-async def check_with_postgres(rt: Runtime, body: BatchExportIn) -> None:
-    """What only PostgreSQL, which runs the export's query, can say: its regular expressions and its types."""
+async def check_with_source(rt: Runtime, body: BatchExportIn) -> None:
+    """What only the source, which runs the export's query, can say: its regular expressions and its types."""
+    if isinstance(rt.source, ClickHouse) and body.model == "sessions":
+        raise validation_error("The ClickHouse source does not export the sessions model yet.", "model")
     query = parse_query(body.hogql_query) if body.hogql_query else None
-    source = EventsSource(rt.source, 0, EventSelection(filters=tuple(body.filters or ()), query=query))
+    selection = EventSelection(filters=tuple(body.filters or ()), query=query)
+    source = open_events(rt.source, 0, selection)
     for index, pattern in regex_values(body.filters or []):
         if problem := regex_subset.regex_problem(pattern):
             raise validation_error(
@@ -97,7 +101,7 @@ async def create_export(request: web.Request) -> web.Response:
         data["destination"] = await integrating.expand(rt.pool, rt.cipher, project_id, data.get("destination"))
     body = await validated(rt, data)
     await check_host(rt, project_id, body)
-    await check_with_postgres(rt, body)
+    await check_with_source(rt, body)
     export = await lifecycle.create(rt, project_id, body)
     return json_response(export_body(export, latest_runs=[]), status=201)
 
@@ -143,7 +147,7 @@ async def update_export(request: web.Request) -> web.Response:
     )
     body = await validated(rt, merged)
     await check_host(rt, export.team_id, body)
-    await check_with_postgres(rt, body)
+    await check_with_source(rt, body)
     updated = await lifecycle.update(rt, export, body)
     return json_response(export_body(updated, latest_runs=await runs.latest(rt.pool, updated.id)))
 

@@ -49,17 +49,28 @@ def _large(body: Any) -> bool:
 
 @operation(
     "Capture events (PostHog's capture format; the project token authenticates)",
-    {200: oa.Captured, 400: oa.Error, 401: oa.Error, 413: oa.Error},
+    {200: oa.Captured, 400: oa.Error, 401: oa.Error, 404: oa.Error, 413: oa.Error, 503: oa.Error},
     body={"type": "object"},
     auth="token",
 )
 async def capture(request: web.Request) -> web.Response:
     rt = runtime(request)
+    if rt.settings.source == "clickhouse":
+        detail = ("This service reads PostHog's ClickHouse (BATCH_EXPORTS_SOURCE=clickhouse): PostHog's own "
+                  "ingestion captures events; send them to PostHog.")  # fmt: skip
+        return ApiError(404, detail, code="capture_not_here").response()
     try:
         events = await _capture(request, rt)
     except (ApiError, web.HTTPClientError):  # the client's to fix: bad payload, wrong token, too large
         rt.metrics.captured("rejected")
         raise
+    except event_store.Contended as error:  # nothing written: the same payload sent again is stored whole
+        rt.metrics.captured("failed")
+        log.warning("capture: a payload gave up after %s; answered 503", error)
+        detail = "Other requests were changing the same persons; nothing was stored. Send the payload again."
+        response = ApiError(503, detail, type="server_error", code="capture_contended").response()
+        response.headers["Retry-After"] = "1"
+        return response
     except Exception:
         rt.metrics.captured("failed")
         raise

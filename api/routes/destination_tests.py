@@ -16,7 +16,7 @@ from api.openapi import operation
 from api.responses import json_response
 from api.routes import Route
 from api.state import CHECKS, runtime
-from batch_exports.models import DestinationIn, merge_destination
+from batch_exports.exports.validation import DestinationIn, merge_destination
 from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys
 from connectors.destinations import TYPES, DestinationConfig, check_timed_out, destination, run_step

@@ -15,7 +15,7 @@ from api.params import path_uuid
 from api.responses import json_response
 from api.routes import Route
 from api.state import runtime
-from batch_exports.models import InvalidField
+from batch_exports.exports.validation import InvalidField
 from batch_exports.services import notifications as notifying
 from batch_exports.store import api_keys, notifications
 from batch_exports.store.notifications import Target

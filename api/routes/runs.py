@@ -13,12 +13,13 @@ from api.params import path_uuid, query_datetime
 from api.responses import json_response, run_body
 from api.routes import Route
 from api.state import runtime
+from batch_exports.exports.export import BatchExport
+from batch_exports.runs.run import Run
 from batch_exports.services import backfills as backfilling
 from batch_exports.services import reconciliation
 from batch_exports.services.waiting import wait_for
 from batch_exports.store import api_keys, runs
-from batch_exports.store.exports import BatchExport
-from batch_exports.store.runs import Run, RunFilter
+from batch_exports.store.runs import RunFilter
 from batch_exports.temporal.client import calling_temporal, cancel_workflow
 from contracts.statuses import RunStatus
 

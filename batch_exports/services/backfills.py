@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
-from batch_exports.models import InvalidField
+from batch_exports.exports.export import BatchExport
+from batch_exports.exports.validation import InvalidField
+from batch_exports.runs.run import Backfill
 from batch_exports.runtime import Runtime
-from batch_exports.store import backfills
-from batch_exports.store.backfills import Backfill
-from batch_exports.store.exports import BatchExport
+from batch_exports.store import backfills, exports
 from batch_exports.temporal.client import calling_temporal, cancel_workflow
 from connectors.sources import open_source
 from contracts.intervals import IntervalSpec, boundaries, latest_boundary
@@ -27,6 +27,15 @@ class TooManyBackfills(Exception):
 
 class TooManyIntervals(InvalidField):
     """A backfill over more intervals than `BATCH_EXPORTS_MAX_BACKFILL_INTERVALS`."""
+
+
+async def count_records(rt: Runtime, backfill: Backfill) -> int | None:
+    """How many records the backfill's range holds in the source (None when its export or range is unknown)."""
+    export = await exports.get(rt.pool, backfill.batch_export_id, rt.cipher, include_deleted=True)
+    if export is None or not backfill.start_at or not backfill.end_at:
+        return None
+    source = open_source(rt.source, export.team_id, export.model, export.selection())
+    return await source.count(backfill.start_at, backfill.end_at)
 
 
 def workflow_id_for(export_id: uuid.UUID, backfill_id: uuid.UUID) -> str:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from batch_exports.exports.export import BatchExport
 from batch_exports.runtime import Runtime
 from batch_exports.store import runs
-from batch_exports.store.exports import BatchExport
 from connectors.sources import Source, open_source
 from connectors.sources.buckets import Buckets, intervals_of, per_day
 from contracts.intervals import boundaries

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from batch_exports.store.exports import BatchExport
+from batch_exports.exports.export import BatchExport
 from batch_exports.temporal import scheduler_history, schedules
 from batch_exports.temporal.client import is_not_found
 from contracts.intervals import run_workflow_id

@@ -14,12 +14,13 @@ import asyncpg
 from pydantic import BaseModel, ValidationError
 
 from batch_exports.crypto import ConfigCipher
-from batch_exports.models import InvalidField
+from batch_exports.exports.validation import InvalidField
 from batch_exports.runtime import Runtime
 from batch_exports.store import integrations
 from batch_exports.store.integrations import Integration
-from connectors.destinations import hosts, parse_config
+from connectors.destinations import parse_config
 from connectors.destinations.integrations import KINDS, IntegrationKind, kind_for
+from connectors.destinations.network import hosts
 
 MAX_DISPLAY_NAME = 400
 

@@ -13,17 +13,16 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from batch_exports.models import BatchExportIn, InvalidField
+from batch_exports.exports.export import BatchExport
+from batch_exports.exports.validation import BatchExportIn, InvalidField
+from batch_exports.runs.run import Backfill
 from batch_exports.runtime import Runtime
 from batch_exports.services import backfills as backfilling
 from batch_exports.services.waiting import wait_for
-from batch_exports.store import backfills, coverage, exports, logs, runs
-from batch_exports.store.backfills import Backfill
-from batch_exports.store.exports import BatchExport
+from batch_exports.store import backfills, coverage, exports, runs
 from batch_exports.temporal import schedules
 from batch_exports.temporal.client import TemporalUnavailable, calling_temporal, cancel_workflow, is_not_found
 from contracts.intervals import IntervalSpec, latest_boundary, previous_boundary
-from contracts.statuses import RunStatus
 
 
 def _covered_from(spec: IntervalSpec, now: datetime, start_at: datetime | None = None) -> datetime:
@@ -213,36 +212,3 @@ async def cancel_running(
         await backfilling.cancel(client, backfill, reason=reason)
     for run in await runs.open_for_export(conn, export_id):
         await cancel_workflow(client, run.workflow_id, run.workflow_run_id, reason=reason)
-
-
-async def pause_if_failing(rt: Runtime, export_id: uuid.UUID) -> bool:
-    """Pause an export whose latest runs (`auto_pause_after_failures` of them) all `Failed`, and cancel its
-    backfills."""
-    pool, client, threshold = rt.pool, rt.client, rt.settings.auto_pause_after_failures
-    if threshold <= 0:
-        return False
-    # Only how runs ended for good counts: a FailedRetryable execution is followed by another.
-    latest = await runs.latest_final_statuses(pool, export_id, threshold)
-    if len(latest) < threshold or any(status is not RunStatus.FAILED for status in latest):
-        return False
-    async with pool.acquire() as conn, conn.transaction():
-        row = await exports.lock(conn, export_id)
-        if row is None or row["paused"]:
-            return False
-        await exports.set_paused(conn, export_id, True)
-        async with calling_temporal("pause the export's schedule"):
-            await client.get_schedule_handle(str(export_id)).pause(
-                note=f"auto-paused: the latest {threshold} runs failed"
-            )
-        for backfill in await backfills.open_for_export(conn, export_id):
-            await backfilling.cancel(client, backfill, reason="the export was paused: its latest runs failed")
-        await logs.write(
-            conn,
-            team_id=row["team_id"],
-            batch_export_id=export_id,
-            level=logs.Level.WARNING,
-            message=f"Paused automatically: the latest {threshold} runs failed. Fix the cause shown in their "
-            "errors, then unpause the export (with backfill to export what was missed).",
-        )
-    rt.metrics.export_paused_automatically()
-    return True

@@ -10,8 +10,10 @@ checked addresses (`egress`), never following a redirect.
 import asyncio
 import smtplib
 import ssl
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -20,13 +22,15 @@ import aiohttp
 import orjson
 
 from batch_exports.crypto import ConfigCipher
-from batch_exports.models import InvalidField
+from batch_exports.exports.export import BatchExport
+from batch_exports.exports.validation import InvalidField
+from batch_exports.runs.run import Run
+from batch_exports.runtime import Runtime
 from batch_exports.settings import Settings
-from batch_exports.store.exports import BatchExport
+from batch_exports.store import exports, logs, notifications, runs
 from batch_exports.store.notifications import Target
-from batch_exports.store.runs import Run
-from connectors.destinations import hosts
-from connectors.destinations.egress import http_session
+from connectors.destinations.network import hosts
+from connectors.destinations.network.egress import http_session
 
 KINDS = ("webhook", "email")
 WEBHOOK_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -134,6 +138,50 @@ async def deliver(
         except (OSError, aiohttp.ClientError, smtplib.SMTPException, NotSent) as error:
             problems.append(f"{target.kind} {target.display}: {type(error).__name__}: {error}"[:300])
     return problems
+
+
+async def send(
+    rt: Runtime,
+    export_id: uuid.UUID,
+    run_id: uuid.UUID,
+    kind: str,
+    *,
+    sent: list[str],
+    attempt: int,
+    heartbeat: Callable[[list[str]], None],
+) -> bool:
+    """Send the day's notice of `kind` about the run, at most once per export, kind and day, and say so in the
+    export's logs; True when it went out now, False when there was nothing to send (no target, sent today).
+
+    The day's notice is claimed before it is sent and released when a target did not take it (`NotSent`): the
+    retries send it to the targets not in `sent`, which `heartbeat` is told of after each one that takes it."""
+    pool = rt.pool
+    export = await exports.get(pool, export_id, rt.cipher)
+    if export is None:
+        return False
+    targets = await notifications.targets(pool, export.team_id, rt.cipher)
+    day = datetime.now(UTC).date()
+    if not targets or not await notifications.claim(pool, export_id, kind, day):
+        return False
+    notice = compose(kind, export, await runs.get(pool, run_id, export_id))
+    remaining = [t for t in targets if str(t.id) not in sent]
+
+    def taken(target: Target) -> None:
+        sent.append(str(target.id))
+        heartbeat(sent)
+
+    problems = await deliver(rt.settings, remaining, notice, taken)
+    if problems:
+        await notifications.release(pool, export_id, kind, day)
+        message = f"Notice '{kind}' not sent (attempt {attempt}): {'; '.join(problems)}"
+        await logs.write(pool, team_id=export.team_id, batch_export_id=export_id, run_id=run_id,
+                         level=logs.Level.WARNING, message=message)  # fmt: skip
+        raise NotSent(message)
+    await logs.write(
+        pool, team_id=export.team_id, batch_export_id=export_id, run_id=run_id, level=logs.Level.INFO,
+        message=f"Notice '{kind}' sent to {len(targets)} target(s): {', '.join(t.display for t in targets)}",
+    )  # fmt: skip
+    return True
 
 
 async def _post(settings: Settings, url: str, style: str, notice: Notice) -> None:

@@ -23,44 +23,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from temporalio.client import Client, ScheduleDescription, WorkflowExecutionStatus
+from temporalio.client import ScheduleDescription
 from temporalio.service import RPCError, RPCStatusCode
 
+from batch_exports.exports.export import BatchExport
+from batch_exports.runs import closing
+from batch_exports.runs.run import BackfillKind, Run
 from batch_exports.runtime import Runtime
 from batch_exports.services import gaps
 from batch_exports.store import backfills, coverage, exports, logs, runs
-from batch_exports.store.backfills import Backfill, BackfillKind
-from batch_exports.store.exports import BatchExport
-from batch_exports.store.runs import Run
 from batch_exports.temporal import scheduler_history, schedules
 from contracts.intervals import DataInterval, boundaries, latest_boundary, previous_boundary, run_workflow_id
 from contracts.statuses import BackfillStatus, RunStatus
 
 logger = logging.getLogger(__name__)
 
-CLOSE_STATUSES = {
-    WorkflowExecutionStatus.COMPLETED: RunStatus.COMPLETED,
-    WorkflowExecutionStatus.FAILED: RunStatus.FAILED,
-    WorkflowExecutionStatus.CANCELED: RunStatus.CANCELLED,
-    WorkflowExecutionStatus.TERMINATED: RunStatus.TERMINATED,
-    WorkflowExecutionStatus.TIMED_OUT: RunStatus.TIMED_OUT,
-    WorkflowExecutionStatus.CONTINUED_AS_NEW: RunStatus.CONTINUED_AS_NEW,
-}
-BACKFILL_CLOSE_STATUSES = {
-    WorkflowExecutionStatus.COMPLETED: BackfillStatus.COMPLETED,
-    WorkflowExecutionStatus.FAILED: BackfillStatus.FAILED,
-    WorkflowExecutionStatus.CANCELED: BackfillStatus.CANCELLED,
-    WorkflowExecutionStatus.TERMINATED: BackfillStatus.TERMINATED,
-    WorkflowExecutionStatus.TIMED_OUT: BackfillStatus.TIMED_OUT,
-}
 SETTLING = timedelta(seconds=1)
 """Rows younger than this are left alone: their execution may be about to record itself."""
 GAP_GRACE = timedelta(minutes=1)
 """How long after a boundary (and its jitter) the schedule has to start its run before reconciliation does."""
 GAPS_PER_PASS = 50
 """Missing intervals one pass starts per export; the rest wait for the next pass."""
-SCHEDULE_BACKFILL_QUIET = timedelta(minutes=10)
-"""A `temporal schedule backfill` whose runs stopped coming this long ago is closed with what it has."""
 
 
 @dataclass
@@ -75,40 +58,15 @@ class Reconciled:
     backfills_seen: int = 0
 
 
-async def _closed_as(client: Client, workflow_id: str, run_id: str | None) -> WorkflowExecutionStatus | None:
-    """How the execution closed (FAILED when Temporal no longer knows it), or None while it runs."""
-    try:
-        described = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-        return WorkflowExecutionStatus.FAILED  # gone from Temporal (retention) without a word: it did not complete
-    if described.status is None or described.status == WorkflowExecutionStatus.RUNNING:
-        return None
-    return described.status
-
-
 async def reconcile_run(rt: Runtime, run: Run) -> RunStatus | None:
-    """Record the close status of an open run whose execution has closed; returns it, or None."""
-    closed = await _closed_as(rt.client, run.workflow_id, run.workflow_run_id)
+    """Record the close status of an open run whose execution has closed; returns it, or None (the rule:
+    `batch_exports.runs.closing.close_run`)."""
+    closed = await closing.close_run(rt.run_book, rt.run_temporal, run)
     if closed is None:
         return None
-    status = CLOSE_STATUSES.get(closed, RunStatus.FAILED)
-    message = f"The execution ended as {status.value} without recording it (recorded by reconciliation)"
-    if finished := await runs.finish(rt.pool, run.id, status=status, latest_error=message, only_if_open=True):
-        rt.metrics.run_finished(finished)
-        team_id = await exports.team_of(rt.pool, run.batch_export_id)
-        if team_id is not None:
-            await logs.write(
-                rt.pool,
-                team_id=team_id,
-                batch_export_id=run.batch_export_id,
-                run_id=run.id,
-                workflow_run_id=run.workflow_run_id,
-                level=logs.Level.WARNING,
-                message=message,
-            )
-    return status
+    if closed.finished is not None:
+        rt.metrics.run_finished(closed.finished)
+    return closed.status
 
 
 RECONCILE_ON_READ_AFTER = timedelta(seconds=1)
@@ -143,7 +101,7 @@ async def reconcile(rt: Runtime, now: datetime | None = None) -> Reconciled:
                 done.runs += 1
     for backfill in await backfills.open_and_quiet(rt.pool, SETTLING):
         with _each("backfill", backfill.id):
-            done.backfills += await _reconcile_backfill(rt, backfill, now)
+            done.backfills += await closing.close_backfill(rt.run_book, rt.run_temporal, backfill, now)
     for export_id in await exports.live_ids(rt.pool):
         with _each("export", export_id):
             await _reconcile_export(rt, export_id, done, now)
@@ -157,40 +115,6 @@ def _each(what: str, item: uuid.UUID) -> Iterator[None]:
         yield
     except (RPCError, ValueError) as error:
         logger.warning("could not reconcile %s %s: %s", what, item, error)
-
-
-async def _reconcile_backfill(rt: Runtime, backfill: Backfill, now: datetime) -> bool:
-    """Close a backfill whose workflow closed unseen; close a schedule backfill whose runs are all in."""
-    if backfill.workflow_id:
-        closed = await _closed_as(rt.client, backfill.workflow_id, None)
-        if closed is None:
-            return False
-        return await backfills.close_if_open(
-            rt.pool, backfill.id, BACKFILL_CLOSE_STATUSES.get(closed, BackfillStatus.FAILED)
-        )
-    if backfill.start_at is None or backfill.end_at is None:
-        return False
-    progress = await runs.progress_in_range(
-        rt.pool, backfill.batch_export_id, backfill.start_at, backfill.end_at, backfill_id=None
-    )
-    total = backfill.total_runs or 0
-    quiet = now - max(progress.latest or backfill.created_at, backfill.created_at) > SCHEDULE_BACKFILL_QUIET
-    if progress.open or (progress.finished < total and not quiet):
-        return False
-    status = BackfillStatus.FAILED if progress.failed or progress.finished < total else BackfillStatus.COMPLETED
-    ended = await backfills.close_if_open(rt.pool, backfill.id, status)
-    if ended and progress.finished < total:
-        team_id = await exports.team_of(rt.pool, backfill.batch_export_id)
-        await logs.write(
-            rt.pool,
-            team_id=team_id or backfill.team_id,
-            batch_export_id=backfill.batch_export_id,
-            level=logs.Level.WARNING,
-            message=f"The schedule backfill {backfill.id} ran {progress.finished} of its {total} intervals: the "
-            "others were never started (the CLI's default overlap policy Skip drops a fire while a run is "
-            "open; pass --overlap-policy AllowAll, or backfill through the API)",
-        )
-    return ended
 
 
 async def _reconcile_export(rt: Runtime, export_id: uuid.UUID, done: Reconciled, now: datetime) -> None:

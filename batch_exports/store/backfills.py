@@ -2,41 +2,14 @@
 
 import uuid
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TypeAlias
 
 import asyncpg
-from pydantic import BaseModel
 
+from batch_exports.runs.run import Backfill, BackfillKind
 from contracts.statuses import FINAL_RUN_STATUSES, OPEN_BACKFILL_STATUSES, BackfillStatus
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
-
-
-class BackfillKind(StrEnum):
-    API = "api"
-    """Started through the API: its runs carry its id."""
-    UNPAUSE = "unpause"
-    """Runs the intervals a pause skipped that have no run: the others count as done."""
-    SCHEDULE = "schedule"
-    """`temporal schedule backfill`: the schedule starts its runs; an interval with a run counts as done."""
-
-
-class Backfill(BaseModel):
-    id: uuid.UUID
-    team_id: int
-    batch_export_id: uuid.UUID
-    start_at: datetime | None
-    end_at: datetime | None
-    status: BackfillStatus
-    total_runs: int | None
-    finished_runs: int
-    total_records_count: int | None
-    workflow_id: str | None
-    created_at: datetime
-    finished_at: datetime | None
-    last_updated_at: datetime
-    kind: BackfillKind = BackfillKind.API
 
 
 async def insert(

@@ -13,8 +13,8 @@ from typing import TypeAlias
 
 import asyncpg
 
+from batch_exports.runs.statuses import COUNTED_AS_RUN
 from contracts.intervals import IntervalSpec, boundaries
-from contracts.statuses import RunStatus
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
@@ -85,8 +85,6 @@ MISSING = """
         WHERE f.batch_export_id = $1 AND owed.e > f.after AND owed.e <= f.through
     )
 """
-COUNTED_AS_RUN = [RunStatus.COMPLETED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.CONTINUED_AS_NEW]
-"""A run that completed, or is under way (a continued run's next execution has a row of its own)."""
 
 
 async def missing_intervals(

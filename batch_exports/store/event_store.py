@@ -74,6 +74,11 @@ small persons table reads all of it for every batch)."""
 _RACED = "capture raced another batch"
 
 
+class Contended(Exception):
+    """Every attempt lost to concurrent batches changing the same persons. Nothing of the payload was written:
+    sent again a moment later, it is stored whole."""
+
+
 class _Raced(Exception):
     """A merging batch read a person another batch merged away meanwhile: it is written again."""
 
@@ -273,15 +278,17 @@ async def write(pool: asyncpg.Pool, team_id: int, events: list[CapturedEvent]) -
                     rows = await conn.fetch(_LOCK_PERSONS if locking else _PERSONS, team_id, distinct_ids)
                     await _apply(conn, team_id, events, by_id, rows)
                 return
-            except (asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError):
+            except (asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError) as error:
                 if attempt == (MERGE_ATTEMPTS if merging else ATTEMPTS):
-                    raise
-            except _Raced:
+                    raise Contended(f"{attempt} attempts lost to concurrent batches") from error
+            except _Raced as error:
                 if attempt == MERGE_ATTEMPTS:
-                    raise
+                    raise Contended(f"{attempt} attempts lost to concurrent batches") from error
             except asyncpg.InvalidTextRepresentationError as error:
-                if attempt == (MERGE_ATTEMPTS if merging else ATTEMPTS) or _RACED not in str(error):
+                if _RACED not in str(error):
                     raise
+                if attempt == (MERGE_ATTEMPTS if merging else ATTEMPTS):
+                    raise Contended(f"{attempt} attempts lost to concurrent batches") from error
 
 
 async def _apply(

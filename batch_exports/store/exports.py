@@ -6,85 +6,18 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
-from pydantic import BaseModel
 
 from batch_exports.crypto import ConfigCipher
-from batch_exports.models import BatchExportIn
+from batch_exports.exports.export import BatchExport
+from batch_exports.exports.validation import BatchExportIn
 from batch_exports.store import integrations
-from connectors.destinations import DestinationConfig, destination, parse_config
+from connectors.destinations import parse_config
 from connectors.destinations.integrations import own_config
-from connectors.sources.events import EventSelection
-from connectors.sources.filters import STORED, PropertyFilter
-from connectors.sources.hogql import parse_query
+from connectors.sources.filters import STORED
 from contracts.intervals import Interval, IntervalSpec
 from contracts.statuses import RunStatus
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
-
-
-class BatchExport(BaseModel):
-    id: uuid.UUID
-    team_id: int
-    name: str
-    model: str
-    destination_id: uuid.UUID
-    destination_type: str
-    destination_config: DestinationConfig
-    interval: Interval
-    paused: bool
-    deleted: bool
-    start_at: datetime | None
-    end_at: datetime | None
-    timezone: str
-    offset_day: int | None
-    offset_hour: int | None
-    hogql_query: str | None
-    filters: list[PropertyFilter] | None
-    schema_: dict[str, Any] | None
-    created_at: datetime
-    last_updated_at: datetime
-    last_paused_at: datetime | None
-    covered_until: datetime | None = None
-    """Every boundary up to here has a run, is being run, or was forgone while paused (see reconciliation)."""
-    owed_from: datetime | None = None
-    """The export owes every interval ending after this boundary a completed run (unless a pause forwent it)."""
-    schedule_state: dict[str, Any] | None = None
-    """What reconciliation last saw of the Temporal Schedule (fingerprints, actions), to notice changes."""
-
-    @property
-    def interval_spec(self) -> IntervalSpec:
-        return IntervalSpec(self.interval, self.timezone, self.offset_day, self.offset_hour)
-
-    def selection(self) -> EventSelection:
-        """What of the events model the export selects (the other models take no selection)."""
-        config = self.destination_config
-        return EventSelection(
-            include_events=tuple(config.include_events or ()),
-            exclude_events=tuple(config.exclude_events or ()),
-            filters=tuple(self.filters or ()),
-            query=parse_query(self.hogql_query) if self.hogql_query else None,
-            layout=destination(self.destination_type).event_layout,
-        )
-
-    def as_input(self) -> dict[str, Any]:
-        """The export as a create body, with its full config (secrets included): the base a PATCH merges into."""
-        return {
-            "name": self.name,
-            "model": self.model,
-            "destination": {
-                "type": self.destination_type,
-                "config": own_config(self.destination_type, self.destination_config),
-            },
-            "interval": self.interval.value,
-            "paused": self.paused,
-            "start_at": self.start_at,
-            "end_at": self.end_at,
-            "timezone": self.timezone,
-            "offset_day": self.offset_day,
-            "offset_hour": self.offset_hour,
-            "hogql_query": self.hogql_query,
-            "filters": [f.model_dump(mode="json") for f in self.filters] if self.filters is not None else None,
-        }
 
 
 _SELECT = """
@@ -102,26 +35,13 @@ def _from_row(row: asyncpg.Record, cipher: ConfigCipher) -> BatchExport:
     if (integration := values.pop("integration_encrypted")) is not None:  # its values as they are now
         readable, sensitive = integrations.unsealed(cipher, integration)
         stored = {**stored, **readable, **sensitive}
-    values.update(destination_type=destination_type, destination_config=parse_config(destination_type, stored))
+    values["destination"] = {"type": destination_type, "config": parse_config(destination_type, stored)}
     return BatchExport.model_validate(values, context=STORED)  # its filters were checked when saved
 
 
 def _columns(body: BatchExportIn) -> dict[str, Any]:
-    """The export's own columns as `body` sets them (names are the code's, values are bound)."""
-    return {
-        "name": body.name,
-        "model": body.model,
-        "interval": body.interval.value,
-        "paused": body.paused,
-        "start_at": body.start_at,
-        "end_at": body.end_at,
-        "timezone": body.timezone,
-        "offset_day": body.offset_day,
-        "offset_hour": body.offset_hour,
-        "hogql_query": body.hogql_query,
-        "filters": [f.model_dump(mode="json") for f in body.filters] if body.filters is not None else None,
-        "schema": body.exported_schema(),
-    }
+    """The export's own columns as `body` sets them (one for each field but the destination; values are bound)."""
+    return body.plain_fields() | {"schema": body.exported_schema()}
 
 
 def _encrypted_config(body: BatchExportIn, cipher: ConfigCipher) -> bytes:

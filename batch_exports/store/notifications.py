@@ -15,9 +15,6 @@ from batch_exports.crypto import ConfigCipher
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
-FAILURE_KINDS = ("run_failed", "auto_paused")
-"""The notices after which a completed run is worth a `recovered` one."""
-
 
 @dataclass(frozen=True)
 class Target:

@@ -1,4 +1,7 @@
-"""The `batch_export_runs` table: one row per workflow execution of the run workflow (workflow id + run id)."""
+"""The `batch_export_runs` table: one row per workflow execution of the run workflow (workflow id + run id).
+
+Rows map to the run domain's one shape, `batch_exports.runs.run.Run`, here and nowhere else; the guards in the SQL
+(only an open run moves, only the latest attempt saves) are the fence between concurrent writers."""
 
 import uuid
 from dataclasses import dataclass
@@ -6,32 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 import asyncpg
-from pydantic import BaseModel
 
+from batch_exports.runs.run import FinishedRun, IntervalProgress, Run
 from contracts.statuses import FINAL_RUN_STATUSES, OPEN_RUN_STATUSES, RunStatus
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
-
-
-class Run(BaseModel):
-    id: uuid.UUID
-    batch_export_id: uuid.UUID
-    backfill_id: uuid.UUID | None
-    workflow_id: str
-    workflow_run_id: str
-    status: RunStatus
-    records_completed: int
-    records_failed: int
-    records_total_count: int | None
-    bytes_exported: int
-    latest_error: str | None
-    data_interval_start: datetime
-    data_interval_end: datetime
-    cursor: str | None
-    created_at: datetime
-    finished_at: datetime | None
-    last_updated_at: datetime
-    replaced_run_id: uuid.UUID | None = None
 
 
 async def start(
@@ -146,17 +128,6 @@ async def save_checkpoint(
         bytes_exported,
     )
     return bool(saved)
-
-
-@dataclass(frozen=True)
-class FinishedRun:
-    """What the books say about a run that has just been recorded as ended (for the metrics)."""
-
-    status: RunStatus
-    destination_type: str
-    data_interval_end: datetime
-    backfill_id: uuid.UUID | None
-    created_at: datetime
 
 
 async def finish(
@@ -339,15 +310,6 @@ async def by_execution(conn: Executor, workflow_id: str, workflow_run_id: str) -
         "SELECT * FROM batch_export_runs WHERE workflow_id = $1 AND workflow_run_id = $2", workflow_id, workflow_run_id
     )
     return Run(**dict(row)) if row else None
-
-
-@dataclass(frozen=True)
-class IntervalProgress:
-    finished: int
-    failed: int
-    open: int
-    latest: datetime | None
-    """When a run in the range last moved."""
 
 
 async def progress_in_range(

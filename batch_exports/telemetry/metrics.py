@@ -16,7 +16,7 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, TelemetryConfig
 from temporalio.runtime import Runtime as TemporalRuntime
 
-from batch_exports.store.runs import FinishedRun
+from batch_exports.runs.run import FinishedRun
 from contracts.statuses import FINAL_RUN_STATUSES, OPEN_RUN_STATUSES, RunStatus
 from contracts.workflows import ExportResult
 

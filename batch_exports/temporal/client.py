@@ -10,6 +10,8 @@ from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+from batch_exports.runs.ports import Unreachable
+
 
 async def connect(
     *,
@@ -32,7 +34,7 @@ async def connect(
     return await Client.connect(**config, lazy=lazy, runtime=runtime, interceptors=interceptors)
 
 
-class TemporalUnavailable(Exception):
+class TemporalUnavailable(Unreachable):
     """Temporal refused or could not be reached; the change it was part of has been undone."""
 
 

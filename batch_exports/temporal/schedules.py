@@ -33,8 +33,8 @@ from temporalio.common import RetryPolicy, TypedSearchAttributes, WorkflowIDConf
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from batch_exports.exports.export import BatchExport
 from batch_exports.settings import Settings
-from batch_exports.store.exports import BatchExport
 from batch_exports.temporal.client import is_not_found
 from contracts.intervals import DataInterval, Interval, phase, run_workflow_id
 from contracts.search_attributes import search_attributes

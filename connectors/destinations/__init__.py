@@ -1,7 +1,11 @@
 """Destinations: where a run writes its interval. One module per destination, each with one descriptor
 (`base.Destination`: its config, its writer, its checks, the models it takes), registered in `DESTINATIONS`.
 
-Adding a destination is one new module plus one line in that list.
+Destinations live by family, each family with the skeleton its members share: `object_stores/` (numbered files
+and a manifest: S3, Azure, File), `tables/` (one table commit per interval: Iceberg, Delta), `warehouses/`
+(stage then apply: Postgres, Redshift, Snowflake, BigQuery), and `http`, `noop` on their own. `network/` is the way out
+every client takes.
+Adding a destination is one new module in its family plus one line in that list.
 """
 
 import asyncio
@@ -9,7 +13,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from connectors.destinations import azure_blob, delta_lake, file, http, iceberg, noop, postgres, s3
+from connectors.destinations import http, noop
 from connectors.destinations.base import (
     Context,
     Destination,
@@ -18,7 +22,10 @@ from connectors.destinations.base import (
     IntervalWriter,
     WriteRequest,
 )
-from connectors.destinations.hosts import ensure_allowed_host
+from connectors.destinations.network.hosts import ensure_allowed_host
+from connectors.destinations.object_stores import azure_blob, file, s3
+from connectors.destinations.tables import delta_lake, iceberg
+from connectors.destinations.warehouses import bigquery, postgres, redshift, snowflake
 
 DESTINATIONS: tuple[Destination[Any], ...] = (
     file.DESTINATION,
@@ -29,6 +36,9 @@ DESTINATIONS: tuple[Destination[Any], ...] = (
     iceberg.DESTINATION,
     delta_lake.DESTINATION,
     azure_blob.DESTINATION,
+    redshift.DESTINATION,
+    snowflake.DESTINATION,
+    bigquery.DESTINATION,
 )
 logger = logging.getLogger(__name__)
 _BY_TYPE = {destination.type: destination for destination in DESTINATIONS}

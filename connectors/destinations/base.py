@@ -13,11 +13,11 @@ fields that say where the secrets go, and a change to one of them needs the secr
 import builtins
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -25,9 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.destinations.redaction import redact
 from connectors.sources import MODELS
-
-if TYPE_CHECKING:
-    from connectors.destinations.proxy import EgressProxy
 
 
 class DestinationUserError(Exception):
@@ -116,6 +113,13 @@ class ClientLimits:
     """The most of one answer a client reads into memory (a ranged read: the range asked for)."""
 
 
+class Egress(Protocol):
+    """The process's forward proxy (`network.proxy.EgressProxy`), as what every destination shares sees it: a
+    holder of secrets (its routes' credentials) that a message must not show."""
+
+    def redact(self, message: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class Context:
     """What the service tells a destination about where it runs."""
@@ -126,15 +130,23 @@ class Context:
     """Whether a destination may reach loopback, private and other non-internet addresses."""
     protected_databases: tuple[ProtectedDatabase, ...] = ()
     """The service's own databases, which no destination may point at."""
-    iceberg_catalog_url: str = ""
-    """The PostgreSQL holding the `Iceberg` destinations' SQL catalog."""
     limits: ClientLimits = ClientLimits()
-    egress: "EgressProxy | None" = None
+    egress: Egress | None = None
     """The process's forward proxy, through which clients in native code connect (`proxy`)."""
     deadline: float | None = None
     """When the work this context is for must end (the event loop's clock): a check's deadline."""
     project_id: int | None = None
     """The project whose destinations these are (see `for_project`)."""
+    destination_settings: Mapping[str, str] = field(default_factory=dict)
+    """What the operator set for particular destinations (the Iceberg catalog, a warehouse's endpoint), by the
+    name of its `Settings` field: a destination reads its own (`setting`); this context names none of them."""
+
+    def setting(self, name: str) -> str:
+        """The destination setting `name`; a RuntimeError (the service's to fix, not the user's) when unset."""
+        try:
+            return self.destination_settings[name]
+        except KeyError:
+            raise RuntimeError(f"the service gave destinations no setting {name}") from None
 
     def for_project(self, team_id: int) -> "Context":
         """The context of one project's destinations: files under the project's own directory of the root."""
@@ -156,6 +168,8 @@ class WriteRequest:
     batch_export_id: str = ""
     run_id: str = ""
     """The run (one execution: an interval, or a segment of one): a table destination marks its commit with it."""
+    attempt: int = 0
+    """The attempt of the run (Temporal's, from 1): what a destination's scratch of this attempt is named by."""
 
 
 class IntervalWriter(ABC):

@@ -30,8 +30,8 @@ from connectors.destinations.base import (
     IntervalWriter,
     Step,
 )
-from connectors.destinations.egress import http_session
-from connectors.destinations.hosts import AddressRefused
+from connectors.destinations.network.egress import http_session
+from connectors.destinations.network.hosts import AddressRefused
 from connectors.json_encoding import default
 
 BATCH_EVENTS = 500

@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from connectors.destinations.azure_blob import AzureBlobConfig
 from connectors.destinations.base import DestinationConfig
 from connectors.destinations.http import HttpConfig
-from connectors.destinations.postgres import PostgresConfig
-from connectors.destinations.s3 import S3Config
+from connectors.destinations.object_stores.azure_blob import AzureBlobConfig
+from connectors.destinations.object_stores.s3 import S3Config
+from connectors.destinations.warehouses.postgres import PostgresConfig
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ from datetime import datetime
 from typing import Protocol
 
 from connectors.sources.buckets import Buckets, Count
+from connectors.sources.clickhouse.events import ClickHouseEventsSource
+from connectors.sources.clickhouse.http import ClickHouse
+from connectors.sources.clickhouse.persons import ClickHousePersonsSource
 from connectors.sources.events import EventSelection, EventsSource
 from connectors.sources.persons import PersonsSource
 from connectors.sources.reading import AS_READ, BatchSize, RecordStream, SourceDatabase
@@ -35,11 +38,27 @@ class Source(Protocol):
         ...
 
 
-def open_source(db: SourceDatabase, team_id: int, model: str, selection: EventSelection | None = None) -> Source:
+def open_events(
+    db: SourceDatabase | ClickHouse, team_id: int, selection: EventSelection | None = None
+) -> EventsSource | ClickHouseEventsSource:
+    """The events model of one team from either source (which can also check a selection before it is saved)."""
+    if isinstance(db, ClickHouse):
+        return ClickHouseEventsSource(db, team_id, selection)
+    return EventsSource(db, team_id, selection or EventSelection())
+
+
+def open_source(
+    db: SourceDatabase | ClickHouse, team_id: int, model: str, selection: EventSelection | None = None
+) -> Source:
     """The source of one team's `model`; `selection` narrows the events model (include/exclude, filters, query)."""
+    if model == "events":
+        return open_events(db, team_id, selection)
+    if isinstance(db, ClickHouse):
+        match model:
+            case "persons":
+                return ClickHousePersonsSource(db, team_id)
+        raise ValueError(f"model '{model}' is not read from ClickHouse yet")
     match model:
-        case "events":
-            return EventsSource(db, team_id, selection or EventSelection())
         case "persons":
             return PersonsSource(db, team_id)
         case "sessions":

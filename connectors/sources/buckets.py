@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from connectors.sources.clickhouse.http import Params as ClickHouseParams
 from connectors.sources.params import Params
 from contracts.intervals import IntervalSpec, boundaries, latest_boundary, phase
 
@@ -40,6 +41,18 @@ class Buckets:
             return f"date_bin({p(step, '::interval')}, {column}, {p(origin, '::timestamptz')})"
         shift = timedelta(hours=self.spec.offset_hour or 0)
         return f"(({column} AT TIME ZONE {p(self.spec.timezone, '::text')}) - {p(shift, '::interval')})::date"
+
+    def clickhouse_sql(self, p: ClickHouseParams, column: str) -> str:
+        """The same bucket in ClickHouse's SQL, of a `DateTime64(6, 'UTC')` expression: a DateTime64 (sub-day)
+        or a local Date."""
+        if not self.spec.interval.is_calendar:
+            step = int(self.spec.interval.nominal.total_seconds() * 1_000_000)
+            origin = int((phase(self.spec)).total_seconds() * 1_000_000)
+            return (f"fromUnixTimestamp64Micro(intDiv(toUnixTimestamp64Micro({column}) - {p(origin, 'Int64')}, "
+                    f"{p(step, 'Int64')}) * {p(step, 'Int64')} + {p(origin, 'Int64')}, 'UTC')")  # fmt: skip
+        shift = int((self.spec.offset_hour or 0) * 3600)
+        local = f"toTimeZone({column}, {p(self.spec.timezone, 'String')})"
+        return f"toDate({local} - toIntervalSecond({p(shift, 'Int64')}))"
 
     def start_of(self, bucket: datetime | date) -> datetime:
         """Where the bucket starts, in UTC: its interval's start (sub-day), or its local day's boundary hour."""

@@ -8,7 +8,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from connectors.sources.hogql import MAX_DEPTH, HogQLError, parse_expression
+from connectors.sources.hogql import MAX_DEPTH, Dialect, HogQLError, PostgreSQL, parse_expression
 from connectors.sources.params import Params, like_containing
 
 Operator = Literal[
@@ -18,7 +18,6 @@ Operator = Literal[
 Scalar = str | int | float | bool
 _COLUMN = {"event": "properties", "person": "person_properties"}
 _COMPARE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-_NUMERIC = r"'^\s*-?[0-9]+(\.[0-9]+)?\s*$'"
 STORED = "stored"
 """The validation context of filters read back from storage: checked when they were saved, so a HogQL key is
 not parsed again until it is compiled (reading an export costs no parse)."""
@@ -53,28 +52,28 @@ class PropertyFilter(BaseModel):
         return self
 
     def to_sql(self, p: Params) -> str:
+        return self.to_dialect(PostgreSQL(p))
+
+    def to_dialect(self, sql: Dialect) -> str:
+        """The filter as a condition in `sql`'s database; a missing property fails every test but `is_not_set`."""
         if self.type == "hogql":
-            return f"coalesce(({parse_expression(self.key).to_sql(p)})::boolean, false)"
+            return sql.truth(parse_expression(self.key).to_dialect(sql))
         column = _COLUMN[self.type]
-        if self.operator == "is_set":
-            return f"({column} ? {p(self.key, '::text')})"
-        if self.operator == "is_not_set":
-            return f"(NOT ({column} ? {p(self.key, '::text')}))"
-        text = f"({column} ->> {p(self.key, '::text')})"  # every parameter allocated must be used
+        if self.operator in ("is_set", "is_not_set"):
+            test = sql.has(column, self.key)
+            return test if self.operator == "is_set" else f"(NOT {test})"
+        text = sql.property(column, self.key)  # every parameter allocated must be used
         match self.operator:
             case "exact" | "is_not":
                 values: list[Scalar] = self.value if isinstance(self.value, list) else [self.value or ""]
-                test = f"coalesce({text} = ANY({p([_as_text(v) for v in values], '::text[]')}), false)"
-                return test if self.operator == "exact" else f"(NOT {test})"
+                test = sql.truth(sql.one_of(text, [_as_text(v) for v in values]))
             case "icontains" | "not_icontains":
-                test = f"coalesce({text} ILIKE {p(like_containing(str(self.value)), '::text')}, false)"
-                return test if self.operator == "icontains" else f"(NOT {test})"
+                test = sql.truth(f"{text} ILIKE {sql.text(like_containing(str(self.value)))}")
             case "regex" | "not_regex":
-                test = f"coalesce({text} ~ {p(str(self.value), '::text')}, false)"
-                return test if self.operator == "regex" else f"(NOT {test})"
+                test = sql.truth(sql.matches(text, str(self.value)))
             case _:
-                number = f"(CASE WHEN {text} ~ {_NUMERIC} THEN {text}::numeric END)"
-                return f"coalesce({number} {_COMPARE[self.operator]} {p(str(self.value), '::numeric')}, false)"
+                return sql.truth(f"{sql.number_of(text)} {_COMPARE[self.operator]} {sql.decimal(str(self.value))}")
+        return test if self.operator in ("exact", "icontains", "regex") else f"(NOT {test})"
 
 
 def _is_number(value: Any) -> bool:

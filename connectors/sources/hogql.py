@@ -14,6 +14,7 @@ the latest checked queries and expressions are kept; they are immutable.
 
 import functools
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -98,7 +99,106 @@ FUNCTIONS: dict[str, Callable[[list[str]], str]] = {
     "toint": lambda args: f"trunc({_to_number(args)})",
     "tofloat": _to_number,
 }
-"""Function name (lower case) -> how its compiled arguments become SQL."""
+"""Function name (lower case) -> how its compiled arguments become PostgreSQL's SQL."""
+
+_CLICKHOUSE_NUMBER = "if(match(toString({0}), '^\\s*-?[0-9]+(\\.[0-9]+)?\\s*$'), toFloat64OrNull(toString({0})), NULL)"
+CLICKHOUSE_FUNCTIONS: dict[str, Callable[[list[str]], str]] = {
+    "lower": _fixed("lowerUTF8", 1),
+    "upper": _fixed("upperUTF8", 1),
+    "length": _single("lengthUTF8(toString({}))"),
+    "trim": _fixed("trimBoth", 1),
+    "coalesce": _fixed("coalesce", None),
+    "concat": _fixed("concat", None),
+    "nullif": _fixed("nullIf", 2),
+    "abs": _fixed("abs", 1),
+    "round": _fixed("round", 1),
+    "tostring": _single("toString({})"),
+    "toint": _single(f"toInt64(trunc({_CLICKHOUSE_NUMBER}))"),
+    "tofloat": _single(_CLICKHOUSE_NUMBER),
+}
+"""The same functions in ClickHouse's SQL."""
+
+
+class Dialect(ABC):
+    """How a checked expression's leaves become one database's SQL, its values bound in that database's way."""
+
+    functions: dict[str, Callable[[list[str]], str]]
+    """The functions of `FUNCTIONS`' names, rendered."""
+    columns: dict[str, str]
+    """The known columns (`COLUMNS`' names), as that database's query names them."""
+
+    @abstractmethod
+    def text(self, value: str) -> str: ...
+
+    @abstractmethod
+    def integer(self, value: int) -> str: ...
+
+    @abstractmethod
+    def number(self, value: float) -> str: ...
+
+    @abstractmethod
+    def property(self, column: str, key: str) -> str:
+        """The property's value as text (NULL when missing or JSON null), as PostgreSQL's `->>` gives it."""
+
+    @abstractmethod
+    def has(self, column: str, key: str) -> str:
+        """Whether the JSON object in `column` has `key`."""
+
+    @abstractmethod
+    def one_of(self, text: str, values: list[str]) -> str:
+        """Whether `text` is one of `values` (NULL when `text` is)."""
+
+    @abstractmethod
+    def matches(self, text: str, pattern: str) -> str:
+        """Whether `text` matches the regular expression (NULL when `text` is)."""
+
+    @abstractmethod
+    def number_of(self, text: str) -> str:
+        """`text` as a number when it is one (`-12.5`), else NULL."""
+
+    @abstractmethod
+    def decimal(self, value: str) -> str:
+        """A number given as text, bound as that database's exact number (or its closest)."""
+
+    @abstractmethod
+    def truth(self, condition: str) -> str:
+        """`condition` as a boolean, NULL as false."""
+
+
+class PostgreSQL(Dialect):
+    def __init__(self, p: Params) -> None:
+        self.p, self.functions, self.columns = p, FUNCTIONS, COLUMNS
+
+    def text(self, value: str) -> str:
+        return self.p(value, "::text")
+
+    def integer(self, value: int) -> str:
+        return self.p(value, "::bigint") if abs(value) < 2**63 else self.p(str(value), "::numeric")
+
+    def number(self, value: float) -> str:
+        return self.p(value, "::float8")
+
+    def property(self, column: str, key: str) -> str:
+        return f"({PROPERTY_COLUMNS[column]} ->> {self.p(key, '::text')})"
+
+    def has(self, column: str, key: str) -> str:
+        return f"({PROPERTY_COLUMNS[column]} ? {self.p(key, '::text')})"
+
+    def one_of(self, text: str, values: list[str]) -> str:
+        return f"({text} = ANY({self.p(values, '::text[]')}))"
+
+    def matches(self, text: str, pattern: str) -> str:
+        return f"({text} ~ {self.p(pattern, '::text')})"
+
+    def number_of(self, text: str) -> str:
+        return f"(CASE WHEN {text} ~ {_NUMERIC} THEN {text}::numeric END)"
+
+    def decimal(self, value: str) -> str:
+        return self.p(value, "::numeric")
+
+    def truth(self, condition: str) -> str:
+        return f"coalesce(({condition})::boolean, false)"
+
 
 _BINARY = {
     exp.EQ: "=",
@@ -138,7 +238,10 @@ class Expression:
     name: str
 
     def to_sql(self, p: Params) -> str:
-        return _compile(self.node, p)
+        return _compile(self.node, PostgreSQL(p))
+
+    def to_dialect(self, dialect: Dialect) -> str:
+        return _compile(self.node, dialect)
 
 
 @dataclass(frozen=True)
@@ -272,14 +375,10 @@ def _output_name(item: exp.Expression) -> str:
 
 def _check(node: exp.Expression) -> None:
     """Raise HogQLError unless every part of `node` compiles; compiling into a throwaway does it."""
-    _compile(node, Params())
+    _compile(node, PostgreSQL(Params()))
 
 
-def _property(column: str, key: str, p: Params) -> str:
-    return f"({PROPERTY_COLUMNS[column]} ->> {p(key, '::text')})"
-
-
-def _compile(node: exp.Expression, p: Params) -> str:
+def _compile(node: exp.Expression, p: Dialect) -> str:
     if isinstance(node, exp.Paren):
         return f"({_compile(node.this, p)})"
     if isinstance(node, exp.Column):
@@ -287,10 +386,10 @@ def _compile(node: exp.Expression, p: Params) -> str:
         if table:
             if table not in PROPERTY_COLUMNS or node.args.get("db"):
                 raise HogQLError(f"'{node.sql(dialect='mysql')[:80]}' is not a known column or property")
-            return _property(table, name, p)
+            return p.property(table, name)
         if name not in COLUMNS:
             raise HogQLError(f"'{name[:80]}' is not a known column; use one of {', '.join(sorted(COLUMNS))}")
-        return COLUMNS[name]
+        return p.columns[name]
     if isinstance(node, exp.Bracket):
         target, keys = node.this, node.expressions
         if (
@@ -301,16 +400,15 @@ def _compile(node: exp.Expression, p: Params) -> str:
             and isinstance(keys[0], exp.Literal)
             and keys[0].is_string
         ):
-            return _property(target.name, str(keys[0].this), p)
+            return p.property(target.name, str(keys[0].this))
         raise HogQLError("only properties['name'] and person_properties['name'] may be indexed")
     if isinstance(node, exp.Literal):
         if node.is_string:
-            return p(str(node.this), "::text")
+            return p.text(str(node.this))
         try:
-            number = int(node.this)
-            return p(number, "::bigint") if abs(number) < 2**63 else p(str(number), "::numeric")
+            return p.integer(int(node.this))
         except ValueError:
-            return p(float(node.this), "::float8")
+            return p.number(float(node.this))
     if isinstance(node, exp.Boolean):
         return "TRUE" if node.this else "FALSE"
     if isinstance(node, exp.Null):
@@ -337,7 +435,7 @@ def _compile(node: exp.Expression, p: Params) -> str:
         return f"(CASE WHEN {_compile(node.this, p)} THEN {_compile(node.args['true'], p)}{default} END)"
     function = _function_name(node)
     if function is not None:
-        return FUNCTIONS[function]([_compile(arg, p) for arg in _arguments(node)])
+        return p.functions[function]([_compile(arg, p) for arg in _arguments(node)])
     raise HogQLError(f"{node.key.upper()} is not allowed here: {node.sql(dialect='mysql')[:80]}")
 
 

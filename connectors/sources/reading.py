@@ -16,12 +16,11 @@ SQL as text this code wrote.
 """
 
 import asyncio
-import concurrent.futures
 import contextlib
 import re
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,10 +31,8 @@ import pyarrow as pa
 from connectors.columns import is_extension, uuid_strings
 from connectors.sources.connections import ArrowConnections
 from connectors.sources.params import Params
+from connectors.sources.read_ahead import Query, SourceLost, read_ahead
 
-READ_AHEAD_BATCHES = 4
-WATCH_EVERY_SECONDS = 2.0
-"""How often the watchdog asks the source whether a read that waits on the caller still has its connection."""
 _ALIVE = "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2)"
 _UNREACHABLE = (
     OSError,
@@ -108,12 +105,8 @@ async def inline_parameters(pool: asyncpg.Pool, query: str, args: Sequence[Any])
     return _PARAMETER.sub(lambda m: f"({literals[int(m[1]) - 1]}::{types[int(m[1]) - 1]})", query)
 
 
-class SourceLost(Exception):
-    """The source broke the read off (it restarted, or it stopped answering) while the caller was busy."""
-
-
 class SourceTimeout(Exception):
-    """A query on the source ran past its statement timeout, and PostgreSQL cancelled it."""
+    """A query on the source ran past its statement timeout, and the source cancelled it."""
 
 
 def _timed_out(error: BaseException, elapsed: float, timeout: float) -> bool:
@@ -128,19 +121,21 @@ def _timed_out(error: BaseException, elapsed: float, timeout: float) -> bool:
 
 
 class RecordStream:
-    """A read's record batches (`async for`), and `guard` for the work done with each."""
+    """A read's record batches (`async for`), and `guard` for the work done with each.
+
+    `query` makes the source's query (on the event loop, when the read starts); `timeout` recognises the
+    source's cancel at its statement timeout among the read's errors (given the error and how long it ran)."""
 
     def __init__(
         self,
-        db: SourceDatabase,
-        query: str,
-        args: Sequence[Any],
+        query: Callable[[], Awaitable[Query]],
         convert: Callable[[pa.RecordBatch], list[RecordBatch]],
+        timeout: Callable[[BaseException, float], SourceTimeout | None] = lambda error, elapsed: None,
     ) -> None:
         self.error: BaseException | None = None
         self._failed = asyncio.Event()
-        self._timeout, self._started = db.statement_timeout_seconds, time.monotonic()
-        self._batches: AsyncGenerator[RecordBatch, None] = self._read(db, query, args, convert)
+        self._timeout, self._started = timeout, time.monotonic()
+        self._batches: AsyncGenerator[RecordBatch, None] = self._read(query, convert)
 
     def __aiter__(self) -> AsyncIterator[RecordBatch]:
         return self._batches
@@ -167,34 +162,46 @@ class RecordStream:
 
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
-            self.error = self._as_timeout(error) or error
+            self.error = self._timeout(error, time.monotonic() - self._started) or error
             self._failed.set()
 
-    def _as_timeout(self, error: BaseException) -> SourceTimeout | None:
-        """The read's error as a `SourceTimeout`, when it is PostgreSQL's cancel at the statement timeout."""
-        if not _timed_out(error, time.monotonic() - self._started, self._timeout):
-            return None
-        return SourceTimeout(
-            f"the query on the event source ran past its statement timeout of {self._timeout:g} s "
-            "(BATCH_EXPORTS_SOURCE_STATEMENT_TIMEOUT_SECONDS) and was cancelled: narrow the export's filters or "
-            "hogql_query, or raise the setting"
-        )
-
     async def _read(
-        self,
-        db: SourceDatabase,
-        query: str,
-        args: Sequence[Any],
-        convert: Callable[[pa.RecordBatch], list[RecordBatch]],
+        self, query: Callable[[], Awaitable[Query]], convert: Callable[[pa.RecordBatch], list[RecordBatch]]
     ) -> AsyncGenerator[RecordBatch, None]:
-        sql = await inline_parameters(db.pool, query, args)
         try:
-            async for batch in _read_ahead(db, sql, convert, self._fail):
+            async for batch in read_ahead(await query(), convert, self._fail):
                 yield batch
         except Exception as error:
-            if (timeout := self._as_timeout(error)) is None:
+            if (timeout := self._timeout(error, time.monotonic() - self._started)) is None:
                 raise
             raise timeout from error
+
+
+def converter(
+    position: Callable[[dict[str, Any]], str],
+    names: Sequence[str] | None = None,
+    json: Collection[str] = (),
+    size: BatchSize = AS_READ,
+) -> Callable[[pa.RecordBatch], list[RecordBatch]]:
+    """What turns a source's record batch into exported batches (in the reader's thread, beside the loop).
+
+    `names` renames the first columns and drops the rest. `position` gets the last row of each batch (all its
+    columns) and says where a resumed read starts. The `json` columns are JSON documents the query selected
+    as text, typed `arrow.json` here. With a `size`, the source's batches are sliced into batches of about
+    that many bytes and at most that many rows, each with its own position: a writer that makes each batch
+    durable (a file, a POST) then has a position to resume from after each."""
+
+    def record_batches(data: pa.RecordBatch) -> list[RecordBatch]:
+        data = _as_exported(data, json)
+        batches = []
+        for piece in _slices(data, size):
+            last = piece.slice(piece.num_rows - 1).to_pylist()[0]
+            if names is not None:
+                piece = pa.RecordBatch.from_arrays(piece.columns[: len(names)], names=list(names))
+            batches.append(RecordBatch(piece, position(last)))
+        return batches
+
+    return record_batches
 
 
 def stream(
@@ -207,26 +214,22 @@ def stream(
     json: Collection[str] = (),
     size: BatchSize = AS_READ,
 ) -> RecordStream:
-    """The query's rows in record batches; `names` renames the first columns and drops the rest.
+    """The PostgreSQL query's rows in record batches (see `converter`); its `json` columns selected as text
+    (`::text`), which the driver reads for less than a `jsonb`."""
 
-    `position` gets the last row of each batch (all its columns) and says where a resumed read starts.
-    The `json` columns are JSON documents the query selected as text (`::text`), which the driver
-    reads for less than a `jsonb`. With a `size`, the driver's batches are sliced into batches of about
-    that many bytes and at most that many rows, each with its own position: a writer that makes each
-    batch durable (a file, a POST) then has a position to resume from after each.
-    """
+    async def started() -> Query:
+        return _PostgresQuery(db, await inline_parameters(db.pool, query, args))
 
-    def record_batches(data: pa.RecordBatch) -> list[RecordBatch]:  # in the reader's thread, beside the event loop
-        data = _as_exported(data, json)
-        batches = []
-        for piece in _slices(data, size):
-            last = piece.slice(piece.num_rows - 1).to_pylist()[0]
-            if names is not None:
-                piece = pa.RecordBatch.from_arrays(piece.columns[: len(names)], names=list(names))
-            batches.append(RecordBatch(piece, position(last)))
-        return batches
+    def timed_out(error: BaseException, elapsed: float) -> SourceTimeout | None:
+        if not _timed_out(error, elapsed, db.statement_timeout_seconds):
+            return None
+        return SourceTimeout(
+            f"the query on the event source ran past its statement timeout of {db.statement_timeout_seconds:g} s "
+            "(BATCH_EXPORTS_SOURCE_STATEMENT_TIMEOUT_SECONDS) and was cancelled: narrow the export's filters or "
+            "hogql_query, or raise the setting"
+        )
 
-    return RecordStream(db, query, args, record_batches)
+    return RecordStream(started, converter(position, names, json, size), timed_out)
 
 
 def _slices(data: pa.RecordBatch, size: BatchSize) -> list[pa.RecordBatch]:
@@ -253,125 +256,47 @@ def _as_exported(data: pa.RecordBatch, json: Collection[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=data.schema.names)
 
 
-async def _read_ahead(
-    db: SourceDatabase,
-    sql: str,
-    convert: Callable[[pa.RecordBatch], list[RecordBatch]],
-    fail: Callable[[BaseException], None],
-) -> AsyncIterator[RecordBatch]:
-    """`sql`'s non-empty record batches, read and converted ahead by a thread; stopping early cancels the query.
+class _PostgresQuery:
+    """`sql` on one of the source's Arrow connections (see `read_ahead.Query`)."""
 
-    `fail` hears of the read's error as soon as it happens, even while no batch is being asked for.
-    """
-    loop = asyncio.get_running_loop()
-    handed: asyncio.Queue[RecordBatch | BaseException | None] = asyncio.Queue(READ_AHEAD_BATCHES)
-    stop = threading.Event()
-    waiting = [0.0]  # since when the reader has been waiting for room (0: it is not)
-    backend: list[tuple[int, Any]] = []  # the read's server process (pid, start), once connected
+    def __init__(self, db: SourceDatabase, sql: str) -> None:
+        self.db, self.sql = db, sql
+        self._conn: adbc.Connection | None = None
+        self._cursor: adbc.Cursor | None = None
+        self._registry = threading.Lock()  # a cursor is cancelled only while registered, never once closed
+        self._backend: tuple[int, Any] | None = None  # the read's server process (pid, start), once connected
 
-    def hand(item: RecordBatch | BaseException | None) -> bool:
-        """Give the loop one item, waiting for room; False once the reader is no longer wanted."""
-        delivery = asyncio.run_coroutine_threadsafe(handed.put(item), loop)
-        waiting[0] = time.monotonic()
+    def _opened(self, cursor: adbc.Cursor) -> None:
+        with self._registry:
+            self._cursor = cursor
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        self._conn, cursor = self.db.connections.execute(self.sql, self._opened)
+        self._backend = self.db.connections.backend(self._conn)
+        yield from cursor.fetch_record_batch()
+
+    def cancel(self) -> None:
+        with self._registry:
+            if self._cursor is not None:
+                self._cursor.adbc_cancel()
+
+    def end(self, clean: bool) -> None:
+        with self._registry:
+            cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            with contextlib.suppress(Exception):
+                cursor.close()
+        if self._conn is not None:
+            (self.db.connections.give_back if clean else self.db.connections.discard)(self._conn)
+
+    async def lost(self) -> str | None:
+        if self._backend is None:
+            return None
         try:
-            while not stop.is_set():
-                try:
-                    delivery.result(timeout=0.5)
-                    return True
-                except concurrent.futures.TimeoutError:
-                    continue
-        finally:
-            waiting[0] = 0.0
-        delivery.cancel()
-        return False
-
-    def failed(error: BaseException) -> None:
-        if not stop.is_set():
-            with contextlib.suppress(RuntimeError):  # the loop has closed
-                loop.call_soon_threadsafe(fail, error)
-        hand(error)
-
-    reading: list[adbc.Cursor] = []  # the cursor while the query runs, for a cancel from the loop
-    registry = threading.Lock()  # a cursor is cancelled only while registered, never once closed
-
-    def opened(cursor: adbc.Cursor) -> None:
-        with registry:
-            reading.append(cursor)
-
-    def read() -> None:
-        try:
-            conn, cursor = db.connections.execute(sql, opened)
-        except BaseException as error:  # handed to the loop, which raises it in the reading task
-            failed(error)
-            return
-        if (server := db.connections.backend(conn)) is not None:
-            backend.append(server)
-        done = False
-        try:
-            for data in cursor.fetch_record_batch():
-                if data.num_rows and not all(hand(batch) for batch in convert(data)):
-                    cursor.adbc_cancel()  # no longer wanted: the connection is closed, not kept
-                    break
-            else:
-                done = True
-        except BaseException as error:
-            failed(error)
-        with registry:
-            reading.clear()
-            keep = done and not stop.is_set()  # a connection the loop may be cancelling is never kept
-        with contextlib.suppress(Exception):
-            cursor.close()
-        if keep:
-            db.connections.give_back(conn)
-            hand(None)
-        else:
-            db.connections.discard(conn)
-
-    async def watch() -> None:
-        """While the reader waits for room, ask the source whether the read's server process is still there."""
-        while True:
-            await asyncio.sleep(WATCH_EVERY_SECONDS)
-            if not backend or not waiting[0] or time.monotonic() - waiting[0] < WATCH_EVERY_SECONDS:
-                continue
-            try:
-                alive = await asyncio.wait_for(db.pool.fetchval(_ALIVE, *backend[0]), WATCH_EVERY_SECONDS * 2)
-            except TimeoutError:
-                continue  # slow to answer is not gone
-            except _UNREACHABLE as error:
-                fail(SourceLost(f"the source stopped answering in the middle of the read: {error}"))
-                return
-            if not alive:
-                fail(SourceLost("the source ended the read's connection in the middle of the read (a restart?)"))
-                return
-
-    # Its own thread, not the loop's executor: a reader waits on the loop, which may wait on the executor.
-    reader = threading.Thread(target=read, name="arrow-reader", daemon=True)
-    reader.start()
-    watchdog = asyncio.create_task(watch())
-    finished = False
-    try:
-        while (item := await handed.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-        finished = True
-    finally:
-        stop.set()
-        watchdog.cancel()
-        if not finished:  # stopped early, maybe while the server keeps the query waiting (on a lock, say)
-            canceller = threading.Thread(target=_cancel_until_done, args=(reader, reading, registry), daemon=True)
-            canceller.start()
-
-
-def _cancel_until_done(reader: threading.Thread, reading: list[adbc.Cursor], registry: threading.Lock) -> None:
-    """Cancel the reader's query until its thread ends: a first cancel can come before the query starts
-    (a cancel then does nothing), or before its cursor is registered."""
-    while reader.is_alive():
-        with registry:
-            for cursor in reading:
-                with contextlib.suppress(Exception):
-                    cursor.adbc_cancel()
-        reader.join(0.2)
+            alive = await self.db.pool.fetchval(_ALIVE, *self._backend)
+        except _UNREACHABLE as error:
+            return f"the source stopped answering in the middle of the read: {error}"
+        return None if alive else "the source ended the read's connection in the middle of the read (a restart?)"
 
 
 __all__ = [
@@ -383,6 +308,7 @@ __all__ = [
     "SourceDatabase",
     "SourceLost",
     "SourceTimeout",
+    "converter",
     "inline_parameters",
     "stream",
 ]

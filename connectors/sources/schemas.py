@@ -48,3 +48,12 @@ KEYS: dict[str, tuple[str, ...]] = {
     "sessions": ("session_id",),
 }
 """The columns that identify a record: a rerun replaces the rows with the same key."""
+
+NEWER: dict[str, tuple[str, ...]] = {
+    "events": (),
+    "persons": ("person_version", "person_distinct_id_version"),
+    "sessions": ("end_timestamp",),
+}
+"""The columns that say a record is newer than the one of the same key a destination holds: a destination that
+keeps what it holds (a warehouse's stage-then-apply) replaces it only when one of them is greater. Empty for
+events: a record of an interval is replaced whole by a rerun of the interval."""

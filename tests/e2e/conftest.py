@@ -14,24 +14,24 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiobotocore.session import get_session
-from aiohttp import web
 from pydantic import SecretStr
 
-from api.app import create_app
 from batch_exports.crypto import generate_key
-from batch_exports.runtime import open_runtime
 from batch_exports.settings import Settings
-from batch_exports.store import api_keys, db, projects
+from batch_exports.store import db
 from entrypoints.azurite import Azurite
+from entrypoints.bigquery import BigQueryEmulator
 from entrypoints.embedded import LOOPBACK, free_port
+from tests.support.bigquery import running_bigquery
+from tests.support.clickhouse import ClickHouseAccount, ClickHouseStandIn
+from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
 from tests.support.seaweed import SeaweedS3
 from tests.support.services import Services, start_services
-from tests.support.stack import API_KEY, Project, Stack, connect_with_retry
-from worker import build_worker
+from tests.support.snowflake import fakesnow, snowflake_stack  # noqa: F401 (fixtures of the Snowflake tests)
+from tests.support.stack import Project, Stack, serving
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -64,7 +64,14 @@ def services(work_dir: Path) -> Iterator[Services]:
 
 
 @pytest.fixture(scope="session")
-def settings(services: Services, work_dir: Path) -> Settings:
+def bigquery_port() -> int:
+    """The port the session's BigQuery emulator takes when a test first asks for it (`bigquery`): the worker's
+    `BATCH_EXPORTS_BIGQUERY_URL` names it from the start."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def settings(services: Services, work_dir: Path, bigquery_port: int) -> Settings:
     return Settings(
         database_url=services.database_url,
         encryption_key=SecretStr(generate_key()),
@@ -84,6 +91,7 @@ def settings(services: Services, work_dir: Path) -> Settings:
         data_dir=work_dir,
         worker_metrics_port=0,
         api_metrics_port=0,
+        bigquery_url=f"http://{LOOPBACK}:{bigquery_port}",
     )
 
 
@@ -97,6 +105,12 @@ def s3_service(work_dir: Path) -> Iterator[SeaweedS3]:
 def azurite(work_dir: Path) -> Iterator[Azurite]:
     with Azurite(work_dir / "azurite", free_port()).start() as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def bigquery_server(work_dir: Path, bigquery_port: int) -> Iterator[BigQueryEmulator]:
+    with running_bigquery(work_dir / "bqemulator", bigquery_port) as emulator:
+        yield emulator
 
 
 @pytest.fixture
@@ -115,18 +129,50 @@ async def project(stack: Stack) -> Project:
 
 
 @pytest.fixture(scope="session")
+def clickhouse(work_dir: Path) -> Iterator[ClickHouseAccount]:
+    """The real ClickHouse server `BATCH_EXPORTS_TEST_CLICKHOUSE_URL` names, else ClickHouse's engine behind the
+    stand-in HTTP layer (tests/support/clickhouse_server.py)."""
+    if (given := ClickHouseAccount.given()) is not None:
+        yield given
+        return
+    with ClickHouseStandIn(work_dir / "clickhouse").start() as server:
+        yield server.account
+
+
+@pytest.fixture(scope="session")
+def posthog(clickhouse: ClickHouseAccount) -> PostHogClickHouse:
+    """PostHog's tables in a database of their own: what a self-hosted PostHog's ClickHouse holds."""
+    return PostHogClickHouse.created(clickhouse)
+
+
+@pytest.fixture(scope="session")
+async def clickhouse_stack(stack: Stack, posthog: PostHogClickHouse) -> AsyncIterator[Stack]:
+    """A second worker and gateway, on the same Temporal and metadata database, reading PostHog's ClickHouse
+    (`BATCH_EXPORTS_SOURCE=clickhouse`)."""
+    settings = stack.settings.model_copy(update={
+        "source": "clickhouse", "clickhouse_url": posthog.account.url, "clickhouse_user": posthog.account.user,
+        "clickhouse_password": SecretStr(posthog.account.password), "clickhouse_database": posthog.database,
+        "task_queue": f"{stack.settings.task_queue}-clickhouse",
+    })  # fmt: skip
+    async with serving(settings) as served:
+        yield served
+
+
+@pytest.fixture
+async def team(clickhouse_stack: Stack) -> Project:
+    """A project of the ClickHouse-reading stack: a PostHog team."""
+    return await clickhouse_stack.new_project()
+
+
+@pytest.fixture(params=["postgres", "clickhouse"])
+def source_project(request: pytest.FixtureRequest) -> Project:
+    """A project of the stack reading each source in turn: this service's PostgreSQL, then PostHog's ClickHouse
+    (tests/support/ingest.py writes events into either)."""
+    return request.getfixturevalue("project" if request.param == "postgres" else "team")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     await asyncio.to_thread(db.migrate, settings.database_url)
-    client = await connect_with_retry()
-    async with open_runtime(settings, process="test stack", client=client) as rt:
-        await projects.ensure(rt.pool, 1, "Default project", "phc_default")
-        await api_keys.ensure(rt.pool, API_KEY, label="tests")
-        runner = web.AppRunner(create_app(settings, rt), access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, LOOPBACK, port).start()
-        try:
-            async with build_worker(rt), aiohttp.ClientSession() as http:
-                yield Stack(rt, http, f"http://{LOOPBACK}:{port}")
-        finally:
-            await runner.cleanup()
+    async with serving(settings) as served:
+        yield served

@@ -56,7 +56,8 @@ async def backfill_until_done(project: Project, export_id: str, backfill_id: str
     return await eventually(done, within=within)
 
 
-async def test_backfill_exports_each_interval_once_and_retry_rewrites_it(project: Project) -> None:
+async def test_backfill_exports_each_interval_once_and_retry_rewrites_it(source_project: Project) -> None:
+    project = source_project
     stack = project.stack
     path = f"backfill-{project.id}"
     export = await file_export(project, path)

@@ -72,7 +72,7 @@ def test_the_tools_find_make_dev_by_its_env_file(tmp_path: Path) -> None:
     stack = DevStack(data_dir)
     process = stack.start()
     try:
-        # As the README shows them, with no variable set: they read .data/env.
+        # As docs/api.md shows them, with no variable set: they read .data/env.
         key = typed(tmp_path, sys.executable, "-m", "entrypoints.keys", "create", "--label", "ci", "--project", "1")
         assert key.returncode == 0 and key.stdout.startswith("phx_"), key.stderr
         assert get_json(stack.api + "/api/environments/1/batch_exports/", key=key.stdout.strip())["results"] == []

@@ -11,7 +11,7 @@ connections or answering 503), and checks that:
 - the run's logs say what happened to each attempt.
 
 They run on a stack of their own (`tests/support/faults.py`), so stopping its parts disturbs no other test.
-Each prints its figures (the README's reliability table).
+Each prints its figures (the table of docs/reliability.md).
 """
 
 import asyncio

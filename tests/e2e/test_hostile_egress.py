@@ -18,12 +18,12 @@ import pytest
 from deltalake import DeltaTable
 
 from connectors.destinations import Context, parse_config, run_step
-from connectors.destinations.azure_blob import DESTINATION as AZURE
-from connectors.destinations.azure_blob import AzureBlobConfig
 from connectors.destinations.base import ClientLimits
-from connectors.destinations.delta_lake import DeltaLakeConfig
-from connectors.destinations.iceberg import ALLOWED_PREFIX, IcebergConfig, LocationFileIO
-from connectors.destinations.table_location import check_writable, locate
+from connectors.destinations.object_stores.azure_blob import DESTINATION as AZURE
+from connectors.destinations.object_stores.azure_blob import AzureBlobConfig
+from connectors.destinations.tables.delta_lake import DeltaLakeConfig
+from connectors.destinations.tables.iceberg import ALLOWED_PREFIX, IcebergConfig, LocationFileIO
+from connectors.destinations.tables.location import check_writable, locate
 from entrypoints.azurite import ACCOUNT, KEY, Azurite
 from entrypoints.embedded import LOOPBACK
 from tests.support.destinations import azure_container, bucket, lake_config

@@ -289,7 +289,7 @@ async def test_a_reset_of_a_completed_run_leaves_it_completed_and_the_new_one_na
     cli("workflow", "reset", "--workflow-id", handle.id, "--run-id", first["workflow_run_id"],
         "--type", "FirstWorkflowTask", "--reason", "redo")  # fmt: skip
     rows = await runs_until(project, export["id"], lambda rs: [r["status"] for r in rs] == ["Completed"] * 2)
-    assert rows[0]["id"] == first["id"] and rows[1]["replaced_run"] == first["id"]  # the README's table says so
+    assert rows[0]["id"] == first["id"] and rows[1]["replaced_run"] == first["id"]  # docs/operating.md's table says so
     assert set(exported_uuids(project, path)) == sent  # the interval exported again, as the reset asked
 
 
@@ -364,7 +364,7 @@ async def test_a_short_cli_pause_across_a_boundary_is_shown_and_its_interval_giv
     _, seen = await project.request("GET", f"batch_exports/{export['id']}/")
     recorded = datetime.fromisoformat(seen["last_paused_at"])
     assert seen["paused"] is False and abs(recorded - paused_at) < timedelta(seconds=2), seen
-    assert await runs_of_interval(project, export["id"], boundary) == []  # given up, as the README says
+    assert await runs_of_interval(project, export["id"], boundary) == []  # given up, as docs/runs.md says
     # ... and taken back by an unpause with backfill, as the log says.
     status, body = await project.request("POST", f"batch_exports/{export['id']}/unpause/", json={"backfill": True})
     assert status == 200 and body.get("backfill_id"), body

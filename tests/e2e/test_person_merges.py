@@ -234,3 +234,37 @@ async def test_concurrent_batches_merging_the_same_persons(project: Project) -> 
     events = await event_persons(project, "concurrent")
     for i, (ua, ub) in enumerate(zip(sent_a, reversed(sent_b), strict=True)):
         assert events[ua][:2] == (f"u-{i}", p(f"u-{i}")) and events[ub][:2] == (f"u-{i}", p(f"u-{i}"))
+
+
+@pytest.mark.parametrize("kind", ["plain", "merging"])
+async def test_a_batch_that_keeps_losing_races_is_a_503_and_nothing_is_written(project: Project, kind: str) -> None:
+    """PostgreSQL reports a deadlock on every write of this project's persons (a trigger, as a crowd of
+    concurrent batches would): capture gives up after its attempts with a 503 that says to send again, stores
+    nothing of the payload, and the same payload sent again once the crowd is gone is stored whole."""
+    batch: list[dict[str, Any]] = [{"event": "$pageview", "distinct_id": "visitor", "uuid": str(uuid.uuid4())}]
+    if kind == "merging":
+        batch.append({"event": "$identify", "distinct_id": "user", "uuid": str(uuid.uuid4()),
+                      "properties": {"$anon_distinct_id": "visitor"}})  # fmt: skip
+    body = {"api_key": project.token, "batch": batch}
+    pool = project.stack.runtime.pool
+    trigger = f"deadlocks_{project.id}"
+    await pool.execute(f"""
+        CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'a crowd of batches' USING ERRCODE = 'deadlock_detected'; END $$;
+        CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON persons FOR EACH ROW
+        WHEN (NEW.team_id = {int(project.id)}) EXECUTE FUNCTION {trigger}();
+    """)  # fmt: skip
+    try:
+        async with project.stack.http.post(project.url("/batch/"), json=body) as response:
+            status, answer, retry_after = response.status, await response.json(), response.headers.get("Retry-After")
+    finally:
+        await pool.execute(f"DROP TRIGGER {trigger} ON persons; DROP FUNCTION {trigger}()")
+    assert (status, answer["code"], answer["type"], retry_after) == (503, "capture_contended", "server_error", "1")
+    assert "again" in answer["detail"]
+    uuids = [event["uuid"] for event in batch]
+    stored = "SELECT count(*) FROM events WHERE team_id = $1 AND uuid = ANY($2::uuid[])"
+    assert await pool.fetchval(stored, project.id, uuids) == 0
+    assert await pool.fetchval("SELECT count(*) FROM person_distinct_ids WHERE team_id = $1", project.id) == 0
+    async with project.stack.http.post(project.url("/batch/"), json=body) as response:
+        assert response.status == 200, await response.text()
+    assert await pool.fetchval(stored, project.id, uuids) == len(batch)

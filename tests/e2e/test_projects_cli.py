@@ -28,3 +28,17 @@ async def test_create_a_project_and_capture_into_it(stack: Stack) -> None:
         assert response.status == 200
     count = await stack.pool.fetchval("SELECT count(*) FROM events WHERE team_id = $1", int(project_id))
     assert count == 1
+
+
+async def test_create_a_project_with_a_posthog_team_id(stack: Stack) -> None:
+    """Reading PostHog's ClickHouse, a project's id is the PostHog team id it reads: chosen, never reused."""
+    team = await stack.pool.fetchval("SELECT max(id) + 1000 FROM projects")
+    created = await cli(stack, "create", "--name", "PostHog team", "--id", str(team))
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.split()[0] == str(team)
+    again = await cli(stack, "create", "--name", "Again", "--id", str(team))
+    assert again.returncode == 2 and f"project {team} exists" in again.stderr
+    assert await stack.pool.fetchval("SELECT name FROM projects WHERE id = $1", team) == "PostHog team"
+    for bad in ("0", "-3", "x", str(2**63)):
+        refused = await cli(stack, "create", "--name", "Bad", "--id", bad)
+        assert refused.returncode == 2 and "positive whole number" in refused.stderr

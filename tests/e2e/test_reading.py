@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from connectors.sources.read_ahead import WATCH_EVERY_SECONDS
 from connectors.sources.reading import (
-    WATCH_EVERY_SECONDS,
     BatchSize,
     SourceDatabase,
     SourceLost,

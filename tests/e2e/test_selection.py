@@ -1,8 +1,12 @@
-"""Filters and hogql_query end to end: validated when saved, applied when exported."""
+"""Filters and hogql_query end to end: validated when saved, applied when exported, on either source.
+
+The same cases run on this service's PostgreSQL (events sent to its capture endpoint) and on PostHog's
+ClickHouse (the same events written into PostHog's tables as its ingestion writes them).
+"""
 
 from typing import Any
 
-from tests.support.helpers import capture, export_now
+from tests.support.helpers import export_now, ingest
 from tests.support.stack import Project
 
 
@@ -10,8 +14,9 @@ def visit(distinct_id: str, **properties: Any) -> dict[str, Any]:
     return {"event": "$pageview", "distinct_id": distinct_id, "properties": properties}
 
 
-async def test_filters_select_the_events_they_describe(project: Project) -> None:
-    await capture(
+async def test_filters_select_the_events_they_describe(source_project: Project) -> None:
+    project = source_project
+    await ingest(
         project,
         [
             {**visit("a", plan="pro", price=30, path="/Pricing/annual"), "$set": {"tier": "gold"}},
@@ -38,8 +43,9 @@ async def test_filters_select_the_events_they_describe(project: Project) -> None
         assert {row["distinct_id"] for row in rows} == expected, filters
 
 
-async def test_hogql_query_picks_and_names_the_columns(project: Project) -> None:
-    await capture(project, [visit("ada", plan="pro", **{"$browser": "Firefox"}), visit("bob")])
+async def test_hogql_query_picks_and_names_the_columns(source_project: Project) -> None:
+    project = source_project
+    await ingest(project, [visit("ada", plan="pro", **{"$browser": "Firefox"}), visit("bob")])
     query = "SELECT event, lower(distinct_id) AS who, properties.$browser AS browser, toString(uuid) AS id FROM events"
     status, export = await project.request(
         "POST",
@@ -53,7 +59,8 @@ async def test_hogql_query_picks_and_names_the_columns(project: Project) -> None
     assert all(set(row) == {"event", "who", "browser", "id"} for row in rows)
 
 
-async def test_bad_selections_are_400s_that_say_why(project: Project) -> None:
+async def test_bad_selections_are_400s_that_say_why(source_project: Project) -> None:
+    project = source_project
     base = {"name": "bad", "interval": "hour", "destination": {"type": "NoOp"}}
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"hogql_query": "SELECT event FROM events WHERE 1 = 1"}, "hogql_query", "WHERE is not allowed"),

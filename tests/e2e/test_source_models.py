@@ -8,12 +8,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.support.helpers import capture, create_export, event, export_now, run_hour, runs_until, start_run
+from tests.support.helpers import capture, create_export, event, export_now, ingest, run_hour, runs_until, start_run
 from tests.support.stack import Project
 
 
-async def test_include_and_exclude_events(project: Project) -> None:
-    await capture(project, [event("signup", "a"), event("$pageview", "a"), event("$pageview", "b"), event("x", "c")])
+async def test_include_and_exclude_events(source_project: Project) -> None:
+    project = source_project
+    await ingest(project, [event("signup", "a"), event("$pageview", "a"), event("$pageview", "b"), event("x", "c")])
     included = await export_now(project, f"include-{project.id}", config={"include_events": ["signup", "x"]})
     assert sorted(row["event"] for row in included) == ["signup", "x"]
     excluded = await export_now(project, f"exclude-{project.id}", config={"exclude_events": ["$pageview"]})

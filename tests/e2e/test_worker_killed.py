@@ -18,6 +18,9 @@ from azure.storage.blob.aio import BlobServiceClient
 from temporalio.client import WorkflowHandle
 
 from entrypoints.azurite import Azurite
+from entrypoints.bigquery import PROJECT, BigQueryEmulator
+from tests.support.bigquery import bigquery_config, client_of, new_dataset
+from tests.support.bigquery import rows as bigquery_rows
 from tests.support.destinations import (
     azure_container,
     blobs,
@@ -30,7 +33,9 @@ from tests.support.destinations import (
     s3_config,
 )
 from tests.support.helpers import create_export, eventually, runs_of, start_run
-from tests.support.stack import Project
+from tests.support.redshift import redshift_database, rows
+from tests.support.snowflake import Fakesnow, new_config, query, stage_tables, table_rows
+from tests.support.stack import Project, Stack
 
 EVENTS = 200_000
 HEARTBEAT_TIMEOUT_SECONDS = 8
@@ -53,6 +58,8 @@ def worker(project: Project, task_queue: str) -> subprocess.Popen[bytes]:
         "BATCH_EXPORTS_EXPORT_RETRY_INITIAL_SECONDS": "1",
         "BATCH_EXPORTS_EXPORT_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
         "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
+        **({"BATCH_EXPORTS_SNOWFLAKE_URL": settings.snowflake_url} if settings.snowflake_url else {}),
+        **({"BATCH_EXPORTS_BIGQUERY_URL": settings.bigquery_url} if settings.bigquery_url else {}),
     }
     return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT)
 
@@ -157,6 +164,26 @@ async def test_postgres_destination_survives_a_killed_worker(project: Project) -
     assert count == unique == EVENTS
 
 
+async def test_redshift_destination_survives_a_killed_worker(project: Project) -> None:
+    database = await redshift_database(project)
+    export = await create_export(project, {"name": "redshift", "interval": "hour",
+                                           "destination": {"type": "Redshift", "config": database.config}})  # fmt: skip
+    stages = "SELECT tablename FROM pg_tables WHERE tablename LIKE 'bx_stage_%'"
+
+    async def staging(handle: WorkflowHandle[Any, Any]) -> bool:  # the attempt's stage holds rows; none applied
+        found = await rows(database, stages)
+        return bool(found) and bool(await rows(database, f"SELECT 1 FROM posthog_exports.{found[0]['tablename']}"))
+
+    async def stage_left_and_nothing_applied() -> None:
+        assert len(await rows(database, stages)) == 1
+        assert await rows(database, "SELECT count(*) AS n FROM posthog_exports.events") == [{"n": 0}]
+
+    await kill_mid_export_then_recover(project, export, staging, killed=stage_left_and_nothing_applied)
+    (held,) = await rows(database, "SELECT count(*) AS n, count(DISTINCT uuid) AS u FROM posthog_exports.events")
+    assert held == {"n": EVENTS, "u": EVENTS}
+    assert await rows(database, stages) == []  # the dead attempt's stage went with the next attempt
+
+
 async def test_s3_destination_survives_a_killed_worker(project: Project, s3: Any, s3_service: Any) -> None:
     name = await bucket(s3, project)
     body = {
@@ -255,6 +282,50 @@ async def test_azure_blob_destination_survives_a_killed_worker(project: Project,
     assert len(stored) == 1 and len(lines) == len({line[:60] for line in lines}) == EVENTS
 
 
+async def test_snowflake_destination_survives_a_killed_worker(
+    project: Project, snowflake_stack: Stack, fakesnow: Fakesnow
+) -> None:
+    config = new_config()
+    export = await create_export(project, {"name": "snowflake", "interval": "hour",
+                                           "destination": {"type": "Snowflake", "config": config}})  # fmt: skip
+
+    async def staged_not_applied() -> bool:  # the attempt's stage table is there, the target has no row yet
+        if not await stage_tables(fakesnow, config):
+            return False
+        return not await query(fakesnow, config, f'SELECT 1 FROM "{config["table_name"]}" LIMIT 1')
+
+    await kill_mid_export_then_recover(
+        project, export, lambda _: staged_not_applied(), killed=lambda: _holds(staged_not_applied)
+    )
+    uuids = [row["uuid"] for row in await table_rows(fakesnow, config)]
+    assert len(uuids) == len(set(uuids)) == EVENTS
+    assert await stage_tables(fakesnow, config) == []  # the dead attempt's stage went with the next attempt
+
+
 async def _holds(condition: Callable[[], Awaitable[bool]]) -> None:
     """What the killed worker left: nothing a reader sees."""
     assert await condition()
+
+
+async def test_bigquery_destination_survives_a_killed_worker(
+    project: Project, bigquery_server: BigQueryEmulator
+) -> None:
+    client = client_of(bigquery_server)
+    dataset = await asyncio.to_thread(new_dataset, client)
+    export = await create_export(project, {"name": "bigquery", "interval": "hour", "destination": {
+        "type": "BigQuery", "config": bigquery_config(dataset)}})  # fmt: skip
+
+    def tables() -> list[str]:
+        return [t.table_id for t in client.list_tables(dataset)]
+
+    async def staged_not_applied() -> bool:  # a stage exists, and the target holds nothing
+        names = await asyncio.to_thread(tables)
+        staged = any(name.startswith("bx_stage_") for name in names)
+        return staged and ("events" not in names or not await asyncio.to_thread(bigquery_rows, client, dataset))
+
+    await kill_mid_export_then_recover(
+        project, export, lambda _: staged_not_applied(), killed=lambda: _holds(staged_not_applied)
+    )
+    (counted,) = client.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT uuid) AS u FROM `{PROJECT}.{dataset}.events`")
+    assert counted["n"] == counted["u"] == EVENTS
+    assert sorted(await asyncio.to_thread(tables)) == ["bx_run_marks", "events"]  # the lost attempt's stage dropped

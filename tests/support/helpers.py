@@ -22,6 +22,7 @@ from contracts.intervals import Interval, IntervalSpec, run_workflow_id
 from contracts.workflows import RECONCILE_WORKFLOW, RUN_WORKFLOW, ReconcileInputs, ReconcileResult, RunInputs
 from entrypoints.embedded import temporal_cli
 from tests.support.listeners import serving
+from tests.support.posthog_tables import Event, PostHogClickHouse, ingested
 from tests.support.stack import Project, Stack
 
 T = TypeVar("T")
@@ -137,8 +138,14 @@ async def runs_until(
 
 
 async def insert_events(stack: Stack, team_id: int, inserted_at: list[datetime]) -> set[str]:
-    """Events as an earlier ingestion left them (an `inserted_at` in the past); returns their uuids."""
+    """Events as an earlier ingestion left them (an `inserted_at` in the past), in the stack's source; returns
+    their uuids."""
     rows = [(uuid.uuid4(), team_id, f"user-{i}", at) for i, at in enumerate(inserted_at)]
+    if stack.settings.source == "clickhouse":
+        events = [Event(team_id, "historical", distinct_id, uuid.uuid4(), at, at, at, uuid=id)
+                  for id, _, distinct_id, at in rows]  # fmt: skip
+        await asyncio.to_thread(PostHogClickHouse.of(stack.settings).insert, "events", [e.row() for e in events])
+        return {str(row[0]) for row in rows}
     await stack.pool.executemany(
         """
         INSERT INTO events (uuid, team_id, event, distinct_id, timestamp, created_at, inserted_at)
@@ -161,6 +168,15 @@ async def another_gateway(stack: Stack, *, temporal_address: str | None = None, 
             yield url
     finally:
         os.environ["TEMPORAL_ADDRESS"] = address
+
+
+async def ingest(project: Project, batch: list[dict[str, Any]]) -> None:
+    """Events in PostHog's capture format into the project's source: sent to this service's capture endpoint,
+    or written into PostHog's ClickHouse tables as its ingestion writes them (a few seconds ago)."""
+    if project.stack.settings.source != "clickhouse":
+        return await capture(project, batch)
+    rows = ingested(project.id, batch, datetime.now(UTC) - timedelta(seconds=5))
+    await asyncio.to_thread(PostHogClickHouse.of(project.stack.settings).insert, "events", rows)
 
 
 async def capture(project: Project, batch: list[dict[str, Any]]) -> None:

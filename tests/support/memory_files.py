@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from connectors.destinations.file_series import FileSeriesWriter, FileUpload, IntervalFiles
+from connectors.destinations.object_stores.series import FileSeriesWriter, FileUpload, IntervalFiles
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.destinations.base import Context
-from connectors.destinations.postgres import PostgresConfig, connect
+from connectors.destinations.warehouses.postgres import PostgresConfig, connect
 from entrypoints.embedded import free_port
 
 SSL_REQUEST = 80877103

@@ -32,6 +32,7 @@ def environment(settings: Settings, **overrides: object) -> dict[str, str]:
         "reconcile_every_seconds": 3600,
         "worker_metrics_port": 0,
         "api_metrics_port": 0,
+        **({"bigquery_url": settings.bigquery_url} if settings.bigquery_url else {}),
         **overrides,
     }
     return {**os.environ, **{f"BATCH_EXPORTS_{name.upper()}": str(value) for name, value in values.items()}}

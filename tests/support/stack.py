@@ -1,19 +1,25 @@
 """The stack under test as a test drives it: its parts (`Stack`), and a project of its own per test (`Project`)."""
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
+from aiohttp import web
 from temporalio.client import Client
 
-from batch_exports.runtime import Runtime
+from api.app import create_app
+from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.settings import Settings
-from batch_exports.store import projects
+from batch_exports.store import api_keys, projects
 from batch_exports.temporal import client as temporal_client
+from entrypoints.embedded import LOOPBACK, free_port
+from worker import build_worker
 
 API_KEY = "phx_test_key_0123456789"
 """Holds both scopes on every project."""
@@ -79,3 +85,22 @@ async def connect_with_retry(attempts: int = 60) -> Client:
         except RuntimeError:
             await asyncio.sleep(0.5)
     return await temporal_client.connect(process="test stack")
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[Stack]:
+    """A worker and a gateway (on a free loopback port) with `settings`, in this event loop, on a database
+    already migrated."""
+    client = await connect_with_retry()
+    async with open_runtime(settings, process="test stack", client=client) as rt:
+        await projects.ensure(rt.pool, 1, "Default project", "phc_default")
+        await api_keys.ensure(rt.pool, API_KEY, label="tests")
+        runner = web.AppRunner(create_app(settings, rt), access_log=None)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, LOOPBACK, port).start()
+        try:
+            async with build_worker(rt), aiohttp.ClientSession() as http:
+                yield Stack(rt, http, f"http://{LOOPBACK}:{port}")
+        finally:
+            await runner.cleanup()

@@ -3,7 +3,7 @@
 import pytest
 
 from connectors.destinations.base import Endpoint, redact
-from connectors.destinations.hosts import address_refusal, host_problem, refusal
+from connectors.destinations.network.hosts import address_refusal, host_problem, refusal
 
 REFUSED = [
     "127.0.0.1", "127.0.0.2", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",

@@ -8,7 +8,7 @@ from botocore.session import get_session
 from pydantic import ValidationError
 
 from api.errors import from_pydantic
-from batch_exports.models import BatchExportIn, InvalidField, Limits, merge_destination
+from batch_exports.exports.validation import BatchExportIn, InvalidField, Limits, merge_destination
 from connectors.destinations import parse_config
 
 POSTGRES = {"host": "db.example.com", "database": "d", "table_name": "t", "user": "u", "password": "p"}

@@ -1,7 +1,7 @@
 """The egress proxy's small rules: how much of an answer a route may read, what the client is told of an answer's
 head, and that the process's secret is redacted wherever a client quotes its proxy URL."""
 
-from connectors.destinations.proxy import EgressProxy, _answer_limit, _relayed_head
+from connectors.destinations.network.proxy import EgressProxy, _answer_limit, _relayed_head
 
 
 def test_a_ranged_read_may_read_its_range_and_anything_else_the_bound() -> None:

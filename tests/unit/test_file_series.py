@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 from connectors.destinations.base import Context, WriteRequest
-from connectors.destinations.file_series import FilesConfig, IntervalFiles
+from connectors.destinations.object_stores.series import FilesConfig, IntervalFiles
 from connectors.formats.options import Compression, FileFormat
 from tests.support.memory_files import MemoryWriter
 

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 
 from connectors.destinations.base import Context, DestinationUserError, WriteRequest
-from connectors.destinations.file import FileConfig, FileWriter, _write_probe
-from connectors.destinations.file_series import IntervalFiles
-from connectors.destinations.local_paths import create_file, open_directory, refuse_links
+from connectors.destinations.object_stores.file import FileConfig, FileWriter, _write_probe
+from connectors.destinations.object_stores.local_paths import create_file, open_directory, refuse_links
+from connectors.destinations.object_stores.series import IntervalFiles
 
 START = datetime(2026, 1, 1, 10, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from api.errors import from_pydantic
-from batch_exports.models import BatchExportIn
+from batch_exports.exports.validation import BatchExportIn
 from connectors.destinations import DESTINATIONS, TYPES, parse_config
 
 

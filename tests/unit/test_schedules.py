@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pydantic import SecretStr
 from temporalio.client import ScheduleOverlapPolicy, ScheduleRange
 
+from batch_exports.exports.export import BatchExport
 from batch_exports.settings import Settings
-from batch_exports.store.exports import BatchExport
 from batch_exports.temporal.schedules import schedule_for, spec_for
 from connectors.destinations.noop import NoOpConfig
 from contracts.intervals import Interval, IntervalSpec
@@ -18,7 +18,7 @@ def export(interval: Interval, **fields: object) -> BatchExport:
     now = datetime(2024, 1, 1, tzinfo=UTC)
     values: dict[str, object] = {
         "id": uuid.uuid4(), "team_id": 7, "name": "nightly", "model": "events", "destination_id": uuid.uuid4(),
-        "destination_type": "NoOp", "destination_config": NoOpConfig(), "interval": interval,
+        "destination": {"type": "NoOp", "config": NoOpConfig()}, "interval": interval,
         "paused": False, "deleted": False, "start_at": None, "end_at": None, "timezone": "UTC",
         "offset_day": None, "offset_hour": None, "hogql_query": None, "filters": None, "schema_": None,
         "created_at": now, "last_updated_at": now, "last_paused_at": None,

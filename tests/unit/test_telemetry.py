@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from batch_exports.runs.run import FinishedRun
 from batch_exports.store.exports import Freshness
-from batch_exports.store.runs import FinishedRun
 from batch_exports.telemetry.gauges import lag_seconds
 from batch_exports.telemetry.logs import JsonFormatter, log_context
 from batch_exports.telemetry.metrics import ServiceMetrics, temporal_runtime
