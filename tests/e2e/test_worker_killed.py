@@ -38,6 +38,9 @@ from tests.support.snowflake import Fakesnow, new_config, query, stage_tables, t
 from tests.support.stack import Project, Stack
 
 EVENTS = 200_000
+HEARTBEAT_TIMEOUT_SECONDS = 8
+"""How soon Temporal gives the killed worker's attempt up (the default is 20 s): the SDK sends a heartbeat every
+0.8 of it, so a worker alive but slow (a loaded machine) still keeps its attempt; the test waits this long once."""
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,6 +56,7 @@ def worker(project: Project, task_queue: str) -> subprocess.Popen[bytes]:
         "BATCH_EXPORTS_ALLOW_PRIVATE_DESTINATIONS": "true",
         "BATCH_EXPORTS_MAX_RECORDS_PER_EXECUTION": "0",
         "BATCH_EXPORTS_EXPORT_RETRY_INITIAL_SECONDS": "1",
+        "BATCH_EXPORTS_EXPORT_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
         "BATCH_EXPORTS_RECONCILE_EVERY_SECONDS": "3600",
         **({"BATCH_EXPORTS_SNOWFLAKE_URL": settings.snowflake_url} if settings.snowflake_url else {}),
         **({"BATCH_EXPORTS_BIGQUERY_URL": settings.bigquery_url} if settings.bigquery_url else {}),
@@ -126,7 +130,18 @@ async def kill_mid_export_then_recover(
     finally:
         second.terminate()
         await asyncio.to_thread(second.wait, 30)
+    assert await heartbeat_timeouts(handle) == {HEARTBEAT_TIMEOUT_SECONDS}  # the lost worker was noticed this soon
     return killed_at
+
+
+async def heartbeat_timeouts(handle: WorkflowHandle[Any, Any]) -> set[float]:
+    """The heartbeat timeouts the run gave its export activities, from its history."""
+    return {
+        event.activity_task_scheduled_event_attributes.heartbeat_timeout.ToTimedelta().total_seconds()
+        async for event in handle.fetch_history_events()
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "export-interval"
+    }
 
 
 async def test_postgres_destination_survives_a_killed_worker(project: Project) -> None:
