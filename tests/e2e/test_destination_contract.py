@@ -74,9 +74,10 @@ async def target(
             yield AzureBlobTarget(project, azurite)
         case "Redshift":
             yield RedshiftTarget(project)
-        case "Snowflake":
-            request.getfixturevalue("snowflake_stack")
-            yield SnowflakeTarget(project, request.getfixturevalue("fakesnow"))
+        case "Snowflake":  # the stack reading the project's source connects its Snowflake exports to fakesnow
+            server = request.getfixturevalue("fakesnow")
+            project.stack.settings.snowflake_url = server.url
+            yield SnowflakeTarget(project, server)
         case "BigQuery":  # its emulator starts only for the tests that ask for it
             yield BigQueryTarget(project, request.getfixturevalue("bigquery_server"))
 
