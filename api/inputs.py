@@ -10,10 +10,12 @@ JavaScript client reads it). A query string or path with NUL is refused too.
 """
 
 import asyncio
+import concurrent.futures
+import functools
 import weakref
 import zlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -26,6 +28,19 @@ PARSE_INLINE_BYTES = 256 * 2**10
 MAX_DEPTH = 254
 """How deeply a body may nest: orjson's encoder refuses deeper values, and encoding the value again (in native
 code, about a tenth of what parsing costs) is how the depth is measured."""
+
+T = TypeVar("T")
+_REQUEST_WORK = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-request")
+"""The gateway's own threads for a request's CPU work (inflating, parsing, validating a large body). The
+process's default executor is shared with whatever else runs there (a worker's destination clients in `make dev`
+and the tests, each blocking a thread on the network): filled by them, it would hold every request that inflates.
+"""
+
+
+async def off_the_loop(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on the gateway's own request threads, the event loop serving meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(_REQUEST_WORK, functools.partial(function, *args))
+
 
 _slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
 
@@ -82,7 +97,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     loop = asyncio.get_running_loop()
     slots = _slots.setdefault(loop, asyncio.Semaphore(INFLATIONS_AT_ONCE))
     async with slots:
-        return await asyncio.to_thread(inflate, raw, limit, wbits)
+        return await off_the_loop(inflate, raw, limit, wbits)
 
 
 def _has_nul(value: Any) -> bool:
@@ -131,7 +146,7 @@ async def read_json(request: web.Request, limit: int) -> Any:
     body = await read_body(request, limit)
     if len(body) <= PARSE_INLINE_BYTES:
         return loads(body)
-    return await asyncio.to_thread(loads, body)
+    return await off_the_loop(loads, body)
 
 
 @web.middleware

@@ -1,12 +1,11 @@
 """`batch_exports/`: exports and their schedules, changed together in one request."""
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from api import offset_pages
+from api import inputs, offset_pages
 from api import openapi as oa
 from api.auth import authorize
 from api.errors import read_json, validation_error
@@ -36,7 +35,7 @@ async def validated(rt: Runtime, data: Any) -> BatchExportIn:
     """The body as an export, validated in a thread (parsing queries and filters, DST checks: the event loop
     keeps serving meanwhile) within the settings' limits."""
     limits = Limits.of(rt.settings)
-    return await asyncio.to_thread(lambda: BatchExportIn.model_validate(data, context=limits))
+    return await inputs.off_the_loop(lambda: BatchExportIn.model_validate(data, context=limits))
 
 
 async def check_host(rt: Runtime, project_id: int, body: BatchExportIn) -> None:

@@ -4,7 +4,6 @@ A payload is authenticated by its project token and written whole or not at all.
 trusted for `TOKEN_SECONDS` without asking again (capture's hot path; a project does not change tokens often).
 """
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -86,7 +85,7 @@ async def _capture(request: web.Request, rt: Runtime) -> int:
         code = "invalid_payload" if error.status == 400 else error.code
         raise ApiError(error.status, error.detail, code=code) from None
     try:  # a large batch is checked in a thread: the event loop goes on serving
-        payload = await asyncio.to_thread(ingestion.parse, body) if _large(body) else ingestion.parse(body)
+        payload = await inputs.off_the_loop(ingestion.parse, body) if _large(body) else ingestion.parse(body)
     except ingestion.CaptureError as error:
         raise ApiError(400, f"Invalid payload: {error}.", code="invalid_payload", attr=error.attr) from None
     team_id = await _project_of(rt.pool, payload.token) if payload.token else None

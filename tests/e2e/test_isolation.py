@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import gzip
 import json
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -219,3 +220,23 @@ async def _reached(far: Silent, connections: int) -> bool:
 
 async def _completed(project: Project, export_id: str) -> bool:
     return [r["status"] for r in await runs_of(project, export_id)] == ["Completed"]
+
+
+async def test_the_gateway_inflates_and_parses_while_the_default_threads_are_all_busy(project: Project) -> None:
+    """Blocking clients in the same process (a worker's destinations, in `make dev` and here) fill the default
+    executor: a gzip capture and an export's validation still answer, on the gateway's own threads."""
+    loop, release = asyncio.get_running_loop(), threading.Event()
+    blockers = [loop.run_in_executor(None, release.wait) for _ in range(64)]
+    try:
+        body = gzip.compress(
+            json.dumps({"api_key": project.token, "batch": [{"event": "x", "distinct_id": "y"}]}).encode()
+        )
+        async with asyncio.timeout(10):
+            captured, _ = await project.request("POST", "/batch/", key=None, data=body,
+                                                headers={"Content-Encoding": "gzip"})  # fmt: skip
+            created, export = await project.request("POST", "batch_exports/", json={
+                "name": "busy", "interval": "hour", "destination": {"type": "NoOp"}})  # fmt: skip
+        assert (captured, created) == (200, 201), export
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)
