@@ -1,11 +1,14 @@
 """The Postgres destination: each record of an interval exactly once, however often it is written."""
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from connectors.destinations.base import WriteRequest
+from connectors.destinations.warehouses.postgres import PostgresConfig, PostgresWriter
 from tests.support.destinations import postgres_database
 from tests.support.helpers import capture, create_export, event, run_hour
 from tests.support.stack import Project
@@ -168,3 +171,18 @@ async def test_sessions_arrive_with_their_48_columns_and_urls_as_a_json_array(pr
         await conn.close()
     assert len(row) == 48 + 1 and row["session_id"] == session and row["pageview_count"] == 2
     assert sorted(json.loads(row["urls_text"])) == ["https://example.com/a", "https://example.com/b"]
+
+
+async def test_runs_that_create_the_table_at_once_all_go_on(project: Project) -> None:
+    """Backfill runs of a new export start side by side, each creating the table if it is missing: PostgreSQL's
+    `CREATE TABLE IF NOT EXISTS` raced (a unique violation in its catalog) and failed all but one attempt."""
+    config, _ = await postgres_database(project)
+    parsed = PostgresConfig.model_validate({**config, "table_name": "raced"})
+    context = project.stack.runtime.destinations.for_project(project.id)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    writers = [PostgresWriter(parsed, WriteRequest(context, "events", False, start, start + timedelta(hours=1),
+                                                   run_id=str(uuid.uuid4()), attempt=1)) for _ in range(8)]  # fmt: skip
+    try:
+        await asyncio.gather(*(writer.open() for writer in writers))
+    finally:
+        await asyncio.gather(*(writer.close() for writer in writers), return_exceptions=True)

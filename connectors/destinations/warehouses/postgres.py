@@ -243,7 +243,9 @@ class PostgresWriter(StagedWriter):
     async def open(self) -> None:
         self._conn = await connect(self.config, self.context)
         with self._user_errors():
-            await self._conn.execute(f"CREATE TABLE IF NOT EXISTS {self.target} ({self._definition()})")
+            # Another run of the export may create it at the same moment, which IF NOT EXISTS does not cover.
+            with contextlib.suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+                await self._conn.execute(f"CREATE TABLE IF NOT EXISTS {self.target} ({self._definition()})")
             self._transaction = self._conn.transaction()
             await self._transaction.start()
 
