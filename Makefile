@@ -46,9 +46,9 @@ demo: $(STAMP)
 	$(BIN)/python -m entrypoints.demo
 
 # Every tier (unit, core, e2e) on TEST_WORKERS pytest-xdist processes, each with services of its own, a test
-# module whole on one of them, the ones that time what they do one after another (tests/conftest.py). On the
-# 2-core machine (shared, load 3 to 10) three took 9 min 55 s where one took 30 min; four took longer.
-TEST_WORKERS ?= 3
+# module whole on one of them, the ones that time what they do one after another (tests/conftest.py). The tests
+# mostly wait: on the quiet 2-core machine three kept it 118% busy and took 570 s, four took 534 s.
+TEST_WORKERS ?= 4
 test: $(STAMP) $(PROMETHEUS) $(AZURITE) $(FAKESNOW) $(BQEMULATOR) $(CHROMIUM)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
