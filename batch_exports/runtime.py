@@ -5,6 +5,8 @@ Temporal client, the settings and the config cipher) and hand it to what they bu
 a pool or a client of its own.
 """
 
+import asyncio
+import concurrent.futures
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -107,6 +109,17 @@ def clickhouse_of(settings: Settings) -> ClickHouse:
     )
 
 
+BLOCKING_THREADS_BESIDE_ACTIVITIES = 32
+
+
+def blocking_calls(settings: Settings) -> concurrent.futures.ThreadPoolExecutor:
+    """The process's threads for blocking calls (`asyncio.to_thread`, name lookups): a thread for each activity
+    the worker may run at once, whose destination client may block one, and as many again for everything else.
+    Python's default (the CPUs plus four) lets a few slow warehouse calls hold every name lookup of the process."""
+    size = settings.worker_max_concurrent_activities + BLOCKING_THREADS_BESIDE_ACTIVITIES
+    return concurrent.futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="blocking-call")
+
+
 def cipher_for(settings: Settings, process: str) -> ConfigCipher:
     if settings.encryption_key is None:
         raise RuntimeError(f"BATCH_EXPORTS_ENCRYPTION_KEY is not set: the {process} cannot read destination configs")
@@ -153,6 +166,7 @@ async def open_runtime(
                 lazy=lazy, process=process, runtime=temporal_rt, interceptors=tracing.client_interceptors(tracer)
             )
         egress = await stack.enter_async_context(proxy.serving())
+        asyncio.get_running_loop().set_default_executor(blocking_calls(settings))
         yield Runtime(
             settings,
             pool,

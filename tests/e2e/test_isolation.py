@@ -240,3 +240,18 @@ async def test_the_gateway_inflates_and_parses_while_the_default_threads_are_all
     finally:
         release.set()
         await asyncio.gather(*blockers)
+
+
+async def test_blocked_clients_leave_threads_for_name_lookups(stack: Stack) -> None:
+    """Forty destination clients blocking a thread each (a slow warehouse, say) leave threads for the process's
+    other blocking calls: a name lookup answers at once."""
+    release = threading.Event()
+    blocked = [asyncio.create_task(asyncio.to_thread(release.wait)) for _ in range(40)]
+    await asyncio.sleep(0.2)  # every one of them has asked for its thread
+    try:
+        async with asyncio.timeout(5):
+            found = await asyncio.get_running_loop().getaddrinfo("localhost", 80)  # a name: looked up in a thread
+        assert found
+    finally:
+        release.set()
+        await asyncio.gather(*blocked)
