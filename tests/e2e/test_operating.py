@@ -13,6 +13,7 @@ from batch_exports.temporal.schedules import RECONCILE_WORKFLOW_ID, ensure_recon
 from contracts.intervals import Interval, IntervalSpec, boundaries, latest_boundary, run_workflow_id
 from contracts.search_attributes import BATCH_EXPORT_ID, BATCH_EXPORT_NAME, TEAM_ID
 from tests.support.helpers import (
+    clear_of_the_hour,
     create_export,
     eventually,
     insert_events,
@@ -86,6 +87,7 @@ async def test_unpause_with_backfill_runs_each_interval_the_pause_skipped_once(p
 
 async def test_a_trigger_exports_the_last_whole_interval_once_whoever_comes_first(project: Project) -> None:
     path = f"trigger-{project.id}"
+    await clear_of_the_hour(margin=timedelta(minutes=2))  # both triggers below export the hour that ends at `end`
     export = await create_export(project, file_export(path, paused=False))
     end = latest_boundary(IntervalSpec(Interval.HOUR), datetime.now(UTC) - timedelta(seconds=5))
     sent = await insert_events(project.stack, project.id, [end - timedelta(minutes=m) for m in (10, 20, 30)])

@@ -1,14 +1,13 @@
 """End to end through HTTP and the `temporal` CLI: capture events, create an export, trigger its
 schedule, and find a Completed run of the last whole hour whose file holds exactly that hour's events."""
 
-import asyncio
 import json
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contracts.search_attributes import BATCH_EXPORT_ID, DESTINATION_TYPE, TEAM_ID
-from tests.support.helpers import event, eventually, temporal_cli_run
+from tests.support.helpers import clear_of_the_hour, event, eventually, temporal_cli_run
 from tests.support.stack import Project
 
 
@@ -54,9 +53,7 @@ async def test_capture_export_trigger_and_complete(project: Project) -> None:
     assert attributes.get(DESTINATION_TYPE) == "File"
 
     # A trigger exports the last whole interval (the hour that ended last): the events arrived in it.
-    now = datetime.now(UTC)
-    if now.minute == 59 and now.second >= 45:  # not across the top of an hour
-        await asyncio.sleep(61 - now.second)
+    await clear_of_the_hour()
     last_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
     await stack.pool.execute("UPDATE events SET inserted_at = $2 WHERE team_id = $1", project.id, last_hour)
     temporal_cli_run(

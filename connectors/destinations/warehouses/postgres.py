@@ -243,8 +243,10 @@ class PostgresWriter(StagedWriter):
     async def open(self) -> None:
         self._conn = await connect(self.config, self.context)
         with self._user_errors():
-            # Another run of the export may create it at the same moment, which IF NOT EXISTS does not cover.
-            with contextlib.suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+            # Other runs of the export may create it at the same moment, which IF NOT EXISTS does not cover (its
+            # catalog rows race: a unique violation, or "type already exists"): they take turns under a lock.
+            async with self._conn.transaction():
+                await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.target)
                 await self._conn.execute(f"CREATE TABLE IF NOT EXISTS {self.target} ({self._definition()})")
             self._transaction = self._conn.transaction()
             await self._transaction.start()
