@@ -1,10 +1,11 @@
 """Benchmark: one hour of N events (about 1 KB each) exported to a destination: S3 (the default) or Azure Blob
 as Parquet and as gzipped JSONLines, an Iceberg or Delta Lake table (on the S3 API), or a warehouse (Redshift:
-the benchmark's PostgreSQL with SUPER and JSON_PARSE; Snowflake: fakesnow), each round beside S3 Parquet: a
-warehouse's own server does much of the work, so compare the worker's CPU seconds and peak memory.
+the benchmark's PostgreSQL with SUPER and JSON_PARSE; Snowflake: fakesnow; BigQuery: bqemulator), each round
+beside S3 Parquet: a warehouse's own server does much of the work, so compare the worker's CPU seconds and peak memory.
 
     .venv/bin/python -m bench.export [--events 1000000]
-                                     [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake|Redshift|Snowflake]
+                                     [--destination S3Compatible|AzureBlob|Iceberg|DeltaLake
+                                                    |Redshift,Snowflake,BigQuery (one or more)]
                                      [--formats parquet,jsonl] [--source postgres|clickhouse]
 
 Starts PostgreSQL, the Temporal dev server and SeaweedFS (an S3 API; Azurite for AzureBlob) in a temporary
@@ -80,9 +81,11 @@ from connectors.sources.clickhouse.events import ClickHouseEventsSource
 from connectors.sources.events import EventsSource
 from connectors.sources.reading import SourceDatabase
 from entrypoints.azurite import Azurite
+from entrypoints.bigquery import BigQueryEmulator
 from entrypoints.embedded import EmbeddedPostgres, TemporalDevServer, free_port
 from entrypoints.redshift import RedshiftDatabase, make
 from entrypoints.snowflake import Fakesnow
+from tests.support.bigquery import bigquery_config, client_of, new_dataset
 from tests.support.clickhouse import ClickHouseStandIn
 from tests.support.posthog_tables import PostHogClickHouse
 from tests.support.scratch import scratch_directory
@@ -98,7 +101,10 @@ FORMATS = {"parquet": ("Parquet", "zstd", 0.8), "jsonl": ("JSONLines", "gzip", 0
 FILE_DESTINATIONS = ("S3Compatible", "AzureBlob")
 TABLE_TARGET = 0.7
 """A table format writes Parquet and commits: its target (Iceberg, Delta Lake)."""
-WAREHOUSES = ("Redshift", "Snowflake")
+WAREHOUSES = ("Redshift", "Snowflake", "BigQuery")
+OTHER_DESTINATIONS = (*FILE_DESTINATIONS, "Iceberg", "DeltaLake")
+SERVERS = ("worker", "postgres", "weed", "clickhouse", "fakesnow", "bqemulator")
+"""The processes whose CPU seconds a run prints."""
 WAREHOUSE_TARGET = 0.0
 """No target against the floor: a warehouse's own server does much of the work; its worker CPU is compared to S3
 Parquet's, measured in the same round."""
@@ -130,8 +136,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def cpu_seconds() -> dict[str, float]:
-    """CPU time so far of the benchmark's own processes: its worker, PostgreSQL, SeaweedFS, fakesnow (only this
-    process's descendants: on a shared machine other sessions run workers and databases of their own)."""
+    """CPU time so far of the benchmark's own processes: its worker, PostgreSQL, SeaweedFS, fakesnow, bqemulator
+    (only this process's descendants: on a shared machine other sessions run workers and databases of their own)."""
     used: dict[str, float] = {}
     for process in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -139,7 +145,8 @@ def cpu_seconds() -> dict[str, float]:
             name = "worker" if "worker.py" in cmdline else process.name()
             name = "clickhouse" if "clickhouse_server" in cmdline else name
             name = "fakesnow" if "fakesnow" in cmdline else name
-            if name in ("worker", "postgres", "weed", "clickhouse", "fakesnow"):
+            name = "bqemulator" if "bqemulator" in cmdline else name
+            if name in SERVERS:
                 times = process.cpu_times()
                 used[name] = used.get(name, 0.0) + times.user + times.system
                 if name == "postgres" and "postgres: " not in cmdline:  # the postmaster: its ended backends too
@@ -343,6 +350,20 @@ async def stored_in_snowflake(fakesnow: Fakesnow, config: dict[str, Any]) -> tup
     return records, 1, 0
 
 
+async def stored_in_bigquery(emulator: BigQueryEmulator, dataset: str) -> tuple[int, int, int]:
+    """Records in the table, read with the official client (one table, no file); fails if a uuid repeats."""
+
+    def read() -> tuple[int, int]:
+        sql = f"SELECT COUNT(*) AS n, COUNT(DISTINCT uuid) AS d FROM `{dataset}.events`"
+        (row,) = client_of(emulator).query(sql).result()
+        return row["n"], row["d"]
+
+    records, unique = await asyncio.to_thread(read)
+    if records != unique:
+        raise SystemExit(f"BigQuery: {records:,} records but {unique:,} distinct uuids")
+    return records, 1, 0
+
+
 async def stored_in_iceberg(pool: asyncpg.Pool, seaweed: SeaweedS3, bucket: str) -> tuple[int, int, int]:
     """Records, data files and their bytes of the table, read by pyiceberg from its current metadata file."""
     sql = "SELECT metadata_location FROM iceberg_catalog.iceberg_tables WHERE metadata_location LIKE $1"
@@ -408,6 +429,7 @@ class Bench:
     seaweed: SeaweedS3
     azurite: Azurite | None
     fakesnow: Fakesnow | None
+    bigquery: BigQueryEmulator | None
     work: Path
     events: int
     timeout: float
@@ -437,6 +459,12 @@ class Bench:
             config = new_config(table_name="events")
             return Case("Snowflake", name, destination, config, WAREHOUSE_TARGET,
                         lambda: stored_in_snowflake(fakesnow, config))  # fmt: skip
+        if destination == "BigQuery":
+            emulator = self.bigquery
+            assert emulator is not None
+            dataset = await asyncio.to_thread(new_dataset, client_of(emulator))
+            return Case("BigQuery", name, destination, bigquery_config(dataset), WAREHOUSE_TARGET,
+                        lambda: stored_in_bigquery(emulator, dataset))  # fmt: skip
         file_format, compression, target = FORMATS[name]
         formats = {"file_format": file_format, "compression": compression}
         parquet = file_format == "Parquet"
@@ -504,7 +532,7 @@ async def export_one(bench: Bench, case: Case) -> tuple[float, float, float]:
                 raise SystemExit(f"{name}: expected one Completed run of {events:,} records, got {found}\n{tail(log)}")
             seconds, attempt = await activity_seconds(client, runs[0]["workflow_id"], runs[0]["workflow_run_id"])
             used = {k: cpu_after.get(k, 0) - cpu_before.get(k, 0)
-                    for k in ("worker", "postgres", "weed", "clickhouse", "fakesnow") if k in cpu_after}  # fmt: skip
+                    for k in SERVERS if k in cpu_after}  # fmt: skip
             cpu = ", ".join(f"{k} {v:.2f}" for k, v in used.items())
             print(f"{name}: activity {seconds:.2f} s (attempt {attempt}), wall {wall:.2f} s, run row "
                   f"{runs[0]['seconds']:.2f} s; CPU seconds: {cpu}; {measure.load()}", flush=True)  # fmt: skip
@@ -527,9 +555,11 @@ async def main(args: argparse.Namespace, work: Path) -> None:
     names = [n.strip() for n in args.formats.split(",") if n.strip()]
     if unknown := set(names) - set(FORMATS):
         raise SystemExit(f"unknown formats {sorted(unknown)}; choose from {sorted(FORMATS)}")
-    if args.destination not in (*FILE_DESTINATIONS, "Iceberg", "DeltaLake", *WAREHOUSES):
-        raise SystemExit(f"unknown destination {args.destination}; choose S3Compatible, AzureBlob, Iceberg, DeltaLake, "
-                         f"{', '.join(WAREHOUSES)}")  # fmt: skip
+    destinations = [d.strip() for d in args.destination.split(",") if d.strip()]
+    warehouses = [d for d in destinations if d in WAREHOUSES]  # several at once: in turn, in each round
+    if warehouses != destinations and (len(destinations) != 1 or args.destination not in OTHER_DESTINATIONS):
+        raise SystemExit(f"unknown destination {args.destination}; choose one of {', '.join(OTHER_DESTINATIONS)}, "
+                         f"or one or more of {', '.join(WAREHOUSES)}")  # fmt: skip
     if args.destination not in FILE_DESTINATIONS:
         names = ["table"]  # a table has no file format to choose
     with (
@@ -538,7 +568,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         SeaweedS3(work / "seaweed").start() as seaweed,
         contextlib.ExitStack() as more,
     ):
-        azurite = fakesnow = None
+        azurite = fakesnow = bigquery = None
         if args.destination == "AzureBlob":
             azurite = more.enter_context(Azurite(work / "azurite", free_port()).start())
         posthog, source = None, dict[str, Any]()
@@ -549,9 +579,12 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             source = {"source": "clickhouse", "clickhouse_url": posthog.account.url,
                       "clickhouse_user": posthog.account.user, "clickhouse_database": posthog.database,
                       "clickhouse_password": SecretStr(posthog.account.password)}  # fmt: skip
-        if args.destination == "Snowflake":
+        if "Snowflake" in warehouses:
             fakesnow = more.enter_context(Fakesnow(work / "fakesnow", free_port()).start())
             os.environ["BATCH_EXPORTS_SNOWFLAKE_URL"] = fakesnow.url  # the workers' setting
+        if "BigQuery" in warehouses:
+            bigquery = more.enter_context(BigQueryEmulator(work / "bqemulator", free_port()).start())
+            os.environ["BATCH_EXPORTS_BIGQUERY_URL"] = bigquery.url  # the workers' setting: no credentials sent
         os.environ["TEMPORAL_ADDRESS"] = server.address
         key = generate_key()
         settings = Settings(database_url=postgres.create_database("batch_exports"), encryption_key=SecretStr(key),
@@ -567,14 +600,16 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         ):  # fmt: skip
             await projects.ensure(rt.pool, TEAM, "bench", "phc_bench")
             await (load(rt.pool, args.events) if posthog is None else load_clickhouse(posthog, args.events))
-            bench = Bench(rt, key, s3, seaweed, azurite, fakesnow, work, args.events, args.timeout)
+            bench = Bench(rt, key, s3, seaweed, azurite, fakesnow, bigquery, work, args.events, args.timeout)
             rounds: list[tuple[float, list[tuple[Case, tuple[float, float, float]]], str]] = []
             for round_ in range(1, args.rounds + 1):  # floor, then each format, in turn: no minute favours one
                 print(f"round {round_} of {args.rounds}", flush=True)
                 best, size = await floor(rt.pool, args.events, posthog)
-                cases = [await bench.case(args.destination, name, round_) for name in names]
-                if args.destination in WAREHOUSES:  # its worker CPU beside S3 Parquet's, in the same round
-                    cases.insert(0, await bench.case("S3Compatible", "parquet", round_))
+                if warehouses:  # their worker CPU beside S3 Parquet's, in the same round
+                    cases = [await bench.case(d, name, round_) for d in ["S3Compatible", *warehouses]
+                             for name in (["parquet"] if d == "S3Compatible" else names)]  # fmt: skip
+                else:
+                    cases = [await bench.case(args.destination, name, round_) for name in names]
                 rounds.append((best, [(case, await export_one(bench, case)) for case in cases], measure.load()))
     for round_, (best, results, load_) in enumerate(rounds, 1):
         print(f"\nround {round_}: {args.events:,} events from {args.source}, {size / 1e6:.0f} MB read by the floor, "
@@ -597,7 +632,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the hour (4000000 for memory)")
     parser.add_argument("--destination", default="S3Compatible",
-                        help="S3Compatible, AzureBlob, Iceberg, DeltaLake, Redshift, Snowflake")  # fmt: skip
+                        help="S3Compatible, AzureBlob, Iceberg, DeltaLake, or warehouses: Redshift, Snowflake, "
+                        "BigQuery, several comma-separated")  # fmt: skip
     parser.add_argument("--formats", default="parquet,jsonl", help="comma-separated subset of: parquet, jsonl "
                         "(S3Compatible and AzureBlob)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one format's export may take")
