@@ -23,10 +23,12 @@ asks no OCSP responder (certificates are still verified) and probes no cloud met
 """
 
 import asyncio
+import contextlib
 import io
 import logging
 import re
 import secrets
+import tempfile
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -62,7 +64,7 @@ _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_$-]{0,254}$"
 _ACCOUNT = r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?){0,3}$"
 DOMAIN = ".snowflakecomputing.com"
 FILE_BYTES = 32 * 2**20
-"""Arrow bytes gathered into one Parquet file before it is uploaded."""
+"""Arrow bytes written into one Parquet file (on disk) before it is uploaded."""
 
 
 def load_private_key(pem: str, passphrase: str | None) -> bytes:
@@ -262,19 +264,53 @@ async def prepare_table(session: Session, model: str) -> dict[str, str]:
     return wanted
 
 
+def stage_schema(columns: dict[str, str]) -> pa.Schema:
+    """The stage's columns in Parquet: JSON as its text, timestamps as UTC text (read back with a cast, so no
+    Parquet logical type is needed), the rest as Arrow's plain types."""
+    return pa.schema([(name, _ARROW[kind]) for name, kind in columns.items()])
+
+
+def stage_rows(batch: pa.RecordBatch, columns: dict[str, str]) -> pa.Table:
+    """The batch as rows of the stage's columns (`stage_schema`)."""
+    by_name = {sql.RENAMED.get(name, name): column for name, column in zip(batch.schema.names, batch.columns,
+                                                                             strict=True)}  # fmt: skip
+    arrays = [_stage_column(by_name.get(name), kind, batch.num_rows) for name, kind in columns.items()]
+    return pa.Table.from_arrays(arrays, schema=stage_schema(columns))
+
+
+class StageFile:
+    """One Parquet file of the stage's columns, written batch by batch to a temporary file: the batches are not
+    kept, nor the file in memory, until it is put to the stage."""
+
+    def __init__(self, columns: dict[str, str]) -> None:
+        self.columns = columns
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `discard`)
+        self._parquet = pq.ParquetWriter(self.file, stage_schema(columns), compression="snappy")
+        self.arrow_bytes = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._parquet.write_table(stage_rows(batch, self.columns))
+        self.arrow_bytes += batch.nbytes
+
+    def finish(self) -> int:
+        """Close the Parquet file and rewind it for reading; its size."""
+        self._parquet.close()
+        size = self.file.tell()
+        self.file.seek(0)
+        return size
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self._parquet.close()
+        self.file.close()
+
+
 def parquet_file(batches: list[pa.RecordBatch], columns: dict[str, str]) -> bytes:
-    """The batches as one Parquet file of the stage's columns: JSON as its text, timestamps as UTC text (read
-    back with a cast, so no Parquet logical type is needed), the rest as Arrow's plain types."""
-    arrays: dict[str, list[pa.Array]] = {name: [] for name in columns}
-    for batch in batches:
-        by_name = {sql.RENAMED.get(name, name): column for name, column in zip(batch.schema.names, batch.columns,
-                                                                                 strict=True)}  # fmt: skip
-        for name, kind in columns.items():
-            arrays[name].append(_stage_column(by_name.get(name), kind, batch.num_rows))
-    table = pa.table({name: pa.concat_arrays(chunks) if chunks else pa.array([], _ARROW[columns[name]])
-                      for name, chunks in arrays.items()})  # fmt: skip
+    """The batches as one Parquet file of the stage's columns, in memory (a small file: the checks')."""
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="snappy")
+    with pq.ParquetWriter(sink, stage_schema(columns), compression="snappy") as parquet:
+        for batch in batches:
+            parquet.write_table(stage_rows(batch, columns))
     return sink.getvalue()
 
 
@@ -309,8 +345,7 @@ class SnowflakeWriter(StagedWriter):
         self.records = 0
         self._session: Session | None = None
         self._columns: dict[str, str] = {}
-        self._pending: list[pa.RecordBatch] = []
-        self._pending_bytes = 0
+        self._file: StageFile | None = None
         self._staging = False
 
     def _open_session(self) -> Session:
@@ -323,7 +358,9 @@ class SnowflakeWriter(StagedWriter):
         await self._session.execute(sql.create_marks(), doing=f"create the table {sql.MARKS_TABLE}")
 
     async def close(self) -> None:
-        session, self._session, self._pending = self._session, None, []
+        session, self._session, file, self._file = self._session, None, self._file, None
+        if file is not None:
+            file.discard()
         if session is not None:
             await session.close()
 
@@ -347,27 +384,31 @@ class SnowflakeWriter(StagedWriter):
         await self._open_session().execute(sql.create_stage_table(stage, self._columns), doing="create a stage table")
 
     async def load(self, stage: str, batch: pa.RecordBatch) -> None:
-        self._pending.append(batch)
-        self._pending_bytes += batch.nbytes
+        if self._file is None:
+            self._file = StageFile(self._columns)
+        await asyncio.to_thread(self._file.write, batch)
         self.records += batch.num_rows
-        if self._pending_bytes >= FILE_BYTES:
+        if self._file.arrow_bytes >= FILE_BYTES:
             await self._upload(stage)
 
     async def _upload(self, stage: str) -> None:
-        batches, self._pending, self._pending_bytes = self._pending, [], 0
-        if not batches:
+        file, self._file = self._file, None
+        if file is None:
             return
-        data = await asyncio.to_thread(parquet_file, batches, self._columns)
-        name = f"part-{self.files}.parquet"
-        rows, _ = await self._open_session().execute(
-            sql.put(stage, name), stream=io.BytesIO(data), doing="upload to the stage"
-        )
+        try:
+            size = await asyncio.to_thread(file.finish)
+            name = f"part-{self.files}.parquet"
+            rows, _ = await self._open_session().execute(
+                sql.put(stage, name), stream=file.file, doing="upload to the stage"
+            )
+        finally:
+            file.discard()
         if not rows or rows[0][6] != "UPLOADED":
             raise DestinationUserError(
                 f"Snowflake did not take the file {name}: {rows[0][6:8] if rows else 'no answer'}"
             )
         self.files += 1
-        self.bytes_written += len(data)
+        self.bytes_written += size
 
     async def apply(self, stage: str, mark: str) -> None:
         session = self._open_session()
