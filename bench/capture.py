@@ -1,14 +1,17 @@
 """Benchmark: events of about 1 KB captured over `/batch/` by concurrent clients, against a COPY floor.
 
-    .venv/bin/python -m bench.capture [--events 200000] [--clients 4] [--batches 100,1000] [--identify 20]
+    .venv/bin/python -m bench.capture [--events 200000] [--clients 4] [--batches 100,1000] [--identify 0,20]
+                                      [--rounds 2]
 
 Starts PostgreSQL in a temporary directory and the gateway as its own process (`python -m api`, as it
 is deployed), makes the request bodies before timing (1 KB events of realistic properties, 20,000
 distinct ids, one in ten events with `$set`; with `--identify N`, one in N events an `$identify` of a
 user whose visitor id sent an event a few events before, which merges the visitor's person into the
-user's), then for each batch size (a project each) posts `--events` events from `--clients` concurrent
-clients and prints events/s, MB/s and the CPU seconds the gateway,
-PostgreSQL and the clients (this process) used: on a machine of few cores their sum is what bounds it.
+user's), then for each case (a batch size and a mix; a project each) posts `--events` events from `--clients`
+concurrent clients and prints events/s, MB/s and the CPU seconds the gateway, PostgreSQL and the clients (this
+process) used per 100,000 events, with the load: on a machine of few cores their sum is what bounds it. The cases
+and the floor run in `--rounds` rounds, in turn, so a noisy minute cannot favour one; then each case's median and
+range over the rounds.
 Before timing, each project sees one event of each of its users and the tables are analyzed, as in a
 project that has been capturing for a while (its persons exist; the first batches of a new project also
 create them).
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ import psutil
 
 from batch_exports.crypto import generate_key
 from batch_exports.store import db, projects
+from bench import measure
 from entrypoints.embedded import LOOPBACK, EmbeddedPostgres, free_port
 from tests.support.scratch import scratch_directory
 
@@ -165,17 +170,72 @@ def postgres_cpu(postgres: EmbeddedPostgres) -> float:
     return sum(cpu(p) for p in [parent, *parent.children(recursive=True)] if p.is_running())
 
 
+@dataclass
+class Case:
+    """One measured capture: a batch size and a mix (one event in `identify` an `$identify`, 0: none)."""
+
+    size: int
+    identify: int
+
+    @property
+    def label(self) -> str:
+        return f"batches of {self.size:>5}" + (f", 1 in {self.identify} $identify" if self.identify else ", plain")
+
+
+@dataclass
+class Measured:
+    seconds: float
+    megabytes: float
+    gateway_cpu: float
+    postgres_cpu: float
+    client_cpu: float
+    load: str
+
+
+async def capture_once(
+    url: str, pool: asyncpg.Pool, gateway: psutil.Process, postgres: EmbeddedPostgres, team: int,
+    work_bodies: list[bytes], args: argparse.Namespace,
+) -> Measured:  # fmt: skip
+    """Post the bodies (their project has met its users already), check every event is stored once."""
+    megabytes = sum(len(b) for b in work_bodies) / 2**20
+    before = (cpu(gateway), postgres_cpu(postgres), time.process_time())
+    seconds = await post_all(url, work_bodies, args.clients)
+    after = (cpu(gateway), postgres_cpu(postgres), time.process_time())
+    stored = await pool.fetchval("SELECT count(*) FROM events WHERE team_id = $1 AND event <> 'seen'", team)
+    if stored != args.events:
+        raise SystemExit(f"project {team}: {stored:,} events stored, {args.events:,} sent")
+    gateway_cpu, postgres_cpu_, client_cpu = (end - start for start, end in zip(before, after, strict=True))
+    return Measured(seconds, megabytes, gateway_cpu, postgres_cpu_, client_cpu, measure.load())
+
+
+async def gateway_up(health: str, within: float = 120) -> None:
+    """Wait until the gateway answers (a busy machine may take a while to start it), or fail saying so."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(health):
+                    return
+            except aiohttp.ClientError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the gateway did not answer {health} within {within:.0f} s") from None
+                await asyncio.sleep(0.2)
+
+
 async def main(args: argparse.Namespace, work: Path) -> None:
+    cases = [Case(int(size), int(mix)) for size in args.batches.split(",") for mix in str(args.identify).split(",")]
+    per_100k = 100_000 / args.events
     with EmbeddedPostgres(work / "postgres", free_port()).start() as postgres:
         dsn = postgres.create_database("batch_exports")
         await asyncio.to_thread(db.migrate, dsn)
         pool = await db.create_pool(dsn)
-        sizes = [int(size) for size in args.batches.split(",")]
-        teams = {size: team for team, size in enumerate(sizes, start=2)}
-        for size, team in [("warm", 1), *teams.items()]:
-            await projects.ensure(pool, team, f"capture {size}", f"phc_bench_{size}")
-        print(f"making {args.events:,} events per batch size ...", flush=True)
-        prepared = {size: bodies(f"phc_bench_{size}", args.events, size, size, args.identify) for size in sizes}
+        teams = {(round_, i): 2 + round_ * len(cases) + i for round_ in range(args.rounds) for i in range(len(cases))}
+        await projects.ensure(pool, 1, "capture warm-up", "phc_bench_warm")
+        for team in teams.values():
+            await projects.ensure(pool, team, f"capture {team}", f"phc_bench_{team}")
+        floor_teams = {round_: 2 + args.rounds * len(cases) + round_ for round_ in range(args.rounds)}
+        for team in floor_teams.values():
+            await projects.ensure(pool, team, f"floor {team}", f"phc_bench_{team}")
         port = free_port()
         env = {**os.environ, "BATCH_EXPORTS_DATABASE_URL": dsn, "BATCH_EXPORTS_ENCRYPTION_KEY": generate_key(),
                "BATCH_EXPORTS_API_PORT": str(port), "TEMPORAL_ADDRESS": f"{LOOPBACK}:{free_port()}"}  # fmt: skip
@@ -184,34 +244,31 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             sys.executable, "-m", "api", env=env, stdout=log, stderr=subprocess.STDOUT
         )
         url = f"http://{LOOPBACK}:{port}/batch/"
+        results: dict[int, list[tuple[Case, Measured]]] = {}
+        floors: dict[int, tuple[float, float, str]] = {}
         try:
-            async with aiohttp.ClientSession() as http:
-                for _ in range(100):
-                    try:
-                        async with http.get(f"http://{LOOPBACK}:{port}/_health"):
-                            break
-                    except aiohttp.ClientError:
-                        await asyncio.sleep(0.1)
-            warm = bodies("phc_bench_warm", 2000, 100, seed=0)
-            await post_all(url, warm, args.clients)  # connections, caches and the gateway's pool warmed up
-            for size in sizes:
-                await post_all(url, every_user(f"phc_bench_{size}"), args.clients)
+            await gateway_up(f"http://{LOOPBACK}:{port}/_health")
+            await post_all(url, bodies("phc_bench_warm", 2000, 100, seed=0), args.clients)  # connections warmed up
+            for team in teams.values():  # each project has met its users, as a running one has
+                await post_all(url, every_user(f"phc_bench_{team}"), args.clients)
             await pool.execute("ANALYZE")
-            results = []
-            for size in sizes:
-                work_bodies = prepared[size]
-                megabytes = sum(len(b) for b in work_bodies) / 2**20
-                before = (cpu(psutil.Process(gateway.pid)), postgres_cpu(postgres), time.process_time())
-                seconds = await post_all(url, work_bodies, args.clients)
-                after = (cpu(psutil.Process(gateway.pid)), postgres_cpu(postgres), time.process_time())
-                stored = await pool.fetchval(
-                    "SELECT count(*) FROM events WHERE team_id = $1 AND event <> 'seen'", teams[size]
-                )
-                if stored != args.events:
-                    raise SystemExit(f"batches of {size}: {stored:,} events stored, {args.events:,} sent")
-                results.append(
-                    (size, seconds, megabytes, *(end - start for start, end in zip(before, after, strict=True)))
-                )
+            for round_ in range(args.rounds):  # the cases and the floor in turn: no minute favours one
+                print(f"round {round_ + 1} of {args.rounds}: making {args.events:,} events per case ...", flush=True)
+                results[round_] = []
+                for i, case in enumerate(cases):
+                    team = teams[(round_, i)]
+                    seed = case.size + 1000 * round_ + case.identify  # events of their own in each round
+                    made = bodies(f"phc_bench_{team}", args.events, case.size, seed, case.identify)
+                    measured = await capture_once(url, pool, psutil.Process(gateway.pid), postgres, team, made, args)
+                    results[round_].append((case, measured))
+                    print(
+                        f"  {case.label}: {args.events / measured.seconds:,.0f} events/s; {measured.load}", flush=True
+                    )
+                made = bodies("phc_bench_floor", args.events, cases[0].size, 7 + 1000 * round_, cases[0].identify)
+                seconds, postgres_seconds = await floor(dsn, floor_rows(made, floor_teams[round_]), args.clients,
+                                                        postgres)  # fmt: skip
+                floors[round_] = (seconds, postgres_seconds, measure.load())
+                print(f"  floor: {args.events / seconds:,.0f} rows/s; {floors[round_][2]}", flush=True)
         except BaseException:
             print((work / "gateway.log").read_text()[-3000:])
             raise
@@ -220,21 +277,26 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 gateway.terminate()
             await gateway.wait()
             log.close()
-        rows = floor_rows(prepared[sizes[0]], team_id=len(sizes) + 2)
-        floor_seconds, floor_cpu = await floor(dsn, rows, args.clients, postgres)
         await pool.close()
-    print(f"\n{args.events:,} events of about {results[0][2] * 2**20 / args.events / 1024:.1f} KB per batch size, "
-          f"{args.clients} concurrent clients"
-          + (f", one in {args.identify} an $identify" if args.identify else ""))  # fmt: skip
-    print(f"floor (binary COPY, {args.clients} connections): {floor_seconds:.2f} s, "
-          f"{args.events / floor_seconds:,.0f} rows/s; CPU s: PostgreSQL {floor_cpu:.1f}")  # fmt: skip
-    for size, seconds, megabytes, gateway_cpu, postgres_seconds, client_cpu in results:
-        print(
-            f"batches of {size:>5}: {seconds:.2f} s, {args.events / seconds:,.0f} events/s, "
-            f"{megabytes / seconds:.1f} MB/s, {floor_seconds / seconds:.2f} of the floor; "
-            f"CPU s: gateway {gateway_cpu:.1f}, PostgreSQL {postgres_seconds:.1f}, clients {client_cpu:.1f}"
-            "   (target 50,000 events/s)"
-        )
+    first = results[0][0][1]
+    print(f"\n{args.events:,} events of about {first.megabytes * 2**20 / args.events / 1024:.1f} KB per case, "
+          f"{args.clients} concurrent clients; CPU seconds per 100,000 events")  # fmt: skip
+    for round_ in range(args.rounds):
+        floor_seconds, floor_cpu, floor_load = floors[round_]
+        print(f"round {round_ + 1}: floor (binary COPY, {args.clients} connections) {args.events / floor_seconds:,.0f} "
+              f"rows/s, PostgreSQL {floor_cpu * per_100k:.2f} CPU s; {floor_load}")  # fmt: skip
+        for case, m in results[round_]:
+            print(f"  {case.label}: {args.events / m.seconds:,.0f} events/s, {m.megabytes / m.seconds:.1f} MB/s, "
+                  f"{floor_seconds / m.seconds:.2f} of the floor; CPU s: gateway {m.gateway_cpu * per_100k:.2f}, "
+                  f"PostgreSQL {m.postgres_cpu * per_100k:.2f}, clients {m.client_cpu * per_100k:.2f}; "
+                  f"{m.load}")  # fmt: skip
+    print(f"\nover {args.rounds} round(s), median (range); target: 0.5 of the floor for batches of 100")
+    for i, case in enumerate(cases):
+        runs = [(floors[r][0], results[r][i][1]) for r in range(args.rounds)]
+        print(f"  {case.label}: {measure.spread([args.events / m.seconds for _, m in runs], ' events/s', 0)}, "
+              f"{measure.spread([f / m.seconds for f, m in runs])} of the floor; CPU s per 100,000 events: "
+              f"gateway {measure.spread([m.gateway_cpu * per_100k for _, m in runs])}, "
+              f"PostgreSQL {measure.spread([m.postgres_cpu * per_100k for _, m in runs])}")  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -242,7 +304,9 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batches", default="100,1000")
-    parser.add_argument("--identify", type=int, default=0, help="one event in N an $identify (0: none)")
+    parser.add_argument("--identify", default="0", help="one event in N an $identify (0: none); comma-separated "
+                        "mixes are measured in turn, e.g. 0,20")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of every case and the floor, in turn")
     arguments = parser.parse_args()  # before the scratch directory: `--help` leaves nothing behind
     with scratch_directory("bench-capture-") as work:
         asyncio.run(main(arguments, work))
