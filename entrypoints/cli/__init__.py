@@ -247,7 +247,7 @@ def backfills_cancel(ctx: Context, export_id: str, backfill_id: str) -> None:
 @click.option("--every", default=1.0, show_default=True, help="Seconds between readings.")
 @pass_context
 def backfills_watch(ctx: Context, export_id: str, backfill_id: str, every: float) -> None:
-    """Follow a backfill to its end: intervals done and failed, records, rate, time left.
+    """Follow a backfill to its end: intervals done, running, waiting and failed, records, rate, time left.
 
     A live bar on a terminal; elsewhere (a pipe, CI) one plain line per change. Exits 0 when it completed, 1
     when it ended otherwise."""

@@ -29,13 +29,18 @@ async def be(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     return await be_in(project, [CLI, *args])
 
 
-async def be_in(project: Project, command: list[str]) -> subprocess.CompletedProcess[str]:
-    env = clean_environment() | {
+def cli_environment(project: Project) -> dict[str, str]:
+    """A shell that names the test's gateway, key and project (no .data/env here)."""
+    return clean_environment() | {
         "BATCH_EXPORTS_API_URL": project.stack.base_url,
         "BATCH_EXPORTS_API_KEY": API_KEY,
         "BATCH_EXPORTS_PROJECT": str(project.id),
         "COLUMNS": "160",
     }
+
+
+async def be_in(project: Project, command: list[str]) -> subprocess.CompletedProcess[str]:
+    env = cli_environment(project)
     return await asyncio.to_thread(
         subprocess.run, command, env=env, cwd=Path.cwd().root, capture_output=True, text=True, timeout=120
     )
@@ -87,7 +92,8 @@ async def test_runs_backfills_logs_and_the_coverage_strip(project: Project) -> N
     watched = await be(project, "backfills", "watch", export["id"], made["backfill_id"], "--every", "0.2")
     assert watched.returncode == 0, watched.stderr
     lines = watched.stdout.splitlines()
-    pattern = r"\d+/2 intervals done, \d+ failed, [\d,]+ records, [\d,]+ records/s, (\?|\d+m\d\ds) left, \w+"
+    pattern = (r"\d/2 intervals done(, \d running)?(, \d waiting)?, \d failed, [\d,]+ records, [\d,]+ records/s, "
+               r"(\?|\d+m\d\ds) left, \w+")  # fmt: skip
     assert lines and all(re.fullmatch(pattern, line) for line in lines), lines
     assert lines[-1].startswith("2/2 intervals done, 0 failed, 4 records") and lines[-1].endswith("Completed")
     # On a terminal (a pseudo-terminal from `script`), the same reading as a bar.
@@ -153,9 +159,7 @@ async def test_runs_backfills_logs_and_the_coverage_strip(project: Project) -> N
     logged = await be(project, "logs", export["id"], "--level", "ERROR")
     assert logged.returncode == 0 and "ERROR" in logged.stdout, logged.stdout + logged.stderr
     follow = await asyncio.create_subprocess_exec(
-        CLI, "logs", export["id"], "--follow", "--every", "0.2", "--limit", "1",
-        env=clean_environment() | {"BATCH_EXPORTS_API_URL": project.stack.base_url,
-                                   "BATCH_EXPORTS_API_KEY": API_KEY, "BATCH_EXPORTS_PROJECT": str(project.id)},
+        CLI, "logs", export["id"], "--follow", "--every", "0.2", "--limit", "1", env=cli_environment(project),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -187,6 +191,18 @@ async def test_cancels_that_stop_a_run_and_a_backfill(project: Project) -> None:
         made = await as_json(project, "backfills", "create", held["id"], "--start",
                              (end - timedelta(hours=1)).isoformat(), "--end", end.isoformat())  # fmt: skip
         await runs_until(project, held["id"], lambda rs: [r["status"] for r in rs] == ["Running"])
+        # While its run exports, the watch says so: "0/1 intervals done" alone would not tell it from a stuck one.
+        watching = await asyncio.create_subprocess_exec(
+            CLI, "backfills", "watch", held["id"], made["backfill_id"], env=cli_environment(project),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert watching.stdout is not None
+            first = (await asyncio.wait_for(watching.stdout.readline(), 30)).decode()
+        finally:
+            watching.terminate()
+            await watching.wait()
+        assert first.startswith("0/1 intervals done, 1 running, 0 failed, 0 records"), first
         cancelled = await as_json(project, "backfills", "cancel", held["id"], made["backfill_id"])
         assert cancelled["cancelled"] is True
         watched = await be(project, "backfills", "watch", held["id"], made["backfill_id"])

@@ -66,6 +66,7 @@ async def test_a_check_over_the_limit_is_refused_at_once(runner: CheckRunner) ->
     await asyncio.gather(*running, return_exceptions=True)
 
 
+@pytest.mark.asyncio(loop_scope="function")  # its own loop: the session loop runs the e2e stack of later groups
 async def test_the_callers_loop_keeps_its_threads_while_checks_block(runner: CheckRunner) -> None:
     """Blocked checks hold none of the caller's default executor threads (where the gateway inflates and parses
     bodies): here it has one, and it answers at once while two checks block."""
