@@ -94,5 +94,5 @@ async def test_sessions_are_typed_as_the_postgresql_sources(clickhouse: ClickHou
     assert {name: types[name] for names in kinds.values() for name in names} == {
         name: kind for kind, names in kinds.items() for name in names
     }
-    assert types["urls"] == pa.list_(pa.string())  # its items nullable too, as PostgreSQL's are
+    assert types["urls"] == pa.list_(pa.string())  # items nullable too, as a PostgreSQL array's may be
     assert all(field.nullable for field in batch.data.schema)
