@@ -24,7 +24,6 @@ from batch_exports.services import integrations as integrating
 from batch_exports.store import api_keys, exports, runs
 from connectors.destinations.network import hosts
 from connectors.sources import open_events, regex_subset
-from connectors.sources.clickhouse.http import ClickHouse
 from connectors.sources.events import EventSelection
 from connectors.sources.filters import regex_values
 from connectors.sources.hogql import parse_query
@@ -54,8 +53,6 @@ async def check_host(rt: Runtime, project_id: int, body: BatchExportIn) -> None:
 
 async def check_with_source(rt: Runtime, body: BatchExportIn) -> None:
     """What only the source, which runs the export's query, can say: its regular expressions and its types."""
-    if isinstance(rt.source, ClickHouse) and body.model == "sessions":
-        raise validation_error("The ClickHouse source does not export the sessions model yet.", "model")
     query = parse_query(body.hogql_query) if body.hogql_query else None
     selection = EventSelection(filters=tuple(body.filters or ()), query=query)
     source = open_events(rt.source, 0, selection)

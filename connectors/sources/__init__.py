@@ -12,6 +12,7 @@ from connectors.sources.buckets import Buckets, Count
 from connectors.sources.clickhouse.events import ClickHouseEventsSource
 from connectors.sources.clickhouse.http import ClickHouse
 from connectors.sources.clickhouse.persons import ClickHousePersonsSource
+from connectors.sources.clickhouse.sessions import ClickHouseSessionsSource
 from connectors.sources.events import EventSelection, EventsSource
 from connectors.sources.persons import PersonsSource
 from connectors.sources.reading import AS_READ, BatchSize, RecordStream, SourceDatabase
@@ -57,7 +58,9 @@ def open_source(
         match model:
             case "persons":
                 return ClickHousePersonsSource(db, team_id)
-        raise ValueError(f"model '{model}' is not read from ClickHouse yet")
+            case "sessions":
+                return ClickHouseSessionsSource(db, team_id)
+        raise ValueError(f"model '{model}' has no source")
     match model:
         case "persons":
             return PersonsSource(db, team_id)

@@ -7,7 +7,12 @@ given, then its first significant subdomain (`www.google.co.uk` -> `google.co.uk
 `MEDIUMS` is that table's medium part in full; `SOURCES` holds the sources most traffic comes from (the
 search engines, social networks, video and shopping sites people know), not all of PostHog's thousands: a
 rarer source falls through to the rules that follow a failed lookup (`Referral`, `Paid Unknown`, ...).
+
+The rules are written once (`channel_type_sql`); a `ChannelLookups` says how one database writes their lookups
+and regular expressions: PostgreSQL's below, ClickHouse's beside its sessions model.
 """
+
+from abc import ABC, abstractmethod
 
 from connectors.sources.params import Params
 
@@ -63,14 +68,45 @@ SOURCES: dict[str, tuple[str | None, str]] = {
 }  # fmt: skip
 """A source (or referring domain): (its channel when paid, when organic)."""
 
-_SIGNIFICANT = r"([^.]+\.(?:(?:co|com|net|org|gov|edu|ac|ne|or)\.)?[^.]+)$"
+DEFINITIONS = {"source": SOURCES, "medium": MEDIUMS}
+"""PostHog's `channel_definition` dictionary, by kind."""
+
+SIGNIFICANT = r"([^.]+\.(?:(?:co|com|net|org|gov|edu|ac|ne|or)\.)?[^.]+)$"
 """A host's first significant subdomain: its registrable part, with the common second-level suffixes."""
+
+
+class ChannelLookups(ABC):
+    """How one database's SQL writes the rules' lookups and regular expressions."""
+
+    @abstractmethod
+    def matches(self, text: str, pattern: str) -> str:
+        """Whether the text expression matches the regular expression `pattern` (NULL when the text is)."""
+
+    @abstractmethod
+    def lookup(self, kind: str, value: str, column: str) -> str:
+        """The `column` (`paid` or `organic`) of the `DEFINITIONS[kind]` entry named `value`, NULL without one."""
+
+    @abstractmethod
+    def significant(self, host: str) -> str:
+        """The host's first significant subdomain (`SIGNIFICANT`), or a value no lookup finds."""
+
+
+class PostgresChannels(ChannelLookups):
+    """Lookups in the `channel_definitions` rows (`definitions_sql`) the query has in scope."""
+
+    def matches(self, text: str, pattern: str) -> str:
+        return f"{text} ~ '{pattern}'"  # the rules' own patterns, which hold no quote
+
+    def lookup(self, kind: str, value: str, column: str) -> str:
+        return f"(SELECT d.{column} FROM channel_definitions d WHERE d.kind = '{kind}' AND d.name = {value})"
+
+    def significant(self, host: str) -> str:
+        return f"substring(coalesce({host}, '') FROM '{SIGNIFICANT}')"
 
 
 def definitions_sql(p: Params) -> str:
     """The `channel_definitions (name, kind, paid, organic)` rows: sources and mediums, as bound arrays."""
-    rows = [(name, "source", *types) for name, types in SOURCES.items()]
-    rows += [(name, "medium", *types) for name, types in MEDIUMS.items()]
+    rows = [(name, kind, *types) for kind, table in DEFINITIONS.items() for name, types in table.items()]
     names, kinds, paid, organic = (list(column) for column in zip(*rows, strict=True))
     return (
         f"SELECT * FROM unnest({p(names, '::text[]')}, {p(kinds, '::text[]')}, {p(paid, '::text[]')}, "
@@ -78,48 +114,43 @@ def definitions_sql(p: Params) -> str:
     )
 
 
-def _lookup(kind: str, value: str, column: str) -> str:
-    return f"(SELECT d.{column} FROM channel_definitions d WHERE d.kind = '{kind}' AND d.name = {value})"
-
-
-def _source(value: str, column: str) -> str:
-    """PostHog's source lookup: the value as given, else its first significant subdomain."""
-    significant = f"substring(coalesce({value}, '') FROM '{_SIGNIFICANT}')"
-    return f"coalesce({_lookup('source', value, column)}, {_lookup('source', significant, column)})"
-
-
-def channel_type_sql(source: str, medium: str, campaign: str, referring_domain: str, gclid: str, fbclid: str,
-                     gad_source: str) -> str:  # fmt: skip
-    """The channel of the entry event whose properties these text expressions are (`channel_definitions` in
-    scope). Source, medium and campaign are compared lower-cased, empty and `null` read as missing."""
+def channel_type_sql(sql: ChannelLookups, source: str, medium: str, campaign: str, referring_domain: str,
+                     has_gclid: str, has_fbclid: str, gad_source: str) -> str:  # fmt: skip
+    """The channel of the entry event whose properties these expressions are: text, but for the two booleans
+    that say whether it has a `gclid` and an `fbclid`. Source, medium and campaign are compared lower-cased,
+    empty and `null` read as missing."""
 
     def given(expr: str) -> str:
         return f"nullif(nullif({expr}, ''), 'null')"
 
+    def by_source(value: str, column: str) -> str:
+        """PostHog's source lookup: the value as given, else its first significant subdomain."""
+        significant = sql.significant(value)
+        return f"coalesce({sql.lookup('source', value, column)}, {sql.lookup('source', significant, column)})"
+
     src, med, cam = (f"lower({given(e)})" for e in (source, medium, campaign))
     gad, ref = given(gad_source), referring_domain
-    has_gclid, has_fbclid = f"({gclid} IS NOT NULL)", f"({fbclid} IS NOT NULL)"
-    shopping = "'^(.*(([^a-df-z]|^)shop|shopping).*)$'"
+    shopping, video = "^(.*(([^a-df-z]|^)shop|shopping).*)$", "^(.*video.*)$"
     return f"""CASE
-        WHEN {cam} ~ 'cross-network' THEN 'Cross Network'
-        WHEN {med} IN ('cpc', 'cpm', 'cpv', 'cpa', 'ppc', 'retargeting') OR starts_with({med}, 'paid')
+        WHEN {sql.matches(cam, "cross-network")} THEN 'Cross Network'
+        WHEN {med} IN ('cpc', 'cpm', 'cpv', 'cpa', 'ppc', 'retargeting') OR {sql.matches(med, "^paid")}
              OR {has_gclid} OR {gad} IS NOT NULL
         THEN coalesce(
-            {_source(src, "paid")},
-            CASE WHEN {cam} ~ {shopping} THEN 'Paid Shopping' END,
-            {_lookup("medium", med, "paid")},
-            {_source(ref, "paid")},
-            CASE WHEN {gad} = '1' THEN 'Paid Search' WHEN {cam} ~ '^(.*video.*)$' THEN 'Paid Video'
+            {by_source(src, "paid")},
+            CASE WHEN {sql.matches(cam, shopping)} THEN 'Paid Shopping' END,
+            {sql.lookup("medium", med, "paid")},
+            {by_source(ref, "paid")},
+            CASE WHEN {gad} = '1' THEN 'Paid Search' WHEN {sql.matches(cam, video)} THEN 'Paid Video'
                  WHEN {has_fbclid} THEN 'Paid Social' ELSE 'Paid Unknown' END)
         WHEN {ref} = '$direct' AND {med} IS NULL AND ({src} IS NULL OR {src} IN ('(direct)', 'direct', '$direct'))
              AND NOT {has_fbclid}
         THEN 'Direct'
         ELSE coalesce(
-            {_source(src, "organic")},
-            CASE WHEN {cam} ~ {shopping} THEN 'Organic Shopping' END,
-            {_lookup("medium", med, "organic")},
-            {_source(ref, "organic")},
-            CASE WHEN {cam} ~ '^(.*video.*)$' THEN 'Organic Video' WHEN {med} ~ 'push$' THEN 'Push'
+            {by_source(src, "organic")},
+            CASE WHEN {sql.matches(cam, shopping)} THEN 'Organic Shopping' END,
+            {sql.lookup("medium", med, "organic")},
+            {by_source(ref, "organic")},
+            CASE WHEN {sql.matches(cam, video)} THEN 'Organic Video' WHEN {sql.matches(med, "push$")} THEN 'Push'
                  WHEN {has_fbclid} THEN 'Organic Social' WHEN {ref} = '$direct' THEN 'Direct'
                  WHEN {ref} IS NOT NULL THEN 'Referral' ELSE 'Unknown' END)
     END"""

@@ -18,7 +18,7 @@ interval's start is not exported (events that arrive that late do not reopen it)
 from datetime import datetime, timedelta
 
 from connectors.sources.buckets import EARLIEST, Buckets, Count
-from connectors.sources.channel_type import channel_type_sql, definitions_sql
+from connectors.sources.channel_type import PostgresChannels, channel_type_sql, definitions_sql
 from connectors.sources.params import Params
 from connectors.sources.reading import AS_READ, BatchSize, RecordStream, SourceDatabase, stream
 from connectors.sources.schemas import SCHEMAS
@@ -30,8 +30,8 @@ BOUNCE_SECONDS = 10
 """PostHog's `DEFAULT_BOUNCE_RATE_DURATION_SECONDS`."""
 
 _UUID_V7 = "'^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$'"
-_AD_IDS = ("gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "twclid", "li_fat_id", "mc_cid", "igshid", "ttclid",
-           "_kx", "irclid")  # fmt: skip
+AD_IDS = ("gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "twclid", "li_fat_id", "mc_cid", "igshid", "ttclid",
+          "_kx", "irclid")  # fmt: skip
 """The click ids PostHog keeps of the entry event only (its `entry_ad_ids_map`)."""
 _ENTRY = {"entry_utm_source": "utm_source", "entry_utm_campaign": "utm_campaign", "entry_utm_medium": "utm_medium",
           "entry_utm_term": "utm_term", "entry_utm_content": "utm_content",
@@ -123,9 +123,10 @@ class SessionsSource:
         entry = "entry.properties"
         keys = ("utm_source", "utm_medium", "utm_campaign", "$referring_domain", "gclid", "fbclid", "gad_source")
         source, medium, campaign, referring, gclid, fbclid, gad = (f"({entry} ->> '{key}')" for key in keys)
-        channel = channel_type_sql(source, medium, campaign, referring, gclid, fbclid, gad)
+        has_gclid, has_fbclid = f"({gclid} IS NOT NULL)", f"({fbclid} IS NOT NULL)"
+        channel = channel_type_sql(PostgresChannels(), source, medium, campaign, referring, has_gclid, has_fbclid, gad)
         duration = "(floor(extract(epoch FROM s.end_timestamp)) - floor(extract(epoch FROM s.start_timestamp)))::bigint"
-        ad_ids = ", ".join(f"{entry} ->> '{key}' AS entry_{key}" for key in _AD_IDS)
+        ad_ids = ", ".join(f"{entry} ->> '{key}' AS entry_{key}" for key in AD_IDS)
         query = f"""
             WITH channel_definitions AS ({definitions_sql(p)}),
             touched AS (

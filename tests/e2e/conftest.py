@@ -142,7 +142,7 @@ def clickhouse(work_dir: Path) -> Iterator[ClickHouseAccount]:
 @pytest.fixture(scope="session")
 def posthog(clickhouse: ClickHouseAccount) -> PostHogClickHouse:
     """PostHog's tables in a database of their own: what a self-hosted PostHog's ClickHouse holds."""
-    return PostHogClickHouse.created(clickhouse)
+    return PostHogClickHouse.created(clickhouse, sessions=True)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from connectors.sources.clickhouse.http import ClickHouse, Params
 from connectors.sources.persons import COLUMNS
 from connectors.sources.reading import AS_READ, BatchSize, RecordStream
 
-_SETTINGS = f"{querying.SETTINGS}, max_bytes_before_external_group_by = 50000000000, optimize_aggregation_in_order = 1"
+_SETTINGS = querying.GROUPING_SETTINGS
 
 
 class ClickHousePersonsSource:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from connectors.sources.buckets import Buckets, Count
 from connectors.sources.clickhouse.http import ArrowQuery, ClickHouse, ClickHouseError, Params
 from connectors.sources.read_ahead import Query
 from connectors.sources.reading import BatchSize, RecordStream, SourceTimeout, converter
@@ -16,6 +17,8 @@ TIME = "DateTime64(6, 'UTC')"
 """The type of every time parameter."""
 SETTINGS = "output_format_arrow_string_as_string = 1, max_bytes_before_external_sort = 50000000000"
 """Strings as Arrow strings (not binary), and a sort that spills to disk rather than fail."""
+GROUPING_SETTINGS = f"{SETTINGS}, max_bytes_before_external_group_by = 50000000000, optimize_aggregation_in_order = 1"
+"""A query that aggregates: its grouping spills to disk too, and follows the table's order where it can."""
 
 
 def read(
@@ -43,6 +46,26 @@ async def rows(clickhouse: ClickHouse, sql: str, p: Params, settings: str = SETT
         return await asyncio.to_thread(clickhouse.rows, f"{sql} SETTINGS {settings}", p.values)
     except ClickHouseError as error:
         raise timed_out(error, 0) or error from None
+
+
+async def count(clickhouse: ClickHouse, records: str, p: Params, settings: str = SETTINGS) -> int:
+    """How many rows the query `records` has."""
+    return int((await rows(clickhouse, f"SELECT count() AS n FROM ({records})", p, settings))[0]["n"])
+
+
+async def counts(
+    clickhouse: ClickHouse, records: str, p: Params, buckets: Buckets, settings: str = SETTINGS
+) -> list[Count]:
+    """The rows of the query `records` per bucket of their `_inserted_at`."""
+    sql = f"SELECT {buckets.clickhouse_sql(p, '_inserted_at')} AS bucket, count() AS n FROM ({records}) GROUP BY bucket"
+    return [Count(bucket(row["bucket"]), int(row["n"])) for row in await rows(clickhouse, sql, p, settings)]
+
+
+async def first_at(clickhouse: ClickHouse, records: str, p: Params, settings: str = SETTINGS) -> datetime | None:
+    """The first `_inserted_at` of the query `records`, or None when it has no rows."""
+    sql = f"SELECT min(_inserted_at) AS at, count() AS n FROM ({records})"
+    (row,) = await rows(clickhouse, sql, p, settings)
+    return bucket(row["at"]) if int(row["n"]) else None  # type: ignore[return-value]
 
 
 def bucket(value: object) -> datetime | date:
