@@ -1,6 +1,6 @@
 """A deployment reading a self-hosted PostHog's ClickHouse (`BATCH_EXPORTS_SOURCE=clickhouse`), from its API.
 
-Events and persons are written into PostHog's tables as PostHog's ingestion writes them; exports created
+Events are written into PostHog's tables as PostHog's ingestion writes them; exports created
 through the API deliver them to a File destination, row for row. A backfill and the schedule bound their
 intervals by the same ingestion time, so together they export an event once. What this source does not read
 yet is refused at save with a 400 naming the field, and capture answers 404: PostHog's ingestion owns events.
@@ -46,20 +46,6 @@ async def test_events_from_posthogs_tables_to_a_file(team: Project, posthog: Pos
     assert rows[0]["properties"] == {"$current_url": "/a"} and rows[1]["person_properties"] == {"email": "u@x"}
     assert list(rows[0]) == ["uuid", "timestamp", "_inserted_at", "created_at", "event", "properties", "distinct_id",
                              "elements_chain", "person_properties", "person_id"]  # fmt: skip
-
-
-async def test_persons_from_posthogs_tables(team: Project, posthog: PostHogClickHouse) -> None:
-    at = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
-    person = uuid.uuid4()
-    posthog.insert("person", [{"id": str(person), "created_at": at, "team_id": team.id, "version": 3, "_offset": 0,
-                               "properties": json.dumps({"plan": "pro"}), "is_identified": 1, "is_deleted": 0,
-                               "_timestamp": at}])  # fmt: skip
-    posthog.insert("person_distinct_id2", [{"team_id": team.id, "distinct_id": "d1", "person_id": str(person),
-                                            "is_deleted": 0, "version": 2, "_timestamp": at, "_offset": 0,
-                                            "_partition": 0}])  # fmt: skip
-    rows = await export_now(team, "clickhouse-persons", model="persons")
-    assert [(r["distinct_id"], r["person_id"], r["person_version"], r["person_distinct_id_version"], r["properties"],
-             r["is_deleted"]) for r in rows] == [("d1", str(person), 3, 2, {"plan": "pro"}, False)]  # fmt: skip
 
 
 async def test_a_backfill_then_the_schedule_export_an_event_once(team: Project, posthog: PostHogClickHouse) -> None:
