@@ -231,30 +231,11 @@ SESSION_COLUMNS = [
 """PostHog's sessions export columns, in its order (`sql/sessions.py`)."""
 
 
-async def test_persons_resume_from_their_cursor(source_project: Project) -> None:
-    """Past the record limit (100 in tests) the model continues as new without skipping or repeating."""
-    project = source_project
-    persons, at = PersonHistory(project.id), datetime.now(UTC) - timedelta(minutes=5)
-    for i in range(150):
-        persons.create(f"user-{i}", at)
-    await persons.write(project)
-    await _resumes_from_cursor(project, "persons", "distinct_id")
-
-
-async def test_sessions_resume_from_their_cursor(project: Project) -> None:
-    """Past the record limit (100 in tests) the model continues as new without skipping or repeating."""
-    await capture(project, [event("$pageview", f"user-{i}", **{"$session_id": v7(i)}) for i in range(150)])
-    await _resumes_from_cursor(project, "sessions", "session_id")
-
-
-async def _resumes_from_cursor(project: Project, model: str, key: str) -> None:
+async def resumes_from_its_cursor(project: Project, model: str, key: str) -> None:
+    """Past the record limit (100 in tests) the model continues as new without skipping or repeating a record of
+    the 150 the project has."""
     path = f"{model}-cursor-{project.id}"
-    body = {
-        "name": path,
-        "model": model,
-        "interval": "hour",
-        "destination": {"type": "File", "config": {"path": path}},
-    }
+    body = {"name": path, "model": model, "interval": "hour", "destination": {"type": "File", "config": {"path": path}}}
     export = await create_export(project, body)
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
@@ -265,6 +246,19 @@ async def _resumes_from_cursor(project: Project, model: str, key: str) -> None:
     files = sorted((project.files / path).iterdir())
     keys = [json.loads(line)[key] for f in files for line in f.read_text().splitlines()]
     assert len(keys) == len(set(keys)) == 150, model
+
+
+async def test_persons_resume_from_their_cursor(source_project: Project) -> None:
+    persons, at = PersonHistory(source_project.id), datetime.now(UTC) - timedelta(minutes=5)
+    for i in range(150):
+        persons.create(f"user-{i}", at)
+    await persons.write(source_project)
+    await resumes_from_its_cursor(source_project, "persons", "distinct_id")
+
+
+async def test_sessions_resume_from_their_cursor(project: Project) -> None:
+    await capture(project, [event("$pageview", f"user-{i}", **{"$session_id": v7(i)}) for i in range(150)])
+    await resumes_from_its_cursor(project, "sessions", "session_id")
 
 
 async def test_a_session_is_exported_where_posthog_puts_it_typed_in_parquet(project: Project) -> None:
