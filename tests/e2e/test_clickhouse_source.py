@@ -1,6 +1,6 @@
 """A deployment reading a self-hosted PostHog's ClickHouse (`BATCH_EXPORTS_SOURCE=clickhouse`), from its API.
 
-Events are written into PostHog's tables as PostHog's ingestion writes them; exports created
+Events and persons are written into PostHog's tables as PostHog's ingestion writes them; exports created
 through the API deliver them to a File destination, row for row. A backfill and the schedule bound their
 intervals by the same ingestion time, so together they export an event once. What this source does not read
 yet is refused at save with a 400 naming the field, and capture answers 404: PostHog's ingestion owns events.
