@@ -45,9 +45,10 @@ POSTGRES_SCHEMAS: dict[str, dict[str, str]] = {
 KEYS: dict[str, tuple[str, ...]] = {
     "events": ("uuid",),
     "persons": ("team_id", "distinct_id"),
-    "sessions": ("session_id",),
+    "sessions": ("team_id", "session_id"),
 }
-"""The columns that identify a record: a rerun replaces the rows with the same key."""
+"""The columns that identify a record: a rerun replaces the rows with the same key. PostHog's in every warehouse it
+writes: a session id is a client's, unique within a team only, so two teams' sessions in one table keep a row each."""
 
 NEWER: dict[str, tuple[str, ...]] = {
     "events": (),

@@ -167,7 +167,7 @@ async def team(clickhouse_stack: Stack) -> Project:
 @pytest.fixture(params=["postgres", "clickhouse"])
 def source_project(request: pytest.FixtureRequest) -> Project:
     """A project of the stack reading each source in turn: this service's PostgreSQL, then PostHog's ClickHouse
-    (tests/support/ingest.py writes events into either)."""
+    (`helpers.ingest` writes events into either, `person_states.PersonHistory` persons)."""
     return request.getfixturevalue("project" if request.param == "postgres" else "team")  # type: ignore[no-any-return]
 
 

@@ -48,20 +48,6 @@ async def test_events_from_posthogs_tables_to_a_file(team: Project, posthog: Pos
                              "elements_chain", "person_properties", "person_id"]  # fmt: skip
 
 
-async def test_persons_from_posthogs_tables(team: Project, posthog: PostHogClickHouse) -> None:
-    at = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
-    person = uuid.uuid4()
-    posthog.insert("person", [{"id": str(person), "created_at": at, "team_id": team.id, "version": 3, "_offset": 0,
-                               "properties": json.dumps({"plan": "pro"}), "is_identified": 1, "is_deleted": 0,
-                               "_timestamp": at}])  # fmt: skip
-    posthog.insert("person_distinct_id2", [{"team_id": team.id, "distinct_id": "d1", "person_id": str(person),
-                                            "is_deleted": 0, "version": 2, "_timestamp": at, "_offset": 0,
-                                            "_partition": 0}])  # fmt: skip
-    rows = await export_now(team, "clickhouse-persons", model="persons")
-    assert [(r["distinct_id"], r["person_id"], r["person_version"], r["person_distinct_id_version"], r["properties"],
-             r["is_deleted"]) for r in rows] == [("d1", str(person), 3, 2, {"plan": "pro"}, False)]  # fmt: skip
-
-
 async def test_a_backfill_then_the_schedule_export_an_event_once(team: Project, posthog: PostHogClickHouse) -> None:
     """PostHog's backfills bound intervals by `timestamp` and its schedule by ingestion time, so an event that
     arrived an hour after it happened is exported by both (PostHog's issue #27699). Here both bound by

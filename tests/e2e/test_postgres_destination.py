@@ -173,6 +173,28 @@ async def test_sessions_arrive_with_their_48_columns_and_urls_as_a_json_array(pr
     assert sorted(json.loads(row["urls_text"])) == ["https://example.com/a", "https://example.com/b"]
 
 
+async def test_two_projects_sessions_of_one_id_keep_a_row_each(project: Project) -> None:
+    """A session id is a client's, unique within a team only: PostHog keys sessions by `(team_id, session_id)` in
+    every warehouse, so two projects exporting a session of the same id into one table keep a row each."""
+    other = await project.stack.new_project()
+    config, dsn = await postgres_database(project)
+    body = {"name": "pg", "model": "sessions", "interval": "hour",
+            "destination": {"type": "Postgres", "config": {**config, "table_name": "sessions"}}}  # fmt: skip
+    session = "0193a1b2-c3d4-7e5f-8a6b-00000000000c"
+    for each in (project, other):
+        await capture(each, [event("$pageview", "ada", **{"$session_id": session})])
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    for each in (project, other):
+        (run,) = await run_hour(each, await create_export(each, body), end, 1)
+        assert (run["status"], run["records_completed"]) == ("Completed", 1), run
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT team_id, session_id FROM sessions ORDER BY team_id")
+    finally:
+        await conn.close()
+    assert [tuple(row) for row in rows] == [(project.id, session), (other.id, session)]
+
+
 async def test_runs_that_create_the_table_at_once_all_go_on(project: Project) -> None:
     """Backfill runs of a new export start side by side, each creating the table if it is missing: PostgreSQL's
     `CREATE TABLE IF NOT EXISTS` raced (a unique violation in its catalog) and failed all but one attempt."""

@@ -13,8 +13,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from tests.support.helpers import capture, create_export, event, export_now, ingest, run_hour, runs_until, start_run
+from tests.support.helpers import create_export, event, export_now, ingest, run_hour, runs_until, start_run
+from tests.support.person_states import PersonHistory
 from tests.support.posthog_tables import Event, PostHogClickHouse
 from tests.support.stack import Project
 
@@ -28,15 +30,14 @@ async def test_include_and_exclude_events(source_project: Project) -> None:
     assert sorted(row["event"] for row in excluded) == ["signup", "x"]
 
 
-async def test_persons_model_exports_changed_persons_with_latest_properties(project: Project) -> None:
-    await capture(
-        project,
-        [
-            {**event("signup", "ada"), "$set": {"plan": "free", "email": "ada@example.com"}},
-            {**event("upgrade", "ada"), "$set": {"plan": "pro"}, "$set_once": {"email": "other@example.com"}},
-            event("$pageview", "grace"),
-        ],
-    )
+async def test_persons_model_exports_changed_persons_with_latest_properties(source_project: Project) -> None:
+    project = source_project
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    persons = PersonHistory(project.id)
+    persons.create("ada", at, plan="free", email="ada@example.com")
+    persons.update("ada", at + timedelta(seconds=1), plan="pro")
+    persons.create("grace", at)
+    await persons.write(project)
     rows = await export_now(project, f"persons-{project.id}", model="persons")
     by_id = {row["distinct_id"]: row for row in rows}
     assert set(by_id) == {"ada", "grace"}
@@ -44,6 +45,64 @@ async def test_persons_model_exports_changed_persons_with_latest_properties(proj
     assert by_id["ada"]["person_version"] == 1 and by_id["grace"]["properties"] == {}
     assert set(rows[0]) == {"team_id", "distinct_id", "person_id", "properties", "person_version",
                             "person_distinct_id_version", "created_at", "is_deleted", "_inserted_at"}  # fmt: skip
+
+
+async def test_persons_model_exports_the_intervals_changes_at_their_latest_versions(source_project: Project) -> None:
+    """A row per distinct id whose person or link changed in the interval, at the latest version of each; a
+    person merged into another shows under each of its ids as the survivor; a person unchanged is not exported."""
+    project = source_project
+    now = datetime.now(UTC).replace(microsecond=0)
+    before, during = now - timedelta(hours=2), now - timedelta(minutes=10)
+    persons = PersonHistory(project.id)
+    persons.create("unchanged", before, name="old")
+    persons.create("renamed", before, name="old")
+    persons.update("renamed", during, name="new")
+    persons.create("kept", before - timedelta(days=1), "kept-too", k=1)
+    persons.create("gone", before, g=1, k=0)
+    persons.merge("gone", into="kept", at=during + timedelta(minutes=1))
+    persons.create("fresh", during, n=1)
+    persons.update("fresh", during + timedelta(minutes=2), n=2)
+    persons.update("fresh", during + timedelta(minutes=3), n=3)
+    await persons.write(project)
+
+    rows = await export_now(project, f"persons-interval-{project.id}", model="persons")
+    live = {r["distinct_id"]: (r["person_id"], r["person_version"], r["person_distinct_id_version"], r["properties"])
+            for r in rows if not r["is_deleted"]}  # fmt: skip
+    assert len(live) == len([r for r in rows if not r["is_deleted"]])
+    kept, merged = persons.person_of("kept"), {"k": 1, "g": 1}
+    assert live == {
+        "renamed": (persons.person_of("renamed"), 1, 0, {"name": "new"}),
+        "kept": (kept, 1, 0, merged), "kept-too": (kept, 1, 0, merged),
+        "gone": (kept, 1, 1, merged),  # its link moved: version 1
+        "fresh": (persons.person_of("fresh"), 2, 0, {"n": 3}),
+    }  # fmt: skip
+    created = {r["distinct_id"]: datetime.fromisoformat(r["created_at"]) for r in rows if not r["is_deleted"]}
+    assert created["gone"] == created["kept"] == before - timedelta(days=1)  # the earlier of the two persons'
+    assert created["fresh"] == during
+    end = now + timedelta(seconds=1)
+    assert all(end - timedelta(hours=1) <= datetime.fromisoformat(r["_inserted_at"]) < end for r in rows)
+    assert {r["team_id"] for r in rows} == {project.id}
+
+
+async def test_a_person_merged_away_is_exported_once_deleted(source_project: Project) -> None:
+    project = source_project
+    if project.stack.settings.source == "clickhouse":
+        pytest.skip(
+            "PostHog's persons query reaches a person only through the latest links of its distinct ids "
+            "(person_distinct_id2); a person merged away has no link left, so PostHog's export, which the "
+            "ClickHouse source follows, never shows it: its ids' rows name the survivor"
+        )
+    now = datetime.now(UTC).replace(microsecond=0)
+    persons = PersonHistory(project.id)
+    persons.create("kept", now - timedelta(hours=2), k=1)
+    persons.create("gone", now - timedelta(hours=2), g=1)
+    gone = persons.person_of("gone")
+    persons.merge("gone", into="kept", at=now - timedelta(minutes=10))
+    await persons.write(project)
+    rows = await export_now(project, f"persons-deleted-{project.id}", model="persons")
+    deleted = [(r["distinct_id"], r["person_id"], r["person_version"], r["person_distinct_id_version"],
+                r["properties"]) for r in rows if r["is_deleted"]]  # fmt: skip
+    assert deleted == [("gone", gone, 100, 0, {"g": 1})]  # the link's version before it moved
 
 
 _NOW_MS = f"{int(time.time() * 1000):012x}"
@@ -206,9 +265,12 @@ async def resumes_from_its_cursor(project: Project, model: str, key: str) -> Non
     assert len(keys) == len(set(keys)) == 150, model
 
 
-async def test_persons_resume_from_their_cursor(project: Project) -> None:
-    await capture(project, [event("$pageview", f"user-{i}") for i in range(150)])
-    await resumes_from_its_cursor(project, "persons", "distinct_id")
+async def test_persons_resume_from_their_cursor(source_project: Project) -> None:
+    persons, at = PersonHistory(source_project.id), datetime.now(UTC) - timedelta(minutes=5)
+    for i in range(150):
+        persons.create(f"user-{i}", at)
+    await persons.write(source_project)
+    await resumes_from_its_cursor(source_project, "persons", "distinct_id")
 
 
 async def test_sessions_resume_from_their_cursor(source_project: Project) -> None:

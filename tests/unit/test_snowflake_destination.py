@@ -107,8 +107,8 @@ STAGE = f"{STAGE_PREFIX}0193a1b2c3d47e5f8a6b00000000000a_1"
 
 
 def merge(model: str) -> str:
-    keys = RULES[model].key if model != "sessions" else ("team_id", *RULES[model].key)
-    return sql.merge(model, STAGE, list(sql.TABLES[model]), keys, RULES[model].newer, RULES[model].newer_condition)
+    rule = RULES[model]
+    return sql.merge(model, STAGE, list(sql.TABLES[model]), rule.key, rule.newer, rule.newer_condition)
 
 
 PARAMS = {"run_id": "'r'", "table_name": "'t'", "batch_export_id": "'e'", "start": "'2024-01-01'",

@@ -188,7 +188,7 @@ def test_persons_replace_only_when_a_version_is_newer() -> None:
 def test_the_rules_are_the_models() -> None:
     assert RULES["events"] == ApplyRule(("uuid",), ())
     assert RULES["persons"] == ApplyRule(("team_id", "distinct_id"), ("person_version", "person_distinct_id_version"))
-    assert RULES["sessions"] == ApplyRule(("session_id",), ("end_timestamp",))
+    assert RULES["sessions"] == ApplyRule(("team_id", "session_id"), ("end_timestamp",))
     assert RULES["events"].replaces({"uuid": "x"}, {"uuid": "x"})
     sessions = RULES["sessions"]
     early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)

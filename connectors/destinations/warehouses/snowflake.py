@@ -418,8 +418,7 @@ class SnowflakeWriter(StagedWriter):
             failed = [row for row in loaded if len(row) > 1 and row[1] != "LOADED"]
             if failed:
                 raise DestinationUserError(f"Snowflake did not load {failed[0][0]}: {failed[0][1:7]}")
-            keys = self.rule.key if self.request.model != "sessions" else ("team_id", *self.rule.key)
-            statement = sql.merge(self.table, stage, list(self._columns), keys, self.rule.newer,
+            statement = sql.merge(self.table, stage, list(self._columns), self.rule.key, self.rule.newer,
                                   self.rule.newer_condition)  # fmt: skip
             await session.execute(statement, doing=f"merge into {self.table}")
         request = self.request
