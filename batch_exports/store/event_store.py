@@ -12,6 +12,8 @@ batch claiming one meanwhile waits for this one, and the other way round). When 
 transaction locks the batch's persons (row locks) before reading them, and nothing can overtake it. Either
 way each distinct id has one person and no `$set` is lost. Rows are taken in one order (distinct ids, person
 ids, event uuids) so that concurrent batches wait rather than deadlock (one that does anyway is written again).
+Events are inserted as new (a client seldom sends one again): a batch that repeats a stored event fails on the
+events' key and is written again at once, dropping the events already stored, so each uuid is stored once.
 
 The events travel as one JSON document per statement (an array of positional rows, properties included),
 which orjson encodes in native code and PostgreSQL parses once: per event, Python builds one small list and
@@ -83,22 +85,43 @@ class _Raced(Exception):
     """A merging batch read a person another batch merged away meanwhile: it is written again."""
 
 
+_REPEATS = "/* repeats */"
+_DROP_REPEATS = "ON CONFLICT (team_id, uuid) DO NOTHING"
+
+
+def _insert_events(document: str, condition: str = "") -> str:
+    """The insert of a chunk's events from its JSON document, in the document's order (by uuid: concurrent
+    batches that share uuids wait for each other rather than deadlock). As written, every uuid must be new: a
+    repeated one fails the statement on the events' key (`_EVENTS_KEY`), and the batch is written again with
+    `_REPEATS` made `_DROP_REPEATS` (`_statement`), which drops the events already stored. Checking each uuid
+    first costs PostgreSQL an index search per event; a client sends an event again rarely."""
+    return f"""
+        INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp,
+                            created_at, elements_chain)
+        SELECT (e ->> 0)::uuid, $1, e ->> 1, e ->> 2, e -> 3, (e ->> 4)::uuid, e -> 5, (e ->> 6)::timestamptz, now(),
+               e ->> 7
+        FROM jsonb_array_elements(convert_from({document}, 'UTF8')::jsonb) AS e
+        {condition}
+        {_REPEATS}
+        RETURNING 1
+    """
+
+
+_EVENTS_KEY = "events_pkey"
+
+
+def _statement(sql: str, repeats: bool) -> str:
+    """`sql` for a batch whose events are all new, or (`repeats`) that drops the events already stored."""
+    return sql.replace(_REPEATS, _DROP_REPEATS if repeats else "")
+
+
 _WRITE = f"""
     WITH changed AS (
         UPDATE persons p SET properties = c.properties::jsonb, version = p.version + 1, updated_at = clock_timestamp()
         FROM unnest($2::uuid[], $3::text[], $4::bigint[]) AS c(id, properties, version)
         WHERE p.id = c.id AND p.version = c.version
         RETURNING 1
-    ), inserted AS (
-        INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp,
-                            created_at, elements_chain)
-        SELECT (e ->> 0)::uuid, $1, e ->> 1, e ->> 2, e -> 3, (e ->> 4)::uuid, e -> 5, (e ->> 6)::timestamptz, now(),
-               e ->> 7
-        FROM jsonb_array_elements(convert_from($5, 'UTF8')::jsonb) AS e
-        ORDER BY 1
-        ON CONFLICT (team_id, uuid) DO NOTHING
-        RETURNING 1
-    )
+    ), inserted AS ({_insert_events("$5")})
     SELECT CASE WHEN (SELECT count(*) FROM changed) = cardinality($2::uuid[]) THEN (SELECT count(*) FROM inserted)
                 ELSE ('{_RACED}: ' || (SELECT count(*) FROM changed) || ' of ' || cardinality($2::uuid[])
                       || ' persons changed')::bigint END
@@ -178,17 +201,7 @@ _MERGE = f"""
     ), checked AS (
         SELECT (SELECT count(*) FROM made) + (SELECT count(*) FROM changed) = (SELECT count(*) FROM c)
                AND (SELECT count(*) FROM linked) = cardinality($5::text[]) AS written
-    ), inserted AS (
-        INSERT INTO events (uuid, team_id, event, distinct_id, properties, person_id, person_properties, timestamp,
-                            created_at, elements_chain)
-        SELECT (e ->> 0)::uuid, $1, e ->> 1, e ->> 2, e -> 3, (e ->> 4)::uuid, e -> 5, (e ->> 6)::timestamptz, now(),
-               e ->> 7
-        FROM jsonb_array_elements(convert_from($8, 'UTF8')::jsonb) AS e
-        WHERE (SELECT written FROM checked)
-        ORDER BY 1
-        ON CONFLICT (team_id, uuid) DO NOTHING
-        RETURNING 1
-    )
+    ), inserted AS ({_insert_events("$8", "WHERE (SELECT written FROM checked)")})
     SELECT CASE WHEN (SELECT written FROM checked) THEN (SELECT count(*) FROM inserted)
                 ELSE ('{_RACED}: ' || (SELECT count(*) FROM made) || '+' || (SELECT count(*) FROM changed) || ' of '
                       || (SELECT count(*) FROM c) || ' persons, ' || (SELECT count(*) FROM linked) || ' of '
@@ -200,7 +213,9 @@ and the events (`$8`, inserted only once the persons and links are: a statement 
 Another batch that took one of its new ids or persons first makes it refuse (`_RACED`)."""
 
 
-async def _merge(conn: asyncpg.Connection, team_id: int, events: list[CapturedEvent], locking: bool) -> None:
+async def _merge(
+    conn: asyncpg.Connection, team_id: int, events: list[CapturedEvent], locking: bool, repeats: bool
+) -> None:
     """A batch with merges: its persons read (or locked), replayed in Python (`person_merges.plan`), written by
     one statement per chunk of events (the persons and links with the first). Unlocked, the statement refuses
     when another batch changed one of the persons meanwhile (every person a merge touches is changed, its
@@ -214,9 +229,10 @@ async def _merge(conn: asyncpg.Connection, team_id: int, events: list[CapturedEv
         log.warning("capture: team %s: %s", team_id, warning)
     persons: bytes = orjson.dumps(plan.persons)
     moves, links = plan.moves, plan.links
+    statement = _statement(_MERGE, repeats)
     for start in range(0, len(plan.events), CHUNK_EVENTS):
-        chunk = _document(plan.events[start : start + CHUNK_EVENTS])
-        await conn.fetchval(_MERGE, team_id, persons, *moves, *links, chunk)
+        chunk = _document(sorted(plan.events[start : start + CHUNK_EVENTS], key=_by_uuid))
+        await conn.fetchval(statement, team_id, persons, *moves, *links, chunk)
         persons, moves, links = b"[]", ([], []), ([], [], [])
 
 
@@ -256,49 +272,57 @@ async def write(pool: asyncpg.Pool, team_id: int, events: list[CapturedEvent]) -
     distinct_ids = sorted(by_id)
     profiled = {event.distinct_id for event in events if event.person_profile}
     merging = any(event.merge is not None for event in events)
+    attempts = MERGE_ATTEMPTS if merging else ATTEMPTS
+    repeats = False  # whether the batch repeats events already stored (then it drops them)
+    attempt = 0
     async with pool.acquire() as conn:
-        for attempt in range(1, (MERGE_ATTEMPTS if merging else ATTEMPTS) + 1):
+        while attempt < attempts:
+            attempt += 1
             locking = attempt > OPTIMISTIC_ATTEMPTS
             try:
                 if merging and not locking and len(events) <= CHUNK_EVENTS:
-                    await _merge(conn, team_id, events, locking)  # one statement after the read: atomic
+                    await _merge(conn, team_id, events, locking, repeats)  # one statement after the read: atomic
                     return
                 if merging:
                     async with conn.transaction():
-                        await _merge(conn, team_id, events, locking)
+                        await _merge(conn, team_id, events, locking, repeats)
                     return
                 rows = [] if locking else await conn.fetch(_PERSONS, team_id, distinct_ids)
                 if not locking and profiled <= {r["distinct_id"] for r in rows} and len(events) <= CHUNK_EVENTS:
-                    await _apply(conn, team_id, events, by_id, rows)
+                    await _apply(conn, team_id, events, by_id, rows, repeats)
                     return
                 async with conn.transaction():
                     known = {row["distinct_id"] for row in rows}
                     new = [d for d in distinct_ids if d not in known and d in profiled]
                     await conn.execute(_CLAIM, team_id, [person_id(team_id, d) for d in new], new)
                     rows = await conn.fetch(_LOCK_PERSONS if locking else _PERSONS, team_id, distinct_ids)
-                    await _apply(conn, team_id, events, by_id, rows)
+                    await _apply(conn, team_id, events, by_id, rows, repeats)
                 return
             except (asyncpg.DeadlockDetectedError, asyncpg.UniqueViolationError) as error:
-                if attempt == (MERGE_ATTEMPTS if merging else ATTEMPTS):
+                if getattr(error, "constraint_name", None) == _EVENTS_KEY and not repeats:
+                    repeats, attempt = True, attempt - 1  # no race lost: written again at once, dropping them
+                    continue
+                if attempt == attempts:
                     raise Contended(f"{attempt} attempts lost to concurrent batches") from error
             except _Raced as error:
-                if attempt == MERGE_ATTEMPTS:
+                if attempt == attempts:
                     raise Contended(f"{attempt} attempts lost to concurrent batches") from error
             except asyncpg.InvalidTextRepresentationError as error:
                 if _RACED not in str(error):
                     raise
-                if attempt == (MERGE_ATTEMPTS if merging else ATTEMPTS):
+                if attempt == attempts:
                     raise Contended(f"{attempt} attempts lost to concurrent batches") from error
 
 
 async def _apply(
     conn: asyncpg.Connection, team_id: int, events: list[CapturedEvent], by_id: dict[str, list[CapturedEvent]],
-    rows: list[asyncpg.Record],
+    rows: list[asyncpg.Record], repeats: bool,
 ) -> None:  # fmt: skip
     """The batch's statements: the changed persons go with the first chunk (more than one only in a transaction)."""
     changed, chunks = await _off_loop(_arguments, team_id, events, by_id, rows, size=len(events))
+    statement = _statement(_WRITE, repeats)
     for chunk in chunks:
-        await conn.fetchval(_WRITE, team_id, *changed, chunk)
+        await conn.fetchval(statement, team_id, *changed, chunk)
         changed = ([], [], [])
 
 
@@ -328,10 +352,15 @@ def _arguments(
             chain = event.properties.get("$elements_chain")
             chunk.append((event.uuid, event.event, d, event.properties, ids[d], next(following[d]),
                           event.timestamp, chain if isinstance(chain, str) else ""))  # fmt: skip
-        documents.append(_document(chunk))
+        documents.append(_document(sorted(chunk, key=_by_uuid)))
     persons_changed = ([persons[d].id for d in changed], [_json(after[d][-1]) for d in changed],
                        [persons[d].version for d in changed])  # fmt: skip
     return persons_changed, documents
+
+
+def _by_uuid(row: tuple[Any, ...]) -> int:
+    """An event row's place in a document: by uuid, as PostgreSQL orders uuids (their bytes)."""
+    return row[0].int  # type: ignore[no-any-return]
 
 
 def _document(rows: list[tuple[Any, ...]]) -> bytes:
