@@ -14,8 +14,11 @@ from connectors.json_encoding import default
 
 _UUID_GROUPS = ((0, 8), (9, 13), (14, 18), (19, 23), (24, 36))
 _ISO_TEMPLATE = np.frombuffer(b"0000-00-00T00:00:00.000000Z", dtype=np.uint8)
-_ISO_DIGITS = ((0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2), (20, 6))
-"""Where each field of `YYYY-MM-DDTHH:MM:SS.ffffffZ` goes: (first character, width)."""
+_ISO_PAIRS = (0, 2, 5, 8, 11, 14, 17, 20, 22, 24)
+"""Where each pair of digits of `YYYY-MM-DDTHH:MM:SS.ffffffZ` goes (year and fraction take two and three)."""
+_TENS = np.array([48 + n // 10 for n in range(100)], dtype=np.uint8)
+_ONES = np.array([48 + n % 10 for n in range(100)], dtype=np.uint8)
+"""The characters of the two digits of 0 to 99: a pair of digits is two lookups."""
 _MICROS_PER_DAY = 86_400_000_000
 
 
@@ -56,13 +59,13 @@ def iso_timestamps(array: pa.Array) -> pa.Array:
     if len(year) and (year.min() < 1 or year.max() > 9999):  # beyond four digits: let Arrow format them
         return pc.strftime(array, "%Y-%m-%dT%H:%M:%SZ")
     seconds, fraction = np.divmod(rest, 1_000_000)
-    fields = (year, month, day, seconds // 3600, seconds // 60 % 60, seconds % 60, fraction)
-    chars = np.tile(_ISO_TEMPLATE, (len(us), 1))
-    for value, (first, width) in zip(fields, _ISO_DIGITS, strict=True):
-        for place in range(width - 1, -1, -1):
-            chars[:, first + place] = 48 + value % 10
-            value = value // 10
-    return _fixed_width_strings(chars, micros)
+    pairs = (year // 100, year % 100, month, day, seconds // 3600, seconds // 60 % 60, seconds % 60,
+             fraction // 10_000, fraction // 100 % 100, fraction % 100)  # fmt: skip
+    chars = np.empty((len(_ISO_TEMPLATE), len(us)), dtype=np.uint8)  # a row per character: each written whole
+    chars[:] = _ISO_TEMPLATE[:, None]
+    for value, first in zip(pairs, _ISO_PAIRS, strict=True):
+        chars[first], chars[first + 1] = _TENS.take(value), _ONES.take(value)
+    return _fixed_width_strings(chars.T, micros)
 
 
 def _civil_from_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,10 +81,32 @@ def _civil_from_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return yoe + era * 400 + (month <= 2), month, day
 
 
+def _value_bytes(strings: pa.Array) -> np.ndarray | None:
+    """The bytes the (possibly sliced) string array's values span, without a copy (None: not a plain string
+    array)."""
+    if not (pa.types.is_string(strings.type) or pa.types.is_large_string(strings.type)):
+        return None
+    offsets_buffer, values_buffer = strings.buffers()[1:3]
+    if values_buffer is None or len(strings) == 0:
+        return np.empty(0, dtype=np.uint8)
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    offsets = np.frombuffer(offsets_buffer, dtype=width)
+    first, last = int(offsets[strings.offset]), int(offsets[strings.offset + len(strings)])
+    return np.frombuffer(values_buffer, dtype=np.uint8)[first:last]
+
+
 def _quoted(strings: pa.Array) -> pa.Array:
-    """Strings as JSON strings: quotes and backslashes escaped natively, control characters by `json`."""
-    escaped = pc.replace_substring(pc.replace_substring(strings, "\\", "\\\\"), '"', '\\"')
+    """Strings as JSON strings: quotes and backslashes escaped natively, control characters by `json`. A column
+    with none of them (ids, names) is only quoted: one look at its bytes spares the per-value passes."""
+    data = _value_bytes(strings)
+    escapes = controls_found = True
+    if data is not None:
+        escapes = bool(np.any((data == ord('"')) | (data == ord("\\"))))
+        controls_found = bool(np.any(data < 0x20))
+    escaped = pc.replace_substring(pc.replace_substring(strings, "\\", "\\\\"), '"', '\\"') if escapes else strings
     quoted = pc.binary_join_element_wise('"', escaped, '"', "")
+    if not controls_found:
+        return quoted
     controls = pc.match_substring_regex(strings, "[\\x00-\\x1f]")
     if pc.any(controls).as_py():
         mask = controls.fill_null(False)

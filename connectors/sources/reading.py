@@ -192,13 +192,12 @@ def converter(
     durable (a file, a POST) then has a position to resume from after each."""
 
     def record_batches(data: pa.RecordBatch) -> list[RecordBatch]:
-        data = _as_exported(data, json)
+        exported = data if names is None else pa.RecordBatch.from_arrays(data.columns[: len(names)], names=list(names))
+        exported = _as_exported(exported, json)  # the columns left behind (the cursor's) are not converted
         batches = []
-        for piece in _slices(data, size):
-            last = piece.slice(piece.num_rows - 1).to_pylist()[0]
-            if names is not None:
-                piece = pa.RecordBatch.from_arrays(piece.columns[: len(names)], names=list(names))
-            batches.append(RecordBatch(piece, position(last)))
+        for offset, rows in _slices(exported, size):
+            last = data.slice(offset + rows - 1, 1).to_pylist()[0]
+            batches.append(RecordBatch(exported.slice(offset, rows), position(last)))
         return batches
 
     return record_batches
@@ -232,16 +231,14 @@ def stream(
     return RecordStream(started, converter(position, names, json, size), timed_out)
 
 
-def _slices(data: pa.RecordBatch, size: BatchSize) -> list[pa.RecordBatch]:
-    """`data` in slices of about `size` (all of it, without one)."""
+def _slices(data: pa.RecordBatch, size: BatchSize) -> list[tuple[int, int]]:
+    """`data`'s slices of about `size` (all of it, without one): their first row and length."""
     rows = data.num_rows
     if size.bytes and data.nbytes > size.bytes:
         rows = max(1, data.num_rows * size.bytes // data.nbytes)
     if size.rows:
         rows = min(rows, size.rows)
-    if rows >= data.num_rows:
-        return [data]
-    return [data.slice(offset, rows) for offset in range(0, data.num_rows, rows)]
+    return [(offset, min(rows, data.num_rows - offset)) for offset in range(0, data.num_rows, rows)]
 
 
 def _as_exported(data: pa.RecordBatch, json: Collection[str]) -> pa.RecordBatch:

@@ -25,7 +25,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.export import Exporter
 from batch_exports.store import runs
 from connectors.destinations import Context, WriteRequest, parse_config, run_step
-from connectors.destinations.warehouses.redshift import RedshiftConfig, RedshiftWriter
+from connectors.destinations.warehouses.redshift import MAX_PARAMETERS, RedshiftConfig, RedshiftWriter, column_types
 from contracts.workflows import ExportInputs
 from entrypoints.embedded import LOOPBACK
 from entrypoints.redshift import RedshiftDatabase
@@ -412,3 +412,40 @@ async def test_two_applies_of_one_person_at_once_leave_one_row(project: Project)
 async def _both_waiting(conn: asyncpg.Connection) -> bool | None:
     sql = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'posthog_exports.persons'::regclass"
     return True if await conn.fetchval(sql) >= 2 else None
+
+
+def events(count: int) -> pa.RecordBatch:
+    """`count` events as the events source gives them to Redshift (PostHog's PostgreSQL columns)."""
+    now = datetime.now(UTC)
+    return pa.record_batch({
+        "uuid": [str(uuid.uuid4()) for _ in range(count)], "event": ["$pageview"] * count,
+        "properties": [json.dumps({"n": i}) for i in range(count)], "distinct_id": [f"user-{i}" for i in range(count)],
+        "team_id": pa.array([1] * count, pa.int64()),
+        "timestamp": pa.array([now] * count, pa.timestamp("us", tz="UTC")),
+    })  # fmt: skip
+
+
+async def test_every_insert_is_of_full_length_and_parsed_once(project: Project) -> None:
+    """Batches of 1,000 events go into INSERTs of the most rows a statement takes (11 columns: 2,978 rows, 32,758
+    parameters, some 250 KB of text), the rows left over waiting for the next batch: the server parses that INSERT
+    once and runs it again. asyncpg's own cache keeps no statement longer than 15 KB: each INSERT used to be parsed
+    (and its parameter types decoded) anew, one per batch and another for each batch's remainder."""
+    database = await redshift_database(project)
+    config = parse_config("Redshift", database.config)
+    assert isinstance(config, RedshiftConfig)
+    context = Context(files_root=project.stack.settings.exports_root / str(project.id), allow_private=True)
+    end = datetime.now(UTC)
+    request = WriteRequest(context, "events", False, end - timedelta(hours=1), end, run_id=str(uuid.uuid4()),
+                           attempt=1)  # fmt: skip
+    writer = RedshiftWriter(config, request)
+    columns = len(column_types("events", "varchar"))
+    rows_per_insert = MAX_PARAMETERS // columns
+    for _ in range(7):
+        await writer.write(events(1000))
+    prepared = await writer._connection().fetch(
+        "SELECT cardinality(parameter_types) AS parameters, generic_plans + custom_plans AS runs"
+        " FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO %'"
+    )
+    assert [dict(row) for row in prepared] == [{"parameters": rows_per_insert * columns, "runs": 2}]
+    await writer.commit()  # the last 1,044 rows too
+    assert await rows(database, 'SELECT count(*) AS n FROM posthog_exports."events"') == [{"n": 7000}]
