@@ -2,13 +2,15 @@
 
 import json
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Self
 
-from entrypoints.embedded import LOOPBACK, ChildProcess, free_port, wait_for_port
+from entrypoints.embedded import LOOPBACK, ChildProcess, wait_for_port
 
 
 class SeaweedS3(ChildProcess):
@@ -43,8 +45,8 @@ class SeaweedS3(ChildProcess):
             "name": "write-only", "actions": ["Write"],
             "credentials": [{"accessKey": self.write_only_key_id, "secretKey": self.write_only_secret}],
         }]}))  # fmt: skip
-        # Its logs beside its data (not in /tmp); every port free and under 55535 (gRPC listens 10000 above
-        # each); the optional catalogs off.
+        # Its logs beside its data (not in /tmp); every port free, and free 10000 above (`_low_port`); the
+        # optional catalogs off.
         ports = {name: _low_port() for name in ("master", "volume", "filer", "admin", "webdav")}
         args = [weed, f"-logdir={self.work_dir}", "mini", f"-dir={self.work_dir / 'data'}", f"-ip={LOOPBACK}",
                 f"-ip.bind={LOOPBACK}",
@@ -61,7 +63,32 @@ class SeaweedS3(ChildProcess):
         return self
 
 
+_TAKEN: set[int] = set()
+"""Ports this process gave a SeaweedFS already (it may run several, one after another)."""
+
+
 def _low_port() -> int:
-    while (port := free_port()) > 55_000:
-        pass
-    return port
+    """A port `p` with `p` and `p + 10000` free (weed listens on each port, and its gRPC 10000 above).
+
+    Both are below the kernel's ephemeral range (32768 and up), where `free_port()`'s ports and every outgoing
+    connection's come from, so no other server or client of the suite takes them between this check and weed's
+    bind; and each pytest-xdist worker draws from a slice of its own. (Taking them from `free_port()` let a gRPC
+    port 10000 above go unchecked: a weed that lost one to another process died early in a run, and every S3 test
+    of that worker failed with "connection refused".)"""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = 10_000 + (int(worker) % 12 if worker.isdigit() else 0) * 1_000
+    for _ in range(1_000):
+        port = random.randrange(first, first + 1_000)
+        if port not in _TAKEN and _bindable(port) and _bindable(port + 10_000):
+            _TAKEN.add(port)
+            return port
+    raise RuntimeError(f"no free pair of ports in {first} to {first + 999} (and 10000 above) for SeaweedFS")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
