@@ -166,7 +166,7 @@ def saturation_point(steps: list[Step]) -> float | None:
 
 
 async def main(args: argparse.Namespace, work: Path) -> None:
-    rates = [float(rate) for rate in args.rates.split(",")]
+    rates: list[float] = args.rates
     steps: list[Step] = []
     with EmbeddedPostgres(work / "postgres", free_port()).start() as postgres:
         dsn = postgres.create_database("batch_exports")
@@ -225,7 +225,9 @@ async def main(args: argparse.Namespace, work: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--rates", default="200", help="comma-separated request rates, one step each")
+    parser.add_argument(
+        "--rates", type=measure.rates, default="200", help="comma-separated request rates, one step each"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="run the steps this many times, in turn")
     parser.add_argument("--seconds", type=float, default=20)
     arguments = parser.parse_args()  # before the scratch directory: `--help` leaves nothing behind

@@ -23,6 +23,7 @@ nothing else (its CPU seconds printed too). Every event must be stored once, or 
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -223,7 +224,7 @@ async def gateway_up(health: str, within: float = 120) -> None:
 
 
 async def main(args: argparse.Namespace, work: Path) -> None:
-    cases = [Case(int(size), int(mix)) for size in args.batches.split(",") for mix in str(args.identify).split(",")]
+    cases = [Case(size, mix) for size in args.batches for mix in args.identify]
     per_100k = 100_000 / args.events
     with EmbeddedPostgres(work / "postgres", free_port()).start() as postgres:
         dsn = postgres.create_database("batch_exports")
@@ -303,9 +304,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--batches", default="100,1000")
-    parser.add_argument("--identify", default="0", help="one event in N an $identify (0: none); comma-separated "
-                        "mixes are measured in turn, e.g. 0,20")  # fmt: skip
+    parser.add_argument("--batches", type=functools.partial(measure.whole_numbers, least=1), default="100,1000")
+    parser.add_argument("--identify", type=measure.whole_numbers, default="0",
+                        help="one event in N an $identify (0: none); comma-separated mixes are measured in turn, "
+                        "e.g. 0,20")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=2, help="rounds of every case and the floor, in turn")
     arguments = parser.parse_args()  # before the scratch directory: `--help` leaves nothing behind
     with scratch_directory("bench-capture-") as work:

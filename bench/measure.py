@@ -1,6 +1,7 @@
 """What every benchmark prints beside a figure: the machine's load average when it was measured, and the spread
 of a figure over its repeats, so that a figure from a busy minute is seen as such."""
 
+import argparse
 import os
 import statistics
 from collections.abc import Sequence
@@ -30,3 +31,35 @@ def saturation(steps: Sequence[tuple[float, float, float]], p99_limit: float) ->
     rate of the best such step, or None when none was."""
     served = [rate for _asked, rate, p99 in steps if p99 < p99_limit]
     return max(served) if served else None
+
+
+def whole_numbers(text: str, least: int = 0) -> list[int]:
+    """A comma-separated list of whole numbers of at least `least` (`--identify 0,20`), as an argparse `type`: a
+    part that is not one is the command's error, named."""
+    numbers = []
+    for part in text.split(","):
+        try:
+            number = int(part)
+        except ValueError:
+            number = least - 1
+        if number < least:
+            floor = f" of at least {least}" if least else ""
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a whole number{floor} (give them "
+                                             "comma-separated, e.g. 100,1000)")  # fmt: skip
+        numbers.append(number)
+    return numbers
+
+
+def rates(text: str) -> list[float]:
+    """A comma-separated list of rates above zero (`--rates 100,200`), as an argparse `type`."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = 0.0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a rate above zero (give them comma-separated, "
+                                             "e.g. 100,200)")  # fmt: skip
+        values.append(value)
+    return values

@@ -29,6 +29,7 @@ from connectors.destinations.warehouses.redshift import MAX_PARAMETERS, Redshift
 from contracts.workflows import ExportInputs
 from entrypoints.embedded import LOOPBACK
 from entrypoints.redshift import RedshiftDatabase
+from tests.support.destinations import person_batch
 from tests.support.helpers import (
     another_gateway,
     capture,
@@ -365,16 +366,6 @@ async def test_the_services_own_database_is_never_a_redshift(project: Project) -
     ]
 
 
-def person(version: int) -> pa.RecordBatch:
-    """Ada's person row at `version`, as the persons source gives it."""
-    return pa.record_batch({
-        "team_id": pa.array([1], pa.int64()), "distinct_id": ["ada"], "person_id": [str(uuid.uuid4())],
-        "properties": [json.dumps({"v": version})], "person_version": pa.array([version], pa.int64()),
-        "person_distinct_id_version": pa.array([0], pa.int64()), "is_deleted": [False],
-        "created_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
-    })  # fmt: skip
-
-
 async def test_two_applies_of_one_person_at_once_leave_one_row(project: Project) -> None:
     """Two runs (two intervals of a backfill) apply the same person at the same moment: one applies, the other is
     refused by the isolation Redshift gives and tries again, by version: one row, the newest."""
@@ -390,12 +381,12 @@ async def test_two_applies_of_one_person_at_once_leave_one_row(project: Project)
         return RedshiftWriter(config, request)
 
     first = writer()
-    await first.write(person(1))
+    await first.write(person_batch(1))
     await first.commit()
     for versions in ((2, 3), (5, 4)):  # the newer one first, then second
         writers = [writer(), writer()]
         for each, version in zip(writers, versions, strict=True):
-            await each.write(person(version))
+            await each.write(person_batch(version))
         admin = await asyncpg.connect(database.url)
         try:
             async with admin.transaction():  # both applies wait for this lock, then run side by side

@@ -6,6 +6,7 @@ import base64
 import json
 import uuid
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
@@ -34,6 +35,16 @@ async def postgres_database(project: Project, suffix: str = "") -> tuple[dict[st
     config = {"host": url.hostname, "port": url.port, "database": name, "schema": "public", "table_name": "events",
               "user": user, "password": password}  # fmt: skip
     return config, url._replace(path=f"/{name}").geturl()
+
+
+def person_batch(version: int) -> pa.RecordBatch:
+    """Ada's person row at `version`, as the persons source gives it."""
+    return pa.record_batch({
+        "team_id": pa.array([1], pa.int64()), "distinct_id": ["ada"], "person_id": [str(uuid.uuid4())],
+        "properties": [json.dumps({"v": version})], "person_version": pa.array([version], pa.int64()),
+        "person_distinct_id_version": pa.array([0], pa.int64()), "is_deleted": [False],
+        "created_at": pa.array([datetime.now(UTC)], pa.timestamp("us", tz="UTC")),
+    })  # fmt: skip
 
 
 async def bucket(s3: Any, project: Project) -> str:

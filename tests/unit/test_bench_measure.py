@@ -1,6 +1,9 @@
 """What the benchmarks print beside a figure: the load it was measured at, its spread, and `bench.api`'s
 saturation point."""
 
+import argparse
+import functools
+
 import pytest
 
 from bench import measure
@@ -24,3 +27,18 @@ def test_the_load_is_marked_above_two(monkeypatch: pytest.MonkeyPatch) -> None:
     assert measure.load() == "load 3.25 (load above 2)"
     monkeypatch.setattr(measure.os, "getloadavg", lambda: (0.5, 1.0, 1.0))
     assert measure.load() == "load 0.50"
+
+
+def test_a_list_argument_that_is_not_numbers_is_the_commands_error_named(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--identify", type=measure.whole_numbers, default="0")
+    parser.add_argument("--batches", type=functools.partial(measure.whole_numbers, least=1), default="100,1000")
+    parser.add_argument("--rates", type=measure.rates, default="200")
+    assert vars(parser.parse_args([])) == {"identify": [0], "batches": [100, 1000], "rates": [200.0]}
+    assert parser.parse_args(["--identify", "0,20", "--rates", "100,2.5e2"]).rates == [100.0, 250.0]
+    for arguments, named in ((["--identify", "0,x"], "'x' is not a whole number"),
+                             (["--batches", "100,0"], "'0' is not a whole number of at least 1"),
+                             (["--rates", "200,-1"], "'-1' is not a rate above zero")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            parser.parse_args(arguments)
+        assert named in capsys.readouterr().err, arguments

@@ -3,7 +3,10 @@
 Stage then apply (`staging`): the interval is copied (COPY, as CSV that Arrow writes in native code: no Python
 object per row) into a temporary stage table inside one transaction; commit
 deletes the target rows with the same keys and inserts the staged ones, then commits: a rerun of the
-interval (or of a continued segment) replaces what it wrote before, and a failure leaves nothing.
+interval (or of a continued segment) replaces what it wrote before, and a failure leaves nothing. Persons
+and sessions replace a row only when the staged one is newer (`person_version` or
+`person_distinct_id_version`, `end_timestamp`), as PostHog's PostgreSQL export updates them; applies of one
+table take turns, so two runs applying one key at once leave one row, the newer.
 The table is created when missing, with the model's column types (for events, the columns PostHog's
 PostgreSQL export writes: `sources.events.POSTGRES_COLUMNS`).
 
@@ -22,7 +25,7 @@ import asyncio
 import contextlib
 import io
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import asyncpg
@@ -41,7 +44,7 @@ from connectors.destinations.base import (
     WriteRequest,
 )
 from connectors.destinations.network.hosts import HostRefused, allowed_addresses, refusal
-from connectors.destinations.warehouses.staging import StagedWriter
+from connectors.destinations.warehouses.staging import ApplyRule, StagedWriter
 from connectors.sources.schemas import POSTGRES_SCHEMAS
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
@@ -209,9 +212,24 @@ def as_csv(batch: pa.RecordBatch, columns: tuple[str, ...]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def apply_statements(target: str, stage: str, columns: Sequence[str], rule: ApplyRule) -> list[str]:
+    """The apply, in one transaction: drop the staged rows that do not replace the target's (persons, sessions:
+    not newer), delete the target's rows of the staged keys, insert the staged rows."""
+    statements = []
+    if rule.newer:
+        same_key = " AND ".join(f"{stage}.{quote(c)} = held.{quote(c)}" for c in rule.key)
+        newer = rule.newer_condition(quote, held="held", staged=stage)
+        statements.append(f"DELETE FROM {stage} USING {target} AS held WHERE {same_key} AND NOT ({newer})")
+    staged_key = " AND ".join(f"{target}.{quote(c)} = staged.{quote(c)}" for c in rule.key)
+    statements.append(f"DELETE FROM {target} USING {stage} AS staged WHERE {staged_key}")
+    listed = ", ".join(quote(c) for c in columns)
+    statements.append(f"INSERT INTO {target} ({listed}) SELECT {listed} FROM {stage}")
+    return statements
+
+
 class PostgresWriter(StagedWriter):
     """Stage then apply (`staging`) in one transaction: the stage is a temporary table dropped when the
-    transaction ends, and the apply (delete the staged keys, insert the staged rows) is its commit. So a lost
+    transaction ends, and the apply (`apply_statements`) is its commit. So a lost
     attempt applied all or nothing and left no stage behind, and applying its rows again leaves each record once:
     no mark is kept in the user's database."""
 
@@ -269,11 +287,12 @@ class PostgresWriter(StagedWriter):
 
     async def apply(self, stage: str, mark: str) -> None:
         conn = self._connection()
-        key = ", ".join(quote(c) for c in self.rule.key)
-        columns = ", ".join(quote(c) for c in self.columns)
         with self._user_errors():
-            await conn.execute(f"DELETE FROM {self.target} WHERE ({key}) IN (SELECT {key} FROM {quote(stage)})")
-            await conn.execute(f"INSERT INTO {self.target} ({columns}) SELECT {columns} FROM {quote(stage)}")
+            # Applies of one table take turns, each seeing what the one before it wrote: two runs that apply
+            # one key at once leave one row, the newer (the lock is the transaction's, released at commit).
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self.target)
+            for statement in apply_statements(self.target, quote(stage), self.columns, self.rule):
+                await conn.execute(statement)
             await self._transaction.commit()
 
     async def drop_stage(self, stage: str) -> None:

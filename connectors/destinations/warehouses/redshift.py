@@ -35,8 +35,8 @@ from pydantic import Field, field_validator
 from connectors.columns import is_extension, json_values, uuid_strings
 from connectors.destinations.base import Context, Destination, DestinationUserError, Step, WriteRequest
 from connectors.destinations.warehouses.postgres import USER_ERRORS as POSTGRES_USER_ERRORS
-from connectors.destinations.warehouses.postgres import PostgresConfig, _connects, connect, quote
-from connectors.destinations.warehouses.staging import ApplyRule, StagedWriter
+from connectors.destinations.warehouses.postgres import PostgresConfig, _connects, apply_statements, connect, quote
+from connectors.destinations.warehouses.staging import StagedWriter
 from connectors.sources.schemas import KEYS, POSTGRES_SCHEMAS
 
 COPY_REFUSED = (
@@ -204,21 +204,6 @@ def insert_rows(stage: str, types: dict[str, str], rows: int) -> str:
         values.append(", ".join(row_values))
     columns = ", ".join(quote(column) for column in types)
     return f"INSERT INTO {stage} ({columns}) VALUES ({'), ('.join(values)})"
-
-
-def apply_statements(target: str, stage: str, columns: Sequence[str], rule: ApplyRule) -> list[str]:
-    """The apply, in one transaction: drop the staged rows that do not replace the target's (persons, sessions:
-    not newer), delete the target's rows of the staged keys, insert the staged rows."""
-    statements = []
-    if rule.newer:
-        same_key = " AND ".join(f"{stage}.{quote(c)} = held.{quote(c)}" for c in rule.key)
-        newer = rule.newer_condition(quote, held="held", staged=stage)
-        statements.append(f"DELETE FROM {stage} USING {target} AS held WHERE {same_key} AND NOT ({newer})")
-    staged_key = " AND ".join(f"{target}.{quote(c)} = staged.{quote(c)}" for c in rule.key)
-    statements.append(f"DELETE FROM {target} USING {stage} AS staged WHERE {staged_key}")
-    listed = ", ".join(quote(c) for c in columns)
-    statements.append(f"INSERT INTO {target} ({listed}) SELECT {listed} FROM {stage}")
-    return statements
 
 
 USER_ERRORS = (*POSTGRES_USER_ERRORS, asyncpg.StringDataRightTruncationError, asyncpg.InvalidTextRepresentationError,
