@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from batch_exports.services.person_ids import person_id
 
 if TYPE_CHECKING:
@@ -81,14 +83,12 @@ class _Batch:
         self.moved: set[str] = set()
         self.persons: dict[str, Person] = {}
         self.merged_into: dict[str, str] = {}
-        for row in rows:
-            self.links[row["distinct_id"]] = row["id"]
-            self.link_versions[row["distinct_id"]] = row["link_version"]
-            if row["id"] not in self.persons:
-                self.persons[row["id"]] = Person(
-                    row["id"], dict(row["properties"]), row["version"], row["is_identified"], row["created_at"],
-                    read_version=row["version"],
-                )  # fmt: skip
+        for distinct_id, link_version, pid, properties, version, is_identified, created_at, *_ in rows:
+            self.links[distinct_id] = pid
+            self.link_versions[distinct_id] = link_version
+            if pid not in self.persons:  # a person of several ids is read once per id: decoded once
+                self.persons[pid] = Person(pid, orjson.loads(properties), version, is_identified, created_at,
+                                           read_version=version)  # fmt: skip
 
     def person_of(self, distinct_id: str) -> Person | None:
         pid = self.links.get(distinct_id)
@@ -173,8 +173,8 @@ def _update(person: Person, event: "CapturedEvent") -> None:
 
 
 def plan(team_id: int, events: list["CapturedEvent"], rows: list[Any]) -> Plan:
-    """What the batch writes, from `rows` (distinct_id, link_version, id, properties (a dict), version,
-    is_identified, created_at) of its distinct ids that had persons."""
+    """What the batch writes, from `rows` (distinct_id, link_version, id, properties (JSON text), version,
+    is_identified, created_at, in that order, as `event_store` reads them) of its distinct ids that had persons."""
     batch = _Batch(team_id, rows)
     refused: list[str] = []
     documents = []

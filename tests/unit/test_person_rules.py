@@ -1,5 +1,6 @@
 """PostHog's person rules at capture: which ids a merge may name, the deterministic person id, the merge plan."""
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -66,9 +67,19 @@ def test_illegal_merges_become_warnings() -> None:
     assert "cannot_merge_with_illegal_distinct_id" in warning and "'guest'" in warning
 
 
-def _row(distinct_id: str, pid: str, version: int, identified: bool = False, link: int = 0, **props: object) -> dict:
-    return {"distinct_id": distinct_id, "link_version": link, "id": pid, "properties": props, "version": version,
-            "is_identified": identified, "created_at": datetime(2026, 1, int(pid[-1]) + 1, tzinfo=UTC)}  # fmt: skip
+def _row(
+    distinct_id: str, pid: str, version: int, identified: bool = False, link: int = 0, **props: object
+) -> tuple[object, ...]:
+    """A row as `event_store` reads it (its columns in order, the properties as JSON text)."""
+    return (
+        distinct_id,
+        link,
+        pid,
+        json.dumps(props),
+        version,
+        identified,
+        datetime(2026, 1, int(pid[-1]) + 1, tzinfo=UTC),
+    )
 
 
 def test_a_merge_keeps_the_event_persons_properties_then_sets_and_unsets() -> None:
