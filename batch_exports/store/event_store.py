@@ -149,16 +149,16 @@ _LOCK_PERSONS = """
 
 _READ_MERGING = """
     SELECT d.distinct_id, d.version AS link_version, p.id::text AS id, p.properties::text AS properties, p.version,
-           p.is_identified, p.created_at, p.is_deleted
+           p.is_identified, p.created_at, p.is_deleted, p.xmin::text AS xmin
     FROM person_distinct_ids d
-         CROSS JOIN LATERAL (SELECT id, properties, version, is_identified, created_at, is_deleted FROM persons
+         CROSS JOIN LATERAL (SELECT id, properties, version, is_identified, created_at, is_deleted, xmin FROM persons
                              WHERE id = d.person_id LIMIT 1) p
     WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
 """
 """The persons of a merging batch's ids (its events' and the ids they merge), as `_PERSONS` reads them."""
 _LOCK_MERGING = """
     SELECT d.distinct_id, d.version AS link_version, p.id::text AS id, p.properties::text AS properties, p.version,
-           p.is_identified, p.created_at, p.is_deleted
+           p.is_identified, p.created_at, p.is_deleted, p.xmin::text AS xmin
     FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
     WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
     ORDER BY p.id FOR UPDATE OF p
@@ -168,7 +168,7 @@ _LOCK_MERGING = """
 _PERSONS_DOCUMENT = """
     c AS (
         SELECT * FROM jsonb_to_recordset(convert_from({persons}, 'UTF8')::jsonb) AS c(
-            id uuid, properties jsonb, version bigint, read_version bigint, is_identified boolean,
+            id uuid, properties jsonb, version bigint, read_version bigint, read_xmin xid, is_identified boolean,
             created_at timestamptz, is_deleted boolean, deleted_distinct_id text, deleted_distinct_id_version bigint)
     )"""
 _MADE = """
@@ -189,9 +189,21 @@ _CHANGED = """
                              deleted_distinct_id_version = c.deleted_distinct_id_version,
                              updated_at = clock_timestamp()
         FROM c WHERE c.read_version IS NOT NULL AND p.id = c.id AND p.version = c.read_version
+                 AND (NOT c.is_deleted OR p.xmin = c.read_xmin)  -- merged away: no id joined it meanwhile
                  AND p.id = ANY(ARRAY(SELECT id FROM c))  -- by the key: a join would read all persons
         RETURNING 1
     )"""
+_JOINED = """
+    joined AS (
+        UPDATE persons p SET version = p.version FROM unnest({joined}::uuid[]) AS j(id)
+        WHERE p.id = j.id AND NOT p.is_deleted
+        RETURNING 1
+    )"""
+"""The persons new ids join, written as they are (no version, no `updated_at`: PostHog leaves a person as it is
+when it adds a distinct id): a batch that merges one of them away concurrently then finds its row written since
+it read it (`_CHANGED`'s `xmin`) and refuses, or, when it came first, this statement finds the person deleted and
+refuses. A row lock alone would not do: the merging statement, once the lock is released, would move the links
+its snapshot holds, without the one this batch added."""
 _MOVED = """
     moved AS (
         UPDATE person_distinct_ids d SET person_id = m.survivor, version = d.version + 1,
@@ -215,17 +227,18 @@ _LINKED = """
 class _Shape:
     """Which parts a merging batch's statement has: persons made, persons changed, links moved, new links. Each
     part costs PostgreSQL planning and a scan even when it has no rows, so a chunk's statement holds only its own
-    (at most 16 shapes, each prepared once per connection)."""
+    (at most 32 shapes, each prepared once per connection)."""
 
     made: bool = False
     changed: bool = False
     moves: bool = False
     links: bool = False
+    joins: bool = False
 
     @classmethod
     def of(cls, plan: person_merges.Plan) -> "_Shape":
         made = sum(1 for person in plan.persons if person["read_version"] is None)
-        return cls(made > 0, made < len(plan.persons), bool(plan.moves[0]), bool(plan.links[0]))
+        return cls(made > 0, made < len(plan.persons), bool(plan.moves[0]), bool(plan.links[0]), bool(plan.joined))
 
     def arguments(self, plan: person_merges.Plan) -> list[Any]:
         """The statement's arguments after the team (`$1`), before the chunk's events (the last)."""
@@ -233,6 +246,7 @@ class _Shape:
             *([orjson.dumps(plan.persons)] if self.made or self.changed else []),
             *(plan.moves if self.moves else ()),
             *(plan.links if self.links else ()),
+            *([plan.joined] if self.joins else []),
         ]
 
 
@@ -242,7 +256,7 @@ def _merge_statement(shape: _Shape, repeats: bool) -> str:
     `person_merges.Person.row()`), the links moved from persons merged away, the new links and the events
     (inserted only once the persons and links are: a statement that refuses wastes little). Another batch that
     took one of its new ids or persons first makes it refuse (`_RACED`)."""
-    numbers = iter(range(2, 10))
+    numbers = iter(range(2, 11))
     parts, written, counted = [], [], []
     if shape.made or shape.changed:
         parts.append(_PERSONS_DOCUMENT.format(persons=f"${next(numbers)}"))
@@ -259,6 +273,11 @@ def _merge_statement(shape: _Shape, repeats: bool) -> str:
         parts.append(_LINKED.format(ids=ids, persons=f"${next(numbers)}", versions=f"${next(numbers)}"))
         written.append(f"(SELECT count(*) FROM linked) = cardinality({ids}::text[])")
         counted.append(f"(SELECT count(*) FROM linked) || ' of ' || cardinality({ids}::text[]) || ' new ids'")
+    if shape.joins:
+        joined = f"${next(numbers)}"
+        parts.append(_JOINED.format(joined=joined))
+        written.append(f"(SELECT count(*) FROM joined) = cardinality({joined}::uuid[])")
+        counted.append(f"(SELECT count(*) FROM joined) || ' of ' || cardinality({joined}::uuid[]) || ' joined'")
     events = f"${next(numbers)}"
     if not written:  # nothing but events (a later chunk)
         return _statement(f"WITH inserted AS ({_insert_events(events)}) SELECT count(*) FROM inserted", repeats)
@@ -279,8 +298,8 @@ async def _merge(
 ) -> None:
     """A batch with merges: its persons read (or locked), replayed in Python (`person_merges.plan`), written by
     one statement per chunk of events (the persons and links with the first). Unlocked, the statement refuses
-    when another batch changed one of the persons meanwhile (every person a merge touches is changed, its
-    version checked)."""
+    when another batch changed one of the persons meanwhile (every person a merge changes has its version
+    checked; one an id only joins is guarded, `_JOINED`)."""
     rows = await conn.fetch(_LOCK_MERGING if locking else _READ_MERGING, team_id, person_merges.lookup_ids(events))
     if any(row["is_deleted"] for row in rows):
         raise _Raced("a person read was merged away meanwhile")

@@ -79,6 +79,8 @@ def _row(
         version,
         identified,
         datetime(2026, 1, int(pid[-1]) + 1, tzinfo=UTC),
+        False,
+        "1",
     )
 
 
@@ -106,6 +108,18 @@ def test_merging_away_an_identified_person_needs_merge_dangerously() -> None:
     dangerous = person_merges.plan(2, _parsed({"event": "$merge_dangerously", "distinct_id": "u", "properties": {
         "alias": "a"}}), rows)  # fmt: skip
     assert dangerous.moves == (["p1"], ["p2"]) and not dangerous.refused
+
+
+def test_an_id_joining_a_person_changes_it_only_to_identify_it() -> None:
+    """PostHog's `addDistinctId` writes the link alone: a person already identified is only `joined` (guarded by
+    the write, its version as read); one not yet identified is changed to identify it."""
+    events = _parsed({"event": "$identify", "distinct_id": "u", "properties": {"$anon_distinct_id": "new"}})
+    identified = person_merges.plan(2, events, [_row("u", "p1", 3, identified=True)])
+    assert identified.persons == [] and identified.joined == ["p1"] and identified.links == (["new"], ["p1"], [0])
+    assert identified.events[0][4] == "p1"
+    anonymous = person_merges.plan(2, events, [_row("u", "p1", 3)])
+    assert [(p["id"], p["version"], p["is_identified"]) for p in anonymous.persons] == [("p1", 4, True)]
+    assert anonymous.joined == [] and anonymous.links == (["new"], ["p1"], [0])
 
 
 def test_new_ids_share_one_person_and_a_chain_resolves_to_the_last_survivor() -> None:
