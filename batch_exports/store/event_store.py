@@ -21,6 +21,7 @@ nothing more. A statement takes at most `CHUNK_EVENTS` events; a larger batch is
 """
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -148,28 +149,30 @@ _LOCK_PERSONS = """
 
 _READ_MERGING = """
     SELECT d.distinct_id, d.version AS link_version, p.id::text AS id, p.properties::text AS properties, p.version,
-           p.is_identified, p.created_at, p.is_deleted
+           p.is_identified, p.created_at, p.is_deleted, p.xmin::text AS xmin
     FROM person_distinct_ids d
-         CROSS JOIN LATERAL (SELECT id, properties, version, is_identified, created_at, is_deleted FROM persons
+         CROSS JOIN LATERAL (SELECT id, properties, version, is_identified, created_at, is_deleted, xmin FROM persons
                              WHERE id = d.person_id LIMIT 1) p
     WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
 """
 """The persons of a merging batch's ids (its events' and the ids they merge), as `_PERSONS` reads them."""
 _LOCK_MERGING = """
     SELECT d.distinct_id, d.version AS link_version, p.id::text AS id, p.properties::text AS properties, p.version,
-           p.is_identified, p.created_at, p.is_deleted
+           p.is_identified, p.created_at, p.is_deleted, p.xmin::text AS xmin
     FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
     WHERE d.team_id = $1 AND d.distinct_id = ANY($2::text[])
     ORDER BY p.id FOR UPDATE OF p
 """
 """The same, locked in id order (when batches keep meeting). A person merged away meanwhile reads as deleted
 (its link as read): the batch is then written again."""
-_MERGE = f"""
-    WITH c AS (
-        SELECT * FROM jsonb_to_recordset(convert_from($2, 'UTF8')::jsonb) AS c(
-            id uuid, properties jsonb, version bigint, read_version bigint, is_identified boolean,
+_PERSONS_DOCUMENT = """
+    c AS (
+        SELECT * FROM jsonb_to_recordset(convert_from({persons}, 'UTF8')::jsonb) AS c(
+            id uuid, properties jsonb, version bigint, read_version bigint, read_xmin xid, is_identified boolean,
             created_at timestamptz, is_deleted boolean, deleted_distinct_id text, deleted_distinct_id_version bigint)
-    ), made AS (
+    )"""
+_MADE = """
+    made AS (
         INSERT INTO persons (id, team_id, properties, version, is_identified, created_at, is_deleted,
                              deleted_distinct_id, deleted_distinct_id_version)
         SELECT id, $1, properties, version, is_identified, coalesce(created_at, now()), is_deleted,
@@ -177,40 +180,117 @@ _MERGE = f"""
         FROM c WHERE read_version IS NULL ORDER BY id
         ON CONFLICT (id) DO NOTHING
         RETURNING 1
-    ), changed AS (
+    )"""
+_CHANGED = """
+    changed AS (
         UPDATE persons p SET properties = c.properties, version = c.version, is_identified = c.is_identified,
                              created_at = c.created_at, is_deleted = c.is_deleted,
                              deleted_distinct_id = c.deleted_distinct_id,
                              deleted_distinct_id_version = c.deleted_distinct_id_version,
                              updated_at = clock_timestamp()
         FROM c WHERE c.read_version IS NOT NULL AND p.id = c.id AND p.version = c.read_version
+                 AND (NOT c.is_deleted OR p.xmin = c.read_xmin)  -- merged away: no id joined it meanwhile
                  AND p.id = ANY(ARRAY(SELECT id FROM c))  -- by the key: a join would read all persons
         RETURNING 1
-    ), moved AS (
+    )"""
+_JOINED = """
+    joined AS (
+        UPDATE persons p SET version = p.version FROM unnest({joined}::uuid[]) AS j(id)
+        WHERE p.id = j.id AND NOT p.is_deleted
+        RETURNING 1
+    )"""
+"""The persons new ids join, written as they are (no version, no `updated_at`: PostHog leaves a person as it is
+when it adds a distinct id): a batch that merges one of them away concurrently then finds its row written since
+it read it (`_CHANGED`'s `xmin`) and refuses, or, when it came first, this statement finds the person deleted and
+refuses. A row lock alone would not do: the merging statement, once the lock is released, would move the links
+its snapshot holds, without the one this batch added."""
+_MOVED = """
+    moved AS (
         UPDATE person_distinct_ids d SET person_id = m.survivor, version = d.version + 1,
                                          updated_at = clock_timestamp()
-        FROM unnest($3::uuid[], $4::uuid[]) AS m(merged, survivor)
+        FROM unnest({merged}::uuid[], {survivors}::uuid[]) AS m(merged, survivor)
         WHERE d.person_id = m.merged AND d.team_id = $1
         RETURNING 1
-    ), linked AS (
+    )"""
+_LINKED = """
+    linked AS (
         INSERT INTO person_distinct_ids (team_id, distinct_id, person_id, version)
         SELECT $1, l.distinct_id, l.person_id, l.version
-        FROM unnest($5::text[], $6::uuid[], $7::bigint[]) AS l(distinct_id, person_id, version) ORDER BY 2
+        FROM unnest({ids}::text[], {persons}::uuid[], {versions}::bigint[]) AS l(distinct_id, person_id, version)
+        ORDER BY 2
         ON CONFLICT (team_id, distinct_id) DO NOTHING
         RETURNING 1
-    ), checked AS (
-        SELECT (SELECT count(*) FROM made) + (SELECT count(*) FROM changed) = (SELECT count(*) FROM c)
-               AND (SELECT count(*) FROM linked) = cardinality($5::text[]) AS written
-    ), inserted AS ({_insert_events("$8", "WHERE (SELECT written FROM checked)")})
-    SELECT CASE WHEN (SELECT written FROM checked) THEN (SELECT count(*) FROM inserted)
-                ELSE ('{_RACED}: ' || (SELECT count(*) FROM made) || '+' || (SELECT count(*) FROM changed) || ' of '
-                      || (SELECT count(*) FROM c) || ' persons, ' || (SELECT count(*) FROM linked) || ' of '
-                      || cardinality($5::text[]) || ' new ids written')::bigint END
-"""
-"""A merging batch's writes, all or none: the persons made and changed (`$2`, a JSON array of
-`person_merges.Person.row()`), the links moved from persons merged away (`$3`, `$4`), the new links (`$5`-`$7`)
-and the events (`$8`, inserted only once the persons and links are: a statement that refuses wastes little).
-Another batch that took one of its new ids or persons first makes it refuse (`_RACED`)."""
+    )"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Which parts a merging batch's statement has: persons made, persons changed, links moved, new links. Each
+    part costs PostgreSQL planning and a scan even when it has no rows, so a chunk's statement holds only its own
+    (at most 32 shapes, each prepared once per connection)."""
+
+    made: bool = False
+    changed: bool = False
+    moves: bool = False
+    links: bool = False
+    joins: bool = False
+
+    @classmethod
+    def of(cls, plan: person_merges.Plan) -> "_Shape":
+        made = sum(1 for person in plan.persons if person["read_version"] is None)
+        return cls(made > 0, made < len(plan.persons), bool(plan.moves[0]), bool(plan.links[0]), bool(plan.joined))
+
+    def arguments(self, plan: person_merges.Plan) -> list[Any]:
+        """The statement's arguments after the team (`$1`), before the chunk's events (the last)."""
+        return [
+            *([orjson.dumps(plan.persons)] if self.made or self.changed else []),
+            *(plan.moves if self.moves else ()),
+            *(plan.links if self.links else ()),
+            *([plan.joined] if self.joins else []),
+        ]
+
+
+@functools.cache
+def _merge_statement(shape: _Shape, repeats: bool) -> str:
+    """A merging batch's writes, all or none: the persons made and changed (a JSON array of
+    `person_merges.Person.row()`), the links moved from persons merged away, the new links and the events
+    (inserted only once the persons and links are: a statement that refuses wastes little). Another batch that
+    took one of its new ids or persons first makes it refuse (`_RACED`)."""
+    numbers = iter(range(2, 11))
+    parts, written, counted = [], [], []
+    if shape.made or shape.changed:
+        parts.append(_PERSONS_DOCUMENT.format(persons=f"${next(numbers)}"))
+        parts += [_MADE] if shape.made else []
+        parts += [_CHANGED] if shape.changed else []
+        persons = " + ".join(f"(SELECT count(*) FROM {part})" for part in ("made", "changed")
+                             if getattr(shape, part))  # fmt: skip
+        written.append(f"{persons} = (SELECT count(*) FROM c)")
+        counted.append(f"({persons}) || ' of ' || (SELECT count(*) FROM c) || ' persons'")
+    if shape.moves:
+        parts.append(_MOVED.format(merged=f"${next(numbers)}", survivors=f"${next(numbers)}"))
+    if shape.links:
+        ids = f"${next(numbers)}"
+        parts.append(_LINKED.format(ids=ids, persons=f"${next(numbers)}", versions=f"${next(numbers)}"))
+        written.append(f"(SELECT count(*) FROM linked) = cardinality({ids}::text[])")
+        counted.append(f"(SELECT count(*) FROM linked) || ' of ' || cardinality({ids}::text[]) || ' new ids'")
+    if shape.joins:
+        joined = f"${next(numbers)}"
+        parts.append(_JOINED.format(joined=joined))
+        written.append(f"(SELECT count(*) FROM joined) = cardinality({joined}::uuid[])")
+        counted.append(f"(SELECT count(*) FROM joined) || ' of ' || cardinality({joined}::uuid[]) || ' joined'")
+    events = f"${next(numbers)}"
+    if not written:  # nothing but events (a later chunk)
+        return _statement(f"WITH inserted AS ({_insert_events(events)}) SELECT count(*) FROM inserted", repeats)
+    check = " AND ".join(written)
+    parts.append(f"checked AS (SELECT {check} AS written)")
+    parts.append(f"inserted AS ({_insert_events(events, 'WHERE (SELECT written FROM checked)')})")
+    report = " || ', ' || ".join(counted)
+    return _statement(
+        f"""WITH {", ".join(parts)}
+        SELECT CASE WHEN (SELECT written FROM checked) THEN (SELECT count(*) FROM inserted)
+                    ELSE ('{_RACED}: ' || {report} || ' written')::bigint END""",
+        repeats,
+    )
 
 
 async def _merge(
@@ -218,22 +298,20 @@ async def _merge(
 ) -> None:
     """A batch with merges: its persons read (or locked), replayed in Python (`person_merges.plan`), written by
     one statement per chunk of events (the persons and links with the first). Unlocked, the statement refuses
-    when another batch changed one of the persons meanwhile (every person a merge touches is changed, its
-    version checked)."""
+    when another batch changed one of the persons meanwhile (every person a merge changes has its version
+    checked; one an id only joins is guarded, `_JOINED`)."""
     rows = await conn.fetch(_LOCK_MERGING if locking else _READ_MERGING, team_id, person_merges.lookup_ids(events))
     if any(row["is_deleted"] for row in rows):
         raise _Raced("a person read was merged away meanwhile")
-    read = [{**row, "properties": orjson.loads(row["properties"])} for row in rows]
-    plan = await _off_loop(person_merges.plan, team_id, events, read, size=len(events))
+    plan = await _off_loop(person_merges.plan, team_id, events, rows, size=len(events))
     for warning in plan.refused:
         log.warning("capture: team %s: %s", team_id, warning)
-    persons: bytes = orjson.dumps(plan.persons)
-    moves, links = plan.moves, plan.links
-    statement = _statement(_MERGE, repeats)
+    shape = _Shape.of(plan)
+    arguments = shape.arguments(plan)
     for start in range(0, len(plan.events), CHUNK_EVENTS):
         chunk = _document(sorted(plan.events[start : start + CHUNK_EVENTS], key=_by_uuid))
-        await conn.fetchval(statement, team_id, persons, *moves, *links, chunk)
-        persons, moves, links = b"[]", ([], []), ([], [], [])
+        await conn.fetchval(_merge_statement(shape, repeats), team_id, *arguments, chunk)
+        shape, arguments = _Shape(), []
 
 
 def _json(value: Any) -> str:

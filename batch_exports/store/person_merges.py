@@ -11,8 +11,9 @@ and returns what one statement then writes. As PostHog (`nodejs/src/worker/inges
   identified is refused unless the event is `$merge_dangerously`. Every merge marks the event's person
   identified.
 - Then the event's `$set_once` (where absent), `$set` (overwrites) and `$unset`. A person read that changes
-  gets its version plus one (once per batch, or the merge's); an id joining a person changes it too, so that
-  the write, which checks every changed person's version, refuses when a concurrent batch merged it away.
+  gets its version plus one (once per batch, or the merge's). An id joining a person does not change it (PostHog's
+  `addDistinctId` leaves the person as it is; marking it identified, when it was not, does): the person is only
+  `joined`, which the write guards so that a concurrent batch cannot merge it away meanwhile (`event_store`).
 - An event with `$process_person_profile: false` changes nothing: it carries its distinct id's person, or
   PostHog's deterministic person id when there is none.
 """
@@ -20,6 +21,8 @@ and returns what one statement then writes. As PostHog (`nodejs/src/worker/inges
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from batch_exports.services.person_ids import person_id
 
@@ -40,15 +43,20 @@ class Person:
     """None for a person this batch makes (the statement's `now()`)."""
     read_version: int | None = None
     """The version read (None: a new person)."""
+    read_xmin: str | None = None
+    """The row version read (PostgreSQL's `xmin`): a person merged away is written only if no other batch wrote
+    its row since, not even to guard an id joining it."""
     changed: bool = False
     bumped: bool = False
+    joined: bool = False
+    """An id of this batch joined the person (read, not otherwise changed by the join)."""
     is_deleted: bool = False
     deleted_distinct_id: str | None = None
     deleted_distinct_id_version: int | None = None
 
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "properties": self.properties, "version": self.version,
-                "read_version": self.read_version, "is_identified": self.is_identified,
+                "read_version": self.read_version, "read_xmin": self.read_xmin, "is_identified": self.is_identified,
                 "created_at": self.created_at, "is_deleted": self.is_deleted,
                 "deleted_distinct_id": self.deleted_distinct_id,
                 "deleted_distinct_id_version": self.deleted_distinct_id_version}  # fmt: skip
@@ -64,6 +72,8 @@ class Plan:
     """New links (distinct id, person, version), in distinct-id order."""
     events: list[tuple[Any, ...]]
     """Each event's row: (uuid, event, distinct id, properties, person id, person properties, timestamp, chain)."""
+    joined: list[str] = field(default_factory=list)
+    """Persons read that new links join and the batch does not otherwise change, in id order."""
     refused: list[str] = field(default_factory=list)
     """Merges refused (an identified person would be merged away), as warnings."""
 
@@ -81,14 +91,12 @@ class _Batch:
         self.moved: set[str] = set()
         self.persons: dict[str, Person] = {}
         self.merged_into: dict[str, str] = {}
-        for row in rows:
-            self.links[row["distinct_id"]] = row["id"]
-            self.link_versions[row["distinct_id"]] = row["link_version"]
-            if row["id"] not in self.persons:
-                self.persons[row["id"]] = Person(
-                    row["id"], dict(row["properties"]), row["version"], row["is_identified"], row["created_at"],
-                    read_version=row["version"],
-                )  # fmt: skip
+        for distinct_id, link_version, pid, properties, version, is_identified, created_at, _, xmin in rows:
+            self.links[distinct_id] = pid
+            self.link_versions[distinct_id] = link_version
+            if pid not in self.persons:  # a person of several ids is read once per id: decoded once
+                self.persons[pid] = Person(pid, orjson.loads(properties), version, is_identified, created_at,
+                                           read_version=version, read_xmin=xmin)  # fmt: skip
 
     def person_of(self, distinct_id: str) -> Person | None:
         pid = self.links.get(distinct_id)
@@ -126,7 +134,7 @@ class _Batch:
             existing = other or into
             assert existing is not None
             self.link(into_id if into is None else other_id, existing)
-            self.change(existing)  # checked against the version read: a concurrent merge cannot take it away
+            existing.joined = True  # guarded by the write: a concurrent merge cannot take it away meanwhile
             into = existing
         elif other is not into:
             if other.is_identified and not event.dangerous:
@@ -173,8 +181,9 @@ def _update(person: Person, event: "CapturedEvent") -> None:
 
 
 def plan(team_id: int, events: list["CapturedEvent"], rows: list[Any]) -> Plan:
-    """What the batch writes, from `rows` (distinct_id, link_version, id, properties (a dict), version,
-    is_identified, created_at) of its distinct ids that had persons."""
+    """What the batch writes, from `rows` (distinct_id, link_version, id, properties (JSON text), version,
+    is_identified, created_at, is_deleted, xmin, in that order, as `event_store` reads them) of its distinct ids
+    that had persons."""
     batch = _Batch(team_id, rows)
     refused: list[str] = []
     documents = []
@@ -198,11 +207,13 @@ def plan(team_id: int, events: list["CapturedEvent"], rows: list[Any]) -> Plan:
     moves = sorted((merged, survivor) for merged, survivor in batch.merged_into.items()
                    if batch.persons[merged].read_version is not None)  # fmt: skip
     new_links = sorted(batch.new_links)
+    joined = sorted(p.id for p in batch.persons.values() if p.joined and not p.changed and p.read_version is not None)
     return Plan(
         persons=[p.row() for p in persons],
         moves=([merged for merged, _ in moves], [survivor for _, survivor in moves]),
         links=(new_links, [batch.links[d] for d in new_links], [batch.link_versions[d] for d in new_links]),
         events=documents,
+        joined=joined,
         refused=refused,
     )
 

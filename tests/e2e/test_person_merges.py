@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from posthog import Posthog
 
+from batch_exports.services import capture as ingestion
 from batch_exports.services.person_ids import person_id
+from batch_exports.store import db, event_store
 from tests.support.helpers import export_now
 from tests.support.stack import Project
 
@@ -129,6 +131,71 @@ async def test_identify_into_an_identified_person_is_refused_unless_dangerously(
     events = await event_persons(project, "dangerously")
     assert [events[u][1] for u in sent + later] == [p("alice"), p("bob"), p("alice"), p("bob"), p("alice"),
                                                     p("alice")]  # fmt: skip
+
+
+async def test_an_id_joining_an_identified_person_leaves_the_person_as_it_was(project: Project) -> None:
+    """A new visitor id that identifies as a user already identified joins that user's person, and PostHog leaves
+    the person as it is (`addDistinctId` writes the link alone): its version does not move."""
+    p = lambda d: pid(project, d)  # noqa: E731
+    sent = await send(project, lambda c: [
+        identify(c, "carol", "anon-1", **{"$set": {"plan": "pro"}}),  # one person of both ids, identified
+        identify(c, "carol", "anon-2"),  # a new device: its id joins carol's person
+        c.capture("$pageview", distinct_id="anon-2"),
+    ])  # fmt: skip
+    rows, current = await persons(project, "joined")
+    assert rows == {("carol", p("carol"), 0, 0, False), ("anon-1", p("carol"), 0, 0, False),
+                    ("anon-2", p("carol"), 0, 0, False)}  # fmt: skip
+    assert current["anon-2"]["properties"] == {"plan": "pro"}
+    events = await event_persons(project, "joined")
+    assert [events[u][:2] for u in sent] == [("carol", p("carol")), ("carol", p("carol")), ("anon-2", p("carol"))]
+
+
+async def _waiting_on_a_row(pool: Any, marker: str) -> None:
+    """Until a statement containing `marker` waits for a row lock (at most 20 s). `pg_stat_activity` shows the
+    first 1,024 bytes of a statement: the marker is near its start."""
+    query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+             "AND position($1 in query) > 0")  # fmt: skip
+    for _ in range(400):
+        if await pool.fetchval(query, marker):
+            return
+        await asyncio.sleep(0.05)
+    activity = await pool.fetch(
+        "SELECT wait_event_type, left(query, 90) FROM pg_stat_activity WHERE datname = current_database()"
+    )
+    raise AssertionError(f"no statement with {marker!r} waited for the row: {activity}")
+
+
+@pytest.mark.parametrize("first", ["join", "merge"])
+async def test_an_id_joining_a_person_that_a_concurrent_batch_merges_away_follows_the_merge(
+    project: Project, first: str
+) -> None:
+    """One batch adds a new id to bob's person while another merges that person into alice's, both statements
+    waiting for bob's row, then let go in either order: the new id ends with alice's person. The join leaves
+    bob's person as it is (no version), yet the merge cannot miss the new link: whichever comes second is
+    refused and written again."""
+    p = lambda d: pid(project, d)  # noqa: E731
+    await send(project, lambda c: [identify(c, "alice", "alice-anon"), identify(c, "bob", "bob-anon")])
+    batches = {
+        "join": (ingestion.parse([{"event": "$identify", "distinct_id": "bob",
+                                   "properties": {"$anon_distinct_id": "bob-phone"}}]).events, "linked AS"),
+        "merge": (ingestion.parse([{"event": "$merge_dangerously", "distinct_id": "alice",
+                                    "properties": {"alias": "bob"}}]).events, "jsonb_to_recordset"),
+    }  # fmt: skip
+    pool = await db.create_pool(project.stack.settings.database_url, min_size=1, max_size=4)
+    try:
+        async with pool.acquire() as holder, holder.transaction():
+            await holder.execute("SELECT 1 FROM persons WHERE id = $1 FOR UPDATE", uuid.UUID(p("bob")))
+            writes = []
+            for name in (first, *(set(batches) - {first})):
+                events, marker = batches[name]
+                writes.append(asyncio.create_task(event_store.write(pool, project.id, events)))
+                await _waiting_on_a_row(pool, marker)
+        await asyncio.gather(*writes)
+        links = await pool.fetch("SELECT distinct_id, person_id::text FROM person_distinct_ids WHERE team_id = $1",
+                                 project.id)  # fmt: skip
+    finally:
+        await pool.close()
+    assert dict(links) == {d: p("alice") for d in ("alice", "alice-anon", "bob", "bob-anon", "bob-phone")}
 
 
 async def test_alias_chains_end_in_one_person(project: Project) -> None:

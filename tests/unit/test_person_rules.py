@@ -1,5 +1,6 @@
 """PostHog's person rules at capture: which ids a merge may name, the deterministic person id, the merge plan."""
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -66,9 +67,21 @@ def test_illegal_merges_become_warnings() -> None:
     assert "cannot_merge_with_illegal_distinct_id" in warning and "'guest'" in warning
 
 
-def _row(distinct_id: str, pid: str, version: int, identified: bool = False, link: int = 0, **props: object) -> dict:
-    return {"distinct_id": distinct_id, "link_version": link, "id": pid, "properties": props, "version": version,
-            "is_identified": identified, "created_at": datetime(2026, 1, int(pid[-1]) + 1, tzinfo=UTC)}  # fmt: skip
+def _row(
+    distinct_id: str, pid: str, version: int, identified: bool = False, link: int = 0, **props: object
+) -> tuple[object, ...]:
+    """A row as `event_store` reads it (its columns in order, the properties as JSON text)."""
+    return (
+        distinct_id,
+        link,
+        pid,
+        json.dumps(props),
+        version,
+        identified,
+        datetime(2026, 1, int(pid[-1]) + 1, tzinfo=UTC),
+        False,
+        "1",
+    )
 
 
 def test_a_merge_keeps_the_event_persons_properties_then_sets_and_unsets() -> None:
@@ -95,6 +108,18 @@ def test_merging_away_an_identified_person_needs_merge_dangerously() -> None:
     dangerous = person_merges.plan(2, _parsed({"event": "$merge_dangerously", "distinct_id": "u", "properties": {
         "alias": "a"}}), rows)  # fmt: skip
     assert dangerous.moves == (["p1"], ["p2"]) and not dangerous.refused
+
+
+def test_an_id_joining_a_person_changes_it_only_to_identify_it() -> None:
+    """PostHog's `addDistinctId` writes the link alone: a person already identified is only `joined` (guarded by
+    the write, its version as read); one not yet identified is changed to identify it."""
+    events = _parsed({"event": "$identify", "distinct_id": "u", "properties": {"$anon_distinct_id": "new"}})
+    identified = person_merges.plan(2, events, [_row("u", "p1", 3, identified=True)])
+    assert identified.persons == [] and identified.joined == ["p1"] and identified.links == (["new"], ["p1"], [0])
+    assert identified.events[0][4] == "p1"
+    anonymous = person_merges.plan(2, events, [_row("u", "p1", 3)])
+    assert [(p["id"], p["version"], p["is_identified"]) for p in anonymous.persons] == [("p1", 4, True)]
+    assert anonymous.joined == [] and anonymous.links == (["new"], ["p1"], [0])
 
 
 def test_new_ids_share_one_person_and_a_chain_resolves_to_the_last_survivor() -> None:
