@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         description="Activities (export attempts, bookkeeping) one worker runs at once: Temporal's "
         "`max_concurrent_activities`. Keep it above the per-project cap times the projects that may saturate it.",
     )
+    workflow_sandbox: bool = Field(
+        False,
+        description="Run the worker's workflows in Temporal's sandbox, which re-imports a workflow's module and "
+        "proxies its globals for every execution (a quarter of a worker's CPU in a backfill, `bench/README.md`). "
+        "Off, the workflows run as plain Python: their determinism rests on the tests, which run them in the "
+        "sandbox and replay recorded histories under it (`docs/operating.md`).",
+    )
     max_concurrent_checks: int = Field(
         4,
         ge=1,
