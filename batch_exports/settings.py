@@ -101,8 +101,9 @@ class Settings(BaseSettings):
     max_concurrent_exports_per_project: int = Field(
         10,
         ge=1,
-        description="Export attempts of one project a worker runs at once; one more gives its activity slot back at "
-        "once and is retried 5 s later (doubling to 30 s), without using up one of "
+        description="Export attempts of one project a worker runs at once. One more waits up to 5 s for one of them "
+        "to end (as many may wait, while the worker's exports hold under half its activity slots); else it gives its "
+        "activity slot back and is retried 5 s later (doubling to 30 s), without using up one of "
         "`BATCH_EXPORTS_EXPORT_MAX_ATTEMPTS`.",
     )
     worker_max_concurrent_activities: int = Field(
