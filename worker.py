@@ -16,7 +16,8 @@ import sys
 import traceback
 from datetime import timedelta
 
-from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker import PollerBehaviorAutoscaling, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.backfills import BackfillBookkeeping
 from activities.export import Exporter
@@ -38,12 +39,21 @@ POLLING = PollerBehaviorAutoscaling()
 being written to the server's database and read back (halved the time workflow tasks wait, in bench/backfill.py)."""
 
 
+def workflow_runner(sandboxed: bool) -> WorkflowRunner:
+    """Temporal's sandbox, or the workflows as plain Python (`BATCH_EXPORTS_WORKFLOW_SANDBOX`): the sandbox builds an
+    instance of each execution's module and proxies its globals, about a quarter of a worker's CPU per run in a
+    backfill. Without it, the tests keep the workflows deterministic: they run them in the sandbox (Temporal's
+    default runner) and replay recorded histories under it."""
+    return SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
+
+
 def build_worker(rt: Runtime) -> Worker:
     runs, backfills, exporter, reconciler = RunBookkeeping(rt), BackfillBookkeeping(rt), Exporter(rt), Reconciler(rt)
     return Worker(
         rt.client,
         task_queue=rt.settings.task_queue,
         workflows=[RunBatchExportWorkflow, BackfillWorkflow, ReconcileWorkflow],
+        workflow_runner=workflow_runner(rt.settings.workflow_sandbox),
         interceptors=[logs.ActivityLogContext()],  # log lines name the export and run an activity works on
         # Heartbeats reach the server at least every 2 s, so a cancel reaches an export within seconds.
         max_heartbeat_throttle_interval=timedelta(seconds=2),

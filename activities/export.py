@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from activities.admission import ProjectSlots
+from activities.admission import FIRST_WAIT_SECONDS, ProjectSlots
 from activities.attempts import Attempt, Checkpoint, WorkerShutdown
 from batch_exports.exports.export import BatchExport
 from batch_exports.runtime import Runtime
@@ -34,7 +34,9 @@ each time, so not at every one)."""
 class Exporter:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.slots = ProjectSlots(rt.settings.max_concurrent_exports_per_project)
+        self.slots = ProjectSlots(
+            rt.settings.max_concurrent_exports_per_project, rt.settings.worker_max_concurrent_activities
+        )
 
     @activity.defn(name="export-interval")
     async def export_interval(self, inputs: ExportInputs) -> ExportResult:
@@ -48,7 +50,7 @@ class Exporter:
                     non_retryable=True,
                 )
             await attempt.ensure_attempts_left(export)
-            with self.slots.taken(export.team_id):  # or give the activity slot back at once
+            async with self.slots.taken(export.team_id, _slot_wait_seconds()):  # or give the activity slot back
                 start = await attempt.begin(export)
                 written = Checkpoint(records=start.records, bytes=start.bytes)  # so far, if not all for good yet
                 context = self.rt.destinations.for_project(export.team_id)
@@ -153,3 +155,10 @@ class Exporter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _slot_wait_seconds() -> float:
+    """How long an attempt over its project's share may wait for a slot: no longer than its retry would take to come
+    back, and within half its heartbeat timeout (it heartbeats only once it runs)."""
+    timeout = activity.info().heartbeat_timeout
+    return min(FIRST_WAIT_SECONDS, timeout.total_seconds() / 2) if timeout else FIRST_WAIT_SECONDS

@@ -101,8 +101,9 @@ class Settings(BaseSettings):
     max_concurrent_exports_per_project: int = Field(
         10,
         ge=1,
-        description="Export attempts of one project a worker runs at once; one more gives its activity slot back at "
-        "once and is retried 5 s later (doubling to 30 s), without using up one of "
+        description="Export attempts of one project a worker runs at once. One more waits up to 5 s for one of them "
+        "to end (as many may wait, while the worker's exports hold under half its activity slots); else it gives its "
+        "activity slot back and is retried 5 s later (doubling to 30 s), without using up one of "
         "`BATCH_EXPORTS_EXPORT_MAX_ATTEMPTS`.",
     )
     worker_max_concurrent_activities: int = Field(
@@ -110,6 +111,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Activities (export attempts, bookkeeping) one worker runs at once: Temporal's "
         "`max_concurrent_activities`. Keep it above the per-project cap times the projects that may saturate it.",
+    )
+    workflow_sandbox: bool = Field(
+        False,
+        description="Run the worker's workflows in Temporal's sandbox, which re-imports a workflow's module and "
+        "proxies its globals for every execution (a quarter of a worker's CPU in a backfill, `bench/README.md`). "
+        "Off, the workflows run as plain Python: their determinism rests on the tests, which run them in the "
+        "sandbox and replay recorded histories under it (`docs/operating.md`).",
     )
     max_concurrent_checks: int = Field(
         4,

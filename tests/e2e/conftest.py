@@ -92,6 +92,9 @@ def settings(services: Services, work_dir: Path, bigquery_port: int) -> Settings
         worker_metrics_port=0,
         api_metrics_port=0,
         bigquery_url=f"http://{LOOPBACK}:{bigquery_port}",
+        # In-process workers run the workflows in Temporal's sandbox, which catches non-deterministic code; the worker
+        # processes (`tests.support.processes`, `faults`) run them as the service does by default, without it.
+        workflow_sandbox=True,
     )
 
 

@@ -24,6 +24,7 @@ from temporalio.api.enums.v1 import EventType
 from entrypoints.embedded import LOOPBACK, free_port
 from tests.support.helpers import another_gateway, create_export, eventually, insert_events, runs_of, start_run
 from tests.support.listeners import loopback_only
+from tests.support.receiver import running_receiver
 from tests.support.stack import API_KEY, Project, Stack
 from worker import build_worker
 
@@ -212,6 +213,36 @@ async def test_one_projects_dead_destinations_do_not_hold_up_anothers(stack: Sta
         assert keys == [f"project-{healthy.id}"]
         for handle in handles:
             await handle.terminate("the test is over")
+
+
+async def test_an_attempt_over_its_projects_cap_takes_the_slot_the_running_one_frees(stack: Stack) -> None:
+    """A backfill keeps more runs going than its project's share: with one attempt of a project at once, two runs'
+    exports to a receiver that takes 2 s over each batch follow one another in the worker. The second waits for
+    the first's slot instead of giving its own back (and coming back 5 s later through Temporal)."""
+    project = await stack.new_project()
+    settings = stack.settings.model_copy(
+        update={"task_queue": f"isolation-{uuid.uuid4().hex[:8]}", "max_concurrent_exports_per_project": 1}
+    )
+    runtime = dataclasses.replace(stack.runtime, settings=settings)
+    end = datetime.now(UTC).replace(microsecond=0)
+    await insert_events(stack, project.id, [end - timedelta(minutes=1)])
+    async with running_receiver("t") as receiver, build_worker(runtime):
+        receiver.delay = 2.0
+        http = {"type": "HTTP", "config": {"url": receiver.url, "token": "t"}}
+        exports = [await create_export(project, {"name": f"slow-{n}", "interval": "hour", "destination": http})
+                   for n in range(2)]  # fmt: skip
+        runs = [await start_run(runtime, export, start=end - timedelta(hours=1), end=end,
+                                task_queue=settings.task_queue) for export in exports]  # fmt: skip
+        await asyncio.wait_for(asyncio.gather(*(run.result() for run in runs)), 30)
+        assert receiver.delay_started == 2
+    for export in exports:
+        assert [r["status"] for r in await runs_of(project, export["id"])] == ["Completed"]
+        logs = (await project.request("GET", f"batch_exports/{export['id']}/logs/"))[1]["results"]
+        assert not [line["message"] for line in logs if "waits for a slot" in line["message"]]
+        history = [event async for event in runs[exports.index(export)].fetch_history_events()]
+        started = [e.activity_task_started_event_attributes.attempt for e in history
+                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]  # fmt: skip
+        assert started == [1], started  # one attempt: none gave its slot back
 
 
 async def _reached(far: Silent, connections: int) -> bool:

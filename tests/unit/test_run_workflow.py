@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from batch_exports.settings import Settings
 from contracts.intervals import Interval, IntervalSpec
 from contracts.statuses import RunStatus
 from contracts.workflows import (
@@ -30,6 +31,7 @@ from contracts.workflows import (
     StartRunInputs,
 )
 from tests.support.time_skipping import time_skipping_environment
+from worker import workflow_runner
 from workflows.run import RunBatchExportWorkflow
 
 END = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -96,10 +98,23 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
-async def run(client: Client, books: Books, export: Export, *, attempts: int = 1, end: datetime = END) -> Any:
+async def run(
+    client: Client,
+    books: Books,
+    export: Export,
+    *,
+    attempts: int = 1,
+    end: datetime = END,
+    sandboxed: bool = True,
+) -> Any:
+    """The run workflow to its end, in Temporal's sandbox unless told otherwise."""
     task_queue = f"run-{uuid.uuid4().hex[:8]}"
     async with Worker(
-        client, task_queue=task_queue, workflows=[RunBatchExportWorkflow], activities=stubs(books, export)
+        client,
+        task_queue=task_queue,
+        workflows=[RunBatchExportWorkflow],
+        activities=stubs(books, export),
+        workflow_runner=workflow_runner(sandboxed),
     ):
         return await client.execute_workflow(
             RunBatchExportWorkflow.run,
@@ -118,6 +133,19 @@ async def test_a_scheduled_run_finds_its_interval_and_completes(env: WorkflowEnv
     assert books.statuses == [RunStatus.COMPLETED]
     assert (books.started[0].data_interval_start, books.started[0].data_interval_end) == (END - timedelta(hours=1), END)
     assert books.finished[0].records_completed == 7
+
+
+async def test_the_services_worker_runs_it_without_the_sandbox_by_default(env: WorkflowEnvironment) -> None:
+    """The tests run the workflow in the sandbox (it catches non-deterministic code); the service's worker, by
+    default, as plain Python (`BATCH_EXPORTS_WORKFLOW_SANDBOX`), where it does the same."""
+    sandboxed = Settings().workflow_sandbox
+    assert type(workflow_runner(sandboxed)).__name__ == "UnsandboxedWorkflowRunner"
+    assert type(workflow_runner(True)).__name__ == "SandboxedWorkflowRunner"
+    books = Books()
+    result = await run(
+        env.client, books, lambda i: ExportResult(records_completed=7, bytes_exported=70), sandboxed=sandboxed
+    )
+    assert (result.records_completed, books.statuses) == (7, [RunStatus.COMPLETED])
 
 
 async def test_a_user_error_fails_at_once_with_the_destinations_message(env: WorkflowEnvironment) -> None:
