@@ -24,6 +24,7 @@ from activities.export import Exporter
 from activities.notify import Notifier
 from activities.reconciliation import Reconciler
 from activities.runs import RunBookkeeping
+from batch_exports import collector
 from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.settings import get_settings
 from batch_exports.telemetry import gauges, logs
@@ -89,6 +90,8 @@ async def main() -> None:
     async with open_runtime(settings, process="worker", metrics="worker") as rt, gauges.refreshing(rt):
         await ensure_reconciliation(rt.client, rt.settings)
         worker = build_worker(rt)
+        frozen = collector.settle()  # everything is loaded: collections need not look at it again
+        logger.info("garbage collector: %d objects frozen, a collection every %d new", frozen, collector.YOUNG_OBJECTS)
         running = asyncio.create_task(worker.run())
         stop = asyncio.create_task(stopping.wait())
         await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)

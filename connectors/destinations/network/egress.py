@@ -10,7 +10,9 @@ stops at a bound (`BoundedResponse`: `ClientLimits.answer_bytes`).
 """
 
 import asyncio
+import functools
 import socket
+import ssl
 from typing import Any
 
 import aiohttp
@@ -152,11 +154,28 @@ class _NoRedirects:
         return self._session.request(*args, allow_redirects=False, **kwargs)
 
 
+@functools.cache
+def _verifying_context(verify: bool | str) -> ssl.SSLContext:
+    """The TLS context that checks a server against the CA bundle `verify` names (True: the default one), built
+    once for the process.
+
+    aiobotocore builds one for each client (one per export), loading the bundle's certificates again: about
+    35 ms of CPU each time. A context holds no credentials (no client certificate here) and may serve many
+    connections at once; a changed bundle is read at the worker's next start."""
+    return AIOHTTPSession(verify=verify)._build_verify_context()
+
+
 class NoRedirectSession(AIOHTTPSession):
     """aiobotocore's HTTP session, with redirects left unfollowed (botocore's own S3 region redirects, which
-    it computes from the answer rather than following `Location`, still work) and answers bounded."""
+    it computes from the answer rather than following `Location`, still work), answers bounded, and the
+    process's one verifying TLS context."""
 
     limits = ClientLimits()
+
+    def _build_ssl_contexts(self, proxy_url: Any) -> tuple[Any, Any]:
+        if not self._verify or self._cert_file or proxy_url:  # no check, or a certificate or proxy of its own
+            return super()._build_ssl_contexts(proxy_url)
+        return _verifying_context(self._verify), None
 
     async def _get_session(self, proxy_url: Any) -> Any:
         session = await super()._get_session(proxy_url)
