@@ -2,6 +2,7 @@
 gateway of its own whose pool logs every statement), and a key whose use is noted without a write per request."""
 
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -12,7 +13,9 @@ import pytest
 from aiohttp import web
 
 from api.app import create_app
-from batch_exports.store import api_keys, db
+from api.responses import dumps, run_body
+from batch_exports.store import api_keys, db, runs
+from contracts.statuses import RunStatus
 from entrypoints.embedded import LOOPBACK, free_port
 from tests.support.stack import API_KEY, Project
 
@@ -67,7 +70,44 @@ async def test_a_page_of_runs_is_three_statements_with_no_reset_between_them(
     assert "personal_api_keys" in sent[0] and "projects" in sent[0]
     assert "FROM batch_exports" in sent[1] and "config_encrypted" not in sent[1]
     assert "FROM batch_export_runs" in sent[2]
+    assert "SELECT *" not in sent[2] and "checkpoint" not in sent[2]  # the columns a run shows, not its checkpoint
     assert not [statement for statement in sent if "RESET ALL" in statement]
+
+
+RUNS = """
+    INSERT INTO batch_export_runs (id, batch_export_id, workflow_id, workflow_run_id, status, records_completed,
+        records_failed, records_total_count, bytes_exported, latest_error, data_interval_start, data_interval_end,
+        cursor, created_at, finished_at, last_updated_at, checkpoint)
+    SELECT gen_random_uuid(), $1::uuid, $1::uuid::text || '-' || i, 'r' || i,
+           (ARRAY['Completed', 'Failed', 'Running', 'ContinuedAsNew'])[i % 4 + 1], i * 7, i % 3,
+           CASE WHEN i % 2 = 0 THEN i * 10 END, i * 1000, CASE WHEN i % 4 = 1 THEN $2 END,
+           t, t + interval '1 hour', CASE WHEN i % 4 = 3 THEN 'cursor-' || i END,
+           t + interval '1 hour' + i * interval '1.234567 second', CASE WHEN i % 4 <> 2 THEN t + interval '2 hours' END,
+           now() + interval '1 hour', '{"attempt": 1}'
+    FROM generate_series(0, 29) AS i, LATERAL (SELECT timestamptz '2026-01-01' + i * interval '1 hour' AS t) AS at
+"""
+REPLACED = """
+    UPDATE batch_export_runs SET replaced_run_id = (SELECT id FROM batch_export_runs WHERE workflow_id = $1 || '-0')
+    WHERE batch_export_id = $1::uuid AND records_completed % 5 = 0
+"""
+
+
+async def test_a_page_of_runs_is_byte_for_byte_what_their_runs_show(project: Project) -> None:
+    """Shown from its rows, a page is the bytes its `Run`s (read whole, through the model) render to."""
+    body = {"name": "bytes", "interval": "hour", "paused": True, "destination": {"type": "NoOp", "config": {}}}
+    status, export = await project.request("POST", "batch_exports/", json=body)
+    assert status == 201, export
+    pool = project.stack.pool
+    await pool.execute(RUNS, export["id"], 'bad "x"\n\u00e9\u2028\t\\ \x01\x7f 💥')
+    await pool.execute(REPLACED, export["id"])
+    shown = await runs.latest(pool, uuid.UUID(export["id"]), limit=100)  # the page's order: newest first
+    assert len(shown) == 30 and {run.status for run in shown} >= {RunStatus.RUNNING, RunStatus.FAILED}
+    expected = dumps({"next": None, "previous": None, "results": [run_body(run) for run in shown]})
+    async with project.stack.http.get(
+        project.url(f"batch_exports/{export['id']}/runs/"), headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as response:
+        assert response.status == 200
+        assert await response.read() == expected
 
 
 async def test_a_key_in_use_is_noted_once_a_minute_not_at_every_request(project: Project) -> None:
