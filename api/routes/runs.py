@@ -6,7 +6,7 @@ from aiohttp import web
 
 from api import openapi as oa
 from api.errors import ApiError, not_found, validation_error
-from api.lookups import export_for, export_id_for
+from api.lookups import export_for, require_live_export, unchecked_export_id
 from api.openapi import operation
 from api.pagination import PageRequest, ordering_from, page_body
 from api.params import path_uuid, query_datetime
@@ -61,8 +61,9 @@ def _filter(request: web.Request) -> RunFilter:
     ),
 )
 async def list_runs(request: web.Request) -> web.Response:
-    """The page is shown from its rows; only a run that may have closed unseen becomes a `Run`, to be reconciled."""
-    export_id = await export_id_for(request, api_keys.READ)
+    """The page is shown from its rows; only a run that may have closed unseen becomes a `Run`, to be reconciled.
+    The page's statement checks the export is the project's: only an empty page asks whether there is one."""
+    project_id, export_id = await unchecked_export_id(request, api_keys.READ)
     ordering = ordering_from(request, runs.ORDERINGS)
     asked = PageRequest.of(request)
     rows = await runs.page(
@@ -73,7 +74,10 @@ async def list_runs(request: web.Request) -> web.Response:
         position=asked.position,
         backwards=asked.backwards,
         where=_filter(request),
+        team_id=project_id,
     )
+    if not rows:
+        await require_live_export(request, project_id, export_id)
     now = datetime.now(UTC)
     open_ones = [
         runs.to_run(row)

@@ -50,28 +50,53 @@ async def counted_gateway(project: Project) -> AsyncIterator[tuple[str, list[str
         await pool.close()
 
 
-async def test_a_page_of_runs_is_three_statements_with_no_reset_between_them(
+async def test_a_page_of_runs_is_two_statements_with_no_reset_between_them(
     project: Project, counted_gateway: tuple[str, list[str]]
 ) -> None:
     body = {"name": "costs", "interval": "hour", "paused": True, "destination": {"type": "NoOp", "config": {}}}
     status, export = await project.request("POST", "batch_exports/", json=body)
     assert status == 201, export
     base, sent = counted_gateway
+    runs_url = f"{base}batch_exports/{export['id']}/runs/"
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
-        async with http.get(f"{base}batch_exports/{export['id']}/runs/") as response:  # the key is noted
+        async with http.get(runs_url) as response:  # the key is noted
             assert response.status == 200
         sent.clear()
-        async with http.get(f"{base}batch_exports/{export['id']}/runs/") as response:
+        async with http.get(runs_url) as response:
             assert response.status == 200
             assert (await response.json())["results"] == []
-    # the key and the project in one statement, the export (not its config), the page; asyncpg's reset
-    # (`RESET ALL`...) at each release is gone
-    assert len(sent) == 3, sent
-    assert "personal_api_keys" in sent[0] and "projects" in sent[0]
-    assert "FROM batch_exports" in sent[1] and "config_encrypted" not in sent[1]
-    assert "FROM batch_export_runs" in sent[2]
-    assert "SELECT *" not in sent[2] and "checkpoint" not in sent[2]  # the columns a run shows, not its checkpoint
-    assert not [statement for statement in sent if "RESET ALL" in statement]
+        # no run: the key and the project in one statement, the page, then the export (not its config) that
+        # tells an empty page from a 404; asyncpg's reset (`RESET ALL`...) at each release is gone
+        assert len(sent) == 3, sent
+        assert "personal_api_keys" in sent[0] and "projects" in sent[0]
+        assert "FROM batch_export_runs" in sent[1]
+        assert "SELECT *" not in sent[1] and "checkpoint" not in sent[1]  # the columns a run shows
+        assert "FROM batch_exports" in sent[2] and "config_encrypted" not in sent[2]
+        assert not [statement for statement in sent if "RESET ALL" in statement]
+
+        await project.stack.pool.execute(RUNS, export["id"], None)
+        sent.clear()
+        async with http.get(runs_url) as response:
+            assert response.status == 200
+            assert len((await response.json())["results"]) == 30
+        assert len(sent) == 2, sent  # a page with runs: the key and the project, then the page that checks the export
+        assert "personal_api_keys" in sent[0] and "FROM batch_export_runs" in sent[1]
+
+
+async def test_runs_of_a_foreign_or_deleted_export_are_404_though_it_has_runs(project: Project) -> None:
+    body = {"name": "guarded", "interval": "hour", "paused": True, "destination": {"type": "NoOp", "config": {}}}
+    status, export = await project.request("POST", "batch_exports/", json=body)
+    assert status == 201, export
+    await project.stack.pool.execute(RUNS, export["id"], None)
+    path = f"batch_exports/{export['id']}/runs/"
+    status, page = await project.request("GET", path)
+    assert status == 200 and len(page["results"]) == 30
+    other = await project.stack.new_project()
+    status, body = await other.request("GET", path)
+    assert (status, body["code"]) == (404, "not_found")
+    await project.stack.pool.execute("UPDATE batch_exports SET deleted = true WHERE id = $1", uuid.UUID(export["id"]))
+    status, body = await project.request("GET", path)
+    assert (status, body["code"]) == (404, "not_found")
 
 
 RUNS = """
