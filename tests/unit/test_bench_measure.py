@@ -50,7 +50,7 @@ def test_the_sender_collects_no_garbage_during_a_step() -> None:
     with measure.collector_paused():
         assert not gc.isenabled()
         collections = gc.get_stats()[0]["collections"]
-        garbage = [[] for _ in range(3 * gc.get_threshold()[0])]  # enough new containers for a collection
+        garbage: list[list[int]] = [[] for _ in range(3 * gc.get_threshold()[0])]  # enough for a collection
         assert gc.get_stats()[0]["collections"] == collections
         del garbage
     assert gc.isenabled()
