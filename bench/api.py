@@ -68,8 +68,13 @@ async def prepare(dsn: str, runs: int, cipher: ConfigCipher) -> str:
         await pool.close()
 
 
+STARTUP_SECONDS = 120
+"""How long the gateway may take to answer after it starts: importing every connector takes a while on a busy
+machine (more than 10 s at load 6)."""
+
+
 async def wait_healthy(http: aiohttp.ClientSession, base: str) -> None:
-    for _ in range(100):
+    for _ in range(STARTUP_SECONDS * 10):
         try:
             async with http.get(f"{base}/api/schema/") as response:
                 if response.status == 200:
