@@ -1,6 +1,7 @@
 """What one read request costs PostgreSQL: the statements the gateway sends for a page of runs (counted on a
 gateway of its own whose pool logs every statement), and a key whose use is noted without a write per request."""
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -150,3 +151,23 @@ async def test_a_key_in_use_is_noted_once_a_minute_not_at_every_request(project:
     status, _ = await project.request("GET", "batch_exports/")
     assert status == 200
     assert await pool.fetchval(noted, key) > long_ago
+
+
+async def test_a_request_does_not_wait_for_another_noting_the_key(project: Project) -> None:
+    """A request noting the key holds its row's lock until its commit is flushed: the others do not queue on it."""
+    pool = project.stack.pool
+    key = api_keys.secure_value(API_KEY)
+    await pool.execute(
+        "UPDATE personal_api_keys SET last_used_at = now() - interval '2 minutes' WHERE secure_value = $1", key
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "SELECT 1 FROM personal_api_keys WHERE secure_value = $1 FOR UPDATE", key
+        )  # as a noting does
+        status, _ = await asyncio.wait_for(project.request("GET", "batch_exports/"), 10)
+        assert status == 200
+    status, _ = await project.request("GET", "batch_exports/")  # the lock gone, the use is noted
+    assert status == 200
+    assert await pool.fetchval(
+        "SELECT last_used_at > now() - interval '1 minute' FROM personal_api_keys WHERE secure_value = $1", key
+    )
