@@ -9,6 +9,11 @@ last pages. Each rate is one step; `--repeats` runs the steps again, in turn (10
 so a noisy minute cannot favour one rate. Per step it prints the rate served, p50/p99 latency, the CPU the
 gateway and PostgreSQL spent per request and the load average; then per rate the spread over the repeats,
 and the saturation point: the highest rate served (at least 95% of the rate asked) with p99 under 100 ms.
+
+The sender is a measuring instrument: during a step its garbage collector is off (`measure.collector_paused`),
+since one full collection of this process, which has loaded the service's modules, stopped its loop for 0.1 to
+1.4 s and was charged to every request in flight; each step prints how late the sender sent (p99) and the CPU it
+spent per request, so a starved sender shows.
 """
 
 import argparse
@@ -63,8 +68,13 @@ async def prepare(dsn: str, runs: int, cipher: ConfigCipher) -> str:
         await pool.close()
 
 
+STARTUP_SECONDS = 120
+"""How long the gateway may take to answer after it starts: importing every connector takes a while on a busy
+machine (more than 10 s at load 6)."""
+
+
 async def wait_healthy(http: aiohttp.ClientSession, base: str) -> None:
-    for _ in range(100):
+    for _ in range(STARTUP_SECONDS * 10):
         try:
             async with http.get(f"{base}/api/schema/") as response:
                 if response.status == 200:
@@ -88,29 +98,34 @@ async def collect_pages(http: aiohttp.ClientSession, first: str) -> list[str]:
 
 async def load(http: aiohttp.ClientSession, targets: dict[str, list[str]], rate: float, seconds: float) -> dict:
     latencies: dict[str, list[float]] = {part: [] for part in targets}
+    late: list[float] = []  # how long after its time on the schedule each request was sent
     errors = 0
     parts = list(targets)
     total = int(rate * seconds)
 
-    async def one(part: str, url: str) -> None:
+    async def one(part: str, url: str, due: float) -> None:
         nonlocal errors
         began = time.perf_counter()
+        late.append(began - due)
         async with http.get(url) as response:
             await response.read()
             if response.status != 200:
                 errors += 1
         latencies[part].append(time.perf_counter() - began)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     tasks = []
-    for i in range(total):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        part = parts[i % len(parts)]
-        tasks.append(asyncio.create_task(one(part, targets[part][i % len(targets[part])])))
-    await asyncio.gather(*tasks)
-    return {"latencies": latencies, "errors": errors, "wall": time.perf_counter() - started, "total": total}
+    with measure.collector_paused():
+        for i in range(total):
+            due = started + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            part = parts[i % len(parts)]
+            tasks.append(asyncio.create_task(one(part, targets[part][i % len(targets[part])], due)))
+        await asyncio.gather(*tasks)
+    return {"latencies": latencies, "errors": errors, "wall": time.perf_counter() - started, "total": total,
+            "late": late, "sender_cpu": time.process_time() - cpu}  # fmt: skip
 
 
 def ms(values: list[float], q: float) -> str:
@@ -130,13 +145,16 @@ class Step:
     errors: int
     gateway_ms: float
     postgres_ms: float
+    sender_ms: float
+    sender_late_p99: float
     load: str
 
     def line(self) -> str:
         return (
             f"{self.asked:>5.0f}/s asked: {self.served:>4.0f}/s served, p50 {self.p50 * 1000:7.1f} ms, "
             f"p99 {self.p99 * 1000:7.1f} ms, {self.errors} errors; CPU per request: gateway "
-            f"{self.gateway_ms:.2f} ms, PostgreSQL {self.postgres_ms:.2f} ms; {self.load}"
+            f"{self.gateway_ms:.2f} ms, PostgreSQL {self.postgres_ms:.2f} ms, sender {self.sender_ms:.2f} ms "
+            f"(sent late p99 {self.sender_late_p99 * 1000:.1f} ms); {self.load}"
         )
 
 
@@ -155,6 +173,8 @@ async def step(http: aiohttp.ClientSession, targets: dict[str, list[str]], rate:
         errors=result["errors"],
         gateway_ms=(after["gateway"] - before["gateway"]) / total * 1000,
         postgres_ms=(after["PostgreSQL"] - before["PostgreSQL"]) / total * 1000,
+        sender_ms=result["sender_cpu"] / total * 1000,
+        sender_late_p99=quantile(result["late"], 99),
         load=measure.load(),
     ), result
 

@@ -2,9 +2,11 @@
 of a figure over its repeats, so that a figure from a busy minute is seen as such."""
 
 import argparse
+import contextlib
+import gc
 import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 BUSY = 2.0
 """A load average above this (on the project's 2-core machine) marks a figure as measured on a busy machine."""
@@ -63,3 +65,16 @@ def rates(text: str) -> list[float]:
                                              "e.g. 100,200)")  # fmt: skip
         values.append(value)
     return values
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection in this process inside the block (a benchmark's sender, whose pauses would be charged
+    to the requests in flight); what was garbage before it is collected first, what became garbage after it."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()

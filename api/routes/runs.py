@@ -6,11 +6,11 @@ from aiohttp import web
 
 from api import openapi as oa
 from api.errors import ApiError, not_found, validation_error
-from api.lookups import export_for, export_id_for
+from api.lookups import export_for, require_live_export, unchecked_export_id
 from api.openapi import operation
 from api.pagination import PageRequest, ordering_from, page_body
 from api.params import path_uuid, query_datetime
-from api.responses import json_response, run_body
+from api.responses import json_response, run_body, stored_run_body
 from api.routes import Route
 from api.state import runtime
 from batch_exports.exports.export import BatchExport
@@ -61,10 +61,12 @@ def _filter(request: web.Request) -> RunFilter:
     ),
 )
 async def list_runs(request: web.Request) -> web.Response:
-    export_id = await export_id_for(request, api_keys.READ)
+    """The page is shown from its rows; only a run that may have closed unseen becomes a `Run`, to be reconciled.
+    The page's statement checks the export is the project's: only an empty page asks whether there is one."""
+    project_id, export_id = await unchecked_export_id(request, api_keys.READ)
     ordering = ordering_from(request, runs.ORDERINGS)
     asked = PageRequest.of(request)
-    page = await runs.page(
+    rows = await runs.page(
         runtime(request).pool,
         export_id,
         ordering=ordering,
@@ -72,16 +74,25 @@ async def list_runs(request: web.Request) -> web.Response:
         position=asked.position,
         backwards=asked.backwards,
         where=_filter(request),
+        team_id=project_id,
     )
-    page = await reconciliation.as_temporal_says(runtime(request), page)
+    if not rows:
+        await require_live_export(request, project_id, export_id)
+    now = datetime.now(UTC)
+    open_ones = [
+        runs.to_run(row)
+        for row in rows
+        if reconciliation.may_have_closed_unseen(row["status"], row["last_updated_at"], now)
+    ]
+    reconciled = {run.id: run for run in await reconciliation.as_temporal_says(runtime(request), open_ones)}
     field = ordering.lstrip("-")
     body = page_body(
         request,
-        page,
+        rows,
         size=PAGE_SIZE,
         asked=asked,
-        key=lambda run: (getattr(run, field), run.id),
-        render=run_body,
+        key=lambda row: (row[field], row["id"]),
+        render=lambda row: run_body(reconciled[row["id"]]) if row["id"] in reconciled else stored_run_body(row),
     )
     return json_response(body)
 

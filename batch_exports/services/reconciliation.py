@@ -34,7 +34,7 @@ from batch_exports.services import gaps
 from batch_exports.store import backfills, coverage, exports, logs, runs
 from batch_exports.temporal import scheduler_history, schedules
 from contracts.intervals import DataInterval, boundaries, latest_boundary, previous_boundary, run_workflow_id
-from contracts.statuses import BackfillStatus, RunStatus
+from contracts.statuses import OPEN_RUN_STATUSES, BackfillStatus, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +73,16 @@ RECONCILE_ON_READ_AFTER = timedelta(seconds=1)
 READS_AT_ONCE = 8
 
 
+def may_have_closed_unseen(status: str, last_updated_at: datetime, now: datetime) -> bool:
+    """Whether a run shown as it stands at `now` may be open in the books and closed in Temporal."""
+    return status in OPEN_RUN_STATUSES and now - last_updated_at > RECONCILE_ON_READ_AFTER
+
+
 async def as_temporal_says(rt: Runtime, shown: list[Run]) -> list[Run]:
     """`shown` with each open run whose execution has closed unseen (terminated, timed out) recorded as it
     closed: what the API shows agrees with Temporal. Temporal out of reach: the books as they stand."""
     now = datetime.now(UTC)
-    stale = [run for run in shown if run.status.is_open and now - run.last_updated_at > RECONCILE_ON_READ_AFTER]
+    stale = [run for run in shown if may_have_closed_unseen(run.status, run.last_updated_at, now)]
     if not stale:
         return shown
     slots = asyncio.Semaphore(READS_AT_ONCE)

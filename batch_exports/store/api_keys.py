@@ -61,14 +61,20 @@ and a lock on the key's row, for which the requests of one key queue), the gatew
 
 async def find(conn: Executor, key: str, project_id: int) -> tuple[ApiKey | None, bool]:
     """The active key whose value is `key` (noting that it was used, when it was not noted within
-    `USE_NOTED_EVERY`), and whether project `project_id` exists: one statement, which writes only to note."""
+    `USE_NOTED_EVERY`), and whether project `project_id` exists: one statement, which writes only to note.
+
+    A request that finds the key's row locked (another is noting it, and holds the lock until its commit is
+    flushed) leaves the noting to that one and goes on: every request of the key once waited for that flush."""
     row = await conn.fetchrow(
         f"""
         WITH found AS (
             SELECT id, scopes, project_ids FROM personal_api_keys WHERE secure_value = $1 AND revoked_at IS NULL
+        ), due AS (
+            SELECT k.id FROM personal_api_keys AS k JOIN found USING (id)
+            WHERE k.last_used_at IS NULL OR k.last_used_at < now() - interval '{USE_NOTED_EVERY}'
+            FOR UPDATE OF k SKIP LOCKED
         ), noted AS (
-            UPDATE personal_api_keys AS k SET last_used_at = now() FROM found
-            WHERE k.id = found.id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '{USE_NOTED_EVERY}')
+            UPDATE personal_api_keys AS k SET last_used_at = now() FROM due WHERE k.id = due.id
         )
         SELECT found.*, EXISTS (SELECT 1 FROM projects WHERE id = $2) AS project_exists
         FROM (SELECT 1) AS one LEFT JOIN found ON true

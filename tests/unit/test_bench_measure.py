@@ -3,6 +3,7 @@ saturation point."""
 
 import argparse
 import functools
+import gc
 
 import pytest
 
@@ -42,3 +43,14 @@ def test_a_list_argument_that_is_not_numbers_is_the_commands_error_named(capsys:
         with pytest.raises(SystemExit):
             parser.parse_args(arguments)
         assert named in capsys.readouterr().err, arguments
+
+
+def test_the_sender_collects_no_garbage_during_a_step() -> None:
+    assert gc.isenabled()
+    with measure.collector_paused():
+        assert not gc.isenabled()
+        collections = gc.get_stats()[0]["collections"]
+        garbage: list[list[int]] = [[] for _ in range(3 * gc.get_threshold()[0])]  # enough for a collection
+        assert gc.get_stats()[0]["collections"] == collections
+        del garbage
+    assert gc.isenabled()

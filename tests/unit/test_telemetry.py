@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from batch_exports.runs.run import FinishedRun
+from batch_exports.settings import Settings
 from batch_exports.store.exports import Freshness
+from batch_exports.telemetry import logs
 from batch_exports.telemetry.gauges import lag_seconds
 from batch_exports.telemetry.logs import JsonFormatter, log_context
 from batch_exports.telemetry.metrics import ServiceMetrics, temporal_runtime
@@ -146,3 +148,16 @@ def test_json_lines_carry_the_ids_they_concern() -> None:
     assert line["workflow_id"] == "e-2026" and line["workflow_run_id"] == "r1"
     assert "backfill_id" not in line
     assert "batch_export_id" not in json.loads(JsonFormatter().format(record))  # the context ended with its block
+
+
+def test_the_access_log_runs_no_filter_a_library_attached(monkeypatch: pytest.MonkeyPatch) -> None:
+    import snowflake.connector  # noqa: F401  (as the gateway imports it: its masking filter is on aiohttp's loggers)
+
+    access = logging.getLogger(logs.ACCESS_LOGGER)
+    assert access.filters, "the Snowflake connector no longer filters aiohttp's loggers: this test can go"
+    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))  # configure() replaces them
+    monkeypatch.setattr(access, "filters", list(access.filters))
+    logs.configure(Settings.model_validate({"log_format": "json"}))
+    assert access.filters == []
+    record = access.makeRecord(access.name, logging.INFO, __file__, 1, '%s "%s" %s', ("127.0.0.1", "GET /", 200), None)
+    assert access.filter(record) and record.args == ("127.0.0.1", "GET /", 200)  # left as it was logged
