@@ -1,4 +1,4 @@
-"""The cyclic garbage collector of a long-running process (the worker).
+"""The cyclic garbage collector of a long-running process (the worker, the gateway).
 
 What the process loaded before it serves (modules, the runtime, the worker's checked workflows) lives as long as
 the process, so collections leave it alone (`gc.freeze`); and a collection runs after `YOUNG_OBJECTS` new
