@@ -68,7 +68,8 @@ class RunBook(Protocol):
         """Move an open run forward (its counts never go down); a run that has ended is left alone."""
 
     async def finish_run(self, run_id: uuid.UUID, ending: Ending, *, only_if_open: bool = False) -> FinishedRun | None:
-        """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then)."""
+        """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then). The
+        run comes back with the export's latest notice, read in the same round trip."""
 
     async def claim_checkpoint(
         self, run_id: uuid.UUID, attempt: int, scheduled: datetime

@@ -141,7 +141,8 @@ async def finish(
     cursor: str | None = None,
     only_if_open: bool = False,
 ) -> FinishedRun | None:
-    """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then)."""
+    """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then). The
+    export's latest notice comes back with it: a completed run asks whether it ends a failing spell."""
     row = await conn.fetchrow(
         """
         UPDATE batch_export_runs
@@ -151,7 +152,9 @@ async def finish(
         WHERE id = $1 AND (NOT $7 OR status = ANY($8))
         RETURNING status, data_interval_end, backfill_id, created_at,
                   (SELECT d.type FROM batch_exports e JOIN batch_export_destinations d ON d.id = e.destination_id
-                   WHERE e.id = batch_export_runs.batch_export_id) AS destination_type
+                   WHERE e.id = batch_export_runs.batch_export_id) AS destination_type,
+                  (SELECT n.kind FROM batch_export_notices n WHERE n.batch_export_id = batch_export_runs.batch_export_id
+                   ORDER BY n.sent_at DESC LIMIT 1) AS latest_notice
         """,
         run_id,
         status,

@@ -177,7 +177,14 @@ class FakeRunBook:
         kept = {"records_completed", "bytes_exported", "cursor"}
         changes = {name: value for name, value in asdict(ending).items() if value is not None or name not in kept}
         self.runs[run_id] = run = run.model_copy(update={**changes, "finished_at": self.clock})
-        return FinishedRun(run.status, "File", run.data_interval_end, run.backfill_id, run.created_at)
+        return FinishedRun(
+            run.status,
+            "File",
+            run.data_interval_end,
+            run.backfill_id,
+            run.created_at,
+            self.notices.get(run.batch_export_id),
+        )
 
     async def claim_checkpoint(
         self, run_id: uuid.UUID, attempt: int, scheduled: datetime

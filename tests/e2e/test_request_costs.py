@@ -4,27 +4,16 @@ gateway of its own whose pool logs every statement), and a key whose use is note
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, ClassVar
 
 import aiohttp
-import asyncpg
 import pytest
 from aiohttp import web
 
 from api.app import create_app
 from batch_exports.store import api_keys, db
 from entrypoints.embedded import LOOPBACK, free_port
+from tests.support.counting import CountingConnection
 from tests.support.stack import API_KEY, Project
-
-
-class CountingConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A connection that appends every statement it sends to `sent` (shared by the pool's connections)."""
-
-    sent: ClassVar[list[str]] = []
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.add_query_logger(lambda record: self.sent.append(record.query))
 
 
 @pytest.fixture
