@@ -72,10 +72,11 @@ class RunBook(Protocol):
         run comes back with the export's latest notice, read in the same round trip."""
 
     async def claim_checkpoint(
-        self, run_id: uuid.UUID, attempt: int, scheduled: datetime
+        self, run_id: uuid.UUID, attempt: int, scheduled: datetime, progress: Progress
     ) -> tuple[bool, dict[str, Any] | None]:
         """Take the export over for the attempt scheduled at `scheduled`: whether no attempt scheduled later has,
-        and the checkpoint saved before (None before the first save)."""
+        and the checkpoint saved before (None before the first save). Taken over, an open run moves forward by
+        `progress` as `update_run` would, in the same round trip."""
 
     async def save_checkpoint(self, run_id: uuid.UUID, saved: SavedCheckpoint) -> bool:
         """Save the attempt's checkpoint; False when an attempt scheduled later has taken the export over;

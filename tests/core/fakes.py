@@ -187,12 +187,13 @@ class FakeRunBook:
         )
 
     async def claim_checkpoint(
-        self, run_id: uuid.UUID, attempt: int, scheduled: datetime
+        self, run_id: uuid.UUID, attempt: int, scheduled: datetime, progress: Progress
     ) -> tuple[bool, dict[str, Any] | None]:
         saved = self.checkpoints.get(run_id)
         if saved is not None and saved["scheduled"] > scheduled:
             return False, None
         self.checkpoints[run_id] = {**(saved or {}), "attempt": attempt, "scheduled": scheduled}
+        await self.update_run(run_id, progress)
         return True, dict(self.checkpoints[run_id])
 
     async def save_checkpoint(self, run_id: uuid.UUID, saved: SavedCheckpoint) -> bool:
