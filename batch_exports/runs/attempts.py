@@ -116,13 +116,14 @@ class Fence:
     async def begin(self, fate_of_previous: Callable[[], Awaitable[str]]) -> Checkpoint:
         """Take the run over, record what became of the attempts before, and say where this one resumes.
         `fate_of_previous` says what became of the attempt before when it left no word."""
-        claimed, saved = await self.book.claim_checkpoint(self.run_id, self.number, self.scheduled)
+        # `Running`, with what the last heartbeat holds; a saved checkpoint ahead of it has its counts in the row
+        heartbeated = Progress(records_completed=self.done.records, bytes_exported=self.done.bytes)
+        claimed, saved = await self.book.claim_checkpoint(self.run_id, self.number, self.scheduled, heartbeated)
         if not claimed:
             raise Superseded(f"a later attempt has taken the export of run {self.run_id} over")
         if saved and saved.get("records", 0) > self.done.records:  # the row is ahead of the last heartbeat
             self.done = replace(self.done, **{key: saved[key] for key in Checkpoint().durable() if key in saved})
         start = Checkpoint(**self.done.durable())
-        await self.book.update_run(self.run_id, Progress(records_completed=start.records, bytes_exported=start.bytes))
         if self.ran > 1:
             level: Level = "INFO"
             if self.previous.attempt == self.number - 1 and self.previous.ended:

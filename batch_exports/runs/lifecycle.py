@@ -161,8 +161,10 @@ async def finish_run(
             logger.warning("could not auto-pause export %s: %s", export_id, error)
         notice = "auto_paused" if paused else "run_failed"
         return Finished(notice if await book.notification_targets(inputs.team_id) else None, finished, paused)
-    if status is RunStatus.COMPLETED and await book.latest_notice(export_id) in FAILURE_NOTICES:
-        return Finished("recovered", finished)
+    if status is RunStatus.COMPLETED:
+        latest = finished.latest_notice if finished is not None else await book.latest_notice(export_id)
+        if latest in FAILURE_NOTICES:
+            return Finished("recovered", finished)
     return Finished(None, finished)
 
 

@@ -68,13 +68,15 @@ class RunBook(Protocol):
         """Move an open run forward (its counts never go down); a run that has ended is left alone."""
 
     async def finish_run(self, run_id: uuid.UUID, ending: Ending, *, only_if_open: bool = False) -> FinishedRun | None:
-        """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then)."""
+        """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then). The
+        run comes back with the export's latest notice, read in the same round trip."""
 
     async def claim_checkpoint(
-        self, run_id: uuid.UUID, attempt: int, scheduled: datetime
+        self, run_id: uuid.UUID, attempt: int, scheduled: datetime, progress: Progress
     ) -> tuple[bool, dict[str, Any] | None]:
         """Take the export over for the attempt scheduled at `scheduled`: whether no attempt scheduled later has,
-        and the checkpoint saved before (None before the first save)."""
+        and the checkpoint saved before (None before the first save). Taken over, an open run moves forward by
+        `progress` as `update_run` would, in the same round trip."""
 
     async def save_checkpoint(self, run_id: uuid.UUID, saved: SavedCheckpoint) -> bool:
         """Save the attempt's checkpoint; False when an attempt scheduled later has taken the export over;

@@ -95,6 +95,8 @@ class FinishedRun:
     data_interval_end: datetime
     backfill_id: uuid.UUID | None
     created_at: datetime
+    latest_notice: str | None = None
+    """The kind of the latest notice sent about the export, read with the run's end (None before the first)."""
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,16 @@ class PostgresRunBook:
         return await runs.finish(self.pool, run_id, **asdict(ending), only_if_open=only_if_open)
 
     async def claim_checkpoint(
-        self, run_id: uuid.UUID, attempt: int, scheduled: datetime
+        self, run_id: uuid.UUID, attempt: int, scheduled: datetime, progress: Progress
     ) -> tuple[bool, dict[str, Any] | None]:
-        return await runs.claim_checkpoint(self.pool, run_id, attempt, scheduled)
+        return await runs.claim_checkpoint(
+            self.pool,
+            run_id,
+            attempt,
+            scheduled,
+            records_completed=progress.records_completed or 0,
+            bytes_exported=progress.bytes_exported or 0,
+        )
 
     async def save_checkpoint(self, run_id: uuid.UUID, saved: SavedCheckpoint) -> bool:
         try:

@@ -76,16 +76,29 @@ async def update_progress(
 
 
 async def claim_checkpoint(
-    conn: asyncpg.Pool, run_id: uuid.UUID, attempt: int, scheduled: datetime
+    conn: asyncpg.Pool,
+    run_id: uuid.UUID,
+    attempt: int,
+    scheduled: datetime,
+    *,
+    records_completed: int = 0,
+    bytes_exported: int = 0,
 ) -> tuple[bool, dict[str, Any] | None]:
     """Take the run's export over for the attempt `scheduled` then: whether it may go on (no attempt scheduled
-    later has taken it), and the checkpoint the attempts before it saved (None before the first save)."""
+    later has taken it), and the checkpoint the attempts before it saved (None before the first save). In the same
+    statement an open run it takes over moves to `Running` with the counts given (which never go down), as
+    `update_progress` would: a run that has ended is left as it is."""
     row = await conn.fetchrow(
         """
         WITH claimed AS (
             UPDATE batch_export_runs
             SET checkpoint = coalesce(checkpoint, '{}'::jsonb)
-                             || jsonb_build_object('attempt', $2::int, 'scheduled', $3::timestamptz)
+                             || jsonb_build_object('attempt', $2::int, 'scheduled', $3::timestamptz),
+                status = CASE WHEN status = ANY($6) THEN $7 ELSE status END,
+                records_completed = CASE WHEN status = ANY($6) THEN greatest(records_completed, $4)
+                                         ELSE records_completed END,
+                bytes_exported = CASE WHEN status = ANY($6) THEN greatest(bytes_exported, $5) ELSE bytes_exported END,
+                last_updated_at = CASE WHEN status = ANY($6) THEN now() ELSE last_updated_at END
             WHERE id = $1 AND coalesce((checkpoint->>'scheduled')::timestamptz, '-infinity') <= $3
             RETURNING checkpoint
         )
@@ -94,6 +107,10 @@ async def claim_checkpoint(
         run_id,
         attempt,
         scheduled,
+        records_completed,
+        bytes_exported,
+        OPEN_RUN_STATUSES,
+        RunStatus.RUNNING,
     )
     assert row is not None
     return row["claimed"], row["checkpoint"]
@@ -141,7 +158,8 @@ async def finish(
     cursor: str | None = None,
     only_if_open: bool = False,
 ) -> FinishedRun | None:
-    """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then)."""
+    """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then). The
+    export's latest notice comes back with it: a completed run asks whether it ends a failing spell."""
     row = await conn.fetchrow(
         """
         UPDATE batch_export_runs
@@ -151,7 +169,9 @@ async def finish(
         WHERE id = $1 AND (NOT $7 OR status = ANY($8))
         RETURNING status, data_interval_end, backfill_id, created_at,
                   (SELECT d.type FROM batch_exports e JOIN batch_export_destinations d ON d.id = e.destination_id
-                   WHERE e.id = batch_export_runs.batch_export_id) AS destination_type
+                   WHERE e.id = batch_export_runs.batch_export_id) AS destination_type,
+                  (SELECT n.kind FROM batch_export_notices n WHERE n.batch_export_id = batch_export_runs.batch_export_id
+                   ORDER BY n.sent_at DESC LIMIT 1) AS latest_notice
         """,
         run_id,
         status,

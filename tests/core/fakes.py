@@ -177,15 +177,23 @@ class FakeRunBook:
         kept = {"records_completed", "bytes_exported", "cursor"}
         changes = {name: value for name, value in asdict(ending).items() if value is not None or name not in kept}
         self.runs[run_id] = run = run.model_copy(update={**changes, "finished_at": self.clock})
-        return FinishedRun(run.status, "File", run.data_interval_end, run.backfill_id, run.created_at)
+        return FinishedRun(
+            run.status,
+            "File",
+            run.data_interval_end,
+            run.backfill_id,
+            run.created_at,
+            self.notices.get(run.batch_export_id),
+        )
 
     async def claim_checkpoint(
-        self, run_id: uuid.UUID, attempt: int, scheduled: datetime
+        self, run_id: uuid.UUID, attempt: int, scheduled: datetime, progress: Progress
     ) -> tuple[bool, dict[str, Any] | None]:
         saved = self.checkpoints.get(run_id)
         if saved is not None and saved["scheduled"] > scheduled:
             return False, None
         self.checkpoints[run_id] = {**(saved or {}), "attempt": attempt, "scheduled": scheduled}
+        await self.update_run(run_id, progress)
         return True, dict(self.checkpoints[run_id])
 
     async def save_checkpoint(self, run_id: uuid.UUID, saved: SavedCheckpoint) -> bool:

@@ -6,10 +6,8 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, ClassVar
 
 import aiohttp
-import asyncpg
 import pytest
 from aiohttp import web
 
@@ -18,17 +16,8 @@ from api.responses import dumps, run_body
 from batch_exports.store import api_keys, db, runs
 from contracts.statuses import RunStatus
 from entrypoints.embedded import LOOPBACK, free_port
+from tests.support.counting import CountingConnection
 from tests.support.stack import API_KEY, Project
-
-
-class CountingConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A connection that appends every statement it sends to `sent` (shared by the pool's connections)."""
-
-    sent: ClassVar[list[str]] = []
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.add_query_logger(lambda record: self.sent.append(record.query))
 
 
 @pytest.fixture
