@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from batch_exports.runtime import open_runtime
 from batch_exports.settings import get_settings
 from bench.floor import FloorChildWorkflow, FloorWorkflow, noop
-from worker import POLLING, build_worker
+from worker import POLLING, build_worker, workflow_runner
 
 
 def floor_queue(task_queue: str) -> str:
@@ -39,7 +39,8 @@ async def main() -> None:
             task_queue=floor_queue(rt.settings.task_queue),
             workflows=[FloorWorkflow, FloorChildWorkflow],
             activities=[noop],
-            workflow_task_poller_behavior=POLLING,  # the same worker options as the service's
+            workflow_runner=workflow_runner(rt.settings.workflow_sandbox),  # the same worker options as the service's
+            workflow_task_poller_behavior=POLLING,
             activity_task_poller_behavior=POLLING,
         )
         async with build_worker(rt), floor:
