@@ -219,18 +219,23 @@ def _persons_writer(project: Project, config: PostgresConfig) -> PostgresWriter:
     return PostgresWriter(config, request)
 
 
+async def _apply_person(project: Project, config: PostgresConfig, version: int) -> None:
+    """One run's apply of Ada's person at `version`."""
+    writer = _persons_writer(project, config)
+    try:
+        await writer.write(person_batch(version))
+        await writer.commit()
+    finally:
+        await writer.close()
+
+
 async def test_a_person_row_is_replaced_only_by_a_newer_version(project: Project) -> None:
     """As PostHog's PostgreSQL export: a persons row is updated only when the staged version is newer (a rerun
     of an old interval, or a backfill's intervals applied out of order, never takes a person back in time)."""
     config, dsn = await postgres_database(project)
     parsed = PostgresConfig.model_validate({**config, "table_name": "persons"})
     for version in (3, 2, 5):
-        writer = _persons_writer(project, parsed)
-        try:
-            await writer.write(person_batch(version))
-            await writer.commit()
-        finally:
-            await writer.close()
+        await _apply_person(project, parsed, version)
     conn = await asyncpg.connect(dsn)
     try:
         held = await conn.fetch("SELECT properties::text, person_version FROM persons")
@@ -238,12 +243,7 @@ async def test_a_person_row_is_replaced_only_by_a_newer_version(project: Project
         await conn.execute("UPDATE persons SET person_version = 99")  # newer than anything staged next
     finally:
         await conn.close()
-    writer = _persons_writer(project, parsed)
-    try:
-        await writer.write(person_batch(6))
-        await writer.commit()
-    finally:
-        await writer.close()
+    await _apply_person(project, parsed, 6)
     conn = await asyncpg.connect(dsn)
     try:
         assert await conn.fetch("SELECT person_version FROM persons") == [(99,)]
@@ -257,12 +257,7 @@ async def test_two_applies_of_one_person_at_once_leave_one_row_the_newer(project
     now take turns: one row, the newest."""
     config, dsn = await postgres_database(project)
     parsed = PostgresConfig.model_validate({**config, "table_name": "persons"})
-    first = _persons_writer(project, parsed)
-    try:
-        await first.write(person_batch(1))
-        await first.commit()
-    finally:
-        await first.close()
+    await _apply_person(project, parsed, 1)
     admin = await asyncpg.connect(dsn)
     try:
         for versions in ((2, 3), (5, 4)):  # the newer one first, then second
