@@ -1,6 +1,6 @@
 """How stored objects look in API responses, and the JSON encoding they share."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -28,18 +28,16 @@ _RUN_SHOWN = tuple((field.alias or name, name) for name, field in oa.Run.model_f
 """Each field of a run: the name the API shows it under, and its name in the run domain."""
 
 
-_RUN_SHOWN_NAMES = tuple(shown for shown, _ in _RUN_SHOWN)
-
-
 def run_body(run: Run) -> dict[str, Any]:
     """A run as `oa.Run` shows it, its values left for `dumps` to write (a page renders a hundred: through the
     schema's model, validating and dumping each, they cost more than the rest of the request)."""
     return {shown: getattr(run, name) for shown, name in _RUN_SHOWN}
 
 
-def stored_run_body(row: Sequence[Any]) -> dict[str, Any]:
-    """What `run_body` shows of the `Run` a row of `runs.RUN_COLUMNS` holds, without making the `Run`."""
-    return dict(zip(_RUN_SHOWN_NAMES, row, strict=True))
+def stored_run_body(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What `run_body` shows of the `Run` a row of `runs.RUN_COLUMNS` holds, without making the `Run` (each value
+    taken by its column's name: the two schemas' field orders need not agree)."""
+    return {shown: row[name] for shown, name in _RUN_SHOWN}
 
 
 def export_body(export: BatchExport, latest_runs: list[Run] | None = None) -> dict[str, Any]:
