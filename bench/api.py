@@ -113,9 +113,9 @@ async def load(http: aiohttp.ClientSession, targets: dict[str, list[str]], rate:
                 errors += 1
         latencies[part].append(time.perf_counter() - began)
 
-    started, cpu = time.perf_counter(), time.process_time()
     tasks = []
-    with measure.collector_paused():
+    with measure.collector_paused():  # its first collection comes before the schedule starts, not on it
+        started, cpu = time.perf_counter(), time.process_time()
         for i in range(total):
             due = started + i / rate
             delay = due - time.perf_counter()
