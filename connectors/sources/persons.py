@@ -23,7 +23,12 @@ COLUMNS = (
     "_inserted_at",
 )
 
-_CHANGED = "greatest(p.updated_at, d.updated_at)"
+
+def _within(column: str, lower: str, upper: str) -> str:
+    return f"({column} >= {lower} AND {column} < {upper})"
+
+
+_FIRST = "least(p.updated_at, d.updated_at)"
 _DELETED = "~deleted"
 """The suffix of the changed-at part of a position taken at a deleted person's row."""
 
@@ -42,16 +47,19 @@ class PersonsSource:
         """The query of `select` over the interval's changed distinct ids: in order (`rows`), or to aggregate."""
         p = p or Params()
         team, lower, upper = p(self.team_id), p(start), p(end)
+        person, link = _within("p.updated_at", lower, upper), _within("d.updated_at", lower, upper)
+        # PostHog's `_inserted_at`: the change in the interval, the person's or the link's; when both, the earlier
+        changed = f"CASE WHEN NOT {link} THEN p.updated_at WHEN NOT {person} THEN d.updated_at ELSE {_FIRST} END"
         query = f"""
             SELECT {select}
             FROM (
                 SELECT d.team_id, d.distinct_id, p.id AS person_id, p.properties, p.version AS person_version,
-                       d.version AS person_distinct_id_version, p.created_at, p.is_deleted, {_CHANGED} AS changed_at,
-                       least(p.updated_at, d.updated_at) AS first_changed_at
+                       d.version AS person_distinct_id_version, p.created_at, p.is_deleted,
+                       {changed} AS changed_at,
+                       {_FIRST} AS first_changed_at
                 FROM person_distinct_ids d JOIN persons p ON p.id = d.person_id
                 WHERE d.team_id = {team}
-                  AND ((p.updated_at >= {lower} AND p.updated_at < {upper})
-                       OR (d.updated_at >= {lower} AND d.updated_at < {upper}))
+                  AND ({person} OR {link})
                 UNION ALL
                 SELECT p.team_id, p.deleted_distinct_id, p.id, p.properties, p.version, p.deleted_distinct_id_version,
                        p.created_at, true, p.updated_at, p.updated_at

@@ -81,6 +81,10 @@ async def test_persons_model_exports_the_intervals_changes_at_their_latest_versi
     assert created["fresh"] == during
     end = now + timedelta(seconds=1)
     assert all(end - timedelta(hours=1) <= datetime.fromisoformat(r["_inserted_at"]) < end for r in rows)
+    # PostHog's: the change in the interval, of the person or the link; when both changed in it, the earlier
+    inserted = {r["distinct_id"]: datetime.fromisoformat(r["_inserted_at"]) for r in rows if not r["is_deleted"]}
+    assert inserted["renamed"] == during  # its person changed, not its link
+    assert inserted["fresh"] == during  # its link made then, its person changed last at during + 3 minutes
     assert {r["team_id"] for r in rows} == {project.id}
 
 
