@@ -15,6 +15,7 @@ from batch_exports.store.run_book import PostgresRunBook
 from contracts.statuses import RunStatus
 from contracts.workflows import FinishRunInputs, StartedRun, StartRunInputs
 from tests.support.counting import CountingConnection
+from tests.support.helpers import create_export, runs_until, start_run
 from tests.support.stack import Project
 
 LOGGER = logging.getLogger(__name__)
@@ -157,3 +158,23 @@ async def _a_run(project: Project) -> tuple[uuid.UUID, uuid.UUID]:
         backfill_id=None,
     )
     return export_id, run_id
+
+
+async def test_a_completed_run_s_end_is_recorded_by_its_export_not_a_local_activity(project: Project) -> None:
+    export = await create_export(
+        project, {"name": "ends", "interval": "hour", "destination": {"type": "File", "config": {"path": "ends"}}}
+    )
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    handle = await start_run(project.stack, export, start=end - timedelta(hours=1), end=end)
+    await handle.result()
+    (run,) = await runs_until(project, export["id"], lambda found: [r["status"] for r in found] == ["Completed"])
+    logged = await project.stack.pool.fetch(
+        "SELECT level, message FROM batch_export_logs WHERE run_id = $1 ORDER BY id", uuid.UUID(run["id"])
+    )
+    assert [tuple(row) for row in logged][-1] == ("INFO", "Run Completed: 0 records exported")
+    assert run["finished_at"] is not None
+    # one local activity (the run's start, its marker in the history), and two workflow tasks
+    history = await handle.fetch_history()
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    tasks = [e for e in history.events if e.HasField("workflow_task_completed_event_attributes")]
+    assert (len(markers), len(tasks)) == (1, 2), history.to_json()
