@@ -11,6 +11,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -18,12 +19,15 @@ from temporalio.service import RPCError
 
 from activities.admission import FIRST_WAIT_SECONDS, ProjectSlots
 from activities.attempts import Attempt, Checkpoint, WorkerShutdown
+from activities.runs import record_end
 from batch_exports.exports.export import BatchExport
+from batch_exports.runs.attempts import BOOKKEEPING_SECONDS
+from batch_exports.runs.statuses import export_ended
 from batch_exports.runtime import Runtime
 from batch_exports.store import exports
 from connectors.destinations import Context, WriteRequest, ensure_allowed_host, open_writer
 from connectors.sources import BatchSize, open_source
-from contracts.workflows import EXPORT_PROGRESS_SIGNAL, ExportInputs, ExportProgress, ExportResult
+from contracts.workflows import EXPORT_PROGRESS_SIGNAL, ExportInputs, ExportProgress, ExportResult, FinishRunInputs
 
 HEARTBEAT_EVERY_SECONDS = 2.0
 TELL_THE_RUN_EVERY = 5
@@ -59,12 +63,34 @@ class Exporter:
                     await ensure_allowed_host(export.destination_config, context)
                     result = await self._write(export, inputs, attempt, start, written, context)
             self.rt.metrics.exported(export.destination_type, result, seconds=time.monotonic() - began)
-            return result
         except BaseException as error:
             outcome = await attempt.end(error)
             if outcome is error:
                 raise
             raise outcome from None  # the cause's own words could hold a secret (`Attempt.end` redacts them)
+        return await self._ended(inputs, export.team_id, result) if inputs.record_end else result
+
+    async def _ended(self, inputs: ExportInputs, team_id: int, result: ExportResult) -> ExportResult:
+        """`result`, with the run's end recorded (`Completed`, or `ContinuedAsNew` at the record limit) as the
+        finish-run local activity would: the run workflow then schedules no local activity for it, which saved a
+        workflow task and an activity task per run. Books out of reach leave the end to the workflow (whose local
+        activity retries), never fail an export whose data is in the destination."""
+        ending = FinishRunInputs(
+            inputs.run_id,
+            inputs.batch_export_id,
+            team_id,
+            export_ended(result.cursor),
+            records_completed=result.records_completed,
+            bytes_exported=result.bytes_exported,
+            cursor=result.cursor,
+        )
+        try:
+            async with asyncio.timeout(BOOKKEEPING_SECONDS):
+                notice = await record_end(self.rt, ending)
+        except Exception as error:
+            activity.logger.warning("the run's end is left to the run workflow: %s", error)
+            return result
+        return replace(result, ended=True, notice=notice)
 
     async def _write(
         self,

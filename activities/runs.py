@@ -57,16 +57,22 @@ class RunBookkeeping:
     async def finish_run(self, inputs: FinishRunInputs) -> str | None:
         """Record how the run ended; the notice it calls for, if any (`run_failed`, `auto_paused`, `recovered`):
         none for a project without notification targets, so that such a run schedules no activity more."""
-        finished = await lifecycle.finish_run(
-            self.rt.run_book,
-            self.rt.run_temporal,
-            inputs,
-            workflow_run_id=activity.info().workflow_run_id,
-            auto_pause_after=self.rt.settings.auto_pause_after_failures,
-            logger=activity.logger,
-        )
-        if finished.run is not None:
-            self.rt.metrics.run_finished(finished.run)
-        if finished.auto_paused:
-            self.rt.metrics.export_paused_automatically()
-        return finished.notice
+        return await record_end(self.rt, inputs)
+
+
+async def record_end(rt: Runtime, inputs: FinishRunInputs) -> str | None:
+    """Record how the run ended (in the activity at hand: `finish-run`, or the export that ended it); the notice it
+    calls for, if any."""
+    finished = await lifecycle.finish_run(
+        rt.run_book,
+        rt.run_temporal,
+        inputs,
+        workflow_run_id=activity.info().workflow_run_id,
+        auto_pause_after=rt.settings.auto_pause_after_failures,
+        logger=activity.logger,
+    )
+    if finished.run is not None:
+        rt.metrics.run_finished(finished.run)
+    if finished.auto_paused:
+        rt.metrics.export_paused_automatically()
+    return finished.notice

@@ -117,6 +117,9 @@ class ExportInputs:
     max_attempts: int = 0
     """Attempts that may run (ones that gave their slot back to their project's cap do not count); 0: Temporal's
     retry policy counts them all."""
+    record_end: bool = False
+    """The activity records how the run ended once the export succeeded (`ExportResult.ended`), as the finish-run
+    local activity would: a run then needs no local activity and no workflow task more for it."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,10 @@ class ExportResult:
     """Set when the execution stopped at its record limit: where the next one resumes."""
     files: int = 0
     """How many files the execution wrote (destinations that write files)."""
+    ended: bool = False
+    """The activity recorded the run's end (asked to by `ExportInputs.record_end`, and the books could take it)."""
+    notice: str | None = None
+    """The notice recording the end called for (`recovered`), when `ended`."""
 
 
 @dataclass(frozen=True)

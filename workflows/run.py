@@ -129,7 +129,8 @@ class RunBatchExportWorkflow:
         )
         if result.cursor is not None:
             workflow.set_current_details(f"{done}; continuing as new after {result.cursor}")
-            await self._finish(replace(ended, cursor=result.cursor))
+            if not result.ended:
+                await self._finish(replace(ended, cursor=result.cursor))
             workflow.continue_as_new(
                 replace(
                     inputs,
@@ -140,7 +141,9 @@ class RunBatchExportWorkflow:
                 )
             )
         workflow.set_current_details(f"Completed: {done}")
-        await self._notify(finish, await self._finish(ended))
+        # The export recorded the end itself (or an export activity of before this change, or books out of reach,
+        # left it to this local activity: histories recorded before it replay as they ran).
+        await self._notify(finish, result.notice if result.ended else await self._finish(ended))
         return RunResult(interval.start, interval.end, result.records_completed, result.bytes_exported)
 
     async def _start(self, inputs: RunInputs, interval: DataInterval, *, fresh_fire: bool) -> StartedRun:
@@ -185,6 +188,7 @@ class RunBatchExportWorkflow:
                 first_file=inputs.first_file,
                 max_records=started.max_records_per_execution,
                 max_attempts=started.export_max_attempts,
+                record_end=True,  # a result that says `ended` needs no finish-run local activity
             ),
             start_to_close_timeout=export_timeout(inputs.spec.interval),
             heartbeat_timeout=timedelta(seconds=started.export_heartbeat_timeout_seconds),

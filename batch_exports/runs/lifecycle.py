@@ -5,7 +5,6 @@ Each function takes the run book and the Temporal port (`ports`), and the contra
 activities only decode, call and encode.
 """
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -45,19 +44,24 @@ async def start_run(
     already (a retry, a backfill or a filled gap got there first): then it exports nothing. `run` holds the
     settings the run goes with."""
     export_id = uuid.UUID(inputs.batch_export_id)
-    team_id = await book.team_of(export_id, include_deleted=False)
-    if team_id is None:
-        raise ExportGone(export_id)
     start, end = inputs.data_interval_start, inputs.data_interval_end
     if inputs.fresh_fire:
         ran = await book.run_for_interval(export_id, end, other_than=inputs.workflow_run_id)
         if ran is not None:
+            if (team_id := await book.team_of(export_id, include_deleted=False)) is None:
+                raise ExportGone(export_id)
             said = f"The schedule fired for {start.isoformat()} to {end.isoformat()}, which already has a run "
             await book.log(
                 LogEntry(team_id, export_id, "INFO", f"{said}({ran.id}, {ran.status.value}): nothing exported again")
             )
             return Started(replace(run, already_run_by=str(ran.id)))
     replaced = await _replaced(book, temporal, inputs, logger) if inputs.reset_from else None
+    resumed = f", resuming after {inputs.cursor}" if inputs.cursor else ""
+    if replaced is not None:
+        resumed += f"; a reset of run {replaced.id} (execution {replaced.workflow_run_id})"
+    said = f"Run started for interval {start.isoformat()} to {end.isoformat()}{resumed}"
+    # The row and its log line in one round trip, which also finds a deleted export (this runs inside the run
+    # workflow's task, which waits for it).
     run_id = await book.start_run(
         NewRun(
             export_id,
@@ -67,13 +71,11 @@ async def start_run(
             end,
             backfill_id=uuid.UUID(inputs.backfill_id) if inputs.backfill_id else None,
             replaced_run_id=replaced.id if replaced else None,
-        )
+        ),
+        said,
     )
-    resumed = f", resuming after {inputs.cursor}" if inputs.cursor else ""
-    if replaced is not None:
-        resumed += f"; a reset of run {replaced.id} (execution {replaced.workflow_run_id})"
-    said = f"Run started for interval {start.isoformat()} to {end.isoformat()}{resumed}"
-    await book.log(LogEntry(team_id, export_id, "INFO", said, run_id, inputs.workflow_run_id))
+    if run_id is None:
+        raise ExportGone(export_id)
     return Started(replace(run, run_id=str(run_id)), said)
 
 
@@ -145,13 +147,11 @@ async def finish_run(
     run_id, export_id = uuid.UUID(inputs.run_id), uuid.UUID(inputs.batch_export_id)
     message, ok = ending_message(inputs), status in ENDED_WELL
     logger.log(logging.INFO if ok else logging.WARNING, message)
-    # Two independent writes, side by side: this runs inside the workflow's task, which waits for it.
-    finished, _ = await asyncio.gather(
-        book.finish_run(
-            run_id,
-            Ending(status, inputs.records_completed, inputs.bytes_exported, inputs.latest_error, inputs.cursor),
-        ),
-        book.log(LogEntry(inputs.team_id, export_id, "INFO" if ok else "ERROR", message, run_id, workflow_run_id)),
+    # The run's end and its log line in one round trip: this runs inside the workflow's task, which waits for it.
+    finished = await book.finish_run(
+        run_id,
+        Ending(status, inputs.records_completed, inputs.bytes_exported, inputs.latest_error, inputs.cursor),
+        log=LogEntry(inputs.team_id, export_id, "INFO" if ok else "ERROR", message, run_id, workflow_run_id),
     )
     if status is RunStatus.FAILED:
         paused = False

@@ -61,15 +61,19 @@ class RunBook(Protocol):
 
     async def run_by_execution(self, workflow_id: str, workflow_run_id: str) -> Run | None: ...
 
-    async def start_run(self, run: NewRun) -> uuid.UUID:
-        """Record an execution as `Starting`; recording the same execution again returns the same row."""
+    async def start_run(self, run: NewRun, said: str) -> uuid.UUID | None:
+        """Record an execution as `Starting`, with `said` in its log (INFO), in one round trip; recording the same
+        execution again returns the same row. None, and nothing recorded, when the export is gone or deleted."""
 
     async def update_run(self, run_id: uuid.UUID, progress: Progress) -> None:
         """Move an open run forward (its counts never go down); a run that has ended is left alone."""
 
-    async def finish_run(self, run_id: uuid.UUID, ending: Ending, *, only_if_open: bool = False) -> FinishedRun | None:
+    async def finish_run(
+        self, run_id: uuid.UUID, ending: Ending, *, only_if_open: bool = False, log: LogEntry | None = None
+    ) -> FinishedRun | None:
         """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then). The
-        run comes back with the export's latest notice, read in the same round trip."""
+        run comes back with the export's latest notice, read in the same round trip, and `log` is written in it too
+        (whether or not the run was there to finish)."""
 
     async def claim_checkpoint(
         self, run_id: uuid.UUID, attempt: int, scheduled: datetime, progress: Progress

@@ -9,6 +9,9 @@ from pydantic import BaseModel
 
 from connectors.sources.params import like_containing
 
+COLUMNS = "team_id, batch_export_id, run_id, workflow_run_id, level, message"
+"""What an entry is written with, in this order (a statement that logs beside its own work lists them too)."""
+
 
 class Level(StrEnum):
     DEBUG = "DEBUG"
@@ -28,10 +31,7 @@ async def write(
     workflow_run_id: str | None = None,
 ) -> None:
     await conn.execute(
-        """
-        INSERT INTO batch_export_logs (team_id, batch_export_id, run_id, workflow_run_id, level, message)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        """,
+        f"INSERT INTO batch_export_logs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)",
         team_id,
         batch_export_id,
         run_id,

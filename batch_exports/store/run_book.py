@@ -39,14 +39,16 @@ class PostgresRunBook:
     async def run_by_execution(self, workflow_id: str, workflow_run_id: str) -> Run | None:
         return await runs.by_execution(self.pool, workflow_id, workflow_run_id)
 
-    async def start_run(self, run: NewRun) -> uuid.UUID:
-        return await runs.start(self.pool, **asdict(run))
+    async def start_run(self, run: NewRun, said: str) -> uuid.UUID | None:
+        return await runs.start_logged(self.pool, **asdict(run), said=said)
 
     async def update_run(self, run_id: uuid.UUID, progress: Progress) -> None:
         await runs.update_progress(self.pool, run_id, **asdict(progress))
 
-    async def finish_run(self, run_id: uuid.UUID, ending: Ending, *, only_if_open: bool = False) -> FinishedRun | None:
-        return await runs.finish(self.pool, run_id, **asdict(ending), only_if_open=only_if_open)
+    async def finish_run(
+        self, run_id: uuid.UUID, ending: Ending, *, only_if_open: bool = False, log: LogEntry | None = None
+    ) -> FinishedRun | None:
+        return await runs.finish(self.pool, run_id, **asdict(ending), only_if_open=only_if_open, log=log)
 
     async def claim_checkpoint(
         self, run_id: uuid.UUID, attempt: int, scheduled: datetime, progress: Progress

@@ -10,7 +10,9 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from batch_exports.runs.ports import LogEntry
 from batch_exports.runs.run import FinishedRun, IntervalProgress, Run
+from batch_exports.store import logs
 from contracts.statuses import FINAL_RUN_STATUSES, OPEN_RUN_STATUSES, RunStatus
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
@@ -45,6 +47,51 @@ async def start(
         backfill_id,
         RunStatus.STARTING,
         replaced_run_id,
+    )
+
+
+async def start_logged(
+    conn: Executor,
+    *,
+    batch_export_id: uuid.UUID,
+    workflow_id: str,
+    workflow_run_id: str,
+    data_interval_start: datetime,
+    data_interval_end: datetime,
+    backfill_id: uuid.UUID | None,
+    replaced_run_id: uuid.UUID | None = None,
+    said: str,
+) -> uuid.UUID | None:
+    """`start`, unless the export is gone or deleted (None, and nothing written), with `said` in the run's log (an
+    INFO entry): one statement, where reading the export's project, the row and the entry took three round trips
+    inside the run workflow's task."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        f"""
+        WITH export AS (SELECT team_id FROM batch_exports WHERE id = $2 AND NOT deleted),
+        run AS (
+            INSERT INTO batch_export_runs (id, batch_export_id, workflow_id, workflow_run_id, status,
+                                           data_interval_start, data_interval_end, backfill_id, replaced_run_id)
+            SELECT $1, $2, $3, $4, $8, $5, $6, $7, $9 FROM export
+            ON CONFLICT (workflow_id, workflow_run_id) DO UPDATE SET last_updated_at = now()
+            RETURNING id
+        ),
+        logged AS (
+            INSERT INTO batch_export_logs ({logs.COLUMNS})
+            SELECT export.team_id, $2, run.id, $4, $10, $11 FROM export, run
+        )
+        SELECT id FROM run
+        """,
+        uuid.uuid4(),
+        batch_export_id,
+        workflow_id,
+        workflow_run_id,
+        data_interval_start,
+        data_interval_end,
+        backfill_id,
+        RunStatus.STARTING,
+        replaced_run_id,
+        logs.Level.INFO.value,
+        said,
     )
 
 
@@ -157,11 +204,18 @@ async def finish(
     latest_error: str | None = None,
     cursor: str | None = None,
     only_if_open: bool = False,
+    log: LogEntry | None = None,
 ) -> FinishedRun | None:
     """Record how a run ended; with `only_if_open`, leave a run alone that has already ended (None then). The
-    export's latest notice comes back with it: a completed run asks whether it ends a failing spell."""
+    export's latest notice comes back with it: a completed run asks whether it ends a failing spell. `log` is
+    written in the same statement, whether or not the run was there to finish (its end's line, in one round trip
+    instead of two side by side)."""
     row = await conn.fetchrow(
-        """
+        f"""
+        WITH logged AS (
+            INSERT INTO batch_export_logs ({logs.COLUMNS})
+            SELECT $9::bigint, $10::uuid, $11::uuid, $12::text, $13::text, $14::text WHERE $9 IS NOT NULL
+        )
         UPDATE batch_export_runs
         SET status = $2, records_completed = coalesce($3, records_completed),
             bytes_exported = coalesce($4, bytes_exported), latest_error = $5, cursor = coalesce($6, cursor),
@@ -181,6 +235,18 @@ async def finish(
         cursor,
         only_if_open,
         OPEN_RUN_STATUSES,
+        *(
+            (
+                log.team_id,
+                log.batch_export_id,
+                log.run_id,
+                log.workflow_run_id,
+                logs.Level(log.level).value,
+                log.message,
+            )
+            if log
+            else (None,) * 6
+        ),
     )
     return FinishedRun(**{**dict(row), "status": RunStatus(row["status"])}) if row else None
 

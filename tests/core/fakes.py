@@ -150,12 +150,16 @@ class FakeRunBook:
             None,
         )
 
-    async def start_run(self, run: NewRun) -> uuid.UUID:
-        if (same := await self.run_by_execution(run.workflow_id, run.workflow_run_id)) is not None:
-            return same.id
-        row = self.add_run(run.batch_export_id, run.data_interval_end, RunStatus.STARTING, backfill_id=run.backfill_id)
-        self.runs[row.id] = row.model_copy(update=asdict(run))
-        return row.id
+    async def start_run(self, run: NewRun, said: str) -> uuid.UUID | None:
+        if (team_id := await self.team_of(run.batch_export_id, include_deleted=False)) is None:
+            return None
+        if (same := await self.run_by_execution(run.workflow_id, run.workflow_run_id)) is None:
+            same = self.add_run(
+                run.batch_export_id, run.data_interval_end, RunStatus.STARTING, backfill_id=run.backfill_id
+            )
+            self.runs[same.id] = same.model_copy(update=asdict(run))
+        await self.log(LogEntry(team_id, run.batch_export_id, "INFO", said, same.id, run.workflow_run_id))
+        return same.id
 
     async def update_run(self, run_id: uuid.UUID, progress: Progress) -> None:
         run = self.runs[run_id]
@@ -170,7 +174,11 @@ class FakeRunBook:
             }
         )
 
-    async def finish_run(self, run_id: uuid.UUID, ending: Ending, *, only_if_open: bool = False) -> FinishedRun | None:
+    async def finish_run(
+        self, run_id: uuid.UUID, ending: Ending, *, only_if_open: bool = False, log: LogEntry | None = None
+    ) -> FinishedRun | None:
+        if log is not None:
+            await self.log(log)
         run = self.runs.get(run_id)
         if run is None or (only_if_open and run.status not in OPEN_RUN_STATUSES):
             return None

@@ -202,6 +202,19 @@ async def test_a_segment_continues_as_new_from_its_cursor(env: WorkflowEnvironme
     assert (books.exports[1].cursor, books.exports[1].first_file) == ("after-100", 2)
 
 
+async def test_an_export_that_recorded_the_run_s_end_leaves_no_local_activity_for_it(env: WorkflowEnvironment) -> None:
+    def export(inputs: ExportInputs) -> ExportResult:
+        if inputs.cursor is None:
+            return ExportResult(100, 1, cursor="after-100", files=2, ended=True)
+        return ExportResult(5, 1, ended=True)
+
+    books = Books()
+    result = await run(env.client, books, export)
+    assert all(inputs.record_end for inputs in books.exports) and len(books.exports) == 2
+    assert books.finished == []  # each execution's end was the export's to record
+    assert (result.records_completed, books.exports[1].cursor) == (5, "after-100")
+
+
 async def cancelled_while_exporting(env: WorkflowEnvironment, books: Books, export: Export) -> WorkflowHandle[Any, Any]:
     """Start a run (its retry policy would run it three times), cancel it once it exports, and wait for its end."""
     task_queue = f"run-{uuid.uuid4().hex[:8]}"
