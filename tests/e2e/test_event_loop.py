@@ -15,16 +15,19 @@ from tests.support.helpers import eventually
 from tests.support.processes import gateway_process, worker_process
 from tests.support.stack import Project
 
+ACCESS_LINE = re.compile(
+    r'aiohttp\.access: \S+ \[\d\d/\w{3}/\d{4}:[\d:]{8} [+-]\d{4}\] "GET /api/schema/ HTTP/1\.1" 200 '
+)
+"""aiohttp's access line (`api.access_log`): address, start time, request line, status, size, referer, agent."""
 
-def logged_loop(log: Path, process: str) -> str | None:
-    text = log.read_text(errors="replace") if log.exists() else ""
-    match = re.search(rf"{process}: event loop (\S+)", text)
-    return match[1] if match else None
+
+def logged(log: Path, pattern: str | re.Pattern[str]) -> re.Match[str] | None:
+    return re.search(pattern, log.read_text(errors="replace") if log.exists() else "")
 
 
-async def reported_loop(log: Path, process: str) -> str:
-    async def found() -> str | None:
-        return logged_loop(log, process)
+async def appears(log: Path, pattern: str | re.Pattern[str]) -> re.Match[str]:
+    async def found() -> re.Match[str] | None:
+        return logged(log, pattern)
 
     return await eventually(found, within=60, every=0.5)
 
@@ -39,11 +42,13 @@ async def test_the_worker_and_the_gateway_run_on_uvloop(project: Project, work_d
     ):
         async with aiohttp.ClientSession() as http, http.get(f"{gateway.url}/api/schema/") as response:
             assert response.status == 200  # it serves on that loop
-        assert await reported_loop(scratch / "gateway.log", "gateway") == "uvloop.Loop"
-        assert await reported_loop(scratch / "worker.log", "worker") == "uvloop.Loop"
+        assert (await appears(scratch / "gateway.log", r"gateway: event loop (\S+)"))[1] == "uvloop.Loop"
+        assert (await appears(scratch / "worker.log", r"worker: event loop (\S+)"))[1] == "uvloop.Loop"
+        await appears(scratch / "gateway.log", ACCESS_LINE)
 
 
 async def test_the_standard_library_loop_is_a_setting_away(project: Project, work_dir: Path) -> None:
     log = work_dir / f"gateway-asyncio-{uuid.uuid4().hex[:8]}.log"
     with gateway_process(project.stack.settings, log, event_loop="asyncio"):
-        assert await reported_loop(log, "gateway") == "asyncio.unix_events._UnixSelectorEventLoop"
+        loop = (await appears(log, r"gateway: event loop (\S+)"))[1]
+    assert loop == "asyncio.unix_events._UnixSelectorEventLoop"
