@@ -24,7 +24,7 @@ from activities.export import Exporter
 from activities.notify import Notifier
 from activities.reconciliation import Reconciler
 from activities.runs import RunBookkeeping
-from batch_exports import collector
+from batch_exports import collector, event_loop
 from batch_exports.runtime import Runtime, open_runtime
 from batch_exports.settings import get_settings
 from batch_exports.telemetry import gauges, logs
@@ -109,7 +109,7 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     code = 0
     try:
-        asyncio.run(main())
+        event_loop.run(main(), get_settings())
     except Exception:
         traceback.print_exc()
         code = 1

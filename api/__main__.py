@@ -14,8 +14,9 @@ import os
 
 from aiohttp import web
 
+from api.access_log import AccessLog
 from api.app import create_app
-from batch_exports import collector
+from batch_exports import collector, event_loop
 from batch_exports.settings import get_settings
 from batch_exports.telemetry import logs
 
@@ -29,6 +30,8 @@ if __name__ == "__main__":
         host=settings.api_host,
         port=settings.api_port,
         shutdown_timeout=settings.shutdown_grace_seconds,
+        loop=event_loop.factory(settings)(),
+        access_log_class=AccessLog,
     )
     # The Temporal runtime's threads can abort the interpreter's finalisation (temporalio/sdk-python#300):
     # everything is closed by now, so leave without it.

@@ -8,6 +8,7 @@ a pool or a client of its own.
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from temporalio.client import Client
 
+from batch_exports import event_loop
 from batch_exports.crypto import ConfigCipher
 from batch_exports.settings import Settings
 from batch_exports.store import db, exports
@@ -32,6 +34,8 @@ from connectors.destinations.network import proxy
 from connectors.destinations.network.proxy import EgressProxy
 from connectors.sources.clickhouse.http import ClickHouse, ClickHouseServer
 from connectors.sources.reading import SourceDatabase
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,7 @@ async def open_runtime(
     traces are sent where `OTEL_EXPORTER_OTLP_ENDPOINT` says, or to `tracer_provider`.
     """
     cipher = cipher_for(settings, process)
+    logger.info("%s: event loop %s", process, event_loop.name_of(asyncio.get_running_loop()))
     async with contextlib.AsyncExitStack() as stack:
         temporal_rt = None
         if metrics is not None:

@@ -239,6 +239,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level logged by the worker and the gateway."
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="The event loop the worker, the gateway and `make dev` run on: `uvloop` (a loop in C on libuv; "
+        "the gateway spends less CPU per request on it, `bench/README.md`) or `asyncio`, the standard library's.",
+    )
 
     # The embedded stack of `make dev`.
     data_dir: Path = Field(Path(".data"), description="Where `make dev` keeps PostgreSQL and Temporal data.")

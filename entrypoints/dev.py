@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from api.app import create_app
+from batch_exports import event_loop
 from batch_exports.crypto import generate_key
 from batch_exports.runtime import open_runtime
 from batch_exports.settings import Settings
@@ -151,7 +152,7 @@ def main() -> None:
                 ),
             }
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(serve(settings, reach, ui_url))
+                event_loop.run(serve(settings, reach, ui_url), settings)
     except (dev_checks.NotStarted, RuntimeError) as e:
         print(f"make dev: {e}", file=sys.stderr, flush=True)
         sys.exit(1)

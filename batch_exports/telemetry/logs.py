@@ -6,7 +6,6 @@ The ids come from a context that activities (`ActivityLogContext`, from their in
 """
 
 import contextlib
-import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from batch_exports.settings import Settings
@@ -73,7 +73,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str).decode()  # in native code: the gateway writes one a request
 
 
 ACCESS_LOGGER = "aiohttp.access"
