@@ -8,6 +8,7 @@ from aiohttp import web
 from api.checks import CheckRunner
 from api.errors import error_middleware
 from api.inputs import refuse_nul
+from api.key_cache import KeyCache
 from api.routes import (
     PROJECT_PREFIXES,
     backfills,
@@ -22,7 +23,7 @@ from api.routes import (
     runs,
     schema,
 )
-from api.state import CHECKS, RUNTIME, SETTINGS
+from api.state import CHECKS, KEY_CACHE, RUNTIME, SETTINGS
 from api.telemetry import telemetry_middleware
 from batch_exports.runtime import Runtime, cipher_for, open_runtime
 from batch_exports.settings import Settings
@@ -53,8 +54,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
         yield
         await asyncio.to_thread(app[CHECKS].close)  # it waits (briefly) for the checks' loop to stop
 
+    async def key_cache(app: web.Application) -> AsyncIterator[None]:
+        app[KEY_CACHE] = KeyCache(settings.database_url)
+        await app[KEY_CACHE].start()
+        yield
+        await app[KEY_CACHE].close()
+
     app.cleanup_ctx.append(resources)
     app.cleanup_ctx.append(checks)
+    app.cleanup_ctx.append(key_cache)
     app.on_startup.append(schema.build_document)
     routes = [*docs.ROUTES, *health.ROUTES, *schema.ROUTES, *capture.ROUTES]
     for prefix in PROJECT_PREFIXES:

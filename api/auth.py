@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from api.errors import ApiError, not_found
-from api.state import runtime
+from api.state import KEY_CACHE, runtime
 from batch_exports.store import api_keys
 
 
@@ -12,6 +12,7 @@ async def authorize(request: web.Request, scope: str) -> int:
 
     401 without a valid key; 404 for a project the key may not touch (its existence is not revealed);
     403 for a key that lacks the scope (`batch_export:write` includes `batch_export:read`).
+    A key found valid on an existing project is kept (`api.key_cache`): its next request makes no statement.
     """
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -28,7 +29,14 @@ async def authorize(request: web.Request, scope: str) -> int:
         project_id = 0
     if not 0 < project_id < 2**63:  # beyond a bigint there is no project
         project_id = 0
-    key, project_exists = await api_keys.find(runtime(request).pool, token.strip(), project_id)
+    cache, token = request.app[KEY_CACHE], token.strip()
+    hashed = api_keys.secure_value(token)
+    key, project_exists = cache.get(hashed, project_id), True
+    if key is None:  # not kept: looked up (and its use noted), then kept if valid on an existing project
+        generation = cache.generation
+        key, project_exists = await api_keys.find(runtime(request).pool, token, project_id)
+        if key is not None and project_exists:
+            cache.put(generation, hashed, project_id, key)
     if key is None:
         raise ApiError(
             401,

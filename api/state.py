@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from api.checks import CheckRunner
+from api.key_cache import KeyCache
 from batch_exports.runtime import Runtime
 from batch_exports.settings import Settings
 
@@ -10,6 +11,8 @@ SETTINGS = web.AppKey("settings", Settings)
 RUNTIME = web.AppKey("runtime", Runtime)
 CHECKS = web.AppKey("checks", CheckRunner)
 """Where destination checks run (`api.checks`): never on the threads that serve requests."""
+KEY_CACHE = web.AppKey("key_cache", KeyCache)
+"""The API keys found valid, until PostgreSQL says they changed (`api.key_cache`)."""
 
 
 def runtime(request: web.Request) -> Runtime:

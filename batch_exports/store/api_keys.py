@@ -54,7 +54,8 @@ def mask(key: str) -> str:
     return f"{key[:4]}...{key[-4:]}" if len(key) > 12 else "****"
 
 
-USE_NOTED_EVERY = "1 minute"
+USE_NOTED_EVERY_SECONDS = 60
+USE_NOTED_EVERY = f"{USE_NOTED_EVERY_SECONDS} seconds"
 """`last_used_at` moves at most this often: a key's every use would otherwise be a write (a commit, a WAL flush
 and a lock on the key's row, for which the requests of one key queue), the gateway's only one on a read."""
 

@@ -2,55 +2,39 @@
 gateway of its own whose pool logs every statement), and a key whose use is noted without a write per request."""
 
 import asyncio
-import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from api.app import create_app
 from api.responses import dumps, run_body
-from batch_exports.store import api_keys, db, runs
+from batch_exports.store import api_keys, runs
 from contracts.statuses import RunStatus
-from entrypoints.embedded import LOOPBACK, free_port
-from tests.support.counting import CountingConnection
+from tests.support.counting import CountedGateway, counted_gateway
 from tests.support.stack import API_KEY, Project
 
 
 @pytest.fixture
-async def counted_gateway(project: Project) -> AsyncIterator[tuple[str, list[str]]]:
-    """The base URL of a gateway on the stack's database whose pool (one connection) records its statements."""
-    stack = project.stack
-    dsn = stack.settings.database_url
-    pool = await db.create_pool(dsn, min_size=1, max_size=1, connection_class=CountingConnection)
-    rt = dataclasses.replace(stack.runtime, pool=pool)
-    runner = web.AppRunner(create_app(stack.settings, rt), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, LOOPBACK, port).start()
-    sent: list[str] = []
-    CountingConnection.sent = sent
-    try:
-        yield f"http://{LOOPBACK}:{port}/api/environments/{project.id}/", sent
-    finally:
-        await runner.cleanup()
-        await pool.close()
+async def counted(project: Project) -> AsyncIterator[CountedGateway]:
+    async with counted_gateway(project) as gateway:
+        yield gateway
 
 
-async def test_a_page_of_runs_is_two_statements_with_no_reset_between_them(
-    project: Project, counted_gateway: tuple[str, list[str]]
+async def test_a_page_of_runs_is_one_statement_once_the_key_is_kept_with_no_reset_between_them(
+    project: Project, counted: CountedGateway
 ) -> None:
     body = {"name": "costs", "interval": "hour", "paused": True, "destination": {"type": "NoOp", "config": {}}}
     status, export = await project.request("POST", "batch_exports/", json=body)
     assert status == 201, export
-    base, sent = counted_gateway
-    runs_url = f"{base}batch_exports/{export['id']}/runs/"
+    sent = counted.sent
+    runs_url = f"{counted.base}batch_exports/{export['id']}/runs/"
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
-        async with http.get(runs_url) as response:  # the key is noted
+        async with http.get(runs_url) as response:  # the key is noted; asyncpg learns the types it meets
             assert response.status == 200
+        counted.key_cache.kept.forget()
         sent.clear()
         async with http.get(runs_url) as response:
             assert response.status == 200
@@ -63,14 +47,18 @@ async def test_a_page_of_runs_is_two_statements_with_no_reset_between_them(
         assert "SELECT *" not in sent[1] and "checkpoint" not in sent[1]  # the columns a run shows
         assert "FROM batch_exports" in sent[2] and "config_encrypted" not in sent[2]
         assert not [statement for statement in sent if "RESET ALL" in statement]
+        sent.clear()
+        async with http.get(runs_url) as response:  # the key is kept: no statement for it
+            assert response.status == 200
+        assert len(sent) == 2 and "FROM batch_export_runs" in sent[0], sent
 
         await project.stack.pool.execute(RUNS, export["id"], None)
         sent.clear()
         async with http.get(runs_url) as response:
             assert response.status == 200
             assert len((await response.json())["results"]) == 30
-        assert len(sent) == 2, sent  # a page with runs: the key and the project, then the page that checks the export
-        assert "personal_api_keys" in sent[0] and "FROM batch_export_runs" in sent[1]
+        assert len(sent) == 1, sent  # a page with runs: the page that checks the export, the key kept
+        assert "FROM batch_export_runs" in sent[0]
 
 
 async def test_runs_of_a_foreign_or_deleted_export_are_404_though_it_has_runs(project: Project) -> None:
@@ -125,38 +113,51 @@ async def test_a_page_of_runs_is_byte_for_byte_what_their_runs_show(project: Pro
         assert await response.read() == expected
 
 
-async def test_a_key_in_use_is_noted_once_a_minute_not_at_every_request(project: Project) -> None:
+def a_minute_on(counted: CountedGateway) -> None:
+    """The gateway's kept keys see a minute pass: what they keep lapses (as after `USE_NOTED_EVERY`)."""
+    later = time.monotonic() + api_keys.USE_NOTED_EVERY_SECONDS
+    counted.key_cache.kept.clock = lambda: later
+
+
+async def test_a_key_in_use_is_noted_once_a_minute_not_at_every_request(
+    project: Project, counted: CountedGateway
+) -> None:
     pool = project.stack.pool
-    key = api_keys.secure_value(API_KEY)
+    key = await api_keys.create(pool, "noted", (api_keys.READ,), [project.id])
+    hashed = api_keys.secure_value(key)
     noted = "SELECT last_used_at FROM personal_api_keys WHERE secure_value = $1"
     moved = """UPDATE personal_api_keys SET last_used_at = now() - $2::interval WHERE secure_value = $1
                RETURNING last_used_at"""
-    lately = await pool.fetchval(moved, key, timedelta(seconds=30))
+    lately = await pool.fetchval(moved, hashed, timedelta(seconds=30))
     for _ in range(3):
-        status, _ = await project.request("GET", "batch_exports/")
-        assert status == 200
-    assert await pool.fetchval(noted, key) == lately  # noted 30 s ago: no write
-    long_ago = await pool.fetchval(moved, key, timedelta(minutes=2))
-    status, _ = await project.request("GET", "batch_exports/")
-    assert status == 200
-    assert await pool.fetchval(noted, key) > long_ago
+        assert await counted.status_of(key) == 200
+    assert await pool.fetchval(noted, hashed) == lately  # noted 30 s ago: no write
+    assert counted.key_lookups() == 1  # then kept: noting a use (`SET last_used_at`) tells no gateway to forget
+    long_ago = await pool.fetchval(moved, hashed, timedelta(minutes=2))
+    assert await counted.status_of(key) == 200
+    assert await pool.fetchval(noted, hashed) == long_ago and counted.key_lookups() == 1  # kept for a minute
+    a_minute_on(counted)
+    assert await counted.status_of(key) == 200  # looked up again, and noted
+    assert await pool.fetchval(noted, hashed) > long_ago and counted.key_lookups() == 2
 
 
-async def test_a_request_does_not_wait_for_another_noting_the_key(project: Project) -> None:
+async def test_a_request_does_not_wait_for_another_noting_the_key(project: Project, counted: CountedGateway) -> None:
     """A request noting the key holds its row's lock until its commit is flushed: the others do not queue on it."""
     pool = project.stack.pool
-    key = api_keys.secure_value(API_KEY)
+    key = await api_keys.create(pool, "locked", (api_keys.READ,), [project.id])
+    hashed = api_keys.secure_value(key)
     await pool.execute(
-        "UPDATE personal_api_keys SET last_used_at = now() - interval '2 minutes' WHERE secure_value = $1", key
+        "UPDATE personal_api_keys SET last_used_at = now() - interval '2 minutes' WHERE secure_value = $1", hashed
     )
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "SELECT 1 FROM personal_api_keys WHERE secure_value = $1 FOR UPDATE", key
+            "SELECT 1 FROM personal_api_keys WHERE secure_value = $1 FOR UPDATE", hashed
         )  # as a noting does
-        status, _ = await asyncio.wait_for(project.request("GET", "batch_exports/"), 10)
-        assert status == 200
-    status, _ = await project.request("GET", "batch_exports/")  # the lock gone, the use is noted
-    assert status == 200
+        assert await asyncio.wait_for(counted.status_of(key), 10) == 200
+        assert counted.key_lookups() == 1
+    a_minute_on(counted)
+    assert await counted.status_of(key) == 200  # the lock gone, the use is noted by the next lookup
+    assert counted.key_lookups() == 2
     assert await pool.fetchval(
-        "SELECT last_used_at > now() - interval '1 minute' FROM personal_api_keys WHERE secure_value = $1", key
+        "SELECT last_used_at > now() - interval '1 minute' FROM personal_api_keys WHERE secure_value = $1", hashed
     )
