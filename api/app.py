@@ -56,7 +56,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> web.Applic
 
     async def key_cache(app: web.Application) -> AsyncIterator[None]:
         app[KEY_CACHE] = KeyCache(settings.database_url)
-        await app[KEY_CACHE].start()
+        if settings.api_key_cache:  # never started, it never listens, so it keeps nothing
+            await app[KEY_CACHE].start()
         yield
         await app[KEY_CACHE].close()
 

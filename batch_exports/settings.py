@@ -244,6 +244,12 @@ class Settings(BaseSettings):
         description="The event loop the worker, the gateway and `make dev` run on: `uvloop` (a loop in C on libuv; "
         "the gateway spends less CPU per request on it, `bench/README.md`) or `asyncio`, the standard library's.",
     )
+    api_key_cache: bool = Field(
+        True,
+        description="Whether the gateway keeps the API keys it found valid until PostgreSQL notifies a change "
+        "(`docs/api.md`). Its listening connection needs a session of its own: behind a pooler in transaction mode "
+        "(PgBouncer's `pool_mode = transaction`) notifications do not arrive, so turn this off there.",
+    )
 
     # The embedded stack of `make dev`.
     data_dir: Path = Field(Path(".data"), description="Where `make dev` keeps PostgreSQL and Temporal data.")

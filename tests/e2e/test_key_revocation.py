@@ -140,3 +140,13 @@ async def test_with_no_database_to_listen_to_the_gateway_serves_uncached(project
         for _ in range(2):
             assert await counted.status_of(API_KEY) == 200
         assert counted.key_lookups() == 2
+
+
+async def test_a_gateway_told_to_keep_no_keys_listens_for_nothing_and_looks_each_up(project: Project) -> None:
+    """`BATCH_EXPORTS_API_KEY_CACHE=false`, for a database behind a pooler in transaction mode, where
+    notifications do not arrive."""
+    async with counted_gateway(project, api_key_cache=False) as counted:
+        for _ in range(3):
+            assert await counted.status_of(API_KEY) == 200
+        assert counted.key_lookups() == 3
+        assert not counted.key_cache.listening
