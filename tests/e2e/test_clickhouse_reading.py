@@ -9,6 +9,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+import aiohttp
 import pyarrow as pa
 import pytest
 
@@ -88,3 +89,26 @@ async def test_a_real_server_when_one_is_given(clickhouse: ClickHouseAccount) ->
         pytest.skip(f"no real ClickHouse server given ({GIVEN}): ClickHouse's engine behind the stand-in was used")
     (row,) = await asyncio.to_thread(clickhouse.client().rows, "SELECT version() AS version", {})
     assert row["version"]
+
+
+async def test_a_reader_that_goes_away_mid_stream_leaves_the_server_to_the_next_query(
+    clickhouse: ClickHouseAccount,
+) -> None:
+    """An export that fails (its destination refused) stops reading in the middle of the answer: the next query,
+    another test's, is still answered. The stand-in once kept its one engine session for the abandoned answer
+    until the garbage collector found it, and every later query waited out its timeout."""
+    auth = aiohttp.BasicAuth(clickhouse.user, clickhouse.password)
+    within = aiohttp.ClientTimeout(total=20)  # the old stand-in made the next query wait until the collector ran
+    query = "SELECT number, repeat('x', 100) AS s FROM numbers(50000000) FORMAT TabSeparated"
+    for _ in range(3):
+        async with (
+            aiohttp.ClientSession(auth=auth, timeout=within) as http,
+            http.post(clickhouse.url + "/", data=query) as response,
+        ):
+            assert response.status == 200
+            assert await response.content.read(65536)  # the first part of the answer, then the reader goes away
+    async with (
+        aiohttp.ClientSession(auth=auth, timeout=within) as http,
+        http.post(clickhouse.url + "/", data="SELECT 42") as response,
+    ):
+        assert (response.status, await response.text()) == (200, "42\n")

@@ -19,11 +19,12 @@ engine session (as the tests need, not as a server would).
 
 import asyncio
 import base64
+import concurrent.futures
 import io
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pyarrow as pa
 from aiohttp import web
@@ -46,7 +47,7 @@ class Engine:
 
     def run(
         self, sql: str, fmt: str, database: str, params: dict[str, str], settings: dict[str, str]
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         """The answer's bytes as the engine produces them (a `ChdbError` before the first, on a bad query)."""
         with self.lock:
             self.session.query(f"USE {_identifier(database)}")
@@ -55,10 +56,12 @@ class Engine:
             try:
                 if not _STREAMED.match(sql):  # the engine streams only queries; a statement's answer comes whole
                     yield self.session.query(sql, fmt, params=params).bytes()
-                elif fmt == "ArrowStream":
-                    yield from _arrow_stream(self.session.send_query(sql, "ArrowStream", params=params))
-                else:
-                    yield from (chunk.bytes() for chunk in self.session.send_query(sql, fmt, params=params))
+                else:  # a stream left unread (its reader went away) is cancelled, so the session can go on
+                    with self.session.send_query(sql, fmt, params=params) as stream:
+                        if fmt == "ArrowStream":
+                            yield from _arrow_stream(stream)
+                        else:
+                            yield from (chunk.bytes() for chunk in stream)
             finally:
                 for name in settings:
                     self.session.query(f"SET {_identifier(name)} = DEFAULT")
@@ -120,24 +123,32 @@ def application(engine: Engine, user: str, password: str) -> web.Application:
         answer = engine.run(query, request.query.get("default_format", "TabSeparated"),
                             request.query.get("database", "default"), params, settings)  # fmt: skip
         loop = asyncio.get_running_loop()
+        # The answer's steps run on a thread of their own, in turn, and so does its close, whatever ends the
+        # request (a reader that went away mid-stream): closing it gives the engine back to the next query, which
+        # would otherwise wait for the collector to find the abandoned answer.
+        steps = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-answer")
         try:
-            first = await loop.run_in_executor(None, next, answer, None)
-        except Exception as error:  # the engine refused the query: nothing was sent yet
-            return error_response(str(error))
-        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        chunk = first
-        while chunk is not None:
-            if chunk:
-                await response.write(chunk)
             try:
-                chunk = await loop.run_in_executor(None, next, answer, None)
-            except Exception as error:  # mid-stream, as ClickHouse does: the message in the body, then the end
-                await response.write(f"\nCode: {error}\n".encode())
-                break
-        await response.write_eof()
-        return response
+                first = await loop.run_in_executor(steps, next, answer, None)
+            except Exception as error:  # the engine refused the query: nothing was sent yet
+                return error_response(str(error))
+            response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            chunk = first
+            while chunk is not None:
+                if chunk:
+                    await response.write(chunk)
+                try:
+                    chunk = await loop.run_in_executor(steps, next, answer, None)
+                except Exception as error:  # mid-stream, as ClickHouse does: the message in the body, then the end
+                    await response.write(f"\nCode: {error}\n".encode())
+                    break
+            await response.write_eof()
+            return response
+        finally:
+            steps.submit(answer.close)  # after any step still running
+            steps.shutdown(wait=False)
 
     app = web.Application(client_max_size=64 * 2**20)
     app.router.add_route("*", "/", handle)
