@@ -40,7 +40,7 @@ class PostgresRunBook:
         return await runs.by_execution(self.pool, workflow_id, workflow_run_id)
 
     async def start_run(self, run: NewRun, said: str) -> uuid.UUID | None:
-        return await runs.start_logged(self.pool, **asdict(run), said=said)
+        return await runs.start(self.pool, **asdict(run), said=said)
 
     async def update_run(self, run_id: uuid.UUID, progress: Progress) -> None:
         await runs.update_progress(self.pool, run_id, **asdict(progress))

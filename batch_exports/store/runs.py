@@ -28,43 +28,12 @@ async def start(
     data_interval_end: datetime,
     backfill_id: uuid.UUID | None,
     replaced_run_id: uuid.UUID | None = None,
-) -> uuid.UUID:
-    """Record an execution as `Starting`; recording the same execution again returns the same row."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
-        """
-        INSERT INTO batch_export_runs (id, batch_export_id, workflow_id, workflow_run_id, status,
-                                       data_interval_start, data_interval_end, backfill_id, replaced_run_id)
-        VALUES ($1, $2, $3, $4, $8, $5, $6, $7, $9)
-        ON CONFLICT (workflow_id, workflow_run_id) DO UPDATE SET last_updated_at = now()
-        RETURNING id
-        """,
-        uuid.uuid4(),
-        batch_export_id,
-        workflow_id,
-        workflow_run_id,
-        data_interval_start,
-        data_interval_end,
-        backfill_id,
-        RunStatus.STARTING,
-        replaced_run_id,
-    )
-
-
-async def start_logged(
-    conn: Executor,
-    *,
-    batch_export_id: uuid.UUID,
-    workflow_id: str,
-    workflow_run_id: str,
-    data_interval_start: datetime,
-    data_interval_end: datetime,
-    backfill_id: uuid.UUID | None,
-    replaced_run_id: uuid.UUID | None = None,
-    said: str,
+    said: str | None = None,
 ) -> uuid.UUID | None:
-    """`start`, unless the export is gone or deleted (None, and nothing written), with `said` in the run's log (an
-    INFO entry): one statement, where reading the export's project, the row and the entry took three round trips
-    inside the run workflow's task."""
+    """Record an execution as `Starting`, with `said` in the run's log (an INFO entry) when given; recording the
+    same execution again returns the same row. None, and nothing written, when the export is gone or deleted.
+    One statement: reading the export's project, the row and the entry took three round trips inside the run
+    workflow's task."""
     return await conn.fetchval(  # type: ignore[no-any-return]
         f"""
         WITH export AS (SELECT team_id FROM batch_exports WHERE id = $2 AND NOT deleted),
@@ -77,7 +46,7 @@ async def start_logged(
         ),
         logged AS (
             INSERT INTO batch_export_logs ({logs.COLUMNS})
-            SELECT export.team_id, $2, run.id, $4, $10, $11 FROM export, run
+            SELECT export.team_id, $2, run.id, $4, $10, $11::text FROM export, run WHERE $11 IS NOT NULL
         )
         SELECT id FROM run
         """,

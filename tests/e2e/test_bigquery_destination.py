@@ -15,11 +15,19 @@ from google.cloud import bigquery
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
-from batch_exports.store import runs
 from contracts.workflows import ExportInputs
 from entrypoints.bigquery import PROJECT, BigQueryEmulator
 from tests.support.bigquery import bigquery_config, client_of, new_dataset, rows
-from tests.support.helpers import capture, create_export, event, insert_events, run_hour, runs_until, start_run
+from tests.support.helpers import (
+    capture,
+    create_export,
+    event,
+    insert_events,
+    run_hour,
+    runs_until,
+    start_run,
+    started_run,
+)
 from tests.support.helpers import trigger_for_last_hour as trigger
 from tests.support.stack import Project
 
@@ -239,7 +247,7 @@ async def test_an_apply_that_landed_is_not_applied_again_and_a_dead_attempts_sta
     sent = await insert_events(project.stack, project.id, [start + timedelta(minutes=i) for i in range(30)])
     export = await create_export(project, {"name": "landed", "interval": "hour", "destination": {
         "type": "BigQuery", "config": bigquery_config(dataset)}})  # fmt: skip
-    run_id = await runs.start(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
+    run_id = await started_run(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
                               workflow_id=f"{export['id']}-landed", workflow_run_id=str(uuid.uuid4()),
                               data_interval_start=start, data_interval_end=end, backfill_id=None)  # fmt: skip
     exporter = Exporter(project.stack.runtime)

@@ -19,7 +19,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.attempts import Checkpoint
 from activities.export import Exporter
-from batch_exports.store import runs
 from contracts.workflows import ExportInputs
 from entrypoints.azurite import Azurite
 from tests.support.bigquery import BigQueryTarget
@@ -32,7 +31,7 @@ from tests.support.destinations import (
     TableTarget,
     Target,
 )
-from tests.support.helpers import create_export, runs_until, start_run
+from tests.support.helpers import create_export, runs_until, start_run, started_run
 from tests.support.posthog_tables import Event, PostHogClickHouse
 from tests.support.receiver import running_receiver
 from tests.support.redshift import RedshiftTarget
@@ -135,7 +134,7 @@ async def test_each_record_once_across_a_resumed_attempt(target: Target) -> None
     sent = await events_in_interval(project)
     config = await target.config()
     export = await export_to(target, config)
-    run_id = await runs.start(
+    run_id = await started_run(
         project.stack.pool,
         batch_export_id=uuid.UUID(export["id"]),
         workflow_id=f"{export['id']}-contract",

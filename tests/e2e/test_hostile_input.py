@@ -24,14 +24,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
-from batch_exports.store import db, event_store, runs
+from batch_exports.store import db, event_store
 from batch_exports.store.event_store import CapturedEvent
 from connectors.destinations import Context, parse_config, run_step
 from connectors.sources.reading import SourceDatabase
 from contracts.workflows import ExportInputs
 from entrypoints.embedded import LOOPBACK, free_port
 from tests.support.destinations import postgres_database, s3_config
-from tests.support.helpers import another_gateway, capture, create_export, event, export_file_now, run_hour
+from tests.support.helpers import another_gateway, capture, create_export, event, export_file_now, run_hour, started_run
 from tests.support.hostile import NOOP, destination, write_only_key
 from tests.support.listeners import listening, loopback_only, redirecting, resolving
 from tests.support.receiver import running_receiver
@@ -481,7 +481,7 @@ async def test_a_source_query_past_its_statement_timeout_fails_the_run_saying_so
         project.id,
         start + timedelta(minutes=1),
     )
-    run_id = await runs.start(
+    run_id = await started_run(
         stack.pool, batch_export_id=uuid.UUID(export["id"]), workflow_id=f"{export['id']}-slow",
         workflow_run_id=str(uuid.uuid4()), data_interval_start=start, data_interval_end=end, backfill_id=None,
     )  # fmt: skip

@@ -23,7 +23,6 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
-from batch_exports.store import runs
 from connectors.destinations import Context, WriteRequest, parse_config, run_step
 from connectors.destinations.warehouses.redshift import MAX_PARAMETERS, RedshiftConfig, RedshiftWriter, column_types
 from contracts.workflows import ExportInputs
@@ -40,6 +39,7 @@ from tests.support.helpers import (
     insert_events,
     run_hour,
     runs_until,
+    started_run,
     trigger_for_last_hour,
 )
 from tests.support.listeners import listening, loopback_only, resolving
@@ -201,7 +201,7 @@ async def test_a_retried_attempt_whose_apply_landed_applies_nothing_and_a_dead_s
     await capture(project, [{**event("signup", "ada"), "$set": {"plan": "free"}}])
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     start = end - timedelta(hours=1)
-    run_id = await runs.start(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
+    run_id = await started_run(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
                               workflow_id=f"{export['id']}-landed", workflow_run_id=str(uuid.uuid4()),
                               data_interval_start=start, data_interval_end=end, backfill_id=None)  # fmt: skip
     exporter = Exporter(project.stack.runtime)
@@ -222,14 +222,14 @@ async def test_a_retried_attempt_whose_apply_landed_applies_nothing_and_a_dead_s
     assert json.loads(applied["properties"]) == {"plan": "free"}
     assert await leftovers(database) == []
 
-    run_id = await runs.start(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
+    run_id = await started_run(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
                               workflow_id=f"{export['id']}-again", workflow_run_id=str(uuid.uuid4()),
                               data_interval_start=start, data_interval_end=end, backfill_id=None)  # fmt: skip
     await attempt(1)  # a new run of the interval: the newer version replaces the row
     (newer,) = await rows(database, "SELECT properties, person_version FROM posthog_exports.persons")
     assert json.loads(newer["properties"]) == {"plan": "pro"} and newer["person_version"] > applied["person_version"]
     await rows(database, "UPDATE posthog_exports.persons SET person_version = 99")  # newer than the source's
-    run_id = await runs.start(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
+    run_id = await started_run(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
                               workflow_id=f"{export['id']}-older", workflow_run_id=str(uuid.uuid4()),
                               data_interval_start=start, data_interval_end=end, backfill_id=None)  # fmt: skip
     await attempt(1)  # an older version than the table's replaces nothing

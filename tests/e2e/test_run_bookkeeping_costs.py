@@ -15,7 +15,7 @@ from batch_exports.store.run_book import PostgresRunBook
 from contracts.statuses import RunStatus
 from contracts.workflows import FinishRunInputs, StartedRun, StartRunInputs
 from tests.support.counting import CountingConnection
-from tests.support.helpers import create_export, runs_until, start_run
+from tests.support.helpers import create_export, runs_until, start_run, started_run
 from tests.support.stack import Project
 
 LOGGER = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ async def _a_run(project: Project) -> tuple[uuid.UUID, uuid.UUID]:
     status, export = await project.request("POST", "batch_exports/", json=body)
     assert status == 201, export
     export_id, end = uuid.UUID(export["id"]), datetime(2026, 1, 1, 1, tzinfo=UTC)
-    run_id = await runs.start(
+    run_id = await started_run(
         project.stack.pool,
         batch_export_id=export_id,
         workflow_id=f"costs-{export_id}",

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
-from batch_exports.store import runs
 from connectors.destinations.network.hosts import HostRefused
 from connectors.destinations.network.proxy import EgressProxy
 from connectors.destinations.warehouses import snowflake_sql as sql
@@ -35,6 +34,7 @@ from tests.support.helpers import (
     run_hour,
     runs_until,
     start_run,
+    started_run,
     trigger_for_last_hour,
 )
 from tests.support.snowflake import new_config, query, table_rows
@@ -162,7 +162,7 @@ async def test_a_retried_attempt_whose_apply_landed_applies_nothing_and_stale_st
         result = await environment.run(exporter.export_interval, ExportInputs(str(run_id), export["id"], start, end))
         assert result.records_completed == 30
 
-    run_id = await runs.start(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
+    run_id = await started_run(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
                               workflow_id=f"{export['id']}-landed", workflow_run_id=str(uuid.uuid4()),
                               data_interval_start=start, data_interval_end=end, backfill_id=None)  # fmt: skip
     stale = f"{STAGE_PREFIX}{run_id.hex}_9"  # what a lost worker's attempt of the run left

@@ -15,7 +15,6 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.export import Exporter
-from batch_exports.store import runs
 from contracts.workflows import ExportInputs
 from tests.support.destinations import bucket, iceberg_metadata, lake_config, read_table, table_commits
 from tests.support.helpers import (
@@ -25,6 +24,7 @@ from tests.support.helpers import (
     insert_events,
     runs_until,
     start_run,
+    started_run,
     trigger_for_last_hour,
 )
 from tests.support.seaweed import SeaweedS3
@@ -130,7 +130,7 @@ async def test_a_commit_that_landed_is_not_applied_again(
         assert result.records_completed == 30
 
     async def new_run() -> uuid.UUID:
-        return await runs.start(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
+        return await started_run(project.stack.pool, batch_export_id=uuid.UUID(export["id"]),
                                 workflow_id=f"{export['id']}-landed", workflow_run_id=str(uuid.uuid4()),
                                 data_interval_start=start, data_interval_end=end, backfill_id=None)  # fmt: skip
 

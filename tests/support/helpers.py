@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from api.app import create_app
 from batch_exports.settings import Settings
+from batch_exports.store import runs
 from batch_exports.temporal.schedules import run_retry_policy
 from contracts import timeouts
 from contracts.intervals import Interval, IntervalSpec, run_workflow_id
@@ -26,6 +27,13 @@ from tests.support.posthog_tables import Event, PostHogClickHouse, ingested
 from tests.support.stack import Project, Stack
 
 T = TypeVar("T")
+
+
+async def started_run(pool: Any, **fields: Any) -> uuid.UUID:
+    """A run recorded as `Starting` (`runs.start`), of an export that is there."""
+    run_id = await runs.start(pool, **fields)
+    assert run_id is not None, f"export {fields.get('batch_export_id')} is gone or deleted"
+    return run_id
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 30, every: float = 0.2) -> T:
